@@ -1,0 +1,274 @@
+//! Collectors that read fast columns: the newest (or oldest) page of events
+//! after a cursor, counts by service and level, and counts per time bucket.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+
+use model::Level;
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
+
+use crate::{Cursor, Order, Stats};
+
+/// Fast-field names the collectors read.
+const TIMESTAMP: &str = "timestamp";
+const TIEBREAK: &str = "tiebreak";
+const SERVICE: &str = "service";
+const LEVEL: &str = "level";
+
+/// The sort key as one number in which "comes first on the page" is "larger",
+/// whatever the order, so one heap serves both orders.
+fn rank(cursor: Cursor, order: Order) -> u128 {
+    let key =
+        (u128::from((cursor.timestamp as u64) ^ (1 << 63)) << 64) | u128::from(cursor.tiebreak);
+    match order {
+        Order::Descending => key,
+        Order::Ascending => !key,
+    }
+}
+
+/// Keeps the first `limit` matching events in sort order that come after a cursor.
+pub(crate) struct TopByTime {
+    pub limit: usize,
+    pub after: Option<Cursor>,
+    pub order: Order,
+}
+
+pub(crate) struct TopByTimeSegment {
+    limit: usize,
+    after: Option<u128>,
+    order: Order,
+    segment: SegmentOrdinal,
+    timestamps: Column<i64>,
+    tiebreaks: Column<u64>,
+    heap: BinaryHeap<Reverse<(u128, Cursor, DocId)>>,
+}
+
+impl Collector for TopByTime {
+    type Fruit = Vec<(Cursor, DocAddress)>;
+    type Child = TopByTimeSegment;
+
+    fn for_segment(
+        &self,
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
+        Ok(TopByTimeSegment {
+            limit: self.limit,
+            after: self.after.map(|cursor| rank(cursor, self.order)),
+            order: self.order,
+            segment,
+            timestamps: reader.fast_fields().i64(TIMESTAMP)?,
+            tiebreaks: reader.fast_fields().u64(TIEBREAK)?,
+            heap: BinaryHeap::with_capacity(self.limit + 1),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<(Cursor, DocAddress)>>) -> tantivy::Result<Self::Fruit> {
+        let mut all: Vec<(u128, Cursor, DocAddress)> = fruits
+            .into_iter()
+            .flatten()
+            .map(|(cursor, address)| (rank(cursor, self.order), cursor, address))
+            .collect();
+        all.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        all.truncate(self.limit);
+        Ok(all
+            .into_iter()
+            .map(|(_, cursor, address)| (cursor, address))
+            .collect())
+    }
+}
+
+impl SegmentCollector for TopByTimeSegment {
+    type Fruit = Vec<(Cursor, DocAddress)>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        if self.limit == 0 {
+            return;
+        }
+        let cursor = Cursor {
+            timestamp: self.timestamps.first(doc).unwrap_or(i64::MIN),
+            tiebreak: self.tiebreaks.first(doc).unwrap_or(0),
+        };
+        let key = rank(cursor, self.order);
+        if self.after.is_some_and(|after| key >= after) {
+            return;
+        }
+        if self.heap.len() < self.limit {
+            self.heap.push(Reverse((key, cursor, doc)));
+        } else if self
+            .heap
+            .peek()
+            .is_some_and(|Reverse((smallest, _, _))| key > *smallest)
+        {
+            self.heap.pop();
+            self.heap.push(Reverse((key, cursor, doc)));
+        }
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        let segment = self.segment;
+        self.heap
+            .into_iter()
+            .map(|Reverse((_, cursor, doc))| (cursor, DocAddress::new(segment, doc)))
+            .collect()
+    }
+}
+
+/// Counts matching events in total, by service and by level.
+pub(crate) struct StatsCollector;
+
+pub(crate) struct StatsSegment {
+    total: u64,
+    services: Option<StrColumn>,
+    service_counts: HashMap<u64, u64>,
+    without_service: u64,
+    levels: Column<u64>,
+    level_counts: [u64; Level::ALL.len()],
+}
+
+impl Collector for StatsCollector {
+    type Fruit = Stats;
+    type Child = StatsSegment;
+
+    fn for_segment(
+        &self,
+        _segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
+        Ok(StatsSegment {
+            total: 0,
+            services: reader.fast_fields().str(SERVICE)?,
+            service_counts: HashMap::new(),
+            without_service: 0,
+            levels: reader.fast_fields().u64(LEVEL)?,
+            level_counts: [0; Level::ALL.len()],
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Stats>) -> tantivy::Result<Stats> {
+        let mut merged = Stats::default();
+        for fruit in fruits {
+            merged.total += fruit.total;
+            for (service, count) in fruit.by_service {
+                *merged.by_service.entry(service).or_default() += count;
+            }
+            for (level, count) in fruit.by_level {
+                *merged.by_level.entry(level).or_default() += count;
+            }
+        }
+        Ok(merged)
+    }
+}
+
+impl SegmentCollector for StatsSegment {
+    type Fruit = Stats;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        self.total += 1;
+        match self
+            .services
+            .as_ref()
+            .and_then(|column| column.ords().first(doc))
+        {
+            Some(ord) => *self.service_counts.entry(ord).or_default() += 1,
+            None => self.without_service += 1,
+        }
+        if let Some(rank) = self.levels.first(doc)
+            && let Some(count) = self.level_counts.get_mut(rank as usize)
+        {
+            *count += 1;
+        }
+    }
+
+    fn harvest(self) -> Stats {
+        let mut by_service = BTreeMap::new();
+        if let Some(column) = &self.services {
+            let mut name = String::new();
+            for (ord, count) in self.service_counts {
+                name.clear();
+                // A failed dictionary read leaves the name empty; counts stay right.
+                let _ = column.ord_to_str(ord, &mut name);
+                *by_service.entry(name.clone()).or_default() += count;
+            }
+        }
+        if self.without_service > 0 {
+            *by_service.entry(String::new()).or_default() += self.without_service;
+        }
+        let by_level = Level::ALL
+            .iter()
+            .zip(self.level_counts)
+            .filter(|(_, count)| *count > 0)
+            .map(|(level, count)| (level.as_str().to_owned(), count))
+            .collect();
+        Stats {
+            total: self.total,
+            by_service,
+            by_level,
+        }
+    }
+}
+
+/// Counts matching events per fixed-width time bucket.
+pub(crate) struct HistogramCollector {
+    pub interval_nanos: i64,
+}
+
+pub(crate) struct HistogramSegment {
+    interval_nanos: i64,
+    timestamps: Column<i64>,
+    counts: BTreeMap<i64, u64>,
+}
+
+impl Collector for HistogramCollector {
+    type Fruit = BTreeMap<i64, u64>;
+    type Child = HistogramSegment;
+
+    fn for_segment(
+        &self,
+        _segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
+        Ok(HistogramSegment {
+            interval_nanos: self.interval_nanos,
+            timestamps: reader.fast_fields().i64(TIMESTAMP)?,
+            counts: BTreeMap::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<BTreeMap<i64, u64>>) -> tantivy::Result<Self::Fruit> {
+        let mut merged = BTreeMap::new();
+        for (start, count) in fruits.into_iter().flatten() {
+            *merged.entry(start).or_default() += count;
+        }
+        Ok(merged)
+    }
+}
+
+impl SegmentCollector for HistogramSegment {
+    type Fruit = BTreeMap<i64, u64>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        if let Some(timestamp) = self.timestamps.first(doc) {
+            let start = timestamp.div_euclid(self.interval_nanos) * self.interval_nanos;
+            *self.counts.entry(start).or_default() += 1;
+        }
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        self.counts
+    }
+}

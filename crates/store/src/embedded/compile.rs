@@ -1,0 +1,405 @@
+//! Turns a parsed query language expression into a tantivy query over the schema.
+//!
+//! Field names resolve here: the modelled fields (`service`, `level`, `message`,
+//! `timestamp`, ids…) map to their columns and anything else is a path into the
+//! attributes, so `metadata.orderId` and `attributes.metadata.orderId` are the same.
+
+use std::ops::Bound;
+
+use model::{Level, Timestamp};
+use query::{Comparison, Predicate, Query};
+use tantivy::Term;
+use tantivy::query::{
+    AllQuery, BooleanQuery, EmptyQuery, InvertedIndexRangeQuery, Occur, PhraseQuery, RangeQuery,
+    TermQuery,
+};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::tokenizer::TextAnalyzer;
+
+use super::schema::Fields;
+use crate::{Filter, StoreError};
+
+type BoxQuery = Box<dyn tantivy::query::Query>;
+
+/// Compiles a whole read filter: tenant, time range and the user's query.
+pub(crate) fn compile_filter(fields: &Fields, filter: &Filter) -> Result<BoxQuery, StoreError> {
+    let compiler = Compiler {
+        fields,
+        tenant: &filter.tenant,
+        analyzer: super::schema::text_analyzer(),
+    };
+    let mut clauses: Vec<(Occur, BoxQuery)> = vec![(
+        Occur::Must,
+        Box::new(TermQuery::new(
+            Term::from_field_text(fields.tenant, &filter.tenant),
+            IndexRecordOption::Basic,
+        )),
+    )];
+    if filter.from.is_some() || filter.to.is_some() {
+        let lower = filter
+            .from
+            .map_or(Bound::Unbounded, |t| Bound::Included(t.nanos()));
+        let upper = filter
+            .to
+            .map_or(Bound::Unbounded, |t| Bound::Excluded(t.nanos()));
+        clauses.push((Occur::Must, timestamp_range(fields.timestamp, lower, upper)));
+    }
+    match &filter.query {
+        Query::All => {}
+        Query::Not(inner) => clauses.push((Occur::MustNot, compiler.compile(inner)?)),
+        other => clauses.push((Occur::Must, compiler.compile(other)?)),
+    }
+    Ok(Box::new(BooleanQuery::new(clauses)))
+}
+
+struct Compiler<'a> {
+    fields: &'a Fields,
+    tenant: &'a str,
+    analyzer: TextAnalyzer,
+}
+
+/// Where a query field name points.
+enum Target {
+    Message,
+    Exact(Field),
+    Id,
+    Level,
+    Timestamp,
+    Attribute(String),
+}
+
+impl Compiler<'_> {
+    fn compile(&self, query: &Query) -> Result<BoxQuery, StoreError> {
+        Ok(match query {
+            Query::All => Box::new(AllQuery),
+            Query::And(children) => {
+                let mut clauses = Vec::with_capacity(children.len() + 1);
+                for child in children {
+                    match child {
+                        Query::Not(inner) => clauses.push((Occur::MustNot, self.compile(inner)?)),
+                        other => clauses.push((Occur::Must, self.compile(other)?)),
+                    }
+                }
+                if clauses.iter().all(|(occur, _)| *occur == Occur::MustNot) {
+                    clauses.push((Occur::Must, Box::new(AllQuery)));
+                }
+                Box::new(BooleanQuery::new(clauses))
+            }
+            Query::Or(children) => Box::new(BooleanQuery::new(
+                children
+                    .iter()
+                    .map(|child| Ok((Occur::Should, self.compile(child)?)))
+                    .collect::<Result<Vec<_>, StoreError>>()?,
+            )),
+            Query::Not(inner) => Box::new(BooleanQuery::new(vec![
+                (Occur::Must, Box::new(AllQuery) as BoxQuery),
+                (Occur::MustNot, self.compile(inner)?),
+            ])),
+            Query::Text(words) | Query::Phrase(words) => self.full_text(words),
+            Query::TextPrefix(prefix) => prefix_query(Term::from_field_text(
+                self.fields.message,
+                &prefix.to_lowercase(),
+            )),
+            Query::Field { field, predicate } => self.field(field, predicate)?,
+        })
+    }
+
+    /// Words of the message, as a term or, if the text cuts into several tokens, a phrase.
+    fn full_text(&self, text: &str) -> BoxQuery {
+        let mut analyzer = self.analyzer.clone();
+        let mut stream = analyzer.token_stream(text);
+        let mut terms = Vec::new();
+        while let Some(token) = stream.next() {
+            terms.push((
+                token.position,
+                Term::from_field_text(self.fields.message, &token.text),
+            ));
+        }
+        match terms.len() {
+            0 => Box::new(EmptyQuery),
+            1 => {
+                let (_, term) = terms.remove(0);
+                Box::new(TermQuery::new(term, IndexRecordOption::Basic))
+            }
+            _ => Box::new(PhraseQuery::new_with_offset(terms)),
+        }
+    }
+
+    fn target(&self, name: &str) -> Result<Target, StoreError> {
+        let fields = self.fields;
+        Ok(match name {
+            "message" | "msg" => Target::Message,
+            "service" => Target::Exact(fields.service),
+            "host" | "hostname" => Target::Exact(fields.host),
+            "trace_id" | "traceId" => Target::Exact(fields.trace_id),
+            "span_id" | "spanId" => Target::Exact(fields.span_id),
+            "user_id" | "userId" => Target::Exact(fields.user_id),
+            "source_ip" => Target::Exact(fields.source_ip),
+            "id" => Target::Id,
+            "level" => Target::Level,
+            "timestamp" => Target::Timestamp,
+            "tenant" | "received_at" | "attributes" => {
+                return Err(StoreError::InvalidQuery(format!(
+                    "field `{name}` cannot be searched"
+                )));
+            }
+            other => Target::Attribute(
+                other
+                    .strip_prefix("attributes.")
+                    .unwrap_or(other)
+                    .to_owned(),
+            ),
+        })
+    }
+
+    fn field(&self, name: &str, predicate: &Predicate) -> Result<BoxQuery, StoreError> {
+        let target = self.target(name)?;
+        match (target, predicate) {
+            (Target::Message, Predicate::Equals(text)) => Ok(self.full_text(text)),
+            (Target::Message, Predicate::Prefix(prefix)) => Ok(prefix_query(
+                Term::from_field_text(self.fields.message, &prefix.to_lowercase()),
+            )),
+            (Target::Exact(field), Predicate::Equals(value)) => {
+                Ok(term_query(Term::from_field_text(field, value)))
+            }
+            (Target::Exact(field), Predicate::Prefix(prefix)) => {
+                Ok(prefix_query(Term::from_field_text(field, prefix)))
+            }
+            (Target::Id, Predicate::Equals(id)) => Ok(term_query(Term::from_field_text(
+                self.fields.uid,
+                &uid(self.tenant, id),
+            ))),
+            (Target::Id, Predicate::Prefix(prefix)) => Ok(prefix_query(Term::from_field_text(
+                self.fields.uid,
+                &uid(self.tenant, prefix),
+            ))),
+            (Target::Level, Predicate::Equals(text)) => Ok(term_query(Term::from_field_u64(
+                self.fields.level,
+                parse_level(text)?.rank(),
+            ))),
+            (Target::Level, Predicate::Compare(comparison, text)) => {
+                let rank = parse_level(text)?.rank();
+                let (lower, upper) = comparison_bounds(*comparison, rank);
+                Ok(level_range(self.fields.level, lower, upper))
+            }
+            (Target::Level, Predicate::Range { lower, upper }) => {
+                let lower = match lower {
+                    Some(text) => Bound::Included(parse_level(text)?.rank()),
+                    None => Bound::Unbounded,
+                };
+                let upper = match upper {
+                    Some(text) => Bound::Included(parse_level(text)?.rank()),
+                    None => Bound::Unbounded,
+                };
+                Ok(level_range(self.fields.level, lower, upper))
+            }
+            (Target::Timestamp, Predicate::Compare(comparison, text)) => {
+                let nanos = parse_timestamp(text)?;
+                let (lower, upper) = comparison_bounds(*comparison, nanos);
+                Ok(timestamp_range(self.fields.timestamp, lower, upper))
+            }
+            (Target::Timestamp, Predicate::Range { lower, upper }) => {
+                let lower = match lower {
+                    Some(text) => Bound::Included(parse_timestamp(text)?),
+                    None => Bound::Unbounded,
+                };
+                let upper = match upper {
+                    Some(text) => Bound::Included(parse_timestamp(text)?),
+                    None => Bound::Unbounded,
+                };
+                Ok(timestamp_range(self.fields.timestamp, lower, upper))
+            }
+            (Target::Attribute(path), Predicate::Equals(value)) => {
+                Ok(self.attribute_equals(&path, value))
+            }
+            (Target::Attribute(path), Predicate::Prefix(prefix)) => {
+                let mut term = self.attribute_term(&path);
+                term.append_type_and_str(&prefix.to_lowercase());
+                Ok(prefix_query(term))
+            }
+            (Target::Attribute(path), Predicate::Compare(comparison, text)) => {
+                let value = parse_number(name, text)?;
+                let (lower, upper) = match comparison {
+                    Comparison::Gt => (Bound::Excluded(value), Bound::Unbounded),
+                    Comparison::Ge => (Bound::Included(value), Bound::Unbounded),
+                    Comparison::Lt => (Bound::Unbounded, Bound::Excluded(value)),
+                    Comparison::Le => (Bound::Unbounded, Bound::Included(value)),
+                };
+                Ok(self.attribute_range(&path, lower, upper))
+            }
+            (Target::Attribute(path), Predicate::Range { lower, upper }) => {
+                let lower = match lower {
+                    Some(text) => Bound::Included(parse_number(name, text)?),
+                    None => Bound::Unbounded,
+                };
+                let upper = match upper {
+                    Some(text) => Bound::Included(parse_number(name, text)?),
+                    None => Bound::Unbounded,
+                };
+                Ok(self.attribute_range(&path, lower, upper))
+            }
+            (Target::Timestamp, _) => Err(StoreError::InvalidQuery(
+                "`timestamp` takes a comparison or a range, e.g. timestamp:>=2026-02-18T12:00:00Z"
+                    .into(),
+            )),
+            (Target::Level, Predicate::Prefix(_)) => Err(StoreError::InvalidQuery(
+                "`level` takes a level name or a comparison, e.g. level:>=warn".into(),
+            )),
+            (_, Predicate::Compare(..) | Predicate::Range { .. }) => {
+                Err(StoreError::InvalidQuery(format!(
+                    "field `{name}` cannot be compared; comparisons apply to level, timestamp and numeric attributes"
+                )))
+            }
+        }
+    }
+
+    fn attribute_term(&self, path: &str) -> Term {
+        Term::from_field_json_path(self.fields.attributes, path, true)
+    }
+
+    /// An attribute equal to `value` as a string (case-insensitively), or as a
+    /// number or boolean when the text reads as one.
+    fn attribute_equals(&self, path: &str, value: &str) -> BoxQuery {
+        let mut alternatives: Vec<(Occur, BoxQuery)> = Vec::with_capacity(2);
+        let mut text = self.attribute_term(path);
+        text.append_type_and_str(&value.to_lowercase());
+        alternatives.push((Occur::Should, term_query(text)));
+        if let Ok(integer) = value.parse::<i64>() {
+            let mut number = self.attribute_term(path);
+            number.append_type_and_fast_value(integer);
+            alternatives.push((Occur::Should, term_query(number)));
+        } else if let Ok(float) = value.parse::<f64>()
+            && float.is_finite()
+        {
+            let mut number = self.attribute_term(path);
+            if float.fract() == 0.0 && float.abs() < 9.0e18 {
+                number.append_type_and_fast_value(float as i64);
+            } else {
+                number.append_type_and_fast_value(float);
+            }
+            alternatives.push((Occur::Should, term_query(number)));
+        } else if let Ok(flag) = value.parse::<bool>() {
+            let mut boolean = self.attribute_term(path);
+            boolean.append_type_and_fast_value(flag);
+            alternatives.push((Occur::Should, term_query(boolean)));
+        }
+        Box::new(BooleanQuery::new(alternatives))
+    }
+
+    /// A numeric attribute within bounds. Integers and fractional numbers are
+    /// indexed as different term types, so both ranges are searched.
+    fn attribute_range(&self, path: &str, lower: Bound<f64>, upper: Bound<f64>) -> BoxQuery {
+        let integer_lower = match lower {
+            Bound::Included(v) => v.ceil(),
+            Bound::Excluded(v) => v.floor() + 1.0,
+            Bound::Unbounded => i64::MIN as f64,
+        };
+        let integer_upper = match upper {
+            Bound::Included(v) => v.floor(),
+            Bound::Excluded(v) => v.ceil() - 1.0,
+            Bound::Unbounded => i64::MAX as f64,
+        };
+        let integer_term = |value: f64| {
+            let mut term = self.attribute_term(path);
+            term.append_type_and_fast_value(value.clamp(i64::MIN as f64, i64::MAX as f64) as i64);
+            term
+        };
+        let float_term = |value: f64| {
+            let mut term = self.attribute_term(path);
+            term.append_type_and_fast_value(value);
+            term
+        };
+        let float_bound = |bound: Bound<f64>, open: f64| match bound {
+            Bound::Included(v) => Bound::Included(float_term(v)),
+            Bound::Excluded(v) => Bound::Excluded(float_term(v)),
+            Bound::Unbounded => Bound::Included(float_term(open)),
+        };
+        let mut alternatives: Vec<(Occur, BoxQuery)> = vec![(
+            Occur::Should,
+            Box::new(InvertedIndexRangeQuery::new(
+                float_bound(lower, f64::NEG_INFINITY),
+                float_bound(upper, f64::INFINITY),
+            )),
+        )];
+        if integer_lower <= integer_upper {
+            alternatives.push((
+                Occur::Should,
+                Box::new(InvertedIndexRangeQuery::new(
+                    Bound::Included(integer_term(integer_lower)),
+                    Bound::Included(integer_term(integer_upper)),
+                )),
+            ));
+        }
+        Box::new(BooleanQuery::new(alternatives))
+    }
+}
+
+/// The key that makes an id unique across tenants.
+pub(crate) fn uid(tenant: &str, id: &str) -> String {
+    format!("{tenant}/{id}")
+}
+
+fn term_query(term: Term) -> BoxQuery {
+    Box::new(TermQuery::new(term, IndexRecordOption::Basic))
+}
+
+/// Every term that starts with the bytes of `term`.
+fn prefix_query(term: Term) -> BoxQuery {
+    let mut upper = term.clone();
+    upper.append_bytes(&[0xff]);
+    Box::new(InvertedIndexRangeQuery::new(
+        Bound::Included(term),
+        Bound::Excluded(upper),
+    ))
+}
+
+fn timestamp_range(field: Field, lower: Bound<i64>, upper: Bound<i64>) -> BoxQuery {
+    let lower = match lower {
+        Bound::Unbounded => Bound::Included(i64::MIN),
+        other => other,
+    };
+    Box::new(RangeQuery::new(
+        lower.map(|v| Term::from_field_i64(field, v)),
+        upper.map(|v| Term::from_field_i64(field, v)),
+    ))
+}
+
+fn level_range(field: Field, lower: Bound<u64>, upper: Bound<u64>) -> BoxQuery {
+    let lower = match lower {
+        Bound::Unbounded => Bound::Included(0),
+        other => other,
+    };
+    Box::new(RangeQuery::new(
+        lower.map(|v| Term::from_field_u64(field, v)),
+        upper.map(|v| Term::from_field_u64(field, v)),
+    ))
+}
+
+fn comparison_bounds<T>(comparison: Comparison, value: T) -> (Bound<T>, Bound<T>) {
+    match comparison {
+        Comparison::Gt => (Bound::Excluded(value), Bound::Unbounded),
+        Comparison::Ge => (Bound::Included(value), Bound::Unbounded),
+        Comparison::Lt => (Bound::Unbounded, Bound::Excluded(value)),
+        Comparison::Le => (Bound::Unbounded, Bound::Included(value)),
+    }
+}
+
+fn parse_level(text: &str) -> Result<Level, StoreError> {
+    text.parse::<Level>()
+        .map_err(|error| StoreError::InvalidQuery(error.to_string()))
+}
+
+fn parse_timestamp(text: &str) -> Result<i64, StoreError> {
+    Timestamp::parse(text)
+        .map(Timestamp::nanos)
+        .map_err(|error| StoreError::InvalidQuery(error.to_string()))
+}
+
+fn parse_number(field: &str, text: &str) -> Result<f64, StoreError> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() => Ok(value),
+        _ => Err(StoreError::InvalidQuery(format!(
+            "field `{field}` is compared with {text:?}, which is not a number"
+        ))),
+    }
+}

@@ -1,0 +1,399 @@
+//! The embedded store: a tantivy index in the data directory.
+//!
+//! Staged events go to tantivy's indexing threads; a commit writes the queue
+//! position into the commit's payload (`meta.json`), so the events and the
+//! position they cover become durable in one atomic step.
+
+mod collect;
+mod compile;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use serde_json::value::RawValue;
+use tantivy::schema::{IndexRecordOption, Value as _};
+use tantivy::store::{Compressor, ZstdCompressor};
+use tantivy::{
+    Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument, Term,
+};
+
+use self::collect::{HistogramCollector, StatsCollector, TopByTime};
+use self::schema::Fields;
+use crate::{
+    Bucket, Cursor, EventStore, Filter, Footprint, HistogramRequest, IncomingEvent, SearchPage,
+    SearchRequest, Stats, StoreError, StoredEvent,
+};
+
+/// How the embedded store is laid out and tuned.
+#[derive(Debug, Clone)]
+pub struct EmbeddedStoreConfig {
+    pub dir: PathBuf,
+    /// Memory tantivy may use to buffer documents before writing a segment.
+    pub writer_memory_bytes: usize,
+    /// Indexing threads.
+    pub indexer_threads: usize,
+    /// Bytes of documents compressed together in the document store; larger
+    /// blocks compress better and make fetching one event slower.
+    pub docstore_block_bytes: usize,
+    /// zstd level of the document store.
+    pub docstore_zstd_level: i32,
+}
+
+impl EmbeddedStoreConfig {
+    /// Defaults for a store under `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        EmbeddedStoreConfig {
+            dir: dir.into(),
+            writer_memory_bytes: 256 * 1024 * 1024,
+            indexer_threads: 1,
+            docstore_block_bytes: 64 * 1024,
+            docstore_zstd_level: 3,
+        }
+    }
+}
+
+/// The tantivy-backed [`EventStore`].
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    index: Index,
+    fields: Fields,
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+}
+
+/// The commit payload: what the last commit covers.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CommitPayload {
+    queue_position: u64,
+}
+
+fn engine(context: &'static str) -> impl FnOnce(tantivy::TantivyError) -> StoreError {
+    move |source| StoreError::Engine { context, source }
+}
+
+impl EmbeddedStore {
+    /// Opens the store in `config.dir`, creating it if empty.
+    pub fn open(config: &EmbeddedStoreConfig) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(&config.dir).map_err(|error| {
+            StoreError::Corrupt(format!("cannot create {}: {error}", config.dir.display()))
+        })?;
+        let (schema, fields) = schema::build();
+        let index = if config.dir.join("meta.json").exists() {
+            let mut index = Index::open_in_dir(&config.dir).map_err(engine("opening the index"))?;
+            if index.schema() != schema {
+                return Err(StoreError::Corrupt(format!(
+                    "the index in {} was written with another schema",
+                    config.dir.display()
+                )));
+            }
+            index.set_tokenizers(schema::tokenizers());
+            index
+        } else {
+            let settings = IndexSettings {
+                docstore_compression: Compressor::Zstd(ZstdCompressor {
+                    compression_level: Some(config.docstore_zstd_level),
+                }),
+                docstore_blocksize: config.docstore_block_bytes,
+                ..IndexSettings::default()
+            };
+            Index::builder()
+                .schema(schema)
+                .settings(settings)
+                .tokenizers(schema::tokenizers())
+                .create_in_dir(&config.dir)
+                .map_err(engine("creating the index"))?
+        };
+        let writer = index
+            .writer_with_num_threads(config.indexer_threads.max(1), config.writer_memory_bytes)
+            .map_err(engine("opening the index writer"))?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(engine("opening the index reader"))?;
+        Ok(EmbeddedStore {
+            inner: Arc::new(Inner {
+                dir: config.dir.clone(),
+                index,
+                fields,
+                reader,
+                writer: Mutex::new(writer),
+            }),
+        })
+    }
+
+    /// Runs blocking index work off the async runtime.
+    async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || work(&inner))
+            .await
+            .map_err(|error| StoreError::Task(error.to_string()))?
+    }
+}
+
+impl Inner {
+    fn writer(&self) -> MutexGuard<'_, IndexWriter> {
+        // A panic while holding the lock leaves nothing half-done that the
+        // writer itself does not recover from, so a poisoned lock is still usable.
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn document(&self, incoming: &IncomingEvent) -> TantivyDocument {
+        let fields = &self.fields;
+        let event = &incoming.event;
+        let mut document = TantivyDocument::new();
+        document.add_text(fields.uid, compile::uid(&event.tenant, &event.id));
+        document.add_text(fields.tenant, &event.tenant);
+        document.add_i64(fields.timestamp, event.timestamp.nanos());
+        document.add_u64(fields.tiebreak, Cursor::tiebreak_of(&event.id));
+        if let Some(service) = &event.service {
+            document.add_text(fields.service, service);
+        }
+        document.add_u64(fields.level, event.level.rank());
+        document.add_text(fields.message, &event.message);
+        let optional = [
+            (fields.host, &event.host),
+            (fields.trace_id, &event.trace_id),
+            (fields.span_id, &event.span_id),
+            (fields.user_id, &event.user_id),
+            (fields.source_ip, &event.source_ip),
+        ];
+        for (field, value) in optional {
+            if let Some(value) = value {
+                document.add_text(field, value);
+            }
+        }
+        if !event.attributes.is_empty() {
+            document.add_object(
+                fields.attributes,
+                event
+                    .attributes
+                    .iter()
+                    .map(|(key, value)| (key.clone(), value.clone().into()))
+                    .collect(),
+            );
+        }
+        document.add_bytes(fields.document, incoming.json.as_bytes());
+        document
+    }
+
+    fn load(
+        &self,
+        searcher: &tantivy::Searcher,
+        address: tantivy::DocAddress,
+    ) -> Result<StoredEvent, StoreError> {
+        let document: TantivyDocument =
+            searcher.doc(address).map_err(engine("reading an event"))?;
+        let bytes = document
+            .get_first(self.fields.document)
+            .and_then(|value| value.as_bytes())
+            .ok_or_else(|| StoreError::Corrupt(format!("event {address:?} has no document")))?;
+        let text = String::from_utf8(bytes.to_vec())
+            .map_err(|_| StoreError::Corrupt(format!("event {address:?} is not UTF-8")))?;
+        RawValue::from_string(text)
+            .map_err(|error| StoreError::Corrupt(format!("event {address:?} is not JSON: {error}")))
+    }
+
+    fn search(&self, request: &SearchRequest) -> Result<SearchPage, StoreError> {
+        let query = compile::compile_filter(&self.fields, &request.filter)?;
+        let searcher = self.reader.searcher();
+        let collector = TopByTime {
+            limit: request.limit + 1,
+            after: request.cursor,
+            order: request.order,
+        };
+        let mut hits = searcher.search(&query, &collector).map_err(query_error)?;
+        let more = hits.len() > request.limit;
+        hits.truncate(request.limit);
+        let next_cursor = if more {
+            hits.last().map(|(cursor, _)| *cursor)
+        } else {
+            None
+        };
+        let events = hits
+            .into_iter()
+            .map(|(_, address)| self.load(&searcher, address))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SearchPage {
+            events,
+            next_cursor,
+        })
+    }
+}
+
+/// Tantivy refuses some queries only when it runs them (e.g. a range it cannot
+/// evaluate); those are the caller's to fix, the rest are ours.
+fn query_error(error: tantivy::TantivyError) -> StoreError {
+    match error {
+        tantivy::TantivyError::InvalidArgument(message) => StoreError::InvalidQuery(message),
+        source => StoreError::Engine {
+            context: "searching",
+            source,
+        },
+    }
+}
+
+#[async_trait]
+impl EventStore for EmbeddedStore {
+    async fn committed_position(&self) -> Result<Option<u64>, StoreError> {
+        self.blocking(|inner| {
+            let metas = inner
+                .index
+                .load_metas()
+                .map_err(engine("reading the last commit"))?;
+            match metas.payload {
+                None => Ok(None),
+                Some(payload) => serde_json::from_str::<CommitPayload>(&payload)
+                    .map(|payload| Some(payload.queue_position))
+                    .map_err(|error| {
+                        StoreError::Corrupt(format!(
+                            "unreadable commit payload {payload:?}: {error}"
+                        ))
+                    }),
+            }
+        })
+        .await
+    }
+
+    async fn stage(&self, events: Vec<IncomingEvent>) -> Result<(), StoreError> {
+        self.blocking(move |inner| {
+            let writer = inner.writer();
+            for incoming in &events {
+                if incoming.replace_existing {
+                    writer.delete_term(Term::from_field_text(
+                        inner.fields.uid,
+                        &compile::uid(&incoming.event.tenant, &incoming.event.id),
+                    ));
+                }
+                writer
+                    .add_document(inner.document(incoming))
+                    .map_err(engine("adding an event"))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn commit(&self, position: u64) -> Result<(), StoreError> {
+        self.blocking(move |inner| {
+            let payload = serde_json::to_string(&CommitPayload {
+                queue_position: position,
+            })
+            .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+            {
+                let mut writer = inner.writer();
+                let mut prepared = writer
+                    .prepare_commit()
+                    .map_err(engine("preparing a commit"))?;
+                prepared.set_payload(&payload);
+                prepared.commit().map_err(engine("committing"))?;
+            }
+            inner
+                .reader
+                .reload()
+                .map_err(engine("reloading the reader"))
+        })
+        .await
+    }
+
+    async fn search(&self, request: SearchRequest) -> Result<SearchPage, StoreError> {
+        self.blocking(move |inner| inner.search(&request)).await
+    }
+
+    async fn get(&self, tenant: &str, id: &str) -> Result<Option<StoredEvent>, StoreError> {
+        let uid = compile::uid(tenant, id);
+        self.blocking(move |inner| {
+            let query = tantivy::query::TermQuery::new(
+                Term::from_field_text(inner.fields.uid, &uid),
+                IndexRecordOption::Basic,
+            );
+            let searcher = inner.reader.searcher();
+            let collector = TopByTime {
+                limit: 1,
+                after: None,
+                order: crate::Order::Descending,
+            };
+            let hits = searcher.search(&query, &collector).map_err(query_error)?;
+            hits.first()
+                .map(|(_, address)| inner.load(&searcher, *address))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn stats(&self, filter: Filter) -> Result<Stats, StoreError> {
+        self.blocking(move |inner| {
+            let query = compile::compile_filter(&inner.fields, &filter)?;
+            inner
+                .reader
+                .searcher()
+                .search(&query, &StatsCollector)
+                .map_err(query_error)
+        })
+        .await
+    }
+
+    async fn histogram(&self, request: HistogramRequest) -> Result<Vec<Bucket>, StoreError> {
+        if request.interval_nanos <= 0 {
+            return Err(StoreError::InvalidQuery(
+                "the interval must be positive".into(),
+            ));
+        }
+        self.blocking(move |inner| {
+            let query = compile::compile_filter(&inner.fields, &request.filter)?;
+            let collector = HistogramCollector {
+                interval_nanos: request.interval_nanos,
+            };
+            let counts = inner
+                .reader
+                .searcher()
+                .search(&query, &collector)
+                .map_err(query_error)?;
+            Ok(counts
+                .into_iter()
+                .map(|(start, count)| Bucket {
+                    start: model::Timestamp::from_nanos(start),
+                    count,
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn footprint(&self) -> Result<Footprint, StoreError> {
+        self.blocking(|inner| {
+            Ok(Footprint {
+                events: inner.reader.searcher().num_docs(),
+                bytes: directory_bytes(&inner.dir),
+            })
+        })
+        .await
+    }
+}
+
+/// The size of the files in a directory (not recursive: tantivy keeps a flat one).
+fn directory_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|entry| entry.metadata().ok())
+                .filter(|metadata| metadata.is_file())
+                .map(|metadata| metadata.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}

@@ -1,0 +1,117 @@
+//! The tantivy schema of the embedded store and the analyzers its fields use.
+
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions, STORED, Schema, TextFieldIndexing,
+    TextOptions,
+};
+use tantivy::tokenizer::{
+    LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer, TextAnalyzer, TokenizerManager,
+};
+
+/// Full text: split on non-alphanumerics, lowercase, no stemming (logs are not
+/// prose: `interrupted` must not match `interrupt`).
+pub(crate) const TEXT_ANALYZER: &str = "logtext";
+/// Exact values compared case-insensitively (attribute values).
+pub(crate) const KEYWORD_ANALYZER: &str = "keyword";
+/// Exact values compared as sent (service, host, ids).
+pub(crate) const EXACT_ANALYZER: &str = "exact";
+
+/// Tokens longer than this are not indexed (they stay in the stored event).
+const MAX_TOKEN_BYTES: usize = 255;
+/// Exact values longer than this are not indexed.
+const MAX_EXACT_BYTES: usize = 1024;
+
+/// Handles to every field, resolved once.
+#[derive(Debug, Clone)]
+pub(crate) struct Fields {
+    /// `tenant/id`: unique key for lookups and replacement.
+    pub uid: Field,
+    pub tenant: Field,
+    /// Event timestamp, nanoseconds since the epoch.
+    pub timestamp: Field,
+    /// Hash of the id that breaks timestamp ties in the sort order.
+    pub tiebreak: Field,
+    pub service: Field,
+    /// [`model::Level::rank`].
+    pub level: Field,
+    pub message: Field,
+    pub host: Field,
+    pub trace_id: Field,
+    pub span_id: Field,
+    pub user_id: Field,
+    pub source_ip: Field,
+    pub attributes: Field,
+    /// The event's canonical JSON, returned as is.
+    pub document: Field,
+}
+
+/// Builds the schema and the handles to its fields.
+pub(crate) fn build() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let exact = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(EXACT_ANALYZER)
+            .set_index_option(IndexRecordOption::Basic)
+            .set_fieldnorms(false),
+    );
+    let text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(TEXT_ANALYZER)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions)
+            .set_fieldnorms(false),
+    );
+    let attributes = JsonObjectOptions::default()
+        .set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(KEYWORD_ANALYZER)
+                .set_index_option(IndexRecordOption::Basic)
+                .set_fieldnorms(false),
+        )
+        .set_expand_dots_enabled();
+
+    let fields = Fields {
+        uid: builder.add_text_field("uid", exact.clone()),
+        tenant: builder.add_text_field("tenant", exact.clone()),
+        timestamp: builder.add_i64_field("timestamp", FAST),
+        tiebreak: builder.add_u64_field("tiebreak", FAST),
+        service: builder.add_text_field("service", exact.clone().set_fast("raw")),
+        level: builder.add_u64_field("level", INDEXED | FAST),
+        message: builder.add_text_field("message", text),
+        host: builder.add_text_field("host", exact.clone()),
+        trace_id: builder.add_text_field("trace_id", exact.clone()),
+        span_id: builder.add_text_field("span_id", exact.clone()),
+        user_id: builder.add_text_field("user_id", exact.clone()),
+        source_ip: builder.add_text_field("source_ip", exact),
+        attributes: builder.add_json_field("attributes", attributes),
+        document: builder.add_bytes_field("document", STORED),
+    };
+    (builder.build(), fields)
+}
+
+/// The analyzers the schema names.
+pub(crate) fn tokenizers() -> TokenizerManager {
+    let manager = TokenizerManager::default();
+    manager.register(TEXT_ANALYZER, text_analyzer());
+    manager.register(
+        KEYWORD_ANALYZER,
+        TextAnalyzer::builder(RawTokenizer::default())
+            .filter(RemoveLongFilter::limit(MAX_EXACT_BYTES))
+            .filter(LowerCaser)
+            .build(),
+    );
+    manager.register(
+        EXACT_ANALYZER,
+        TextAnalyzer::builder(RawTokenizer::default())
+            .filter(RemoveLongFilter::limit(MAX_EXACT_BYTES))
+            .build(),
+    );
+    manager
+}
+
+/// The analyzer of `message`, also used to cut query words the same way.
+pub(crate) fn text_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
+        .filter(LowerCaser)
+        .build()
+}

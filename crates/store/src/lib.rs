@@ -1,0 +1,82 @@
+//! Where processed events live, and how they are searched.
+//!
+//! [`EventStore`] is the seam between the pipeline and query API on one side and
+//! a storage engine on the other. The embedded tantivy store implements it today;
+//! a PostgreSQL store will implement the same trait with the same query semantics.
+//!
+//! Architecture invariant: every read takes a tenant and never returns another
+//! tenant's events, whatever query, id or cursor it is given.
+
+mod cursor;
+pub mod embedded;
+mod request;
+
+use async_trait::async_trait;
+use serde_json::value::RawValue;
+
+pub use cursor::{Cursor, CursorError};
+pub use request::{Bucket, Filter, HistogramRequest, Order, SearchPage, SearchRequest, Stats};
+
+/// One event handed to the store by the pipeline.
+#[derive(Debug, Clone)]
+pub struct IncomingEvent {
+    pub event: model::Event,
+    /// The event's canonical JSON, kept as the stored document.
+    pub json: String,
+    /// Whether an earlier event with the same id must be replaced (the client chose the id).
+    pub replace_existing: bool,
+}
+
+/// What went wrong in a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The query is well-formed but cannot run (unknown level, a range on a text field…).
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error("storage engine error while {context}: {source}")]
+    Engine {
+        context: &'static str,
+        #[source]
+        source: tantivy::TantivyError,
+    },
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("store task failed: {0}")]
+    Task(String),
+}
+
+/// A stored event as the API returns it: its canonical JSON, not re-serialised.
+pub type StoredEvent = Box<RawValue>;
+
+/// A storage engine for events.
+///
+/// Writes come from one pipeline worker at a time: `stage` adds events that stay
+/// invisible until `commit`, which makes them searchable and records the queue
+/// position they cover in the same atomic step. After a crash, `committed_position`
+/// says where the pipeline must resume, so nothing is lost or stored twice.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// The queue position covered by the last commit, if any.
+    async fn committed_position(&self) -> Result<Option<u64>, StoreError>;
+    /// Adds events to the next commit.
+    async fn stage(&self, events: Vec<IncomingEvent>) -> Result<(), StoreError>;
+    /// Makes staged events visible and durable, together with `position`.
+    async fn commit(&self, position: u64) -> Result<(), StoreError>;
+    /// One page of matching events, ordered by timestamp.
+    async fn search(&self, request: SearchRequest) -> Result<SearchPage, StoreError>;
+    /// The event with this id in this tenant.
+    async fn get(&self, tenant: &str, id: &str) -> Result<Option<StoredEvent>, StoreError>;
+    /// Counts of matching events, in total and by service and level.
+    async fn stats(&self, filter: Filter) -> Result<Stats, StoreError>;
+    /// Counts of matching events per time bucket.
+    async fn histogram(&self, request: HistogramRequest) -> Result<Vec<Bucket>, StoreError>;
+    /// Events stored and bytes on disk, for readiness and benchmarks.
+    async fn footprint(&self) -> Result<Footprint, StoreError>;
+}
+
+/// How much a store holds.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Footprint {
+    pub events: u64,
+    pub bytes: u64,
+}
