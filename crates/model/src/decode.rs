@@ -110,6 +110,9 @@ pub struct DecodedBatch {
     pub ids: Vec<String>,
     /// The accepted events as NDJSON, one normalised [`Event`] per line.
     pub ndjson: Vec<u8>,
+    /// Indexes (among accepted events) of those whose id the client chose:
+    /// storing one replaces an earlier event with the same id.
+    pub client_ids: Vec<u32>,
     pub rejected: Vec<Rejection>,
 }
 
@@ -230,6 +233,9 @@ impl DecodedBatch {
         context: &IngestContext,
         limits: &Limits,
     ) {
+        let client_id = object
+            .as_ref()
+            .is_ok_and(|object| object.contains_key("id"));
         let event = object.and_then(|object| Event::from_object(object, context, limits));
         let event = match event {
             Ok(event) => event,
@@ -260,6 +266,9 @@ impl DecodedBatch {
             );
         }
         self.ndjson.push(b'\n');
+        if client_id {
+            self.client_ids.push(self.ids.len() as u32);
+        }
         self.ids.push(event.id);
     }
 

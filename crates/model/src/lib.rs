@@ -7,6 +7,7 @@
 mod decode;
 mod event;
 mod level;
+mod record;
 mod timestamp;
 
 pub use decode::{
@@ -14,6 +15,7 @@ pub use decode::{
 };
 pub use event::{Event, EventError};
 pub use level::Level;
+pub use record::{QueuedEvent, RecordError, decode_record, encode_record};
 pub use timestamp::{Timestamp, TimestampError};
 
 /// The tenant every event belongs to until access control introduces more.

@@ -12,20 +12,11 @@ pub mod embedded;
 mod request;
 
 use async_trait::async_trait;
+use model::QueuedEvent;
 use serde_json::value::RawValue;
 
 pub use cursor::{Cursor, CursorError};
 pub use request::{Bucket, Filter, HistogramRequest, Order, SearchPage, SearchRequest, Stats};
-
-/// One event handed to the store by the pipeline.
-#[derive(Debug, Clone)]
-pub struct IncomingEvent {
-    pub event: model::Event,
-    /// The event's canonical JSON, kept as the stored document.
-    pub json: String,
-    /// Whether an earlier event with the same id must be replaced (the client chose the id).
-    pub replace_existing: bool,
-}
 
 /// What went wrong in a store.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +50,7 @@ pub trait EventStore: Send + Sync + 'static {
     /// The queue position covered by the last commit, if any.
     async fn committed_position(&self) -> Result<Option<u64>, StoreError>;
     /// Adds events to the next commit.
-    async fn stage(&self, events: Vec<IncomingEvent>) -> Result<(), StoreError>;
+    async fn stage(&self, events: Vec<QueuedEvent>) -> Result<(), StoreError>;
     /// Makes staged events visible and durable, together with `position`.
     async fn commit(&self, position: u64) -> Result<(), StoreError>;
     /// One page of matching events, ordered by timestamp.

@@ -2,12 +2,15 @@
 //! finds, in which order, and what a commit makes durable.
 #![allow(clippy::unwrap_used)]
 
-use model::{BatchFormat, IngestContext, Limits, Timestamp, decode_batch};
+use model::{
+    BatchFormat, IngestContext, Limits, QueuedEvent, Timestamp, decode_batch, decode_record,
+    encode_record,
+};
 use serde_json::{Value, json};
 use store::embedded::{EmbeddedStore, EmbeddedStoreConfig};
-use store::{EventStore, Filter, HistogramRequest, IncomingEvent, Order, SearchRequest};
+use store::{EventStore, Filter, HistogramRequest, Order, SearchRequest};
 
-fn incoming(tenant: &str, events: &[Value]) -> Vec<IncomingEvent> {
+fn incoming(tenant: &str, events: &[Value]) -> Vec<QueuedEvent> {
     let body = serde_json::to_vec(events).unwrap();
     let context = IngestContext::new(
         tenant,
@@ -16,19 +19,7 @@ fn incoming(tenant: &str, events: &[Value]) -> Vec<IncomingEvent> {
     );
     let batch = decode_batch(&body, BatchFormat::Json, &context, &Limits::default()).unwrap();
     assert!(batch.rejected.is_empty(), "{:?}", batch.rejected);
-    batch
-        .ndjson
-        .split(|b| *b == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            let json = String::from_utf8(line.to_vec()).unwrap();
-            IncomingEvent {
-                event: serde_json::from_str(&json).unwrap(),
-                json,
-                replace_existing: true,
-            }
-        })
-        .collect()
+    decode_record(&encode_record(&batch)).unwrap()
 }
 
 async fn open(dir: &std::path::Path) -> EmbeddedStore {

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use model::QueuedEvent;
 use serde_json::value::RawValue;
 use tantivy::schema::{IndexRecordOption, Value as _};
 use tantivy::store::{Compressor, ZstdCompressor};
@@ -22,8 +23,8 @@ use tantivy::{
 use self::collect::{HistogramCollector, StatsCollector, TopByTime};
 use self::schema::Fields;
 use crate::{
-    Bucket, Cursor, EventStore, Filter, Footprint, HistogramRequest, IncomingEvent, SearchPage,
-    SearchRequest, Stats, StoreError, StoredEvent,
+    Bucket, Cursor, EventStore, Filter, Footprint, HistogramRequest, SearchPage, SearchRequest,
+    Stats, StoreError, StoredEvent,
 };
 
 /// How the embedded store is laid out and tuned.
@@ -151,7 +152,7 @@ impl Inner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn document(&self, incoming: &IncomingEvent) -> TantivyDocument {
+    fn document(&self, incoming: &QueuedEvent) -> TantivyDocument {
         let fields = &self.fields;
         let event = &incoming.event;
         let mut document = TantivyDocument::new();
@@ -268,7 +269,7 @@ impl EventStore for EmbeddedStore {
         .await
     }
 
-    async fn stage(&self, events: Vec<IncomingEvent>) -> Result<(), StoreError> {
+    async fn stage(&self, events: Vec<QueuedEvent>) -> Result<(), StoreError> {
         self.blocking(move |inner| {
             let writer = inner.writer();
             for incoming in &events {

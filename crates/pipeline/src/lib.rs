@@ -1,0 +1,179 @@
+//! The worker that drains the queue into the store.
+//!
+//! Exactly-once from queue to store: the worker resumes from the queue position
+//! recorded in the store's last commit, stages what it reads, and commits the
+//! events together with the position after them. A crash between two commits
+//! replays exactly the uncommitted records; nothing is lost or stored twice.
+//! Only after a commit does the worker release the queue up to that position.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use queue::{Position, Queue, QueueError};
+use store::{EventStore, StoreError};
+use tokio::sync::watch;
+
+/// When the worker commits and how much it reads at a time.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Commit at least this often while events are staged, so they become
+    /// searchable quickly.
+    pub commit_interval: Duration,
+    /// Commit as soon as this many events are staged.
+    pub commit_events: usize,
+    /// Records read from the queue per round.
+    pub read_records: usize,
+    /// Payload bytes read from the queue per round.
+    pub read_bytes: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            commit_interval: Duration::from_millis(500),
+            commit_events: 500_000,
+            read_records: 64,
+            read_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why the worker stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("queue: {0}")]
+    Queue(#[from] QueueError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error(
+        "the store's last commit covers the queue up to {committed:?}, but the queue now starts at {first:?}: queued events were removed before they were stored"
+    )]
+    Gap {
+        committed: Position,
+        first: Position,
+    },
+}
+
+/// What the worker has done, for readiness checks and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// The queue position covered by the last commit.
+    pub committed: Position,
+    pub committed_events: u64,
+    /// Records that could not be decoded and were skipped (logged at error level).
+    pub skipped_records: u64,
+    pub running: bool,
+}
+
+/// Drains `queue` into `store` until `shutdown` turns true, then commits what
+/// is staged and returns. Progress is published on `progress`.
+pub async fn run(
+    queue: Arc<dyn Queue>,
+    store: Arc<dyn EventStore>,
+    config: WorkerConfig,
+    mut shutdown: watch::Receiver<bool>,
+    progress: watch::Sender<Progress>,
+) -> Result<(), PipelineError> {
+    let first = queue.stats().first;
+    let committed = match store.committed_position().await? {
+        Some(position) => Position(position),
+        None => first,
+    };
+    if committed < first {
+        return Err(PipelineError::Gap { committed, first });
+    }
+    tracing::info!(
+        position = committed.0,
+        "worker resumes from the store's last commit"
+    );
+    progress.send_modify(|p| {
+        p.committed = committed;
+        p.running = true;
+    });
+
+    let mut worker = Worker {
+        queue,
+        store,
+        progress,
+        next: committed,
+        staged: 0,
+        last_commit: Instant::now(),
+    };
+    let result = worker.drain(&config, &mut shutdown).await;
+    // Whatever stopped the loop, keep what is already staged if the store still can.
+    let result = match result {
+        Ok(()) => worker.commit().await,
+        Err(error) => Err(error),
+    };
+    worker.progress.send_modify(|p| p.running = false);
+    result
+}
+
+struct Worker {
+    queue: Arc<dyn Queue>,
+    store: Arc<dyn EventStore>,
+    progress: watch::Sender<Progress>,
+    /// Where the next unread record starts.
+    next: Position,
+    /// Events staged since the last commit.
+    staged: u64,
+    last_commit: Instant,
+}
+
+impl Worker {
+    async fn drain(
+        &mut self,
+        config: &WorkerConfig,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), PipelineError> {
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            let wait = config.commit_interval.min(Duration::from_millis(100));
+            let read = self
+                .queue
+                .read(self.next, config.read_records, config.read_bytes, wait);
+            let records = tokio::select! {
+                records = read => records?,
+                _ = shutdown.changed() => continue,
+            };
+            for record in records {
+                match model::decode_record(&record.payload) {
+                    Ok(events) => {
+                        self.staged += events.len() as u64;
+                        self.store.stage(events).await?;
+                    }
+                    Err(error) => {
+                        tracing::error!(position = record.position.0, %error, "skipping an unreadable queue record");
+                        self.progress.send_modify(|p| p.skipped_records += 1);
+                    }
+                }
+                self.next = record.next;
+            }
+            let due = self.staged >= config.commit_events as u64
+                || self.last_commit.elapsed() >= config.commit_interval;
+            if due {
+                self.commit().await?;
+            }
+        }
+    }
+
+    /// Commits staged events with the position after them, then releases the
+    /// queue up to it. Does nothing if nothing was read since the last commit.
+    async fn commit(&mut self) -> Result<(), PipelineError> {
+        self.last_commit = Instant::now();
+        if self.next == self.progress.borrow().committed {
+            return Ok(());
+        }
+        self.store.commit(self.next.0).await?;
+        self.queue.release(self.next).await?;
+        let (next, staged) = (self.next, self.staged);
+        self.progress.send_modify(|p| {
+            p.committed = next;
+            p.committed_events += staged;
+        });
+        self.staged = 0;
+        Ok(())
+    }
+}

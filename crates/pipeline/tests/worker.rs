@@ -1,0 +1,140 @@
+//! The worker against the real embedded queue and store: everything appended
+//! ends up stored once, across restarts that lose uncommitted work.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use model::{BatchFormat, IngestContext, Limits, Timestamp, decode_batch, encode_record};
+use pipeline::{Progress, WorkerConfig};
+use queue::{EmbeddedQueue, EmbeddedQueueConfig, Queue};
+use store::embedded::{EmbeddedStore, EmbeddedStoreConfig};
+use store::{EventStore, Filter};
+use tokio::sync::watch;
+
+fn record(first: usize, count: usize) -> bytes::Bytes {
+    let events: Vec<serde_json::Value> = (first..first + count)
+        .map(|i| serde_json::json!({"id": format!("ev-{i}"), "message": format!("event number {i}")}))
+        .collect();
+    let context = IngestContext::new("default", Timestamp::from_nanos(1), None);
+    let body = serde_json::to_vec(&events).unwrap();
+    let batch = decode_batch(&body, BatchFormat::Json, &context, &Limits::default()).unwrap();
+    encode_record(&batch).into()
+}
+
+async fn total(store: &Arc<dyn EventStore>) -> u64 {
+    let filter = Filter {
+        tenant: "default".into(),
+        query: query::Query::All,
+        from: None,
+        to: None,
+    };
+    store.stats(filter).await.unwrap().total
+}
+
+struct Running {
+    shutdown: watch::Sender<bool>,
+    progress: watch::Receiver<Progress>,
+    task: tokio::task::JoinHandle<Result<(), pipeline::PipelineError>>,
+}
+
+fn start(queue: Arc<dyn Queue>, store: Arc<dyn EventStore>) -> Running {
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let (progress_tx, progress) = watch::channel(Progress::default());
+    let config = WorkerConfig {
+        commit_interval: Duration::from_millis(20),
+        ..WorkerConfig::default()
+    };
+    let task = tokio::spawn(pipeline::run(
+        queue,
+        store,
+        config,
+        shutdown_rx,
+        progress_tx,
+    ));
+    Running {
+        shutdown,
+        progress,
+        task,
+    }
+}
+
+async fn wait_for_commit(running: &mut Running, position: queue::Position) {
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        running.progress.wait_for(|p| p.committed >= position),
+    )
+    .await
+    .expect("worker commits in time")
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_record_is_stored_once_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let open_queue = || -> Arc<dyn Queue> {
+        Arc::new(EmbeddedQueue::open(EmbeddedQueueConfig::new(dir.path().join("queue"))).unwrap())
+    };
+    let open_store = || -> Arc<dyn EventStore> {
+        Arc::new(EmbeddedStore::open(&EmbeddedStoreConfig::new(dir.path().join("index"))).unwrap())
+    };
+
+    // First run: two records drained and committed, then a clean stop.
+    let queue = open_queue();
+    let store = open_store();
+    queue.append(record(0, 100)).await.unwrap();
+    let (_, end) = queue.append(record(100, 50)).await.unwrap();
+    let mut running = start(Arc::clone(&queue), Arc::clone(&store));
+    wait_for_commit(&mut running, end).await;
+    assert_eq!(total(&store).await, 150);
+    running.shutdown.send(true).unwrap();
+    running.task.await.unwrap().unwrap();
+    assert_eq!(
+        queue.stats().pending_bytes,
+        0,
+        "committed records are released"
+    );
+
+    // Events staged but not committed are lost with the process; the queue still has them.
+    let (_, end) = queue.append(record(150, 25)).await.unwrap();
+    let events = model::decode_record(&record(150, 25)).unwrap();
+    store.stage(events).await.unwrap();
+    drop(store);
+    queue.close().await;
+    drop(queue);
+
+    // Second run replays from the last commit: 25 new events, no duplicates.
+    let queue = open_queue();
+    let store = open_store();
+    assert_eq!(total(&store).await, 150);
+    let mut running = start(Arc::clone(&queue), Arc::clone(&store));
+    wait_for_commit(&mut running, end).await;
+    assert_eq!(total(&store).await, 175);
+    // A client re-sending ids it already sent replaces rather than duplicates.
+    let (_, end) = queue.append(record(0, 10)).await.unwrap();
+    wait_for_commit(&mut running, end).await;
+    assert_eq!(total(&store).await, 175);
+    assert_eq!(running.progress.borrow().committed_events, 35);
+    running.shutdown.send(true).unwrap();
+    running.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn unreadable_records_are_skipped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue: Arc<dyn Queue> =
+        Arc::new(EmbeddedQueue::open(EmbeddedQueueConfig::new(dir.path().join("q"))).unwrap());
+    let store: Arc<dyn EventStore> =
+        Arc::new(EmbeddedStore::open(&EmbeddedStoreConfig::new(dir.path().join("i"))).unwrap());
+    queue
+        .append(bytes::Bytes::from_static(b"not a record"))
+        .await
+        .unwrap();
+    let (_, end) = queue.append(record(0, 3)).await.unwrap();
+    let mut running = start(Arc::clone(&queue), Arc::clone(&store));
+    wait_for_commit(&mut running, end).await;
+    assert_eq!(running.progress.borrow().skipped_records, 1);
+    assert_eq!(total(&store).await, 3);
+    running.shutdown.send(true).unwrap();
+    running.task.await.unwrap().unwrap();
+}
