@@ -82,6 +82,8 @@ pub async fn run(
     if committed < first {
         return Err(PipelineError::Gap { committed, first });
     }
+    // The queue forgets releases across restarts; what the store holds is released.
+    queue.release(committed).await?;
     tracing::info!(
         position = committed.0,
         "worker resumes from the store's last commit"

@@ -117,6 +117,21 @@ async fn every_record_is_stored_once_across_restarts() {
     assert_eq!(running.progress.borrow().committed_events, 35);
     running.shutdown.send(true).unwrap();
     running.task.await.unwrap().unwrap();
+    queue.close().await;
+    drop((queue, store));
+
+    // A restart with nothing new to read still releases what the store holds.
+    let queue = open_queue();
+    let store = open_store();
+    assert!(
+        queue.stats().pending_bytes > 0,
+        "the queue alone does not know what was consumed"
+    );
+    let mut running = start(Arc::clone(&queue), Arc::clone(&store));
+    running.progress.wait_for(|p| p.running).await.unwrap();
+    assert_eq!(queue.stats().pending_bytes, 0);
+    running.shutdown.send(true).unwrap();
+    running.task.await.unwrap().unwrap();
 }
 
 #[tokio::test]

@@ -75,7 +75,7 @@ impl Collector for TopByTime {
             .flatten()
             .map(|(cursor, address)| (rank(cursor, self.order), cursor, address))
             .collect();
-        all.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        all.sort_unstable_by_key(|entry| Reverse(entry.0));
         all.truncate(self.limit);
         Ok(all
             .into_iter()

@@ -1,0 +1,109 @@
+//! The one error type of the API and its JSON body:
+//! `{"status", "code", "message", "where"?, "errors"?}`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::Value;
+
+/// An error answer. Server-side failures are logged and answered without internals.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Where in the request the problem is (`{"line": 2, "column": 3}`, `{"parameter": "q", "position": 4}`…).
+    pub location: Option<Box<Value>>,
+    /// Per-event errors of a batch.
+    pub errors: Option<Box<Value>>,
+    pub retry_after_seconds: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    status: u16,
+    code: &'a str,
+    message: &'a str,
+    #[serde(rename = "where", skip_serializing_if = "Option::is_none")]
+    location: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a Value>,
+}
+
+impl ApiError {
+    /// An error with a status, a stable code and a message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            location: None,
+            errors: None,
+            retry_after_seconds: None,
+        }
+    }
+
+    /// A 400 for the client's request.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// A 500 whose cause is logged but not shown.
+    pub fn internal(context: &str, error: &dyn std::error::Error) -> Self {
+        tracing::error!(%error, "{context}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("internal error while {context}; see the server log"),
+        )
+    }
+
+    /// Says where the problem is.
+    pub fn at(mut self, location: Value) -> Self {
+        self.location = Some(Box::new(location));
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            status: self.status.as_u16(),
+            code: self.code,
+            message: &self.message,
+            location: self.location.as_deref(),
+            errors: self.errors.as_deref(),
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after_seconds {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl From<store::StoreError> for ApiError {
+    fn from(error: store::StoreError) -> Self {
+        match error {
+            store::StoreError::InvalidQuery(message) => {
+                ApiError::bad_request("invalid_query", message)
+                    .at(serde_json::json!({"parameter": "q"}))
+            }
+            other => ApiError::internal("reading the store", &other),
+        }
+    }
+}
+
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not accept that method",
+    )
+}

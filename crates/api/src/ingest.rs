@@ -1,0 +1,218 @@
+//! `POST /v1/logs`: decode, validate, enqueue durably, then answer 202.
+//!
+//! The answer is written only after [`queue::Queue::append`] returns, which is
+//! after the record is fsynced: an acknowledged event survives a crash.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use model::{BatchFormat, DecodeError, DecodedBatch, IngestContext, Rejection, Timestamp};
+use queue::QueueError;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::decompress::{Encoding, decompress};
+use crate::{ApiError, AppState};
+
+#[derive(Serialize)]
+struct Accepted<'a> {
+    accepted: usize,
+    rejected: usize,
+    ids: &'a [String],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: Vec<RejectionBody<'a>>,
+}
+
+#[derive(Serialize)]
+struct RejectionBody<'a> {
+    index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<usize>,
+    code: &'a str,
+    message: &'a str,
+}
+
+impl<'a> From<&'a Rejection> for RejectionBody<'a> {
+    fn from(rejection: &'a Rejection) -> Self {
+        RejectionBody {
+            index: rejection.index,
+            line: rejection.line,
+            code: rejection.code,
+            message: &rejection.message,
+        }
+    }
+}
+
+pub(crate) async fn ingest(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let format = batch_format(header_str(&headers, header::CONTENT_TYPE.as_str()))?;
+    let encoding = Encoding::from_header(header_str(&headers, header::CONTENT_ENCODING.as_str()))?;
+    let limits = state.limits.clone();
+    let body = read_body(body, limits.max_body_bytes).await?;
+
+    let context = IngestContext::new(
+        model::DEFAULT_TENANT,
+        Timestamp::now(),
+        Some(peer.ip().to_string()),
+    );
+    let decoded = tokio::task::spawn_blocking(move || {
+        let body = decompress(encoding, body, limits.max_decompressed_bytes)?;
+        model::decode_batch(&body, format, &context, &limits.events).map_err(decode_error)
+    })
+    .await
+    .map_err(|error| ApiError::internal("decoding a request", &error))??;
+
+    if decoded.ids.is_empty() {
+        let errors: Vec<RejectionBody> = decoded.rejected.iter().map(RejectionBody::from).collect();
+        let mut error = ApiError::bad_request(
+            "invalid_events",
+            "no event in the request is valid; see errors",
+        );
+        error.errors = Some(Box::new(json!(errors)));
+        return Err(error);
+    }
+    enqueue(&state, &decoded).await?;
+    let answer = Accepted {
+        accepted: decoded.ids.len(),
+        rejected: decoded.rejected.len(),
+        ids: &decoded.ids,
+        errors: decoded.rejected.iter().map(RejectionBody::from).collect(),
+    };
+    Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
+}
+
+async fn enqueue(state: &AppState, decoded: &DecodedBatch) -> Result<(), ApiError> {
+    let record = model::encode_record(decoded);
+    match state.queue.append(record.into()).await {
+        Ok(_) => Ok(()),
+        Err(QueueError::Full {
+            pending_bytes,
+            max_bytes,
+        }) => {
+            let mut error = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "queue_full",
+                format!(
+                    "the ingest queue is full ({pending_bytes} of {max_bytes} bytes waiting to be indexed); retry later"
+                ),
+            );
+            error.retry_after_seconds = Some(1);
+            Err(error)
+        }
+        Err(QueueError::RecordTooLarge { size, max }) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the accepted events take {size} bytes; one request may carry at most {max}"),
+        )),
+        Err(QueueError::Closed) => {
+            let mut error = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the server is shutting down",
+            );
+            error.retry_after_seconds = Some(1);
+            Err(error)
+        }
+        Err(other) => Err(ApiError::internal("writing to the queue", &other)),
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// JSON (one object or an array) or NDJSON, by content type; JSON if absent.
+fn batch_format(content_type: Option<&str>) -> Result<BatchFormat, ApiError> {
+    let Some(content_type) = content_type else {
+        return Ok(BatchFormat::Json);
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" | "text/json" => Ok(BatchFormat::Json),
+        "application/x-ndjson"
+        | "application/ndjson"
+        | "application/jsonl"
+        | "application/x-jsonlines"
+        | "application/jsonlines" => Ok(BatchFormat::Ndjson),
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "Content-Type {content_type:?} is not supported; use application/json or application/x-ndjson"
+            ),
+        )),
+    }
+}
+
+async fn read_body(body: Body, max: usize) -> Result<bytes::Bytes, ApiError> {
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request body exceeds {max} bytes"),
+        )),
+        Err(error) => Err(ApiError::bad_request(
+            "unreadable_body",
+            format!("the request body could not be read: {error}"),
+        )),
+    }
+}
+
+fn decode_error(error: DecodeError) -> ApiError {
+    let location = match &error {
+        DecodeError::InvalidUtf8 { offset } => Some(json!({"byte": offset})),
+        DecodeError::MalformedJson { line, column, .. } => {
+            Some(json!({"line": line, "column": column}))
+        }
+        _ => None,
+    };
+    let code = error.code();
+    let mut api = ApiError::bad_request(code, error.to_string());
+    if let DecodeError::TooManyEvents { .. } = error {
+        api.status = StatusCode::PAYLOAD_TOO_LARGE;
+    }
+    api.location = location.map(Box::new);
+    api
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_select_the_format() {
+        let cases = [
+            (None, Some(BatchFormat::Json)),
+            (Some("application/json"), Some(BatchFormat::Json)),
+            (
+                Some("Application/JSON; charset=utf-8"),
+                Some(BatchFormat::Json),
+            ),
+            (Some("application/x-ndjson"), Some(BatchFormat::Ndjson)),
+            (Some("application/jsonl"), Some(BatchFormat::Ndjson)),
+            (Some("text/plain"), None),
+            (Some("application/x-www-form-urlencoded"), None),
+        ];
+        for (content_type, expected) in cases {
+            assert_eq!(
+                batch_format(content_type).ok(),
+                expected,
+                "{content_type:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The read endpoints: search with cursor pagination, one event by id, stats
+//! and the histogram. Every read is scoped to the caller's tenant.
+
+use std::time::Instant;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use model::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use serde_json::value::RawValue;
+use store::{Bucket, Cursor, Filter, HistogramRequest, Order, SearchRequest, Stats};
+
+use crate::{ApiError, AppState};
+
+/// Page size when `limit` is absent.
+const DEFAULT_LIMIT: usize = 100;
+/// The largest page.
+const MAX_LIMIT: usize = 1000;
+
+/// The parameters every read shares.
+#[derive(Debug, Deserialize)]
+pub(crate) struct FilterParams {
+    q: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SearchParams {
+    #[serde(flatten)]
+    filter: FilterParams,
+    limit: Option<String>,
+    cursor: Option<String>,
+    order: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct HistogramParams {
+    #[serde(flatten)]
+    filter: FilterParams,
+    interval: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SearchAnswer {
+    events: Vec<Box<RawValue>>,
+    next_cursor: Option<String>,
+    took_ms: f64,
+}
+
+#[derive(Serialize)]
+struct StatsAnswer {
+    #[serde(flatten)]
+    stats: Stats,
+    took_ms: f64,
+}
+
+#[derive(Serialize)]
+struct HistogramAnswer {
+    interval: String,
+    buckets: Vec<Bucket>,
+    took_ms: f64,
+}
+
+fn params<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query
+        .map(|Query(params)| params)
+        .map_err(|rejection| ApiError::bad_request("invalid_parameter", rejection.body_text()))
+}
+
+fn invalid_parameter(parameter: &str, message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_parameter", message).at(json!({"parameter": parameter}))
+}
+
+fn millis_since(start: Instant) -> f64 {
+    (start.elapsed().as_secs_f64() * 1e6).round() / 1e3
+}
+
+impl FilterParams {
+    fn into_filter(self, tenant: &str) -> Result<Filter, ApiError> {
+        let text = self.q.unwrap_or_default();
+        let query = query::parse(&text).map_err(|error| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("{} (in q at byte {})", error.message, error.position),
+            )
+            .at(json!({"parameter": "q", "position": error.position}))
+        })?;
+        let time = |name: &str, value: Option<String>| {
+            value
+                .filter(|text| !text.trim().is_empty())
+                .map(|text| {
+                    Timestamp::parse(&text)
+                        .map_err(|error| invalid_parameter(name, error.to_string()))
+                })
+                .transpose()
+        };
+        Ok(Filter {
+            tenant: tenant.to_owned(),
+            query,
+            from: time("from", self.from)?,
+            to: time("to", self.to)?,
+        })
+    }
+}
+
+pub(crate) async fn search(
+    State(state): State<AppState>,
+    query: Result<Query<SearchParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let params = params(query)?;
+    let limit = match params.limit.as_deref() {
+        None | Some("") => DEFAULT_LIMIT,
+        Some(text) => match text.parse::<usize>() {
+            Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => limit,
+            _ => {
+                return Err(invalid_parameter(
+                    "limit",
+                    format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+                ));
+            }
+        },
+    };
+    let cursor = match params.cursor.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(
+            text.parse::<Cursor>()
+                .map_err(|error| invalid_parameter("cursor", error.to_string()))?,
+        ),
+    };
+    let order = match params.order.as_deref() {
+        None | Some("") | Some("desc") => Order::Descending,
+        Some("asc") => Order::Ascending,
+        Some(_) => return Err(invalid_parameter("order", "order must be asc or desc")),
+    };
+    let request = SearchRequest {
+        filter: params.filter.into_filter(model::DEFAULT_TENANT)?,
+        limit,
+        cursor,
+        order,
+    };
+    let page = state.store.search(request).await?;
+    Ok(axum::Json(SearchAnswer {
+        events: page.events,
+        next_cursor: page.next_cursor.map(|cursor| cursor.to_string()),
+        took_ms: millis_since(started),
+    })
+    .into_response())
+}
+
+pub(crate) async fn get_event(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    match state.store.get(model::DEFAULT_TENANT, &id).await? {
+        Some(event) => Ok(axum::Json(event).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no event with id {id:?}"),
+        )),
+    }
+}
+
+pub(crate) async fn stats(
+    State(state): State<AppState>,
+    query: Result<Query<FilterParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let filter = params(query)?.into_filter(model::DEFAULT_TENANT)?;
+    let stats = state.store.stats(filter).await?;
+    Ok(axum::Json(StatsAnswer {
+        stats,
+        took_ms: millis_since(started),
+    })
+    .into_response())
+}
+
+pub(crate) async fn histogram(
+    State(state): State<AppState>,
+    query: Result<Query<HistogramParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let params = params(query)?;
+    let interval = params.interval.unwrap_or_else(|| "1m".to_owned());
+    let interval_nanos = parse_interval(&interval).ok_or_else(|| {
+        invalid_parameter(
+            "interval",
+            "interval must be a positive number with a unit: ms, s, m, h or d (e.g. 30s, 1m, 1h)",
+        )
+    })?;
+    let request = HistogramRequest {
+        filter: params.filter.into_filter(model::DEFAULT_TENANT)?,
+        interval_nanos,
+    };
+    let buckets = state.store.histogram(request).await?;
+    Ok(axum::Json(HistogramAnswer {
+        interval,
+        buckets,
+        took_ms: millis_since(started),
+    })
+    .into_response())
+}
+
+/// Reads `500ms`, `30s`, `1m`, `2h`, `1d` as nanoseconds.
+fn parse_interval(text: &str) -> Option<i64> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number.parse().ok().filter(|n| *n > 0)?;
+    let unit_nanos: i64 = match unit {
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "d" => 86_400_000_000_000,
+        _ => return None,
+    };
+    number.checked_mul(unit_nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_interval;
+
+    #[test]
+    fn intervals_parse() {
+        assert_eq!(parse_interval("1m"), Some(60_000_000_000));
+        assert_eq!(parse_interval("500ms"), Some(500_000_000));
+        assert_eq!(parse_interval("2h"), Some(7_200_000_000_000));
+        for bad in ["", "m", "0s", "1", "1w", "-1s", "1.5m", "99999999999999d"] {
+            assert_eq!(parse_interval(bad), None, "{bad}");
+        }
+    }
+}

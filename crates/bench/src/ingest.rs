@@ -1,0 +1,699 @@
+//! The ingest load generator behind `logbook bench ingest`: several keep-alive
+//! connections posting pre-built NDJSON batches to `/v1/logs` as fast as the server
+//! acknowledges them, then (optionally) waiting for the queue to drain into the store.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+use crate::client::{HttpClient, Response, body_excerpt};
+use crate::events::{Batch, Source, build_pool, now_ms, time_seed};
+use crate::progress::progress_bar;
+use crate::stats::{LatencySummary, thousands};
+
+/// Content type of the request bodies.
+const NDJSON: &str = "application/x-ndjson";
+/// The request pool is built up to about this many bytes.
+const POOL_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// How many distinct lines the built-in generator makes.
+const GENERATED_LINES: usize = 20_000;
+/// The run length when neither `--duration` nor `--events` is given.
+const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+/// The pause after a 503 without `Retry-After`, or after a transport error.
+const BACKOFF: Duration = Duration::from_millis(50);
+/// The longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+/// How often `/readyz` is polled while waiting for the queue to drain.
+const DRAIN_POLL: Duration = Duration::from_millis(200);
+/// Waiting for the drain fails after this long without any progress.
+const DRAIN_STALL: Duration = Duration::from_secs(120);
+
+/// Options of `logbook bench ingest`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct IngestArgs {
+    /// Base URL of the Logbook server.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Concurrent keep-alive connections, each sending one request at a time.
+    #[arg(long, default_value_t = 8)]
+    pub connections: usize,
+    /// Events per request.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Run for this many seconds (default 10 unless --events is given).
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Stop after sending this many events.
+    #[arg(long)]
+    pub events: Option<u64>,
+    /// Log files to replay, one event per line; synthetic events when none are given.
+    #[arg(long = "file")]
+    pub files: Vec<PathBuf>,
+    /// After the load, poll /readyz until the queue is drained; report drain time and
+    /// storage size.
+    #[arg(long)]
+    pub wait_drained: bool,
+    /// Print the report as one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Show no progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// The outcome of an ingest run.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestReport {
+    /// The server's base URL.
+    pub url: String,
+    /// Concurrent connections used.
+    pub connections: usize,
+    /// Events per request (the last request of an `--events` run may carry fewer).
+    pub batch: usize,
+    /// Events the server accepted (the `accepted` count of its 2xx answers).
+    pub events_accepted: u64,
+    /// Events in bodies the server answered 2xx but did not accept (failed validation).
+    pub events_rejected: u64,
+    /// Requests answered 2xx.
+    pub requests: u64,
+    /// Requests that failed: any status but 2xx and 503, or a transport error.
+    pub errors: u64,
+    /// Requests answered 503 (queue full) and retried.
+    pub backpressure_retries: u64,
+    /// Wall-clock time of the load, in seconds.
+    pub elapsed_secs: f64,
+    /// Accepted events per second.
+    pub events_per_sec: f64,
+    /// Request body bytes of requests answered 2xx.
+    pub bytes_sent: u64,
+    /// Request body megabytes (10^6 bytes) per second.
+    pub mb_per_sec: f64,
+    /// Mean size of one NDJSON event line, in bytes.
+    pub mean_event_bytes: f64,
+    /// Time from sending a request to having read its 2xx answer.
+    pub ack_latency: LatencySummary,
+    /// The first error seen (status and body, or the transport error).
+    pub first_error: Option<String>,
+    /// Present with `--wait-drained`.
+    pub drain: Option<DrainReport>,
+}
+
+/// What happened after the load, with `--wait-drained`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrainReport {
+    /// Seconds from the end of the load until the queue was seen empty.
+    pub drain_secs: f64,
+    /// `store.events` from `/readyz` (all events stored, not only this run's).
+    pub store_events: u64,
+    /// `store.bytes` from `/readyz`.
+    pub store_bytes: u64,
+    /// `store_bytes / store_events`.
+    pub store_bytes_per_event: f64,
+    /// `store_bytes` divided by the NDJSON bytes this run sent.
+    pub store_to_raw_ratio: f64,
+}
+
+/// Runs the ingest load described by `args` and reports what happened.
+pub async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
+    if args.connections == 0 {
+        bail!("--connections must be at least 1");
+    }
+    if args.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let duration = match (args.duration, args.events) {
+        (Some(seconds), _) => Some(Duration::from_secs(seconds)),
+        (None, Some(_)) => None,
+        (None, None) => Some(DEFAULT_DURATION),
+    };
+
+    let pool = {
+        let files = args.files.clone();
+        let batch = args.batch;
+        let max_events = args
+            .events
+            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Batch>> {
+            let sources = if files.is_empty() {
+                Source::generated(GENERATED_LINES.min(max_events.max(1)), time_seed())
+            } else {
+                files
+                    .iter()
+                    .map(|path| Source::read(path))
+                    .collect::<anyhow::Result<_>>()?
+            };
+            build_pool(&sources, batch, max_events, POOL_MAX_BYTES, now_ms())
+        })
+        .await??
+    };
+
+    let mut clients = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        clients.push(HttpClient::connect(&args.url).await?);
+    }
+
+    let progress = progress_bar(args.quiet, args.events, "events")?;
+    let pool = Arc::new(pool);
+    let remaining = Arc::new(args.events.map(AtomicU64::new));
+    let start = Instant::now();
+    let deadline = duration.map(|d| start + d);
+    let stride = clients.len();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(index, client)| {
+            let sender = Sender {
+                client,
+                pool: Arc::clone(&pool),
+                remaining: Arc::clone(&remaining),
+                deadline,
+                progress: progress.clone(),
+                stats: SenderStats::default(),
+            };
+            tokio::spawn(sender.run(index, stride))
+        })
+        .collect();
+    let mut totals = SenderStats::default();
+    for task in tasks {
+        totals.merge(task.await.context("ingest task panicked")?);
+    }
+    let elapsed = start.elapsed();
+    progress.finish_and_clear();
+
+    let drain = if args.wait_drained {
+        Some(wait_drained(&args.url, Instant::now(), totals.bytes, args.quiet).await?)
+    } else {
+        None
+    };
+
+    let seconds = elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
+    Ok(IngestReport {
+        url: args.url.clone(),
+        connections: args.connections,
+        batch: args.batch,
+        events_accepted: totals.accepted,
+        events_rejected: totals.events_sent.saturating_sub(totals.accepted),
+        requests: totals.requests,
+        errors: totals.errors,
+        backpressure_retries: totals.backpressure,
+        elapsed_secs: elapsed.as_secs_f64(),
+        events_per_sec: totals.accepted as f64 / seconds,
+        bytes_sent: totals.bytes,
+        mb_per_sec: totals.bytes as f64 / 1e6 / seconds,
+        mean_event_bytes: ratio(totals.bytes, totals.events_sent),
+        ack_latency: LatencySummary::from_durations(&totals.latencies),
+        first_error: totals.first_error,
+        drain,
+    })
+}
+
+/// What one connection counted.
+#[derive(Debug, Default)]
+struct SenderStats {
+    accepted: u64,
+    events_sent: u64,
+    requests: u64,
+    errors: u64,
+    backpressure: u64,
+    bytes: u64,
+    latencies: Vec<Duration>,
+    first_error: Option<String>,
+}
+
+impl SenderStats {
+    fn merge(&mut self, other: SenderStats) {
+        self.accepted += other.accepted;
+        self.events_sent += other.events_sent;
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.backpressure += other.backpressure;
+        self.bytes += other.bytes;
+        self.latencies.extend(other.latencies);
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+
+    fn error(&mut self, message: impl FnOnce() -> String) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(message());
+        }
+    }
+}
+
+/// One connection's sending loop.
+struct Sender {
+    client: HttpClient,
+    pool: Arc<Vec<Batch>>,
+    /// Events still to send, with `--events`.
+    remaining: Arc<Option<AtomicU64>>,
+    deadline: Option<Instant>,
+    progress: ProgressBar,
+    stats: SenderStats,
+}
+
+impl Sender {
+    /// Sends pool batches `first`, `first + stride`, … until time or events run out.
+    async fn run(mut self, first: usize, stride: usize) -> SenderStats {
+        let mut next = first;
+        while !self.past_deadline() {
+            let batch = &self.pool[next % self.pool.len()];
+            next += stride;
+            let Some(count) = claim(self.remaining.as_ref().as_ref(), batch.events()) else {
+                break;
+            };
+            let body = batch.prefix(count);
+            self.deliver(body, count).await;
+        }
+        self.stats
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+    }
+
+    /// Posts one body, retrying it while the server answers 503 (unless time runs out).
+    async fn deliver(&mut self, body: Bytes, count: usize) {
+        loop {
+            let sent = Instant::now();
+            let result = self.client.post("/v1/logs", NDJSON, body.clone()).await;
+            let latency = sent.elapsed();
+            let response = match result {
+                Ok(response) => response,
+                Err(error) => {
+                    self.stats.error(|| format!("{error:#}"));
+                    tokio::time::sleep(BACKOFF).await;
+                    return;
+                }
+            };
+            match response.status {
+                200..=299 => {
+                    let accepted = accepted_count(&response).unwrap_or(count as u64);
+                    self.stats.requests += 1;
+                    self.stats.accepted += accepted;
+                    self.stats.events_sent += count as u64;
+                    self.stats.bytes += body.len() as u64;
+                    self.stats.latencies.push(latency);
+                    self.progress.inc(accepted);
+                    return;
+                }
+                503 => {
+                    self.stats.backpressure += 1;
+                    let mut pause = retry_after(&response).unwrap_or(BACKOFF);
+                    if let Some(deadline) = self.deadline {
+                        pause = pause.min(deadline.saturating_duration_since(Instant::now()));
+                    }
+                    tokio::time::sleep(pause).await;
+                    if self.past_deadline() {
+                        return;
+                    }
+                }
+                status => {
+                    self.stats
+                        .error(|| format!("HTTP {status}: {}", body_excerpt(&response.body)));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Takes up to `want` events from the shared budget (`None` = unlimited); `None` once
+/// the budget is spent.
+fn claim(remaining: Option<&AtomicU64>, want: usize) -> Option<usize> {
+    let Some(remaining) = remaining else {
+        return Some(want);
+    };
+    let want = want as u64;
+    remaining
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+            (left > 0).then(|| left.saturating_sub(want))
+        })
+        .ok()
+        .map(|before| before.min(want) as usize)
+}
+
+/// The `accepted` count of an ingest answer.
+fn accepted_count(response: &Response) -> Option<u64> {
+    response.json().ok()?.get("accepted")?.as_u64()
+}
+
+/// `Retry-After` in (whole) seconds, capped.
+fn retry_after(response: &Response) -> Option<Duration> {
+    let seconds: u64 = response
+        .headers
+        .get(hyper::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
+}
+
+/// Polls `/readyz` until the queue is empty and the store's event count holds still.
+async fn wait_drained(
+    url: &str,
+    load_end: Instant,
+    raw_bytes: u64,
+    quiet: bool,
+) -> anyhow::Result<DrainReport> {
+    let progress = progress_bar(quiet, None, "polls")?;
+    let result = poll_until_drained(url, load_end, raw_bytes, &progress).await;
+    progress.finish_and_clear();
+    result
+}
+
+async fn poll_until_drained(
+    url: &str,
+    load_end: Instant,
+    raw_bytes: u64,
+    progress: &ProgressBar,
+) -> anyhow::Result<DrainReport> {
+    let mut client = HttpClient::connect(url).await?;
+    // When the queue was first seen empty with the store count that has held since.
+    let mut empty_since: Option<(Instant, u64)> = None;
+    let mut last_change = Instant::now();
+    let mut last_seen = (u64::MAX, u64::MAX);
+    loop {
+        let polled_at = Instant::now();
+        let readyz = client.get("/readyz").await?.json()?;
+        let field = |pointer: &str| {
+            readyz
+                .pointer(pointer)
+                .and_then(serde_json::Value::as_u64)
+                .with_context(|| format!("/readyz answer has no number at {pointer}: {readyz}"))
+        };
+        let pending = field("/queue/pending_bytes")?;
+        let events = field("/store/events")?;
+        let bytes = field("/store/bytes")?;
+        progress.inc(1);
+        progress.set_message(format!(
+            "draining: {} bytes pending, {} events stored",
+            thousands(pending),
+            thousands(events)
+        ));
+
+        if pending == 0 {
+            match empty_since {
+                Some((since, seen)) if seen == events => {
+                    return Ok(DrainReport {
+                        drain_secs: since.saturating_duration_since(load_end).as_secs_f64(),
+                        store_events: events,
+                        store_bytes: bytes,
+                        store_bytes_per_event: ratio(bytes, events),
+                        store_to_raw_ratio: ratio(bytes, raw_bytes),
+                    });
+                }
+                _ => empty_since = Some((polled_at, events)),
+            }
+        } else {
+            empty_since = None;
+        }
+        if (pending, events) != last_seen {
+            last_seen = (pending, events);
+            last_change = Instant::now();
+        } else if last_change.elapsed() > DRAIN_STALL {
+            bail!(
+                "the queue stopped draining: {pending} bytes pending and {events} events stored for {}s",
+                DRAIN_STALL.as_secs()
+            );
+        }
+        tokio::time::sleep(DRAIN_POLL).await;
+    }
+}
+
+/// `numerator / denominator`, or 0 when the denominator is.
+fn ratio(numerator: u64, denominator: u64) -> f64 {
+    if denominator == 0 {
+        0.0
+    } else {
+        numerator as f64 / denominator as f64
+    }
+}
+
+impl fmt::Display for IngestReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "ingest {}: {} connection{}, {} events/request",
+            self.url,
+            self.connections,
+            if self.connections == 1 { "" } else { "s" },
+            self.batch
+        )?;
+        write!(
+            f,
+            "  {:<18}{}",
+            "events accepted",
+            thousands(self.events_accepted)
+        )?;
+        if self.events_rejected > 0 {
+            write!(f, " ({} rejected)", thousands(self.events_rejected))?;
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "  {:<18}{} ok, {} errors, {} backpressure retries",
+            "requests",
+            thousands(self.requests),
+            thousands(self.errors),
+            thousands(self.backpressure_retries)
+        )?;
+        writeln!(f, "  {:<18}{:.2} s", "elapsed", self.elapsed_secs)?;
+        writeln!(
+            f,
+            "  {:<18}{} events/s, {:.2} MB/s",
+            "throughput",
+            thousands(self.events_per_sec.round() as u64),
+            self.mb_per_sec
+        )?;
+        writeln!(
+            f,
+            "  {:<18}{:.0} bytes",
+            "mean event", self.mean_event_bytes
+        )?;
+        let l = &self.ack_latency;
+        write!(
+            f,
+            "  {:<18}p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            "ack latency", l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
+        )?;
+        if let Some(drain) = &self.drain {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "  {:<18}{:.2} s after the load",
+                "drained", drain.drain_secs
+            )?;
+            write!(
+                f,
+                "  {:<18}{} events, {:.2} MB, {:.0} bytes/event, {:.2}x the NDJSON sent",
+                "store",
+                thousands(drain.store_events),
+                drain.store_bytes as f64 / 1e6,
+                drain.store_bytes_per_event,
+                drain.store_to_raw_ratio
+            )?;
+        }
+        if let Some(error) = &self.first_error {
+            writeln!(f)?;
+            write!(f, "  {:<18}{error}", "first error")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+    use std::sync::atomic::AtomicBool;
+
+    use crate::test_server::{Reply, serve};
+
+    /// A server answering `POST /v1/logs` with 202 and the NDJSON line count, or, while
+    /// `busy` is set, once with 503 + `Retry-After: 0` (which clears `busy`). Its
+    /// `/readyz` reports 100 pending bytes on the first poll, then none, and 300 stored
+    /// bytes per accepted event.
+    async fn fake_server(busy: bool) -> SocketAddr {
+        let busy = AtomicBool::new(busy);
+        let stored = AtomicU64::new(0);
+        let polls = AtomicU64::new(0);
+        serve(move |request, body| {
+            if request.uri.path() == "/readyz" {
+                let pending = if polls.fetch_add(1, Ordering::SeqCst) == 0 { 100 } else { 0 };
+                let events = stored.load(Ordering::SeqCst);
+                let readyz = serde_json::json!({
+                    "status": "ready",
+                    "queue": {"pending_bytes": pending, "durable_end": 1, "segments": 1, "max_bytes": 1},
+                    "store": {"events": events, "bytes": events * 300},
+                    "worker": {"committed_position": 1, "committed_events": events, "running": true},
+                });
+                return Reply::new(200, readyz.to_string());
+            }
+            assert_eq!(request.uri.path(), "/v1/logs");
+            assert_eq!(request.headers["content-type"], NDJSON);
+            if busy.swap(false, Ordering::SeqCst) {
+                let mut reply = Reply::new(503, r#"{"error":"queue full"}"#);
+                reply.headers.push(("retry-after", "0".to_owned()));
+                return reply;
+            }
+            let accepted = body
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count();
+            stored.fetch_add(accepted as u64, Ordering::SeqCst);
+            Reply::new(202, format!(r#"{{"accepted": {accepted}, "rejected": 0}}"#))
+        })
+        .await
+        .addr
+    }
+
+    fn args(addr: SocketAddr) -> IngestArgs {
+        IngestArgs {
+            url: format!("http://{addr}"),
+            connections: 2,
+            batch: 500,
+            duration: None,
+            events: Some(5000),
+            files: Vec::new(),
+            wait_drained: false,
+            json: false,
+            quiet: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn sends_exactly_the_event_budget() {
+        let addr = fake_server(false).await;
+        let report = run_ingest(&args(addr)).await.unwrap();
+        assert_eq!(report.events_accepted, 5000);
+        assert_eq!(report.events_rejected, 0);
+        assert_eq!(report.requests, 10);
+        assert_eq!(report.errors, 0);
+        assert_eq!(report.backpressure_retries, 0);
+        assert_eq!(report.ack_latency.count, 10);
+        assert!(report.mean_event_bytes > 50.0);
+        assert!(report.first_error.is_none());
+        let text = report.to_string();
+        assert!(text.contains("5,000"), "{text}");
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["events_accepted"], 5000);
+    }
+
+    #[tokio::test]
+    async fn partial_last_batch() {
+        let addr = fake_server(false).await;
+        let report = run_ingest(&IngestArgs {
+            events: Some(1234),
+            ..args(addr)
+        })
+        .await
+        .unwrap();
+        assert_eq!(report.events_accepted, 1234);
+        assert_eq!(report.requests, 3);
+    }
+
+    #[tokio::test]
+    async fn backpressure_is_retried() {
+        let addr = fake_server(true).await;
+        let report = run_ingest(&args(addr)).await.unwrap();
+        assert_eq!(report.backpressure_retries, 1);
+        assert_eq!(report.events_accepted, 5000);
+        assert_eq!(report.errors, 0);
+    }
+
+    #[tokio::test]
+    async fn waits_for_the_queue_to_drain() {
+        let addr = fake_server(false).await;
+        let report = run_ingest(&IngestArgs {
+            wait_drained: true,
+            ..args(addr)
+        })
+        .await
+        .unwrap();
+        let drain = report.drain.as_ref().unwrap();
+        assert_eq!(drain.store_events, 5000);
+        assert_eq!(drain.store_bytes, 1_500_000);
+        assert_eq!(drain.store_bytes_per_event, 300.0);
+        let ratio = 1_500_000.0 / report.bytes_sent as f64;
+        assert!((drain.store_to_raw_ratio - ratio).abs() < 1e-9);
+        assert!(drain.drain_secs >= 0.1, "{}", drain.drain_secs);
+        assert!(report.to_string().contains("300 bytes/event"), "{report}");
+    }
+
+    #[tokio::test]
+    async fn other_statuses_are_errors() {
+        let server = serve(|_, _| Reply::new(400, r#"{"code":"invalid_events"}"#)).await;
+        let report = run_ingest(&IngestArgs {
+            events: Some(1000),
+            ..args(server.addr)
+        })
+        .await
+        .unwrap();
+        assert_eq!(report.events_accepted, 0);
+        assert_eq!(report.requests, 0);
+        assert_eq!(report.errors, 2);
+        assert_eq!(
+            report.first_error.as_deref(),
+            Some(r#"HTTP 400: {"code":"invalid_events"}"#)
+        );
+        assert!(report.to_string().contains("first error"));
+    }
+
+    #[test]
+    fn command_line_defaults_and_repeats() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            ingest: IngestArgs,
+        }
+        let cli = Cli::try_parse_from(["bench"]).unwrap();
+        let args = cli.ingest;
+        assert_eq!(args.url, "http://127.0.0.1:8080");
+        assert_eq!((args.connections, args.batch), (8, 1000));
+        assert_eq!((args.duration, args.events), (None, None));
+        assert!(args.files.is_empty() && !args.wait_drained && !args.json && !args.quiet);
+        let cli = Cli::try_parse_from([
+            "bench",
+            "--file",
+            "a.log",
+            "--file",
+            "b.log",
+            "--events",
+            "10",
+            "--duration",
+            "3",
+            "--wait-drained",
+            "--json",
+            "--quiet",
+        ])
+        .unwrap();
+        let args = cli.ingest;
+        assert_eq!(args.files, [PathBuf::from("a.log"), PathBuf::from("b.log")]);
+        assert_eq!((args.duration, args.events), (Some(3), Some(10)));
+        assert!(args.wait_drained && args.json && args.quiet);
+    }
+
+    #[test]
+    fn budget_claims_stop_at_zero() {
+        let remaining = AtomicU64::new(1200);
+        assert_eq!(claim(Some(&remaining), 500), Some(500));
+        assert_eq!(claim(Some(&remaining), 500), Some(500));
+        assert_eq!(claim(Some(&remaining), 500), Some(200));
+        assert_eq!(claim(Some(&remaining), 500), None);
+        assert_eq!(claim(None, 500), Some(500));
+    }
+}

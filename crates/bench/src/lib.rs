@@ -1,0 +1,34 @@
+//! Load generators for Logbook (`logbook bench ingest` and `logbook bench query`) and
+//! the small keep-alive HTTP client they, and the integration tests, talk to a server with.
+//!
+//! [`run_ingest`] posts NDJSON batches (replayed from log files or generated) to
+//! `/v1/logs` over several connections and reports throughput and ack latency;
+//! [`run_query`] cycles a query mix over `/v1/logs`, `/v1/stats` and
+//! `/v1/logs/histogram` and reports latency per query. Both reports print as aligned
+//! text ([`std::fmt::Display`]) or JSON ([`render`]).
+
+pub mod client;
+mod events;
+mod ingest;
+mod progress;
+mod query;
+mod stats;
+#[cfg(test)]
+mod test_server;
+
+pub use client::{HttpClient, Response, percent_encode};
+pub use ingest::{DrainReport, IngestArgs, IngestReport, run_ingest};
+pub use query::{QueryArgs, QueryReport, QueryStats, run_query};
+pub use stats::LatencySummary;
+
+/// Formats a report for printing: one JSON object when `json`, else its text form.
+pub fn render<R: serde::Serialize + std::fmt::Display>(
+    report: &R,
+    json: bool,
+) -> anyhow::Result<String> {
+    Ok(if json {
+        serde_json::to_string(report)?
+    } else {
+        report.to_string()
+    })
+}

@@ -1,0 +1,60 @@
+//! The `logbook` binary: parses the command line and hands over to the server
+//! or the benchmark tool.
+
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// Logbook: a centralized logging and audit backend.
+#[derive(Parser)]
+#[command(name = "logbook", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole server (API, queue, workers, store) in this process.
+    Serve(Box<serve::ServeArgs>),
+    /// Drive a running server with load and report throughput and latency.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Send batches of events over concurrent connections.
+    Ingest(bench::IngestArgs),
+    /// Run a mix of searches and report latency percentiles.
+    Query(bench::QueryArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOGBOOK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(*args).await,
+            Command::Bench(BenchCommand::Ingest(args)) => {
+                let report = bench::run_ingest(&args).await?;
+                println!("{}", bench::render(&report, args.json)?);
+                Ok(())
+            }
+            Command::Bench(BenchCommand::Query(args)) => {
+                let report = bench::run_query(&args).await?;
+                println!("{}", bench::render(&report, args.json)?);
+                Ok(())
+            }
+        }
+    })
+}

@@ -1,0 +1,146 @@
+//! `logbook serve`: configuration from file, environment and flags, then run
+//! until SIGTERM or ctrl-c.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use server::Config;
+
+/// Settings of `logbook serve`. Each flag has an environment variable; a flag
+/// wins over its variable, which wins over the configuration file, which wins
+/// over the default.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "LOGBOOK_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address of the HTTP API [default: 127.0.0.1:8080].
+    #[arg(long, env = "LOGBOOK_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Directory of the queue and the index [default: ./logbook-data].
+    #[arg(long, env = "LOGBOOK_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Largest request body as sent [default: 16 MiB].
+    #[arg(long, env = "LOGBOOK_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Largest request body after decompression [default: 64 MiB].
+    #[arg(long, env = "LOGBOOK_MAX_DECOMPRESSED_BYTES")]
+    max_decompressed_bytes: Option<usize>,
+    /// Largest event, as normalised JSON [default: 256 KiB].
+    #[arg(long, env = "LOGBOOK_MAX_EVENT_BYTES")]
+    max_event_bytes: Option<usize>,
+    /// Deepest nesting of an event's JSON [default: 16].
+    #[arg(long, env = "LOGBOOK_MAX_DEPTH")]
+    max_depth: Option<usize>,
+    /// Most events in one request [default: 100000].
+    #[arg(long, env = "LOGBOOK_MAX_BATCH_EVENTS")]
+    max_batch_events: Option<usize>,
+    /// Bytes waiting to be indexed before ingest answers 503 [default: 1 GiB].
+    #[arg(long, env = "LOGBOOK_QUEUE_MAX_BYTES")]
+    queue_max_bytes: Option<u64>,
+    /// Size of a queue segment file [default: 64 MiB].
+    #[arg(long, env = "LOGBOOK_QUEUE_SEGMENT_BYTES")]
+    queue_segment_bytes: Option<u64>,
+    /// Indexing memory budget [default: 256 MiB].
+    #[arg(long, env = "LOGBOOK_STORE_WRITER_MEMORY_BYTES")]
+    store_writer_memory_bytes: Option<usize>,
+    /// Indexing threads [default: 1].
+    #[arg(long, env = "LOGBOOK_STORE_INDEXER_THREADS")]
+    store_indexer_threads: Option<usize>,
+    /// Document store block size [default: 64 KiB].
+    #[arg(long, env = "LOGBOOK_STORE_DOCSTORE_BLOCK_BYTES")]
+    store_docstore_block_bytes: Option<usize>,
+    /// Document store zstd level [default: 3].
+    #[arg(long, env = "LOGBOOK_STORE_DOCSTORE_ZSTD_LEVEL")]
+    store_docstore_zstd_level: Option<i32>,
+    /// Longest wait before acknowledged events become searchable [default: 500].
+    #[arg(long, env = "LOGBOOK_COMMIT_INTERVAL_MS")]
+    commit_interval_ms: Option<u64>,
+    /// Commit as soon as this many events are staged [default: 500000].
+    #[arg(long, env = "LOGBOOK_COMMIT_EVENTS")]
+    commit_events: Option<usize>,
+}
+
+impl ServeArgs {
+    /// The file (or defaults), with environment and flags applied on top.
+    fn into_config(self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_toml_file(path)?,
+            None => Config::default(),
+        };
+        fn set<T>(target: &mut T, value: Option<T>) {
+            if let Some(value) = value {
+                *target = value;
+            }
+        }
+        set(&mut config.listen, self.listen);
+        set(&mut config.data_dir, self.data_dir);
+        set(&mut config.ingest.max_body_bytes, self.max_body_bytes);
+        set(
+            &mut config.ingest.max_decompressed_bytes,
+            self.max_decompressed_bytes,
+        );
+        set(&mut config.ingest.max_event_bytes, self.max_event_bytes);
+        set(&mut config.ingest.max_depth, self.max_depth);
+        set(&mut config.ingest.max_batch_events, self.max_batch_events);
+        set(&mut config.queue.max_bytes, self.queue_max_bytes);
+        set(&mut config.queue.segment_bytes, self.queue_segment_bytes);
+        set(
+            &mut config.store.writer_memory_bytes,
+            self.store_writer_memory_bytes,
+        );
+        set(
+            &mut config.store.indexer_threads,
+            self.store_indexer_threads,
+        );
+        set(
+            &mut config.store.docstore_block_bytes,
+            self.store_docstore_block_bytes,
+        );
+        set(
+            &mut config.store.docstore_zstd_level,
+            self.store_docstore_zstd_level,
+        );
+        set(
+            &mut config.pipeline.commit_interval_ms,
+            self.commit_interval_ms,
+        );
+        set(&mut config.pipeline.commit_events, self.commit_events);
+        Ok(config)
+    }
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.into_config()?;
+    let data_dir =
+        std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    let mut server = server::start(config).await?;
+    println!("logbook listening on http://{}", server.local_addr());
+    println!("data directory: {}", data_dir.display());
+    tokio::select! {
+        () = shutdown_signal() => {
+            tracing::info!("shutting down: finishing requests in flight and committing");
+            server.shutdown().await
+        }
+        error = server.failed() => Err(error),
+    }
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only ctrl-c stops the server");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+}

@@ -1,0 +1,198 @@
+//! Server configuration: every setting, its default, and how the TOML file maps
+//! onto it. The command line applies environment variables and flags on top.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::Deserialize;
+
+/// Everything `logbook serve` can be told. Field names are the TOML keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address of the HTTP API.
+    pub listen: SocketAddr,
+    /// Where the queue and the index live.
+    pub data_dir: PathBuf,
+    pub ingest: IngestSettings,
+    pub queue: QueueSettings,
+    pub store: StoreSettings,
+    pub pipeline: PipelineSettings,
+}
+
+/// Limits on ingest requests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestSettings {
+    pub max_body_bytes: usize,
+    pub max_decompressed_bytes: usize,
+    pub max_event_bytes: usize,
+    pub max_depth: usize,
+    pub max_batch_events: usize,
+}
+
+/// The embedded queue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueSettings {
+    /// Bytes waiting to be indexed before ingest answers 503.
+    pub max_bytes: u64,
+    pub segment_bytes: u64,
+}
+
+/// The embedded store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    pub writer_memory_bytes: usize,
+    pub indexer_threads: usize,
+    pub docstore_block_bytes: usize,
+    pub docstore_zstd_level: i32,
+}
+
+/// The worker's commit policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineSettings {
+    /// Longest time between an event's acknowledgement and it being searchable, under light load.
+    pub commit_interval_ms: u64,
+    pub commit_events: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("logbook-data"),
+            ingest: IngestSettings::default(),
+            queue: QueueSettings::default(),
+            store: StoreSettings::default(),
+            pipeline: PipelineSettings::default(),
+        }
+    }
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        let api = api::IngestLimits::default();
+        IngestSettings {
+            max_body_bytes: api.max_body_bytes,
+            max_decompressed_bytes: api.max_decompressed_bytes,
+            max_event_bytes: api.events.max_event_bytes,
+            max_depth: api.events.max_depth,
+            max_batch_events: api.events.max_batch_events,
+        }
+    }
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        let queue = queue::EmbeddedQueueConfig::new("");
+        QueueSettings {
+            max_bytes: queue.max_bytes,
+            segment_bytes: queue.segment_bytes,
+        }
+    }
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        let store = store::embedded::EmbeddedStoreConfig::new("");
+        StoreSettings {
+            writer_memory_bytes: store.writer_memory_bytes,
+            indexer_threads: store.indexer_threads,
+            docstore_block_bytes: store.docstore_block_bytes,
+            docstore_zstd_level: store.docstore_zstd_level,
+        }
+    }
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        let worker = pipeline::WorkerConfig::default();
+        PipelineSettings {
+            commit_interval_ms: worker.commit_interval.as_millis() as u64,
+            commit_events: worker.commit_events,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; absent keys keep their defaults.
+    pub fn from_toml_file(path: &std::path::Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("invalid configuration in {}", path.display()))
+    }
+
+    pub(crate) fn queue_config(&self) -> queue::EmbeddedQueueConfig {
+        queue::EmbeddedQueueConfig {
+            max_bytes: self.queue.max_bytes,
+            segment_bytes: self.queue.segment_bytes,
+            ..queue::EmbeddedQueueConfig::new(self.data_dir.join("queue"))
+        }
+    }
+
+    pub(crate) fn store_config(&self) -> store::embedded::EmbeddedStoreConfig {
+        store::embedded::EmbeddedStoreConfig {
+            dir: self.data_dir.join("index"),
+            writer_memory_bytes: self.store.writer_memory_bytes,
+            indexer_threads: self.store.indexer_threads,
+            docstore_block_bytes: self.store.docstore_block_bytes,
+            docstore_zstd_level: self.store.docstore_zstd_level,
+        }
+    }
+
+    pub(crate) fn worker_config(&self) -> pipeline::WorkerConfig {
+        pipeline::WorkerConfig {
+            commit_interval: Duration::from_millis(self.pipeline.commit_interval_ms.max(1)),
+            commit_events: self.pipeline.commit_events.max(1),
+            ..pipeline::WorkerConfig::default()
+        }
+    }
+
+    pub(crate) fn ingest_limits(&self) -> api::IngestLimits {
+        api::IngestLimits {
+            max_body_bytes: self.ingest.max_body_bytes,
+            max_decompressed_bytes: self.ingest.max_decompressed_bytes,
+            events: model::Limits {
+                max_event_bytes: self.ingest.max_event_bytes,
+                max_depth: self.ingest.max_depth,
+                max_batch_events: self.ingest.max_batch_events,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_file_keeps_the_other_defaults() {
+        let config: Config = toml::from_str(
+            "listen = \"0.0.0.0:9000\"\n[queue]\nmax_bytes = 1000\n[pipeline]\ncommit_interval_ms = 50\n",
+        )
+        .expect("valid");
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.queue.max_bytes, 1000);
+        assert_eq!(
+            config.queue.segment_bytes,
+            QueueSettings::default().segment_bytes
+        );
+        assert_eq!(
+            config.worker_config().commit_interval,
+            Duration::from_millis(50)
+        );
+        assert_eq!(config.data_dir, PathBuf::from("logbook-data"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        assert!(toml::from_str::<Config>("listn = \"x\"").is_err());
+        assert!(toml::from_str::<Config>("[queue]\nmax = 1").is_err());
+    }
+}

@@ -1,0 +1,137 @@
+//! Builds a running Logbook from a [`Config`]: opens the queue and the store
+//! under the data directory, starts the pipeline worker and the HTTP API, and
+//! shuts them down in order.
+
+mod config;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use pipeline::Progress;
+use queue::{EmbeddedQueue, Queue};
+use store::EventStore;
+use store::embedded::EmbeddedStore;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+pub use config::{Config, IngestSettings, PipelineSettings, QueueSettings, StoreSettings};
+
+/// A server that is accepting requests.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    stop_http: oneshot::Sender<()>,
+    http: JoinHandle<std::io::Result<()>>,
+    stop_worker: watch::Sender<bool>,
+    worker: JoinHandle<Result<(), pipeline::PipelineError>>,
+    queue: Arc<dyn Queue>,
+}
+
+/// Opens everything under the data directory and starts serving on `config.listen`.
+pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    start_on(config, listener).await
+}
+
+/// Like [`start`], on a listener the caller bound (tests bind `127.0.0.1:0`).
+pub async fn start_on(
+    config: Config,
+    listener: tokio::net::TcpListener,
+) -> anyhow::Result<RunningServer> {
+    let local_addr = listener.local_addr().context("listener has no address")?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
+
+    let queue_config = config.queue_config();
+    let queue: Arc<dyn Queue> = Arc::new(
+        tokio::task::spawn_blocking(move || EmbeddedQueue::open(queue_config))
+            .await?
+            .context("cannot open the queue")?,
+    );
+    let store_config = config.store_config();
+    let store: Arc<dyn EventStore> = Arc::new(
+        tokio::task::spawn_blocking(move || EmbeddedStore::open(&store_config))
+            .await?
+            .context("cannot open the store")?,
+    );
+
+    let (stop_worker, worker_stop_signal) = watch::channel(false);
+    let (progress_sender, progress) = watch::channel(Progress::default());
+    let worker = tokio::spawn(pipeline::run(
+        Arc::clone(&queue),
+        Arc::clone(&store),
+        config.worker_config(),
+        worker_stop_signal,
+        progress_sender,
+    ));
+
+    let state = api::AppState {
+        queue: Arc::clone(&queue),
+        store,
+        limits: Arc::new(config.ingest_limits()),
+        progress,
+    };
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let (stop_http, http_stop_signal) = oneshot::channel::<()>();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop_signal.await;
+            })
+            .await
+    });
+    tracing::info!(
+        listen = %local_addr,
+        data_dir = %config.data_dir.display(),
+        "logbook is serving"
+    );
+    Ok(RunningServer {
+        local_addr,
+        stop_http,
+        http,
+        stop_worker,
+        worker,
+        queue,
+    })
+}
+
+impl RunningServer {
+    /// The address the API listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Resolves if the pipeline worker stops on its own, which only an error does.
+    pub async fn failed(&mut self) -> anyhow::Error {
+        match (&mut self.worker).await {
+            Ok(Ok(())) => anyhow::anyhow!("the pipeline worker stopped unexpectedly"),
+            Ok(Err(error)) => anyhow::Error::new(error).context("the pipeline worker failed"),
+            Err(error) => anyhow::Error::new(error).context("the pipeline worker panicked"),
+        }
+    }
+
+    /// Graceful shutdown: stop accepting, finish requests in flight (their events
+    /// are durable in the queue once answered), commit what the worker staged,
+    /// and close the queue.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop_http.send(());
+        self.http.await?.context("the HTTP server failed")?;
+        let _ = self.stop_worker.send(true);
+        let worker = if self.worker.is_finished() {
+            Ok(())
+        } else {
+            self.worker
+                .await?
+                .context("the pipeline worker failed while stopping")
+        };
+        self.queue.close().await;
+        tracing::info!("logbook stopped");
+        worker
+    }
+}

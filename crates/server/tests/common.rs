@@ -1,0 +1,133 @@
+//! A real server on 127.0.0.1 with a temporary data directory, and helpers to talk to it.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bench::client::{HttpClient, Response, percent_encode};
+use serde_json::Value;
+use server::{Config, RunningServer};
+
+pub struct TestServer {
+    pub server: Option<RunningServer>,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+}
+
+/// A configuration for tests: commits every 50 ms, everything else default.
+pub fn test_config(data_dir: &Path) -> Config {
+    let mut config = Config {
+        data_dir: data_dir.to_owned(),
+        ..Config::default()
+    };
+    config.pipeline.commit_interval_ms = 50;
+    config.store.writer_memory_bytes = 32 * 1024 * 1024;
+    config
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path());
+        adjust(&mut config);
+        Self::start_in(dir, config).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir, config: Config) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = server::start_on(config, listener).await.unwrap();
+        let url = format!("http://{}", server.local_addr());
+        TestServer {
+            server: Some(server),
+            url,
+            dir,
+        }
+    }
+
+    pub async fn client(&self) -> HttpClient {
+        HttpClient::connect(&self.url).await.unwrap()
+    }
+
+    /// Stops the server gracefully and returns its data directory.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.unwrap();
+        }
+        self.dir
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+}
+
+pub async fn post_json(client: &mut HttpClient, body: &Value) -> Response {
+    client
+        .post(
+            "/v1/logs",
+            "application/json",
+            serde_json::to_vec(body).unwrap(),
+        )
+        .await
+        .unwrap()
+}
+
+pub async fn search(client: &mut HttpClient, params: &[(&str, &str)]) -> Value {
+    let response = get(client, "/v1/logs", params).await;
+    assert_eq!(
+        response.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    response.json().unwrap()
+}
+
+pub async fn get(client: &mut HttpClient, path: &str, params: &[(&str, &str)]) -> Response {
+    let query: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+        .collect();
+    let target = if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", query.join("&"))
+    };
+    client.get(&target).await.unwrap()
+}
+
+pub async fn count(client: &mut HttpClient, q: &str) -> u64 {
+    let response = get(client, "/v1/stats", &[("q", q)]).await;
+    assert_eq!(
+        response.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    response.json().unwrap()["total"].as_u64().unwrap()
+}
+
+/// Waits until the worker has committed everything the queue holds.
+pub async fn wait_drained(client: &mut HttpClient) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = client.get("/readyz").await.unwrap().json().unwrap();
+        if ready["queue"]["pending_bytes"] == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "queue not drained: {ready}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The Loghub sample files shipped beside the repository.
+pub fn loghub(name: &str) -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/loghub")
+        .join(name);
+    path.exists().then_some(path)
+}
