@@ -48,10 +48,10 @@ pub struct ServeArgs {
     /// Indexing threads [default: 1].
     #[arg(long, env = "LOGBOOK_STORE_INDEXER_THREADS")]
     store_indexer_threads: Option<usize>,
-    /// Document store block size [default: 64 KiB].
+    /// Document store block size [default: 256 KiB].
     #[arg(long, env = "LOGBOOK_STORE_DOCSTORE_BLOCK_BYTES")]
     store_docstore_block_bytes: Option<usize>,
-    /// Document store zstd level [default: 3].
+    /// Document store zstd level [default: 9].
     #[arg(long, env = "LOGBOOK_STORE_DOCSTORE_ZSTD_LEVEL")]
     store_docstore_zstd_level: Option<i32>,
     /// Longest wait before acknowledged events become searchable [default: 500].

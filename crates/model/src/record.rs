@@ -73,7 +73,9 @@ pub fn decode_record(record: &[u8]) -> Result<Vec<QueuedEvent>, RecordError> {
     lines
         .enumerate()
         .map(|(index, line)| {
-            let json = String::from_utf8_lossy(line).into_owned();
+            // Lines were written from Strings, so they are UTF-8 unless damaged.
+            let json = String::from_utf8(line.to_vec())
+                .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned());
             let event = serde_json::from_str(&json)
                 .map_err(|source| RecordError::Event { index, source })?;
             let replace_existing = replace.next_if(|&&i| i as usize == index).is_some();

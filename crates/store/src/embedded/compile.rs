@@ -17,7 +17,7 @@ use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
 
 use super::schema::Fields;
-use crate::{Filter, StoreError};
+use crate::{Cursor, Filter, StoreError};
 
 type BoxQuery = Box<dyn tantivy::query::Query>;
 
@@ -165,13 +165,9 @@ impl Compiler<'_> {
             (Target::Exact(field), Predicate::Prefix(prefix)) => {
                 Ok(prefix_query(Term::from_field_text(field, prefix)))
             }
-            (Target::Id, Predicate::Equals(id)) => Ok(term_query(Term::from_field_text(
-                self.fields.uid,
-                &uid(self.tenant, id),
-            ))),
-            (Target::Id, Predicate::Prefix(prefix)) => Ok(prefix_query(Term::from_field_text(
-                self.fields.uid,
-                &uid(self.tenant, prefix),
+            (Target::Id, Predicate::Equals(id)) => Ok(term_query(Term::from_field_u64(
+                self.fields.key,
+                Cursor::key_of(self.tenant, id),
             ))),
             (Target::Level, Predicate::Equals(text)) => Ok(term_query(Term::from_field_u64(
                 self.fields.level,
@@ -244,6 +240,9 @@ impl Compiler<'_> {
             )),
             (Target::Level, Predicate::Prefix(_)) => Err(StoreError::InvalidQuery(
                 "`level` takes a level name or a comparison, e.g. level:>=warn".into(),
+            )),
+            (Target::Id, Predicate::Prefix(_)) => Err(StoreError::InvalidQuery(
+                "`id` takes a whole id, not a prefix".into(),
             )),
             (_, Predicate::Compare(..) | Predicate::Range { .. }) => {
                 Err(StoreError::InvalidQuery(format!(
@@ -334,9 +333,20 @@ impl Compiler<'_> {
     }
 }
 
-/// The key that makes an id unique across tenants.
-pub(crate) fn uid(tenant: &str, id: &str) -> String {
-    format!("{tenant}/{id}")
+/// The events of `tenant` whose key is that of `id`: the event with that id,
+/// and in theory another whose key collides (callers that must be exact check
+/// the id of what they find).
+pub(crate) fn key_query(fields: &Fields, tenant: &str, id: &str) -> BoxQuery {
+    Box::new(BooleanQuery::new(vec![
+        (
+            Occur::Must,
+            term_query(Term::from_field_text(fields.tenant, tenant)),
+        ),
+        (
+            Occur::Must,
+            term_query(Term::from_field_u64(fields.key, Cursor::key_of(tenant, id))),
+        ),
+    ]))
 }
 
 fn term_query(term: Term) -> BoxQuery {

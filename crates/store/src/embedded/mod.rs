@@ -14,11 +14,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use model::QueuedEvent;
 use serde_json::value::RawValue;
-use tantivy::schema::{IndexRecordOption, Value as _};
+use tantivy::schema::Value as _;
 use tantivy::store::{Compressor, ZstdCompressor};
-use tantivy::{
-    Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument, Term,
-};
+use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument};
 
 use self::collect::{HistogramCollector, StatsCollector, TopByTime};
 use self::schema::Fields;
@@ -49,8 +47,8 @@ impl EmbeddedStoreConfig {
             dir: dir.into(),
             writer_memory_bytes: 256 * 1024 * 1024,
             indexer_threads: 1,
-            docstore_block_bytes: 64 * 1024,
-            docstore_zstd_level: 3,
+            docstore_block_bytes: 256 * 1024,
+            docstore_zstd_level: 9,
         }
     }
 }
@@ -152,14 +150,16 @@ impl Inner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn document(&self, incoming: &QueuedEvent) -> TantivyDocument {
+    /// The tantivy document of an event; the attributes move into it uncopied.
+    fn document(&self, incoming: QueuedEvent) -> TantivyDocument {
         let fields = &self.fields;
-        let event = &incoming.event;
+        let QueuedEvent {
+            mut event, json, ..
+        } = incoming;
         let mut document = TantivyDocument::new();
-        document.add_text(fields.uid, compile::uid(&event.tenant, &event.id));
         document.add_text(fields.tenant, &event.tenant);
         document.add_i64(fields.timestamp, event.timestamp.nanos());
-        document.add_u64(fields.tiebreak, Cursor::tiebreak_of(&event.id));
+        document.add_u64(fields.key, Cursor::key_of(&event.tenant, &event.id));
         if let Some(service) = &event.service {
             document.add_text(fields.service, service);
         }
@@ -178,16 +178,10 @@ impl Inner {
             }
         }
         if !event.attributes.is_empty() {
-            document.add_object(
-                fields.attributes,
-                event
-                    .attributes
-                    .iter()
-                    .map(|(key, value)| (key.clone(), value.clone().into()))
-                    .collect(),
-            );
+            let attributes = serde_json::Value::Object(std::mem::take(&mut event.attributes));
+            document.add_field_value(fields.attributes, &attributes);
         }
-        document.add_bytes(fields.document, incoming.json.as_bytes());
+        document.add_bytes(fields.document, json.as_bytes());
         document
     }
 
@@ -235,6 +229,17 @@ impl Inner {
     }
 }
 
+/// The `id` of a stored event.
+fn id_of(event: &RawValue) -> Result<String, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: String,
+    }
+    serde_json::from_str::<IdOnly>(event.get())
+        .map(|only| only.id)
+        .map_err(|error| StoreError::Corrupt(format!("a stored event has no id: {error}")))
+}
+
 /// Tantivy refuses some queries only when it runs them (e.g. a range it cannot
 /// evaluate); those are the caller's to fix, the rest are ours.
 fn query_error(error: tantivy::TantivyError) -> StoreError {
@@ -272,12 +277,12 @@ impl EventStore for EmbeddedStore {
     async fn stage(&self, events: Vec<QueuedEvent>) -> Result<(), StoreError> {
         self.blocking(move |inner| {
             let writer = inner.writer();
-            for incoming in &events {
+            for incoming in events {
                 if incoming.replace_existing {
-                    writer.delete_term(Term::from_field_text(
-                        inner.fields.uid,
-                        &compile::uid(&incoming.event.tenant, &incoming.event.id),
-                    ));
+                    let event = &incoming.event;
+                    writer
+                        .delete_query(compile::key_query(&inner.fields, &event.tenant, &event.id))
+                        .map_err(engine("replacing an event"))?;
                 }
                 writer
                     .add_document(inner.document(incoming))
@@ -315,22 +320,22 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn get(&self, tenant: &str, id: &str) -> Result<Option<StoredEvent>, StoreError> {
-        let uid = compile::uid(tenant, id);
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.blocking(move |inner| {
-            let query = tantivy::query::TermQuery::new(
-                Term::from_field_text(inner.fields.uid, &uid),
-                IndexRecordOption::Basic,
-            );
+            let query = compile::key_query(&inner.fields, &tenant, &id);
             let searcher = inner.reader.searcher();
             let collector = TopByTime {
-                limit: 1,
+                limit: 8,
                 after: None,
                 order: crate::Order::Descending,
             };
-            let hits = searcher.search(&query, &collector).map_err(query_error)?;
-            hits.first()
-                .map(|(_, address)| inner.load(&searcher, *address))
-                .transpose()
+            for (_, address) in searcher.search(&query, &collector).map_err(query_error)? {
+                let event = inner.load(&searcher, address)?;
+                if id_of(&event)? == id {
+                    return Ok(Some(event));
+                }
+            }
+            Ok(None)
         })
         .await
     }

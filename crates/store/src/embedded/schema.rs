@@ -24,13 +24,12 @@ const MAX_EXACT_BYTES: usize = 1024;
 /// Handles to every field, resolved once.
 #[derive(Debug, Clone)]
 pub(crate) struct Fields {
-    /// `tenant/id`: unique key for lookups and replacement.
-    pub uid: Field,
     pub tenant: Field,
     /// Event timestamp, nanoseconds since the epoch.
     pub timestamp: Field,
-    /// Hash of the id that breaks timestamp ties in the sort order.
-    pub tiebreak: Field,
+    /// [`crate::Cursor::key_of`] tenant and id: breaks timestamp ties in the
+    /// sort order and finds an event by id.
+    pub key: Field,
     pub service: Field,
     /// [`model::Level::rank`].
     pub level: Field,
@@ -70,10 +69,9 @@ pub(crate) fn build() -> (Schema, Fields) {
         .set_expand_dots_enabled();
 
     let fields = Fields {
-        uid: builder.add_text_field("uid", exact.clone()),
         tenant: builder.add_text_field("tenant", exact.clone()),
         timestamp: builder.add_i64_field("timestamp", FAST),
-        tiebreak: builder.add_u64_field("tiebreak", FAST),
+        key: builder.add_u64_field("key", INDEXED | FAST),
         service: builder.add_text_field("service", exact.clone().set_fast("raw")),
         level: builder.add_u64_field("level", INDEXED | FAST),
         message: builder.add_text_field("message", text),
