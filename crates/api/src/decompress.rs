@@ -7,6 +7,9 @@ use axum::http::StatusCode;
 
 use crate::ApiError;
 
+/// The largest zstd window a body may use (2^23 = 8 MiB).
+const ZSTD_WINDOW_LOG_MAX: u32 = 23;
+
 /// A supported `Content-Encoding`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Encoding {
@@ -40,14 +43,20 @@ pub(crate) fn decompress(
     let reader: Box<dyn Read> = match encoding {
         Encoding::Identity => return Ok(body),
         Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&body[..])),
-        Encoding::Zstd => Box::new(zstd::stream::read::Decoder::new(&body[..]).map_err(
-            |error| {
+        Encoding::Zstd => {
+            let invalid = |error: std::io::Error| {
                 ApiError::bad_request(
                     "invalid_compression",
                     format!("body is not valid zstd: {error}"),
                 )
-            },
-        )?),
+            };
+            let mut decoder = zstd::stream::read::Decoder::new(&body[..]).map_err(invalid)?;
+            // A frame may ask for a window of up to 2 GiB; 8 MiB is plenty for request bodies.
+            decoder
+                .window_log_max(ZSTD_WINDOW_LOG_MAX)
+                .map_err(invalid)?;
+            Box::new(decoder)
+        }
     };
     let mut output = Vec::with_capacity(body.len().saturating_mul(4).min(max));
     reader

@@ -12,13 +12,14 @@ pub(crate) async fn healthz() -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
 }
 
-/// Ready: the queue accepts appends, the store answers, and the worker runs.
+/// Ready: the queue accepts appends (its writer works and it is not full), the
+/// store answers, and the worker runs.
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let queue = state.queue.stats();
     let progress = *state.progress.borrow();
     let store = state.store.footprint().await;
     let queue_full = queue.pending_bytes >= queue.max_bytes;
-    let ready = progress.running && store.is_ok() && !queue_full;
+    let ready = progress.running && store.is_ok() && !queue_full && !queue.failed;
     let store = match store {
         Ok(footprint) => json!({"events": footprint.events, "bytes": footprint.bytes}),
         Err(error) => json!({"error": error.to_string()}),
@@ -32,6 +33,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
             "segments": queue.segments,
             "syncs": queue.syncs,
             "full": queue_full,
+            "failed": queue.failed,
         },
         "store": store,
         "worker": {

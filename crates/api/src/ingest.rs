@@ -53,10 +53,17 @@ pub(crate) async fn ingest(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let format = batch_format(header_str(&headers, header::CONTENT_TYPE.as_str()))?;
-    let encoding = Encoding::from_header(header_str(&headers, header::CONTENT_ENCODING.as_str()))?;
+    let format = batch_format(header_str(&headers, header::CONTENT_TYPE.as_str())?)?;
+    let encoding = Encoding::from_header(header_str(&headers, header::CONTENT_ENCODING.as_str())?)?;
     let limits = state.limits.clone();
-    let body = read_body(body, limits.max_body_bytes).await?;
+    let body = read_body(body, limits.max_body_bytes, limits.body_timeout).await?;
+    // Decoding takes memory in proportion to the body; a few at a time keep the
+    // total bounded however many clients send at once.
+    let _permit = state
+        .decode_permits
+        .acquire()
+        .await
+        .map_err(|error| ApiError::internal("waiting to decode a request", &error))?;
 
     let context = IngestContext::new(
         model::DEFAULT_TENANT,
@@ -125,8 +132,20 @@ async fn enqueue(state: &AppState, decoded: &DecodedBatch) -> Result<(), ApiErro
     }
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|value| value.to_str().ok())
+/// A header's value; a value that is not visible ASCII is refused rather than ignored.
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    headers
+        .get(name)
+        .map(|value| {
+            value.to_str().map_err(|_| {
+                ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    format!("the {name} header is not ASCII"),
+                )
+            })
+        })
+        .transpose()
 }
 
 /// JSON (one object or an array) or NDJSON, by content type; JSON if absent.
@@ -157,8 +176,24 @@ fn batch_format(content_type: Option<&str>) -> Result<BatchFormat, ApiError> {
     }
 }
 
-async fn read_body(body: Body, max: usize) -> Result<bytes::Bytes, ApiError> {
-    match Limited::new(body, max).collect().await {
+async fn read_body(
+    body: Body,
+    max: usize,
+    timeout: std::time::Duration,
+) -> Result<bytes::Bytes, ApiError> {
+    let collected = tokio::time::timeout(timeout, Limited::new(body, max).collect())
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the request body did not arrive within {} s",
+                    timeout.as_secs()
+                ),
+            )
+        })?;
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

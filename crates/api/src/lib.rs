@@ -30,6 +30,8 @@ pub struct IngestLimits {
     pub max_decompressed_bytes: usize,
     /// Per-event and per-batch limits.
     pub events: model::Limits,
+    /// The longest a client may take to send a body.
+    pub body_timeout: std::time::Duration,
 }
 
 impl Default for IngestLimits {
@@ -38,6 +40,7 @@ impl Default for IngestLimits {
             max_body_bytes: 16 * 1024 * 1024,
             max_decompressed_bytes: 64 * 1024 * 1024,
             events: model::Limits::default(),
+            body_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -50,7 +53,12 @@ pub struct AppState {
     pub limits: Arc<IngestLimits>,
     /// What the pipeline worker reports, for readiness.
     pub progress: watch::Receiver<Progress>,
+    /// Bounds how many request bodies are decoded at once.
+    pub decode_permits: Arc<tokio::sync::Semaphore>,
 }
+
+/// How many request bodies are decoded at the same time.
+pub const CONCURRENT_DECODES: usize = 4;
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {

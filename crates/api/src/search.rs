@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -154,8 +154,10 @@ pub(crate) async fn search(
 
 pub(crate) async fn get_event(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let Path(id) =
+        id.map_err(|rejection| ApiError::bad_request("invalid_parameter", rejection.body_text()))?;
     match state.store.get(model::DEFAULT_TENANT, &id).await? {
         Some(event) => Ok(axum::Json(event).into_response()),
         None => Err(ApiError::new(

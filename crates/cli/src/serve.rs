@@ -30,12 +30,15 @@ pub struct ServeArgs {
     /// Largest event, as normalised JSON [default: 256 KiB].
     #[arg(long, env = "LOGBOOK_MAX_EVENT_BYTES")]
     max_event_bytes: Option<usize>,
-    /// Deepest nesting of an event's JSON [default: 16].
+    /// Deepest nesting of an event's JSON, at most 100 [default: 16].
     #[arg(long, env = "LOGBOOK_MAX_DEPTH")]
     max_depth: Option<usize>,
     /// Most events in one request [default: 100000].
     #[arg(long, env = "LOGBOOK_MAX_BATCH_EVENTS")]
     max_batch_events: Option<usize>,
+    /// Longest time a client may take to send a body [default: 30000].
+    #[arg(long, env = "LOGBOOK_BODY_TIMEOUT_MS")]
+    body_timeout_ms: Option<u64>,
     /// Bytes waiting to be indexed before ingest answers 503 [default: 1 GiB].
     #[arg(long, env = "LOGBOOK_QUEUE_MAX_BYTES")]
     queue_max_bytes: Option<u64>,
@@ -84,6 +87,7 @@ impl ServeArgs {
         set(&mut config.ingest.max_event_bytes, self.max_event_bytes);
         set(&mut config.ingest.max_depth, self.max_depth);
         set(&mut config.ingest.max_batch_events, self.max_batch_events);
+        set(&mut config.ingest.body_timeout_ms, self.body_timeout_ms);
         set(&mut config.queue.max_bytes, self.queue_max_bytes);
         set(&mut config.queue.segment_bytes, self.queue_segment_bytes);
         set(
@@ -120,8 +124,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     println!("data directory: {}", data_dir.display());
     tokio::select! {
         () = shutdown_signal() => {
-            tracing::info!("shutting down: finishing requests in flight and committing");
-            server.shutdown().await
+            tracing::info!("shutting down: finishing requests in flight and committing (signal again to exit at once)");
+            tokio::select! {
+                result = server.shutdown() => result,
+                () = shutdown_signal() => {
+                    // Acknowledged events are in the queue already; the next start replays them.
+                    tracing::warn!("second signal: exiting without waiting");
+                    std::process::exit(130);
+                }
+            }
         }
         error = server.failed() => Err(error),
     }

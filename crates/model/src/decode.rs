@@ -1,6 +1,9 @@
 //! Decoding a request body (one JSON object, a JSON array, or NDJSON) into
 //! validated events, serialised as the NDJSON lines the queue carries.
 
+use serde::Deserializer as _;
+use serde::de::{SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::event::{Event, EventError, type_name};
@@ -147,29 +150,77 @@ fn decode_json(
     limits: &Limits,
     batch: &mut DecodedBatch,
 ) -> Result<(), DecodeError> {
-    if text.trim().is_empty() {
+    let trimmed = text.trim_start();
+    if trimmed.is_empty() {
         return Err(DecodeError::Empty);
     }
-    let value: Value = serde_json::from_str(text).map_err(malformed)?;
-    match value {
-        Value::Object(object) => batch.push(0, None, Ok(object), context, limits),
-        Value::Array(items) => {
-            if items.len() > limits.max_batch_events {
-                return Err(DecodeError::TooManyEvents {
-                    max: limits.max_batch_events,
-                });
+    // Memory stays proportional to one event at a time: an array is first cut
+    // into raw elements (counted as they come), and each element is parsed on its
+    // own, only if its raw size is within the per-event limit.
+    let items: Vec<&RawValue> = if trimmed.starts_with('[') {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let items = deserializer
+            .deserialize_seq(BoundedItems {
+                max: limits.max_batch_events,
+            })
+            .map_err(
+                |error| match error.to_string().starts_with(TOO_MANY_EVENTS) {
+                    true => DecodeError::TooManyEvents {
+                        max: limits.max_batch_events,
+                    },
+                    false => malformed(error),
+                },
+            )?;
+        deserializer.end().map_err(malformed)?;
+        items
+    } else {
+        vec![serde_json::from_str::<&RawValue>(text).map_err(malformed)?]
+    };
+    let single = !trimmed.starts_with('[');
+    for (index, item) in items.into_iter().enumerate() {
+        let raw = item.get();
+        let object = if raw.len() > limits.max_event_bytes {
+            Err(EventError::TooLarge {
+                size: raw.len(),
+                max: limits.max_event_bytes,
+            })
+        } else {
+            match serde_json::from_str::<Value>(raw).map_err(malformed)? {
+                Value::Object(object) => Ok(object),
+                other if single => return Err(DecodeError::NotObjectOrArray(type_name(&other))),
+                other => Err(EventError::NotAnObject(type_name(&other))),
             }
-            for (index, item) in items.into_iter().enumerate() {
-                let object = match item {
-                    Value::Object(object) => Ok(object),
-                    other => Err(EventError::NotAnObject(type_name(&other))),
-                };
-                batch.push(index, None, object, context, limits);
-            }
-        }
-        other => return Err(DecodeError::NotObjectOrArray(type_name(&other))),
+        };
+        batch.push(index, None, object, context, limits);
     }
     Ok(())
+}
+
+/// The start of the error message that stops an array with too many elements.
+const TOO_MANY_EVENTS: &str = "too many events";
+
+/// Reads a JSON array as raw elements, failing as soon as there are more than `max`.
+struct BoundedItems {
+    max: usize,
+}
+
+impl<'de> Visitor<'de> for BoundedItems {
+    type Value = Vec<&'de RawValue>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("an array of events")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            if items.len() == self.max {
+                return Err(serde::de::Error::custom(TOO_MANY_EVENTS));
+            }
+            items.push(item);
+        }
+        Ok(items)
+    }
 }
 
 fn decode_ndjson(

@@ -6,6 +6,8 @@
 //! replays exactly the uncommitted records; nothing is lost or stored twice.
 //! Only after a commit does the worker release the queue up to that position.
 
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +27,8 @@ pub struct WorkerConfig {
     pub read_records: usize,
     /// Payload bytes read from the queue per round.
     pub read_bytes: usize,
+    /// Where records that cannot be decoded are kept, one file each.
+    pub dead_letter_dir: PathBuf,
 }
 
 impl Default for WorkerConfig {
@@ -34,6 +38,7 @@ impl Default for WorkerConfig {
             commit_events: 500_000,
             read_records: 64,
             read_bytes: 8 * 1024 * 1024,
+            dead_letter_dir: PathBuf::from("dead-letter"),
         }
     }
 }
@@ -52,6 +57,20 @@ pub enum PipelineError {
         committed: Position,
         first: Position,
     },
+    #[error(
+        "the store's last commit covers the queue up to {committed:?}, but the queue ends at {durable_end:?}: the queue lost acknowledged records (see its recovery warnings)"
+    )]
+    QueueBehind {
+        committed: Position,
+        durable_end: Position,
+    },
+    #[error("cannot set aside an unreadable queue record at {position:?} in {dir}: {source}")]
+    DeadLetter {
+        position: Position,
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What the worker has done, for readiness checks and tests.
@@ -60,7 +79,7 @@ pub struct Progress {
     /// The queue position covered by the last commit.
     pub committed: Position,
     pub committed_events: u64,
-    /// Records that could not be decoded and were skipped (logged at error level).
+    /// Records that could not be decoded and were set aside in the dead-letter directory.
     pub skipped_records: u64,
     pub running: bool,
 }
@@ -81,6 +100,13 @@ pub async fn run(
     };
     if committed < first {
         return Err(PipelineError::Gap { committed, first });
+    }
+    let durable_end = queue.stats().durable_end;
+    if committed > durable_end {
+        return Err(PipelineError::QueueBehind {
+            committed,
+            durable_end,
+        });
     }
     // The queue forgets releases across restarts; what the store holds is released.
     queue.release(committed).await?;
@@ -111,6 +137,22 @@ pub async fn run(
     result
 }
 
+/// Writes a record the worker cannot read to the dead-letter directory, synced,
+/// before the queue is allowed to forget it.
+fn set_aside(dir: &Path, record: &queue::Record) -> Result<PathBuf, PipelineError> {
+    let failed = |source| PipelineError::DeadLetter {
+        position: record.position,
+        dir: dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    let path = dir.join(format!("{:020}.record", record.position.0));
+    let mut file = std::fs::File::create(&path).map_err(failed)?;
+    file.write_all(&record.payload).map_err(failed)?;
+    file.sync_all().map_err(failed)?;
+    Ok(path)
+}
+
 struct Worker {
     queue: Arc<dyn Queue>,
     store: Arc<dyn EventStore>,
@@ -138,7 +180,11 @@ impl Worker {
                 .read(self.next, config.read_records, config.read_bytes, wait);
             let records = tokio::select! {
                 records = read => records?,
-                _ = shutdown.changed() => continue,
+                changed = shutdown.changed() => match changed {
+                    Ok(()) => continue,
+                    // The sender is gone: nobody can ask for a stop any more, so stop now.
+                    Err(_) => return Ok(()),
+                },
             };
             for record in records {
                 match model::decode_record(&record.payload) {
@@ -147,7 +193,13 @@ impl Worker {
                         self.store.stage(events).await?;
                     }
                     Err(error) => {
-                        tracing::error!(position = record.position.0, %error, "skipping an unreadable queue record");
+                        let path = set_aside(&config.dead_letter_dir, &record)?;
+                        tracing::error!(
+                            position = record.position.0,
+                            %error,
+                            path = %path.display(),
+                            "set aside an unreadable queue record"
+                        );
                         self.progress.send_modify(|p| p.skipped_records += 1);
                     }
                 }

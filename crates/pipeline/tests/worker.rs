@@ -38,11 +38,16 @@ struct Running {
     task: tokio::task::JoinHandle<Result<(), pipeline::PipelineError>>,
 }
 
-fn start(queue: Arc<dyn Queue>, store: Arc<dyn EventStore>) -> Running {
+fn start(
+    queue: Arc<dyn Queue>,
+    store: Arc<dyn EventStore>,
+    dead_letter_dir: &std::path::Path,
+) -> Running {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (progress_tx, progress) = watch::channel(Progress::default());
     let config = WorkerConfig {
         commit_interval: Duration::from_millis(20),
+        dead_letter_dir: dead_letter_dir.to_owned(),
         ..WorkerConfig::default()
     };
     let task = tokio::spawn(pipeline::run(
@@ -84,7 +89,11 @@ async fn every_record_is_stored_once_across_restarts() {
     let store = open_store();
     queue.append(record(0, 100)).await.unwrap();
     let (_, end) = queue.append(record(100, 50)).await.unwrap();
-    let mut running = start(Arc::clone(&queue), Arc::clone(&store));
+    let mut running = start(
+        Arc::clone(&queue),
+        Arc::clone(&store),
+        &dir.path().join("dead"),
+    );
     wait_for_commit(&mut running, end).await;
     assert_eq!(total(&store).await, 150);
     running.shutdown.send(true).unwrap();
@@ -107,7 +116,11 @@ async fn every_record_is_stored_once_across_restarts() {
     let queue = open_queue();
     let store = open_store();
     assert_eq!(total(&store).await, 150);
-    let mut running = start(Arc::clone(&queue), Arc::clone(&store));
+    let mut running = start(
+        Arc::clone(&queue),
+        Arc::clone(&store),
+        &dir.path().join("dead"),
+    );
     wait_for_commit(&mut running, end).await;
     assert_eq!(total(&store).await, 175);
     // A client re-sending ids it already sent replaces rather than duplicates.
@@ -127,7 +140,11 @@ async fn every_record_is_stored_once_across_restarts() {
         queue.stats().pending_bytes > 0,
         "the queue alone does not know what was consumed"
     );
-    let mut running = start(Arc::clone(&queue), Arc::clone(&store));
+    let mut running = start(
+        Arc::clone(&queue),
+        Arc::clone(&store),
+        &dir.path().join("dead"),
+    );
     running.progress.wait_for(|p| p.running).await.unwrap();
     assert_eq!(queue.stats().pending_bytes, 0);
     running.shutdown.send(true).unwrap();
@@ -135,7 +152,7 @@ async fn every_record_is_stored_once_across_restarts() {
 }
 
 #[tokio::test]
-async fn unreadable_records_are_skipped_and_counted() {
+async fn unreadable_records_are_set_aside_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let queue: Arc<dyn Queue> =
         Arc::new(EmbeddedQueue::open(EmbeddedQueueConfig::new(dir.path().join("q"))).unwrap());
@@ -146,9 +163,21 @@ async fn unreadable_records_are_skipped_and_counted() {
         .await
         .unwrap();
     let (_, end) = queue.append(record(0, 3)).await.unwrap();
-    let mut running = start(Arc::clone(&queue), Arc::clone(&store));
+    let mut running = start(
+        Arc::clone(&queue),
+        Arc::clone(&store),
+        &dir.path().join("dead"),
+    );
     wait_for_commit(&mut running, end).await;
     assert_eq!(running.progress.borrow().skipped_records, 1);
+    let kept: Vec<_> = std::fs::read_dir(dir.path().join("dead"))
+        .unwrap()
+        .collect();
+    assert_eq!(
+        kept.len(),
+        1,
+        "the unreadable record is kept in the dead-letter directory"
+    );
     assert_eq!(total(&store).await, 3);
     running.shutdown.send(true).unwrap();
     running.task.await.unwrap().unwrap();

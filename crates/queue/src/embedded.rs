@@ -435,6 +435,7 @@ impl Queue for EmbeddedQueue {
             segments: state.segments.len(),
             max_bytes: self.max_bytes,
             syncs: self.shared.syncs.load(Ordering::Relaxed),
+            failed: state.failure.is_some(),
         }
     }
 

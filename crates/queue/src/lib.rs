@@ -48,6 +48,8 @@ pub struct QueueStats {
     pub max_bytes: u64,
     /// Number of data syncs (`fdatasync`) performed since open; far fewer than appends under concurrency.
     pub syncs: u64,
+    /// The writer stopped after an I/O error: appends fail until the queue is reopened.
+    pub failed: bool,
 }
 
 /// Everything that can go wrong in a queue operation.

@@ -29,9 +29,16 @@ pub struct IngestSettings {
     pub max_body_bytes: usize,
     pub max_decompressed_bytes: usize,
     pub max_event_bytes: usize,
+    /// At most [`MAX_DEPTH`]: deeper JSON would exceed the parser's recursion limit
+    /// once wrapped in the stored event.
     pub max_depth: usize,
     pub max_batch_events: usize,
+    /// The longest a client may take to send a request body.
+    pub body_timeout_ms: u64,
 }
+
+/// The deepest nesting an event may be configured to allow.
+pub const MAX_DEPTH: usize = 100;
 
 /// The embedded queue.
 #[derive(Debug, Clone, Deserialize)]
@@ -83,6 +90,7 @@ impl Default for IngestSettings {
             max_event_bytes: api.events.max_event_bytes,
             max_depth: api.events.max_depth,
             max_batch_events: api.events.max_batch_events,
+            body_timeout_ms: api.body_timeout.as_millis() as u64,
         }
     }
 }
@@ -129,9 +137,18 @@ impl Config {
     }
 
     pub(crate) fn queue_config(&self) -> queue::EmbeddedQueueConfig {
+        // One request is one record: the normalised events of the largest body,
+        // with room for what normalising adds to each event.
+        let per_event_overhead = 512;
+        let largest_request = self.ingest.max_decompressed_bytes.saturating_add(
+            self.ingest
+                .max_batch_events
+                .saturating_mul(per_event_overhead),
+        );
         queue::EmbeddedQueueConfig {
             max_bytes: self.queue.max_bytes,
             segment_bytes: self.queue.segment_bytes,
+            max_record_bytes: largest_request,
             ..queue::EmbeddedQueueConfig::new(self.data_dir.join("queue"))
         }
     }
@@ -150,6 +167,7 @@ impl Config {
         pipeline::WorkerConfig {
             commit_interval: Duration::from_millis(self.pipeline.commit_interval_ms.max(1)),
             commit_events: self.pipeline.commit_events.max(1),
+            dead_letter_dir: self.data_dir.join("dead-letter"),
             ..pipeline::WorkerConfig::default()
         }
     }
@@ -160,9 +178,10 @@ impl Config {
             max_decompressed_bytes: self.ingest.max_decompressed_bytes,
             events: model::Limits {
                 max_event_bytes: self.ingest.max_event_bytes,
-                max_depth: self.ingest.max_depth,
+                max_depth: self.ingest.max_depth.min(MAX_DEPTH),
                 max_batch_events: self.ingest.max_batch_events,
             },
+            body_timeout: Duration::from_millis(self.ingest.body_timeout_ms.max(1)),
         }
     }
 }

@@ -15,7 +15,13 @@ use store::embedded::EmbeddedStore;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-pub use config::{Config, IngestSettings, PipelineSettings, QueueSettings, StoreSettings};
+pub use config::{
+    Config, IngestSettings, MAX_DEPTH, PipelineSettings, QueueSettings, StoreSettings,
+};
+
+/// How long shutdown waits for requests in flight before cutting them off.
+/// Their events are durable only if they were already answered.
+const HTTP_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A server that is accepting requests.
 pub struct RunningServer {
@@ -76,6 +82,7 @@ pub async fn start_on(
         store,
         limits: Arc::new(config.ingest_limits()),
         progress,
+        decode_permits: Arc::new(tokio::sync::Semaphore::new(api::CONCURRENT_DECODES)),
     };
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop_http, http_stop_signal) = oneshot::channel::<()>();
@@ -119,19 +126,28 @@ impl RunningServer {
     /// Graceful shutdown: stop accepting, finish requests in flight (their events
     /// are durable in the queue once answered), commit what the worker staged,
     /// and close the queue.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.stop_http.send(());
-        self.http.await?.context("the HTTP server failed")?;
+        let http = match tokio::time::timeout(HTTP_DRAIN_TIMEOUT, &mut self.http).await {
+            Ok(joined) => joined
+                .context("the HTTP server panicked")
+                .and_then(|served| served.context("the HTTP server failed")),
+            Err(_) => {
+                self.http.abort();
+                Err(anyhow::anyhow!(
+                    "requests still in flight after {} s were cut off",
+                    HTTP_DRAIN_TIMEOUT.as_secs()
+                ))
+            }
+        };
+        // Whatever happened to HTTP, commit what the worker staged and close the queue.
         let _ = self.stop_worker.send(true);
-        let worker = if self.worker.is_finished() {
-            Ok(())
-        } else {
-            self.worker
-                .await?
-                .context("the pipeline worker failed while stopping")
+        let worker = match self.worker.await {
+            Ok(result) => result.context("the pipeline worker failed"),
+            Err(error) => Err(anyhow::Error::new(error).context("the pipeline worker panicked")),
         };
         self.queue.close().await;
         tracing::info!("logbook stopped");
-        worker
+        http.and(worker)
     }
 }

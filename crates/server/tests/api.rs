@@ -542,6 +542,32 @@ async fn bad_input_gets_a_clear_json_error() {
         assert_eq!(answer["where"], *location, "{path} {params:?}");
     }
 
+    let response = client.get("/v1/logs/%FF").await.unwrap();
+    assert_eq!(
+        (response.status, response.json().unwrap()["code"].clone()),
+        (400, json!("invalid_parameter"))
+    );
+    let response = get(
+        &mut client,
+        "/v1/logs/histogram",
+        &[("interval", "1ms"), ("from", "2000-01-01T00:00:00Z")],
+    )
+    .await;
+    assert_eq!(response.status, 200, "few events, few buckets");
+    let request = hyper::Request::post("/v1/logs")
+        .header(
+            "content-type",
+            hyper::header::HeaderValue::from_bytes(b"application/json; x=\xe9").unwrap(),
+        )
+        .body(http_body_util::Full::new(
+            ORDER_EVENT.as_bytes().to_vec().into(),
+        ))
+        .unwrap();
+    let response = client.send(request).await.unwrap();
+    assert_eq!(
+        (response.status, response.json().unwrap()["code"].clone()),
+        (415, json!("unsupported_media_type"))
+    );
     let response = client.get("/v2/nothing").await.unwrap();
     assert_eq!(
         (response.status, response.json().unwrap()["code"].clone()),

@@ -305,3 +305,29 @@ async fn semantic_query_errors_are_invalid_queries() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_histogram_with_too_many_buckets_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let events: Vec<Value> = (0..10_001)
+        .map(|i| json!({"timestamp": 1_000 + i, "message": "m"}))
+        .collect();
+    store.stage(incoming("default", &events)).await.unwrap();
+    store.commit(1).await.unwrap();
+    let second = 1_000_000_000;
+    let fine = HistogramRequest {
+        filter: filter("default", ""),
+        interval_nanos: second,
+    };
+    let error = store.histogram(fine).await.unwrap_err();
+    assert!(
+        matches!(error, store::StoreError::InvalidQuery(_)),
+        "{error}"
+    );
+    let coarse = HistogramRequest {
+        filter: filter("default", ""),
+        interval_nanos: 2 * second,
+    };
+    assert_eq!(store.histogram(coarse).await.unwrap().len(), 5_001);
+}

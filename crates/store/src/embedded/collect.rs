@@ -217,7 +217,11 @@ impl SegmentCollector for StatsSegment {
     }
 }
 
-/// Counts matching events per fixed-width time bucket.
+/// The most buckets a histogram may have; more means the interval is too fine.
+pub(crate) const MAX_BUCKETS: usize = 10_000;
+
+/// Counts matching events per fixed-width time bucket, refusing to produce more
+/// than [`MAX_BUCKETS`] buckets.
 pub(crate) struct HistogramCollector {
     pub interval_nanos: i64,
 }
@@ -226,6 +230,14 @@ pub(crate) struct HistogramSegment {
     interval_nanos: i64,
     timestamps: Column<i64>,
     counts: BTreeMap<i64, u64>,
+    overflow: bool,
+}
+
+/// The start of the bucket holding `timestamp`, computed without overflow.
+fn bucket_start(timestamp: i64, interval_nanos: i64) -> i64 {
+    let start =
+        i128::from(timestamp).div_euclid(i128::from(interval_nanos)) * i128::from(interval_nanos);
+    i64::try_from(start).unwrap_or(i64::MIN)
 }
 
 impl Collector for HistogramCollector {
@@ -241,6 +253,7 @@ impl Collector for HistogramCollector {
             interval_nanos: self.interval_nanos,
             timestamps: reader.fast_fields().i64(TIMESTAMP)?,
             counts: BTreeMap::new(),
+            overflow: false,
         })
     }
 
@@ -248,26 +261,62 @@ impl Collector for HistogramCollector {
         false
     }
 
-    fn merge_fruits(&self, fruits: Vec<BTreeMap<i64, u64>>) -> tantivy::Result<Self::Fruit> {
+    fn merge_fruits(
+        &self,
+        fruits: Vec<Option<BTreeMap<i64, u64>>>,
+    ) -> tantivy::Result<Self::Fruit> {
         let mut merged = BTreeMap::new();
-        for (start, count) in fruits.into_iter().flatten() {
-            *merged.entry(start).or_default() += count;
+        for fruit in fruits {
+            let counts = fruit.ok_or_else(too_many_buckets)?;
+            for (start, count) in counts {
+                *merged.entry(start).or_default() += count;
+            }
+            if merged.len() > MAX_BUCKETS {
+                return Err(too_many_buckets());
+            }
         }
         Ok(merged)
     }
 }
 
 impl SegmentCollector for HistogramSegment {
-    type Fruit = BTreeMap<i64, u64>;
+    /// `None` if the segment alone needs more than [`MAX_BUCKETS`] buckets.
+    type Fruit = Option<BTreeMap<i64, u64>>;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
+        if self.overflow {
+            return;
+        }
         if let Some(timestamp) = self.timestamps.first(doc) {
-            let start = timestamp.div_euclid(self.interval_nanos) * self.interval_nanos;
+            let start = bucket_start(timestamp, self.interval_nanos);
+            if self.counts.len() == MAX_BUCKETS && !self.counts.contains_key(&start) {
+                self.overflow = true;
+                return;
+            }
             *self.counts.entry(start).or_default() += 1;
         }
     }
 
     fn harvest(self) -> Self::Fruit {
-        self.counts
+        (!self.overflow).then_some(self.counts)
+    }
+}
+
+fn too_many_buckets() -> tantivy::TantivyError {
+    tantivy::TantivyError::InvalidArgument(format!(
+        "the histogram would have more than {MAX_BUCKETS} buckets; use a larger interval or a narrower time range"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bucket_start;
+
+    #[test]
+    fn buckets_start_at_multiples_of_the_interval_without_overflow() {
+        assert_eq!(bucket_start(125, 60), 120);
+        assert_eq!(bucket_start(-1, 60), -60);
+        assert_eq!(bucket_start(i64::MIN, 7), i64::MIN);
+        assert_eq!(bucket_start(i64::MAX, 1_000), i64::MAX - i64::MAX % 1_000);
     }
 }

@@ -16,15 +16,21 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
 
+use super::keys::EventKeys;
 use super::schema::Fields;
-use crate::{Cursor, Filter, StoreError};
+use crate::{Filter, StoreError};
 
 type BoxQuery = Box<dyn tantivy::query::Query>;
 
 /// Compiles a whole read filter: tenant, time range and the user's query.
-pub(crate) fn compile_filter(fields: &Fields, filter: &Filter) -> Result<BoxQuery, StoreError> {
+pub(crate) fn compile_filter(
+    fields: &Fields,
+    keys: &EventKeys,
+    filter: &Filter,
+) -> Result<BoxQuery, StoreError> {
     let compiler = Compiler {
         fields,
+        keys,
         tenant: &filter.tenant,
         analyzer: super::schema::text_analyzer(),
     };
@@ -54,6 +60,7 @@ pub(crate) fn compile_filter(fields: &Fields, filter: &Filter) -> Result<BoxQuer
 
 struct Compiler<'a> {
     fields: &'a Fields,
+    keys: &'a EventKeys,
     tenant: &'a str,
     analyzer: TextAnalyzer,
 }
@@ -167,7 +174,7 @@ impl Compiler<'_> {
             }
             (Target::Id, Predicate::Equals(id)) => Ok(term_query(Term::from_field_u64(
                 self.fields.key,
-                Cursor::key_of(self.tenant, id),
+                self.keys.key(self.tenant, id),
             ))),
             (Target::Level, Predicate::Equals(text)) => Ok(term_query(Term::from_field_u64(
                 self.fields.level,
@@ -336,7 +343,7 @@ impl Compiler<'_> {
 /// The events of `tenant` whose key is that of `id`: the event with that id,
 /// and in theory another whose key collides (callers that must be exact check
 /// the id of what they find).
-pub(crate) fn key_query(fields: &Fields, tenant: &str, id: &str) -> BoxQuery {
+pub(crate) fn key_query(fields: &Fields, keys: &EventKeys, tenant: &str, id: &str) -> BoxQuery {
     Box::new(BooleanQuery::new(vec![
         (
             Occur::Must,
@@ -344,7 +351,7 @@ pub(crate) fn key_query(fields: &Fields, tenant: &str, id: &str) -> BoxQuery {
         ),
         (
             Occur::Must,
-            term_query(Term::from_field_u64(fields.key, Cursor::key_of(tenant, id))),
+            term_query(Term::from_field_u64(fields.key, keys.key(tenant, id))),
         ),
     ]))
 }

@@ -6,6 +6,7 @@
 
 mod collect;
 mod compile;
+mod keys;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -19,10 +20,11 @@ use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument};
 
 use self::collect::{HistogramCollector, StatsCollector, TopByTime};
+use self::keys::EventKeys;
 use self::schema::Fields;
 use crate::{
-    Bucket, Cursor, EventStore, Filter, Footprint, HistogramRequest, SearchPage, SearchRequest,
-    Stats, StoreError, StoredEvent,
+    Bucket, EventStore, Filter, Footprint, HistogramRequest, SearchPage, SearchRequest, Stats,
+    StoreError, StoredEvent,
 };
 
 /// How the embedded store is laid out and tuned.
@@ -63,6 +65,7 @@ struct Inner {
     dir: PathBuf,
     index: Index,
     fields: Fields,
+    keys: EventKeys,
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
 }
@@ -84,7 +87,10 @@ impl EmbeddedStore {
             StoreError::Corrupt(format!("cannot create {}: {error}", config.dir.display()))
         })?;
         let (schema, fields) = schema::build();
-        let index = if config.dir.join("meta.json").exists() {
+        let exists = config.dir.join("meta.json").exists();
+        // The secret is written before the index exists, so an index never lacks one.
+        let keys = EventKeys::open(&config.dir, !exists)?;
+        let index = if exists {
             let mut index = Index::open_in_dir(&config.dir).map_err(engine("opening the index"))?;
             if index.schema() != schema {
                 return Err(StoreError::Corrupt(format!(
@@ -122,6 +128,7 @@ impl EmbeddedStore {
                 dir: config.dir.clone(),
                 index,
                 fields,
+                keys,
                 reader,
                 writer: Mutex::new(writer),
             }),
@@ -159,7 +166,7 @@ impl Inner {
         let mut document = TantivyDocument::new();
         document.add_text(fields.tenant, &event.tenant);
         document.add_i64(fields.timestamp, event.timestamp.nanos());
-        document.add_u64(fields.key, Cursor::key_of(&event.tenant, &event.id));
+        document.add_u64(fields.key, self.keys.key(&event.tenant, &event.id));
         if let Some(service) = &event.service {
             document.add_text(fields.service, service);
         }
@@ -203,7 +210,7 @@ impl Inner {
     }
 
     fn search(&self, request: &SearchRequest) -> Result<SearchPage, StoreError> {
-        let query = compile::compile_filter(&self.fields, &request.filter)?;
+        let query = compile::compile_filter(&self.fields, &self.keys, &request.filter)?;
         let searcher = self.reader.searcher();
         let collector = TopByTime {
             limit: request.limit + 1,
@@ -281,7 +288,12 @@ impl EventStore for EmbeddedStore {
                 if incoming.replace_existing {
                     let event = &incoming.event;
                     writer
-                        .delete_query(compile::key_query(&inner.fields, &event.tenant, &event.id))
+                        .delete_query(compile::key_query(
+                            &inner.fields,
+                            &inner.keys,
+                            &event.tenant,
+                            &event.id,
+                        ))
                         .map_err(engine("replacing an event"))?;
                 }
                 writer
@@ -322,7 +334,7 @@ impl EventStore for EmbeddedStore {
     async fn get(&self, tenant: &str, id: &str) -> Result<Option<StoredEvent>, StoreError> {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.blocking(move |inner| {
-            let query = compile::key_query(&inner.fields, &tenant, &id);
+            let query = compile::key_query(&inner.fields, &inner.keys, &tenant, &id);
             let searcher = inner.reader.searcher();
             let collector = TopByTime {
                 limit: 8,
@@ -342,7 +354,7 @@ impl EventStore for EmbeddedStore {
 
     async fn stats(&self, filter: Filter) -> Result<Stats, StoreError> {
         self.blocking(move |inner| {
-            let query = compile::compile_filter(&inner.fields, &filter)?;
+            let query = compile::compile_filter(&inner.fields, &inner.keys, &filter)?;
             inner
                 .reader
                 .searcher()
@@ -359,7 +371,7 @@ impl EventStore for EmbeddedStore {
             ));
         }
         self.blocking(move |inner| {
-            let query = compile::compile_filter(&inner.fields, &request.filter)?;
+            let query = compile::compile_filter(&inner.fields, &inner.keys, &request.filter)?;
             let collector = HistogramCollector {
                 interval_nanos: request.interval_nanos,
             };

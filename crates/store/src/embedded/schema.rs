@@ -27,8 +27,8 @@ pub(crate) struct Fields {
     pub tenant: Field,
     /// Event timestamp, nanoseconds since the epoch.
     pub timestamp: Field,
-    /// [`crate::Cursor::key_of`] tenant and id: breaks timestamp ties in the
-    /// sort order and finds an event by id.
+    /// The event key (`keys.rs`) of tenant and id: breaks timestamp ties in
+    /// the sort order and finds an event by id.
     pub key: Field,
     pub service: Field,
     /// [`model::Level::rank`].
