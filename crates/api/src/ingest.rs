@@ -210,7 +210,7 @@ async fn read_body(
 fn decode_error(error: DecodeError) -> ApiError {
     let location = match &error {
         DecodeError::InvalidUtf8 { offset } => Some(json!({"byte": offset})),
-        DecodeError::MalformedJson { line, column, .. } => {
+        DecodeError::MalformedJson { line, column, .. } | DecodeError::TooDeep { line, column } => {
             Some(json!({"line": line, "column": column}))
         }
         _ => None,

@@ -3,6 +3,8 @@
 
 mod serve;
 
+use std::io::IsTerminal as _;
+
 use clap::{Parser, Subcommand};
 
 /// Logbook: a centralized logging and audit backend.
@@ -38,6 +40,7 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -80,6 +80,8 @@ pub enum DecodeError {
     Empty,
     #[error("body holds more than {max} events")]
     TooManyEvents { max: usize },
+    #[error("JSON nests too deeply at line {line}, column {column}")]
+    TooDeep { line: usize, column: usize },
 }
 
 impl DecodeError {
@@ -91,6 +93,7 @@ impl DecodeError {
             DecodeError::NotObjectOrArray(_) => "invalid_type",
             DecodeError::Empty => "empty_body",
             DecodeError::TooManyEvents { .. } => "too_many_events",
+            DecodeError::TooDeep { .. } => "too_deep",
         }
     }
 }
@@ -130,6 +133,8 @@ pub fn decode_batch(
     let text = std::str::from_utf8(body).map_err(|error| DecodeError::InvalidUtf8 {
         offset: error.valid_up_to(),
     })?;
+    // Some editors and shells start files with a byte-order mark; it is not JSON.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut batch = DecodedBatch {
         ndjson: Vec::with_capacity(body.len() + body.len() / 4),
         ..DecodedBatch::default()
@@ -334,6 +339,13 @@ impl DecodedBatch {
 }
 
 fn malformed(error: serde_json::Error) -> DecodeError {
+    // The parser's own recursion limit (128) is deeper than any allowed event.
+    if describe(&error) == "recursion limit exceeded" {
+        return DecodeError::TooDeep {
+            line: error.line(),
+            column: error.column(),
+        };
+    }
     DecodeError::MalformedJson {
         line: error.line(),
         column: error.column(),
@@ -443,6 +455,19 @@ mod tests {
             &Limits::default(),
         );
         assert_eq!(invalid.err(), Some(DecodeError::InvalidUtf8 { offset: 13 }));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped_and_extreme_nesting_is_too_deep() {
+        let batch = decode("\u{feff}{\"message\":\"a\"}", BatchFormat::Json).expect("ok");
+        assert_eq!(batch.ids.len(), 1);
+        let deep = format!(
+            "{{\"message\":\"m\",\"a\":{}1{}}}",
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let error = decode(&deep, BatchFormat::Json).expect_err("too deep");
+        assert_eq!(error.code(), "too_deep");
     }
 
     #[test]
