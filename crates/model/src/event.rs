@@ -180,15 +180,7 @@ fn take_string(
     keys: &[&str],
     field: &'static str,
 ) -> Result<Option<String>, EventError> {
-    match take(object, keys) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text)),
-        Some(other) => Err(EventError::WrongType {
-            field,
-            expected: "a string",
-            got: type_name(&other),
-        }),
-    }
+    take_text(object, keys, field, false)
 }
 
 /// Like [`take_string`], but also accepts a number (user ids are often numeric).
@@ -197,13 +189,26 @@ fn take_scalar_string(
     keys: &[&str],
     field: &'static str,
 ) -> Result<Option<String>, EventError> {
+    take_text(object, keys, field, true)
+}
+
+fn take_text(
+    object: &mut Map<String, Value>,
+    keys: &[&str],
+    field: &'static str,
+    numbers_too: bool,
+) -> Result<Option<String>, EventError> {
     match take(object, keys) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => Ok(Some(text)),
-        Some(Value::Number(number)) => Ok(Some(number.to_string())),
+        Some(Value::Number(number)) if numbers_too => Ok(Some(number.to_string())),
         Some(other) => Err(EventError::WrongType {
             field,
-            expected: "a string or number",
+            expected: if numbers_too {
+                "a string or number"
+            } else {
+                "a string"
+            },
             got: type_name(&other),
         }),
     }
