@@ -65,7 +65,7 @@ fn sample() -> Vec<Value> {
         json!({"id": "e3", "timestamp": "2026-02-18T12:02:00Z", "service": "auth", "level": "info",
                "message": "interrupt received", "host": "web-1", "metadata": {"ok": true}}),
         json!({"id": "e4", "timestamp": "2026-02-18T12:03:00Z", "userId": "12345", "action": "User_Login",
-               "metadata": {"ip": "192.168.1.1"}}),
+               "metadata": {"ip": "192.168.1.1", "bytes": 18446744073709551615u64}}),
     ]
 }
 
@@ -103,6 +103,9 @@ async fn queries_find_exactly_what_they_describe() {
         ("metadata.latency:<12.5", &[]),
         ("metadata.ok:true", &["e3"]),
         ("metadata.ip:192.168.1.1", &["e4"]),
+        ("metadata.bytes:18446744073709551615", &["e4"]),
+        ("metadata.bytes:>1", &["e4"]),
+        ("metadata.bytes:<100", &[]),
         ("action:User_Login", &["e4"]),
         ("user_id:123", &["e1"]),
         ("userId:12345", &["e4"]),

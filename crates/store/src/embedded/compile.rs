@@ -274,6 +274,11 @@ impl Compiler<'_> {
             let mut number = self.attribute_term(path);
             number.append_type_and_fast_value(integer);
             alternatives.push((Occur::Should, term_query(number)));
+        } else if let Ok(large) = value.parse::<u64>() {
+            // Only integers above i64::MAX are indexed as u64.
+            let mut number = self.attribute_term(path);
+            number.append_type_and_fast_value(large);
+            alternatives.push((Occur::Should, term_query(number)));
         } else if let Ok(float) = value.parse::<f64>()
             && float.is_finite()
         {
@@ -333,6 +338,27 @@ impl Compiler<'_> {
                 Box::new(InvertedIndexRangeQuery::new(
                     Bound::Included(integer_term(integer_lower)),
                     Bound::Included(integer_term(integer_upper)),
+                )),
+            ));
+        }
+        // Integers above i64::MAX are indexed as u64 (bounds this large are only
+        // as precise as an f64).
+        let above_i64 = (i64::MAX as u64 + 1) as f64;
+        let large_upper = match upper {
+            Bound::Unbounded => u64::MAX as f64,
+            _ => integer_upper,
+        };
+        if large_upper >= above_i64 {
+            let large_term = |value: f64| {
+                let mut term = self.attribute_term(path);
+                term.append_type_and_fast_value(value as u64);
+                term
+            };
+            alternatives.push((
+                Occur::Should,
+                Box::new(InvertedIndexRangeQuery::new(
+                    Bound::Included(large_term(integer_lower.max(above_i64))),
+                    Bound::Included(large_term(large_upper.min(u64::MAX as f64))),
                 )),
             ));
         }
