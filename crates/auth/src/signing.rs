@@ -1,0 +1,466 @@
+//! HMAC request signing and replay protection.
+//!
+//! # The scheme
+//!
+//! The string to sign is
+//!
+//! ```text
+//! timestamp + "\n" + METHOD + "\n" + path_and_query + "\n" + body
+//! ```
+//!
+//! where `timestamp` is the request time in decimal Unix seconds, `METHOD` the HTTP
+//! method as sent (for example `POST`), `path_and_query` the request target as sent
+//! (for example `/v1/logs?dry_run=true`), and `body` the raw body bytes, possibly empty.
+//! The signature is the lowercase hex HMAC-SHA256 of the string to sign, keyed with the
+//! UTF-8 bytes of the whole signing key, `lbk_` prefix included.
+//!
+//! The server accepts a signature only within [`DEFAULT_TOLERANCE_SECONDS`] (or the
+//! configured tolerance) of its own clock, and a [`ReplayGuard`] refuses the same
+//! signature twice within that window.
+//!
+//! # Example
+//!
+//! With key `lbk_example_signing_key_0123456789abcdef`, timestamp `1763900000`, method
+//! `POST`, path `/v1/logs` and body `{"message":"hello"}`, the signature is
+//!
+//! ```text
+//! 7f1dbb2d403545a1b48f52cf3e6e62ba54211d71f515a73126fdabefc3fee504
+//! ```
+//!
+//! which `openssl` reproduces:
+//!
+//! ```text
+//! printf '%s\n%s\n%s\n%s' 1763900000 POST /v1/logs '{"message":"hello"}' \
+//!   | openssl dgst -sha256 -hmac 'lbk_example_signing_key_0123456789abcdef'
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use hmac::Mac as _;
+
+use crate::encoding::{decode_hex_lower, hex_lower};
+use crate::mac::{HmacSha256, hmac_sha256};
+
+/// How far the request's timestamp may be from the server's clock, either way, by
+/// default: five minutes.
+pub const DEFAULT_TOLERANCE_SECONDS: i64 = 300;
+
+/// Most digits a timestamp may have; 12 digits reach beyond the year 33000.
+const MAX_TIMESTAMP_DIGITS: usize = 12;
+
+/// Why a signature was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SignatureError {
+    /// The timestamp is not 1 to 12 decimal digits.
+    #[error("the signature timestamp must be Unix seconds in decimal digits")]
+    MalformedTimestamp,
+    /// The signature is not 64 lowercase hex characters.
+    #[error("the signature must be 64 lowercase hex characters")]
+    MalformedSignature,
+    /// The timestamp is too far from the server's clock.
+    #[error("the signature timestamp is {skew_seconds} seconds away from the server's clock")]
+    OutsideWindow {
+        /// Server time minus request time: positive when the request is old, negative
+        /// when it is from the future.
+        skew_seconds: i64,
+    },
+    /// The signature does not match the request.
+    #[error("the signature does not match the request")]
+    Mismatch,
+}
+
+/// The exact bytes that are signed; see the [module documentation](self).
+pub fn string_to_sign(timestamp: &str, method: &str, path_and_query: &str, body: &[u8]) -> Vec<u8> {
+    let head = format!("{timestamp}\n{method}\n{path_and_query}\n");
+    let mut bytes = Vec::with_capacity(head.len() + body.len());
+    bytes.extend_from_slice(head.as_bytes());
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// Signs a request: the lowercase hex HMAC-SHA256 of [`string_to_sign`], keyed with the
+/// UTF-8 bytes of `key`.
+pub fn sign(key: &str, timestamp: &str, method: &str, path_and_query: &str, body: &[u8]) -> String {
+    let mac = mac_over(key, timestamp, method, path_and_query, body);
+    hex_lower(&mac.finalize().into_bytes())
+}
+
+/// Verifies a request's signature.
+///
+/// Checks, in this order: `timestamp` is 1 to 12 decimal digits; it is within
+/// `tolerance_seconds` of `now_unix_seconds` either way (a negative tolerance counts as
+/// zero); `signature` is 64 lowercase hex characters; and it matches, compared in
+/// constant time.
+///
+/// # Errors
+///
+/// The first check that fails, as a [`SignatureError`].
+#[allow(clippy::too_many_arguments)]
+pub fn verify(
+    key: &str,
+    timestamp: &str,
+    signature: &str,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+    now_unix_seconds: i64,
+    tolerance_seconds: i64,
+) -> Result<(), SignatureError> {
+    let signed_at = parse_timestamp(timestamp).ok_or(SignatureError::MalformedTimestamp)?;
+    let skew_seconds = now_unix_seconds.saturating_sub(signed_at);
+    if skew_seconds.unsigned_abs() > tolerance_seconds.max(0).unsigned_abs() {
+        return Err(SignatureError::OutsideWindow { skew_seconds });
+    }
+    let expected: [u8; 32] =
+        decode_hex_lower(signature).ok_or(SignatureError::MalformedSignature)?;
+    mac_over(key, timestamp, method, path_and_query, body)
+        .verify_slice(&expected)
+        .map_err(|_| SignatureError::Mismatch)
+}
+
+/// Parses 1 to [`MAX_TIMESTAMP_DIGITS`] ASCII digits; no sign, spaces or other forms.
+fn parse_timestamp(timestamp: &str) -> Option<i64> {
+    if timestamp.is_empty()
+        || timestamp.len() > MAX_TIMESTAMP_DIGITS
+        || !timestamp.bytes().all(|byte| byte.is_ascii_digit())
+    {
+        return None;
+    }
+    timestamp.parse().ok()
+}
+
+/// The HMAC over the string to sign, fed piecewise so a large body is not copied.
+fn mac_over(
+    key: &str,
+    timestamp: &str,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+) -> HmacSha256 {
+    let mut mac = hmac_sha256(key.as_bytes());
+    for part in [timestamp, method, path_and_query] {
+        mac.update(part.as_bytes());
+        mac.update(b"\n");
+    }
+    mac.update(body);
+    mac
+}
+
+/// Remembers recently accepted signatures so each can be used only once.
+///
+/// An entry for `(key_id, signature)` is kept until `now + 2 * window_seconds` after its
+/// first use. A request accepted at `now` carries a timestamp no further than the
+/// tolerance from `now`, so it stops verifying by `now + 2 * tolerance` at the latest:
+/// with `window_seconds` at least the tolerance given to [`verify`], a replay is refused
+/// for as long as the signature could verify.
+///
+/// Memory is bounded by `max_entries`. When the guard is full it first drops expired
+/// entries; if it is still full, [`ReplayGuard::first_use`] returns `false` for new
+/// signatures until entries expire. That fails closed: under a flood of signed requests
+/// some honest requests are refused (and can be retried with a fresh timestamp), but a
+/// replay is never let through and memory never grows past the bound.
+pub struct ReplayGuard {
+    window_seconds: i64,
+    max_entries: usize,
+    state: Mutex<Seen>,
+}
+
+/// The remembered signatures and when each may be forgotten.
+struct Seen {
+    expiries: HashMap<(String, String), i64>,
+    /// No entry expires before this, so a sweep earlier than it would free nothing.
+    earliest_expiry: i64,
+}
+
+impl ReplayGuard {
+    /// Makes a guard remembering each signature for `2 * window_seconds` (a negative
+    /// window counts as zero), holding at most `max_entries` signatures.
+    pub fn new(window_seconds: i64, max_entries: usize) -> Self {
+        ReplayGuard {
+            window_seconds: window_seconds.max(0),
+            max_entries,
+            state: Mutex::new(Seen {
+                expiries: HashMap::new(),
+                earliest_expiry: i64::MAX,
+            }),
+        }
+    }
+
+    /// Records a verified signature and returns `true` if it had not been seen within
+    /// its window; returns `false` for a replay, or when the guard is full (see the type
+    /// documentation).
+    ///
+    /// Call it only after [`verify`] succeeded, so forged signatures cannot fill it.
+    #[must_use = "a false result means the request must be refused"]
+    pub fn first_use(&self, key_id: &str, signature: &str, now_unix_seconds: i64) -> bool {
+        // A panic elsewhere while holding the lock leaves the map consistent (every
+        // update is a single insert or retain), so a poisoned lock is safe to reuse.
+        let mut seen = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        // Hex is case-insensitive; one spelling per signature so case cannot bypass us.
+        let entry = (key_id.to_owned(), signature.to_ascii_lowercase());
+
+        if let Some(&expiry) = seen.expiries.get(&entry)
+            && expiry > now_unix_seconds
+        {
+            return false;
+        }
+        if seen.expiries.len() >= self.max_entries && !seen.expiries.contains_key(&entry) {
+            seen.sweep(now_unix_seconds);
+            if seen.expiries.len() >= self.max_entries {
+                return false;
+            }
+        }
+        let expiry = now_unix_seconds.saturating_add(self.window_seconds.saturating_mul(2));
+        seen.earliest_expiry = seen.earliest_expiry.min(expiry);
+        seen.expiries.insert(entry, expiry);
+        true
+    }
+}
+
+impl Seen {
+    /// Drops every entry that has expired by `now`.
+    fn sweep(&mut self, now: i64) {
+        if self.earliest_expiry > now {
+            return;
+        }
+        self.expiries.retain(|_, expiry| *expiry > now);
+        self.earliest_expiry = self.expiries.values().copied().min().unwrap_or(i64::MAX);
+    }
+}
+
+impl std::fmt::Debug for ReplayGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplayGuard")
+            .field("window_seconds", &self.window_seconds)
+            .field("max_entries", &self.max_entries)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "lbk_example_signing_key_0123456789abcdef";
+    const TS: &str = "1763900000";
+    const NOW: i64 = 1_763_900_000;
+    const BODY: &[u8] = br#"{"message":"hello"}"#;
+
+    #[test]
+    fn known_answer() {
+        assert_eq!(
+            sign(KEY, TS, "POST", "/v1/logs", BODY),
+            "7f1dbb2d403545a1b48f52cf3e6e62ba54211d71f515a73126fdabefc3fee504"
+        );
+    }
+
+    #[test]
+    fn string_to_sign_layout() {
+        assert_eq!(
+            string_to_sign(TS, "POST", "/v1/logs", BODY),
+            b"1763900000\nPOST\n/v1/logs\n{\"message\":\"hello\"}".to_vec()
+        );
+        assert_eq!(
+            string_to_sign(TS, "GET", "/v1/search?q=a", b""),
+            b"1763900000\nGET\n/v1/search?q=a\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn sign_is_the_hmac_of_string_to_sign() {
+        let mut mac = hmac_sha256(KEY.as_bytes());
+        mac.update(&string_to_sign(TS, "PUT", "/x?y=1", b"\x00\xffbinary"));
+        assert_eq!(
+            sign(KEY, TS, "PUT", "/x?y=1", b"\x00\xffbinary"),
+            hex_lower(&mac.finalize().into_bytes())
+        );
+    }
+
+    #[test]
+    fn verify_accepts_a_good_signature() {
+        let signature = sign(KEY, TS, "POST", "/v1/logs", BODY);
+        assert_eq!(
+            verify(
+                KEY,
+                TS,
+                &signature,
+                "POST",
+                "/v1/logs",
+                BODY,
+                NOW,
+                DEFAULT_TOLERANCE_SECONDS
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn verify_detects_any_change() {
+        let signature = sign(KEY, TS, "POST", "/v1/logs", BODY);
+        let check = |key: &str, ts: &str, method: &str, path: &str, body: &[u8]| {
+            verify(
+                key,
+                ts,
+                &signature,
+                method,
+                path,
+                body,
+                NOW,
+                DEFAULT_TOLERANCE_SECONDS,
+            )
+        };
+        assert_eq!(
+            check("lbk_other", TS, "POST", "/v1/logs", BODY),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            check(KEY, "1763900001", "POST", "/v1/logs", BODY),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            check(KEY, TS, "PUT", "/v1/logs", BODY),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            check(KEY, TS, "POST", "/v1/logs?x=1", BODY),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            check(KEY, TS, "POST", "/v1/logs", b"{}"),
+            Err(SignatureError::Mismatch)
+        );
+        // Moving bytes between fields changes the string to sign.
+        assert_eq!(
+            check(KEY, TS, "POST\n/v1", "logs", BODY),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn verify_checks_the_window() {
+        let sig = |ts: i64| sign(KEY, &ts.to_string(), "GET", "/", b"");
+        let at = |ts: i64| verify(KEY, &ts.to_string(), &sig(ts), "GET", "/", b"", NOW, 300);
+        assert_eq!(at(NOW - 300), Ok(()));
+        assert_eq!(at(NOW + 300), Ok(()));
+        assert_eq!(
+            at(NOW - 301),
+            Err(SignatureError::OutsideWindow { skew_seconds: 301 })
+        );
+        assert_eq!(
+            at(NOW + 301),
+            Err(SignatureError::OutsideWindow { skew_seconds: -301 })
+        );
+        assert_eq!(
+            at(0),
+            Err(SignatureError::OutsideWindow { skew_seconds: NOW })
+        );
+        // A negative tolerance counts as zero.
+        let exact = verify(KEY, TS, &sig(NOW), "GET", "/", b"", NOW, -5);
+        assert_eq!(exact, Ok(()));
+        // Extreme clocks do not overflow.
+        assert_eq!(
+            verify(
+                KEY,
+                "999999999999",
+                &sig(999_999_999_999),
+                "GET",
+                "/",
+                b"",
+                i64::MIN,
+                300
+            ),
+            Err(SignatureError::OutsideWindow {
+                skew_seconds: i64::MIN
+            })
+        );
+    }
+
+    #[test]
+    fn verify_refuses_malformed_timestamps() {
+        let signature = sign(KEY, TS, "GET", "/", b"");
+        for ts in [
+            "",
+            "-1",
+            "+1763900000",
+            " 1763900000",
+            "1763900000 ",
+            "1.5",
+            "0x10",
+            "1e9",
+            "1234567890123",
+            "١٢٣",
+        ] {
+            assert_eq!(
+                verify(KEY, ts, &signature, "GET", "/", b"", NOW, 300),
+                Err(SignatureError::MalformedTimestamp),
+                "{ts:?}"
+            );
+        }
+        // Twelve digits are still a timestamp (then far outside the window).
+        assert!(matches!(
+            verify(KEY, "123456789012", &signature, "GET", "/", b"", NOW, 300),
+            Err(SignatureError::OutsideWindow { .. })
+        ));
+    }
+
+    #[test]
+    fn verify_refuses_malformed_signatures() {
+        let good = sign(KEY, TS, "GET", "/", b"");
+        for bad in [
+            String::new(),
+            good[..63].to_owned(),
+            format!("{good}0"),
+            good.to_ascii_uppercase(),
+            format!("{}g", &good[..63]),
+            "é".repeat(32),
+        ] {
+            assert_eq!(
+                verify(KEY, TS, &bad, "GET", "/", b"", NOW, 300),
+                Err(SignatureError::MalformedSignature),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn replay_guard_refuses_a_second_use() {
+        let guard = ReplayGuard::new(300, 100);
+        assert!(guard.first_use("key_a", "sig1", NOW));
+        assert!(!guard.first_use("key_a", "sig1", NOW + 1));
+        assert!(
+            !guard.first_use("key_a", "SIG1", NOW + 1),
+            "case must not bypass"
+        );
+        assert!(guard.first_use("key_b", "sig1", NOW), "per key");
+        assert!(guard.first_use("key_a", "sig2", NOW));
+        // Remembered for 2 * window, then forgotten.
+        assert!(!guard.first_use("key_a", "sig1", NOW + 599));
+        assert!(guard.first_use("key_a", "sig1", NOW + 600));
+    }
+
+    #[test]
+    fn replay_guard_is_bounded_and_fails_closed() {
+        let guard = ReplayGuard::new(10, 3);
+        assert!(guard.first_use("k", "a", 0));
+        assert!(guard.first_use("k", "b", 5));
+        assert!(guard.first_use("k", "c", 5));
+        // Full, nothing expired: refuse new signatures, still refuse replays.
+        assert!(!guard.first_use("k", "d", 10));
+        assert!(!guard.first_use("k", "a", 10));
+        // At 20 "a" (expiry 20) has expired: it is swept and "d" fits.
+        assert!(guard.first_use("k", "d", 20));
+        assert!(!guard.first_use("k", "e", 20));
+        assert_eq!(guard.state.lock().expect("not poisoned").expiries.len(), 3);
+        // Everything has expired by 100.
+        assert!(guard.first_use("k", "e", 100));
+        assert!(guard.first_use("k", "f", 100));
+        assert_eq!(guard.state.lock().expect("not poisoned").expiries.len(), 2);
+    }
+
+    #[test]
+    fn replay_guard_with_zero_capacity_refuses_everything() {
+        let guard = ReplayGuard::new(300, 0);
+        assert!(!guard.first_use("k", "a", NOW));
+    }
+}
