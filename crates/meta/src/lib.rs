@@ -1,0 +1,208 @@
+//! The metadata store: tenants, users, API keys, login sessions, settings,
+//! server secrets and the audit outbox.
+//!
+//! One implementation serves both engines through sqlx's `Any` driver: SQLite
+//! in the data directory by default, PostgreSQL when a database URL is
+//! configured. The SQL and the migrations are the same for both, so a test run
+//! against each exercises the one code path.
+//!
+//! Architecture invariant: every change that security reviewers care about
+//! (a user, key, role or setting created or changed) writes its audit event to
+//! `audit_outbox` in the same transaction as the change, so the change and its
+//! record commit or vanish together. The server drains the outbox into the
+//! event pipeline (`server::outbox`).
+
+mod keys;
+mod migrations;
+mod outbox;
+mod sessions;
+mod settings;
+mod tenants;
+mod users;
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor as _};
+
+pub use keys::{ApiKey, NewApiKey};
+pub use outbox::{AuditEntry, OutboxEntry};
+pub use sessions::{NewSession, RefreshOutcome, Session};
+pub use tenants::Tenant;
+pub use users::{NewUser, User, UserWithPassword};
+
+/// What went wrong in the metadata store.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error("cannot open the metadata database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("metadata schema migration {version} failed: {source}")]
+    Migrate {
+        version: i64,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(
+        "the metadata database is at schema version {found}, newer than this binary knows ({known})"
+    )]
+    TooNew { found: i64, known: i64 },
+    #[error("metadata query failed while {context}: {source}")]
+    Query {
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A unique name (tenant id, username) is taken.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// A row refers to something that does not exist (an unknown tenant).
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// Wraps a query error with what was being done.
+fn query_failed(context: &'static str) -> impl Fn(sqlx::Error) -> MetaError {
+    move |source| MetaError::Query { context, source }
+}
+
+/// Whether an error is a unique-constraint violation.
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(database) if database.is_unique_violation())
+}
+
+/// The current time in Unix milliseconds, the unit of every time column.
+pub fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// The metadata database, shared by every request (cheap to clone).
+#[derive(Clone)]
+pub struct MetaStore {
+    pool: AnyPool,
+}
+
+impl std::fmt::Debug for MetaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetaStore").finish_non_exhaustive()
+    }
+}
+
+/// The file name of the SQLite database inside the data directory.
+pub const SQLITE_FILE: &str = "meta.db";
+
+impl MetaStore {
+    /// Opens (creating if needed) the SQLite database `meta.db` in `data_dir`.
+    pub async fn open_sqlite(data_dir: &Path) -> Result<MetaStore, MetaError> {
+        MetaStore::open(&sqlite_url(&data_dir.join(SQLITE_FILE))).await
+    }
+
+    /// Opens the database at `url` (`sqlite://…` or `postgres://…`) and migrates it.
+    pub async fn open(url: &str) -> Result<MetaStore, MetaError> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 8 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // WAL lets `logbook admin` write while the server reads and
+                        // writes; the busy timeout makes writers wait for each other.
+                        connection
+                            .execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
+                                 PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL;",
+                            )
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await
+            .map_err(MetaError::Connect)?;
+        migrations::migrate(&pool).await?;
+        Ok(MetaStore { pool })
+    }
+
+    /// The value of a server-wide secret, storing `candidate` if there is none yet.
+    ///
+    /// Every process sharing the database agrees on the value, whichever stored it first.
+    pub async fn secret_or_insert(&self, name: &str, candidate: &str) -> Result<String, MetaError> {
+        sqlx::query(
+            "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(candidate)
+        .execute(&self.pool)
+        .await
+        .map_err(query_failed("storing a server secret"))?;
+        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_failed("reading a server secret"))
+    }
+
+    /// Whether the database answers, for readiness.
+    pub async fn ping(&self) -> Result<(), MetaError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(query_failed("checking the connection"))
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A `sqlite://` URL for a file, created if missing. `%`, `?` and `#` in the
+/// path are percent-encoded so the URL parser reads the path back unchanged.
+pub fn sqlite_url(path: &Path) -> String {
+    let mut url = String::from("sqlite://");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => url.push_str("%25"),
+            '?' => url.push_str("%3F"),
+            '#' => url.push_str("%23"),
+            c => url.push(c),
+        }
+    }
+    url.push_str("?mode=rwc");
+    url
+}
+
+/// Helpers for tests that run against a shared PostgreSQL server.
+pub mod testing {
+    use sqlx::Connection as _;
+
+    /// Creates a schema with a unique name in the database at `url` and returns
+    /// a URL whose connections use it, so tests running at once never meet.
+    pub async fn fresh_postgres_schema(url: &str) -> Result<String, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let schema = format!(
+            "logbook_test_{}_{}_{}",
+            std::process::id(),
+            super::now_millis(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let mut connection = sqlx::AnyConnection::connect(url).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut connection)
+            .await?;
+        connection.close().await?;
+        let separator = if url.contains('?') { '&' } else { '?' };
+        Ok(format!(
+            "{url}{separator}options=-c%20search_path%3D{schema}"
+        ))
+    }
+}
