@@ -17,6 +17,8 @@ pub struct ApiError {
     /// Per-event errors of a batch.
     pub errors: Option<Box<Value>>,
     pub retry_after_seconds: Option<u64>,
+    /// Extra headers (`WWW-Authenticate`, `RateLimit-*`).
+    pub headers: Option<Box<axum::http::HeaderMap>>,
 }
 
 #[derive(Serialize)]
@@ -40,6 +42,7 @@ impl ApiError {
             location: None,
             errors: None,
             retry_after_seconds: None,
+            headers: None,
         }
     }
 
@@ -75,6 +78,9 @@ impl IntoResponse for ApiError {
             errors: self.errors.as_deref(),
         };
         let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(headers) = self.headers {
+            response.headers_mut().extend(*headers);
+        }
         if let Some(seconds) = self.retry_after_seconds {
             response
                 .headers_mut()

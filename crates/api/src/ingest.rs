@@ -6,15 +6,16 @@
 use std::net::SocketAddr;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use model::{BatchFormat, DecodeError, DecodedBatch, IngestContext, Rejection, Timestamp};
+use model::{BatchFormat, DecodeError, DecodedBatch, IngestContext, Rejection, Stream, Timestamp};
 use queue::QueueError;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::access::Principal;
 use crate::decompress::{Encoding, decompress};
 use crate::{ApiError, AppState};
 
@@ -47,9 +48,33 @@ impl<'a> From<&'a Rejection> for RejectionBody<'a> {
     }
 }
 
-pub(crate) async fn ingest(
+/// `POST /v1/logs`.
+pub(crate) async fn ingest_logs(
+    state: State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    principal: Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    ingest(state, peer, principal, Stream::Logs, headers, body).await
+}
+
+/// `POST /v1/audit`.
+pub(crate) async fn ingest_audit(
+    state: State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    principal: Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    ingest(state, peer, principal, Stream::Audit, headers, body).await
+}
+
+async fn ingest(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(principal): Extension<Principal>,
+    stream: Stream,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -57,6 +82,7 @@ pub(crate) async fn ingest(
     let encoding = Encoding::from_header(header_str(&headers, header::CONTENT_ENCODING.as_str())?)?;
     let limits = state.limits.clone();
     let body = read_body(body, limits.max_body_bytes, limits.body_timeout).await?;
+    state.auth.limits.admit_bytes(&principal, body.len())?;
     // Decoding takes memory in proportion to the body; a few at a time keep the
     // total bounded however many clients send at once.
     let _permit = state
@@ -66,10 +92,11 @@ pub(crate) async fn ingest(
         .map_err(|error| ApiError::internal("waiting to decode a request", &error))?;
 
     let context = IngestContext::new(
-        model::DEFAULT_TENANT,
+        &principal.tenant,
         Timestamp::now(),
         Some(peer.ip().to_string()),
-    );
+    )
+    .with_stream(stream);
     let decoded = tokio::task::spawn_blocking(move || {
         let body = decompress(encoding, body, limits.max_decompressed_bytes)?;
         model::decode_batch(&body, format, &context, &limits.events).map_err(decode_error)
@@ -86,6 +113,10 @@ pub(crate) async fn ingest(
         error.errors = Some(Box::new(json!(errors)));
         return Err(error);
     }
+    state
+        .auth
+        .limits
+        .admit_events(&principal, decoded.ids.len())?;
     enqueue(&state, &decoded).await?;
     let answer = Accepted {
         accepted: decoded.ids.len(),
@@ -96,7 +127,8 @@ pub(crate) async fn ingest(
     Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
 }
 
-async fn enqueue(state: &AppState, decoded: &DecodedBatch) -> Result<(), ApiError> {
+/// Appends a batch to the queue, answering only once it is durable.
+pub(crate) async fn enqueue(state: &AppState, decoded: &DecodedBatch) -> Result<(), ApiError> {
     let record = model::encode_record(decoded);
     match state.queue.append(record.into()).await {
         Ok(_) => Ok(()),
@@ -176,7 +208,8 @@ fn batch_format(content_type: Option<&str>) -> Result<BatchFormat, ApiError> {
     }
 }
 
-async fn read_body(
+/// Reads a whole body within a size and time limit.
+pub(crate) async fn read_body(
     body: Body,
     max: usize,
     timeout: std::time::Duration,

@@ -4,16 +4,22 @@
 //! [`store::EventStore`] traits and back; they hold no state of their own and
 //! know nothing about which backend sits behind either trait.
 
+pub mod access;
+pub mod accounts;
+mod admin_routes;
+mod auth_routes;
 mod decompress;
 mod error;
 mod health;
 mod ingest;
+mod json_body;
 mod search;
+pub mod security;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use pipeline::Progress;
 use queue::Queue;
 use store::EventStore;
@@ -55,20 +61,59 @@ pub struct AppState {
     pub progress: watch::Receiver<Progress>,
     /// Bounds how many request bodies are decoded at once.
     pub decode_permits: Arc<tokio::sync::Semaphore>,
+    /// Accounts, keys, sessions and rate limits.
+    pub auth: Arc<access::AuthState>,
 }
 
 /// How many request bodies are decoded at the same time.
 pub const CONCURRENT_DECODES: usize = 4;
 
-/// The whole API.
+/// The whole API. Every route passes [`access::guard`], which applies the
+/// route's rule from [`access::rule_for`] before the handler runs.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/v1/logs", post(ingest::ingest).get(search::search))
+        .route(
+            "/v1/logs",
+            post(ingest::ingest_logs).get(search::search_logs),
+        )
         .route("/v1/logs/histogram", get(search::histogram))
-        .route("/v1/logs/{id}", get(search::get_event))
+        .route("/v1/logs/{id}", get(search::get_log))
         .route("/v1/stats", get(search::stats))
+        .route(
+            "/v1/audit",
+            post(ingest::ingest_audit).get(search::search_audit),
+        )
+        .route("/v1/audit/{id}", get(search::get_audit))
+        .route("/v1/auth/login", post(auth_routes::login))
+        .route("/v1/auth/refresh", post(auth_routes::refresh))
+        .route("/v1/auth/logout", post(auth_routes::logout))
+        .route("/v1/auth/password", post(auth_routes::change_password))
+        .route("/v1/auth/register", post(auth_routes::register))
+        .route("/v1/auth/me", get(auth_routes::me))
+        .route(
+            "/v1/users",
+            get(admin_routes::list_users).post(admin_routes::create_user),
+        )
+        .route("/v1/users/{id}", patch(admin_routes::update_user))
+        .route(
+            "/v1/keys",
+            get(admin_routes::list_keys).post(admin_routes::create_key),
+        )
+        .route("/v1/keys/{id}", delete(admin_routes::revoke_key))
+        .route(
+            "/v1/settings",
+            get(admin_routes::get_settings).put(admin_routes::put_settings),
+        )
+        .route(
+            "/v1/tenants",
+            get(admin_routes::list_tenants).post(admin_routes::create_tenant),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::guard,
+        ))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)

@@ -4,15 +4,16 @@
 use std::time::Instant;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use model::Timestamp;
+use model::{Stream, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use serde_json::value::RawValue;
 use store::{Bucket, Cursor, Filter, HistogramRequest, Order, SearchRequest, Stats};
 
+use crate::access::Principal;
 use crate::{ApiError, AppState};
 
 /// Page size when `limit` is absent.
@@ -80,7 +81,7 @@ fn millis_since(start: Instant) -> f64 {
 }
 
 impl FilterParams {
-    fn into_filter(self, tenant: &str) -> Result<Filter, ApiError> {
+    fn into_filter(self, tenant: &str, stream: Stream) -> Result<Filter, ApiError> {
         let text = self.q.unwrap_or_default();
         let query = query::parse(&text).map_err(|error| {
             ApiError::bad_request(
@@ -100,6 +101,7 @@ impl FilterParams {
         };
         Ok(Filter {
             tenant: tenant.to_owned(),
+            stream,
             query,
             from: time("from", self.from)?,
             to: time("to", self.to)?,
@@ -107,8 +109,28 @@ impl FilterParams {
     }
 }
 
-pub(crate) async fn search(
+/// `GET /v1/logs`.
+pub(crate) async fn search_logs(
+    state: State<AppState>,
+    principal: Extension<Principal>,
+    query: Result<Query<SearchParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    search(state, principal, Stream::Logs, query).await
+}
+
+/// `GET /v1/audit`.
+pub(crate) async fn search_audit(
+    state: State<AppState>,
+    principal: Extension<Principal>,
+    query: Result<Query<SearchParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    search(state, principal, Stream::Audit, query).await
+}
+
+async fn search(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    stream: Stream,
     query: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
@@ -138,7 +160,7 @@ pub(crate) async fn search(
         Some(_) => return Err(invalid_parameter("order", "order must be asc or desc")),
     };
     let request = SearchRequest {
-        filter: params.filter.into_filter(model::DEFAULT_TENANT)?,
+        filter: params.filter.into_filter(&principal.tenant, stream)?,
         limit,
         cursor,
         order,
@@ -152,13 +174,33 @@ pub(crate) async fn search(
     .into_response())
 }
 
-pub(crate) async fn get_event(
+/// `GET /v1/logs/{id}`.
+pub(crate) async fn get_log(
+    state: State<AppState>,
+    principal: Extension<Principal>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    get_event(state, principal, Stream::Logs, id).await
+}
+
+/// `GET /v1/audit/{id}`.
+pub(crate) async fn get_audit(
+    state: State<AppState>,
+    principal: Extension<Principal>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    get_event(state, principal, Stream::Audit, id).await
+}
+
+async fn get_event(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    stream: Stream,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(id) =
         id.map_err(|rejection| ApiError::bad_request("invalid_parameter", rejection.body_text()))?;
-    match state.store.get(model::DEFAULT_TENANT, &id).await? {
+    match state.store.get(&principal.tenant, stream, &id).await? {
         Some(event) => Ok(axum::Json(event).into_response()),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -170,10 +212,11 @@ pub(crate) async fn get_event(
 
 pub(crate) async fn stats(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     query: Result<Query<FilterParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let filter = params(query)?.into_filter(model::DEFAULT_TENANT)?;
+    let filter = params(query)?.into_filter(&principal.tenant, Stream::Logs)?;
     let stats = state.store.stats(filter).await?;
     Ok(axum::Json(StatsAnswer {
         stats,
@@ -184,6 +227,7 @@ pub(crate) async fn stats(
 
 pub(crate) async fn histogram(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     query: Result<Query<HistogramParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
@@ -196,7 +240,7 @@ pub(crate) async fn histogram(
         )
     })?;
     let request = HistogramRequest {
-        filter: params.filter.into_filter(model::DEFAULT_TENANT)?,
+        filter: params.filter.into_filter(&principal.tenant, Stream::Logs)?,
         interval_nanos,
     };
     let buckets = state.store.histogram(request).await?;

@@ -6,7 +6,7 @@ use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{HeaderMap, Method, Request};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -46,6 +46,8 @@ pub struct HttpClient {
     /// `host:port`, used to connect and as the default `Host` header.
     authority: String,
     sender: SendRequest<Full<Bytes>>,
+    /// Sent as `Authorization: Bearer …` when a request carries no Authorization.
+    token: Option<HeaderValue>,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -62,7 +64,20 @@ impl HttpClient {
     pub async fn connect(base_url: &str) -> anyhow::Result<Self> {
         let authority = authority_of(base_url)?;
         let sender = open(&authority).await?;
-        Ok(HttpClient { authority, sender })
+        Ok(HttpClient {
+            authority,
+            sender,
+            token: None,
+        })
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request that has none.
+    pub fn with_token(mut self, token: Option<&str>) -> anyhow::Result<Self> {
+        self.token = token
+            .map(|token| HeaderValue::from_str(&format!("Bearer {token}")))
+            .transpose()
+            .context("the API key is not a valid header value")?;
+        Ok(self)
     }
 
     /// Sends `GET path_and_query` (e.g. `/v1/logs?q=level%3Aerror`).
@@ -99,6 +114,11 @@ impl HttpClient {
             let host = HeaderValue::from_str(&self.authority)
                 .with_context(|| format!("invalid host {:?}", self.authority))?;
             request.headers_mut().insert(HOST, host);
+        }
+        if let Some(token) = &self.token
+            && !request.headers().contains_key(AUTHORIZATION)
+        {
+            request.headers_mut().insert(AUTHORIZATION, token.clone());
         }
         let mut reconnected = false;
         if self.sender.is_closed() || self.sender.ready().await.is_err() {

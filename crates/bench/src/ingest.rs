@@ -41,6 +41,9 @@ pub struct IngestArgs {
     /// Base URL of the Logbook server.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    /// API key to send (`logs:write` for ingest, `logs:read` for queries).
+    #[arg(long, env = "LOGBOOK_KEY", hide_env_values = true)]
+    pub key: Option<String>,
     /// Concurrent keep-alive connections, each sending one request at a time.
     #[arg(long, default_value_t = 8)]
     pub connections: usize,
@@ -156,7 +159,11 @@ pub async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
 
     let mut clients = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
-        clients.push(HttpClient::connect(&args.url).await?);
+        clients.push(
+            HttpClient::connect(&args.url)
+                .await?
+                .with_token(args.key.as_deref())?,
+        );
     }
 
     let progress = progress_bar(args.quiet, args.events, "events")?;
@@ -544,6 +551,7 @@ mod tests {
             }
             assert_eq!(request.uri.path(), "/v1/logs");
             assert_eq!(request.headers["content-type"], NDJSON);
+            assert_eq!(request.headers["authorization"], "Bearer lbk_bench-unit-test");
             if busy.swap(false, Ordering::SeqCst) {
                 let mut reply = Reply::new(503, r#"{"error":"queue full"}"#);
                 reply.headers.push(("retry-after", "0".to_owned()));
@@ -563,6 +571,7 @@ mod tests {
     fn args(addr: SocketAddr) -> IngestArgs {
         IngestArgs {
             url: format!("http://{addr}"),
+            key: Some("lbk_bench-unit-test".to_owned()),
             connections: 2,
             batch: 500,
             duration: None,

@@ -41,6 +41,9 @@ pub struct QueryArgs {
     /// Base URL of the Logbook server.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    /// API key to send (`logs:write` for ingest, `logs:read` for queries).
+    #[arg(long, env = "LOGBOOK_KEY", hide_env_values = true)]
+    pub key: Option<String>,
     /// Concurrent keep-alive connections, each sending one request at a time.
     #[arg(long, default_value_t = 2)]
     pub connections: usize,
@@ -143,7 +146,11 @@ pub async fn run_query(args: &QueryArgs) -> anyhow::Result<QueryReport> {
     let mix = query_mix(args);
     let mut clients = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
-        clients.push(HttpClient::connect(&args.url).await?);
+        clients.push(
+            HttpClient::connect(&args.url)
+                .await?
+                .with_token(args.key.as_deref())?,
+        );
     }
     let progress = progress_bar(args.quiet, None, "requests")?;
     let start = Instant::now();
@@ -407,6 +414,7 @@ mod tests {
     fn args(queries: &[&str]) -> QueryArgs {
         QueryArgs {
             url: "http://127.0.0.1:1".to_owned(),
+            key: None,
             connections: 1,
             duration: 1,
             queries: queries.iter().map(|q| (*q).to_owned()).collect(),

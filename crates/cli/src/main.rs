@@ -1,6 +1,7 @@
 //! The `logbook` binary: parses the command line and hands over to the server
 //! or the benchmark tool.
 
+mod admin;
 mod serve;
 
 use std::io::IsTerminal as _;
@@ -19,6 +20,9 @@ struct Cli {
 enum Command {
     /// Run the whole server (API, queue, workers, store) in this process.
     Serve(Box<serve::ServeArgs>),
+    /// Manage tenants, users and API keys in the metadata store.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     /// Drive a running server with load and report throughput and latency.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -48,6 +52,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(*args).await,
+            Command::Admin(command) => admin::run(command).await,
             Command::Bench(BenchCommand::Ingest(args)) => {
                 let report = bench::run_ingest(&args).await?;
                 println!("{}", bench::render(&report, args.json)?);

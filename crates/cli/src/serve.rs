@@ -21,6 +21,9 @@ pub struct ServeArgs {
     /// Directory of the queue and the index [default: ./logbook-data].
     #[arg(long, env = "LOGBOOK_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// PostgreSQL URL of the metadata store [default: SQLite meta.db in the data directory].
+    #[arg(long, env = "LOGBOOK_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// Largest request body as sent [default: 16 MiB].
     #[arg(long, env = "LOGBOOK_MAX_BODY_BYTES")]
     max_body_bytes: Option<usize>,
@@ -65,6 +68,47 @@ pub struct ServeArgs {
     commit_events: Option<usize>,
 }
 
+/// Where `logbook admin` finds the metadata store: the same settings as `serve`.
+#[derive(Args, Debug)]
+pub struct StoreArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "LOGBOOK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The server's data directory [default: ./logbook-data].
+    #[arg(long, env = "LOGBOOK_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL of the metadata store [default: SQLite meta.db in the data directory].
+    #[arg(long, env = "LOGBOOK_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+impl StoreArgs {
+    /// The configuration these point at.
+    pub fn into_config(self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_toml_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(dir) = self.data_dir {
+            config.data_dir = dir;
+        }
+        if let Some(url) = self.database_url {
+            config.database_url = Some(url);
+        }
+        Ok(config)
+    }
+}
+
+/// Reads an environment variable that holds a secret; empty counts as unset.
+fn secret_from_env(name: &str) -> anyhow::Result<Option<String>> {
+    match std::env::var(name) {
+        Ok(value) if value.is_empty() => Ok(None),
+        Ok(value) => Ok(Some(value)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => anyhow::bail!("{name} is not valid UTF-8"),
+    }
+}
+
 impl ServeArgs {
     /// The file (or defaults), with environment and flags applied on top.
     fn into_config(self) -> anyhow::Result<Config> {
@@ -79,6 +123,11 @@ impl ServeArgs {
         }
         set(&mut config.listen, self.listen);
         set(&mut config.data_dir, self.data_dir);
+        if self.database_url.is_some() {
+            config.database_url = self.database_url;
+        }
+        config.bootstrap.admin_password = secret_from_env("LOGBOOK_ADMIN_PASSWORD")?;
+        config.bootstrap.key = secret_from_env("LOGBOOK_BOOTSTRAP_KEY")?;
         set(&mut config.ingest.max_body_bytes, self.max_body_bytes);
         set(
             &mut config.ingest.max_decompressed_bytes,
@@ -122,6 +171,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut server = server::start(config).await?;
     println!("logbook listening on http://{}", server.local_addr());
     println!("data directory: {}", data_dir.display());
+    if let Some(credentials) = server.bootstrap_credentials() {
+        print_bootstrap(credentials);
+    }
     tokio::select! {
         () = shutdown_signal() => {
             tracing::info!("shutting down: finishing requests in flight and committing (signal again to exit at once)");
@@ -136,6 +188,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         error = server.failed() => Err(error),
     }
+}
+
+/// Shows what the first start created. Generated secrets appear here once
+/// and are stored only as hashes.
+fn print_bootstrap(credentials: &server::BootstrapCredentials) {
+    println!();
+    println!(
+        "First start: created tenant {:?}, super-admin user {:?} and an API key with every scope.",
+        credentials.tenant, credentials.username
+    );
+    println!("They are shown only this once; keep them somewhere safe.");
+    match &credentials.password {
+        Some(password) => println!("  admin password: {password}"),
+        None => println!("  admin password: the value of LOGBOOK_ADMIN_PASSWORD"),
+    }
+    match &credentials.key {
+        Some(key) => println!("  API key ({}): {key}", credentials.key_id),
+        None => println!(
+            "  API key ({}): the value of LOGBOOK_BOOTSTRAP_KEY",
+            credentials.key_id
+        ),
+    }
+    println!("Try: curl -H \"Authorization: Bearer $LOGBOOK_KEY\" http://127.0.0.1:8080/v1/logs");
+    println!();
 }
 
 /// Resolves on ctrl-c or SIGTERM.

@@ -18,6 +18,9 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The first key, chosen through the environment.
+const KEY: &str = "lbk_crash-test-key-0123456789abcdefghijkl";
+
 fn spawn_server(data_dir: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_logbook"))
         .args([
@@ -34,6 +37,8 @@ fn spawn_server(data_dir: &std::path::Path, port: u16) -> Child {
             "33554432",
         ])
         .env("LOGBOOK_LOG", "warn")
+        .env("LOGBOOK_BOOTSTRAP_KEY", KEY)
+        .env_remove("LOGBOOK_DATABASE_URL")
         .stdout(Stdio::null())
         .spawn()
         .unwrap()
@@ -42,7 +47,8 @@ fn spawn_server(data_dir: &std::path::Path, port: u16) -> Child {
 async fn connect_when_up(url: &str) -> HttpClient {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(mut client) = HttpClient::connect(url).await
+        if let Ok(client) = HttpClient::connect(url).await
+            && let Ok(mut client) = client.with_token(Some(KEY))
             && client.get("/healthz").await.is_ok_and(|r| r.status == 200)
         {
             return client;
@@ -67,7 +73,8 @@ async fn acknowledged_events_survive_kill_9_exactly_once() {
         let url = url.clone();
         let acknowledged = Arc::clone(&acknowledged);
         clients.push(tokio::spawn(async move {
-            let Ok(mut client) = HttpClient::connect(&url).await else { return };
+            let Ok(client) = HttpClient::connect(&url).await else { return };
+            let Ok(mut client) = client.with_token(Some(KEY)) else { return };
             for batch in 0.. {
                 let events: Vec<Value> = (0..50)
                     .map(|i| json!({"service": "crash-test", "message": format!("client {client_number} batch {batch} event {i}")}))

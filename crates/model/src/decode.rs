@@ -7,6 +7,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::event::{Event, EventError, type_name};
+use crate::stream::Stream;
 use crate::timestamp::Timestamp;
 
 /// How the events in a body are laid out.
@@ -43,18 +44,26 @@ impl Default for Limits {
 #[derive(Debug, Clone)]
 pub struct IngestContext {
     pub tenant: String,
+    /// The stream the events go to; the ingest path decides, never the client.
+    pub stream: Stream,
     pub received_at: Timestamp,
     pub source_ip: Option<String>,
 }
 
 impl IngestContext {
-    /// A context for events of `tenant` received now-ish from `source_ip`.
+    /// A context for log events of `tenant` received now-ish from `source_ip`.
     pub fn new(tenant: &str, received_at: Timestamp, source_ip: Option<String>) -> Self {
         IngestContext {
             tenant: tenant.to_owned(),
+            stream: Stream::Logs,
             received_at,
             source_ip,
         }
+    }
+
+    /// The same context for events of `stream`.
+    pub fn with_stream(self, stream: Stream) -> Self {
+        IngestContext { stream, ..self }
     }
 
     /// A fresh, time-sortable event id.
@@ -117,7 +126,7 @@ pub struct DecodedBatch {
     /// The accepted events as NDJSON, one normalised [`Event`] per line.
     pub ndjson: Vec<u8>,
     /// Indexes (among accepted events) of those whose id the client chose:
-    /// storing one replaces an earlier event with the same id.
+    /// storing one replaces an earlier event with the same id in the same stream.
     pub client_ids: Vec<u32>,
     pub rejected: Vec<Rejection>,
 }

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::decode::{IngestContext, Limits};
 use crate::level::Level;
+use crate::stream::Stream;
 use crate::timestamp::Timestamp;
 
 /// A normalised log or activity event.
@@ -14,9 +15,12 @@ use crate::timestamp::Timestamp;
 /// a service sends is dropped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    /// Unique within a tenant; a ULID unless the client chose one.
+    /// Unique within a tenant's stream; a ULID unless the client chose one.
     pub id: String,
     pub tenant: String,
+    /// Logs (left out of the JSON, so log events read as they always did) or audit.
+    #[serde(default, skip_serializing_if = "Stream::is_logs")]
+    pub stream: Stream,
     /// When the event happened, by the client's clock (the receive time if absent).
     pub timestamp: Timestamp,
     /// When Logbook accepted it.
@@ -147,6 +151,7 @@ impl Event {
         Ok(Event {
             id,
             tenant: context.tenant.clone(),
+            stream: context.stream,
             timestamp,
             received_at: context.received_at,
             service,
@@ -334,6 +339,51 @@ mod tests {
         assert_eq!(event.tenant, "default", "a client cannot choose its tenant");
         assert_eq!(event.attributes["region"], json!("eu"));
         assert_eq!(event.attributes["tenant"], json!("other"));
+    }
+
+    #[test]
+    fn a_client_cannot_choose_its_stream() {
+        let logs = event(json!({"id": "s-1", "message": "m", "stream": "audit"})).expect("valid");
+        assert_eq!(
+            logs.stream,
+            Stream::Logs,
+            "a client cannot choose its stream"
+        );
+        assert_eq!(logs.attributes["stream"], json!("audit"));
+        let text = serde_json::to_value(&logs).expect("serialises");
+        assert_eq!(text.get("stream"), None, "log events carry no stream field");
+        assert_eq!(text["attributes"]["stream"], json!("audit"));
+
+        let Value::Object(object) = json!({"message": "m", "stream": "logs"}) else {
+            unreachable!()
+        };
+        let audit = Event::from_object(
+            object,
+            &context().with_stream(Stream::Audit),
+            &Limits::default(),
+        )
+        .expect("valid");
+        assert_eq!(audit.stream, Stream::Audit);
+        assert_eq!(audit.tenant, "default");
+        assert_eq!(audit.attributes["stream"], json!("logs"));
+        let text = serde_json::to_value(&audit).expect("serialises");
+        assert_eq!(text["stream"], json!("audit"));
+        let back: Event = serde_json::from_value(text).expect("deserialises");
+        assert_eq!(back, audit);
+    }
+
+    #[test]
+    fn log_events_serialise_as_before_the_stream_existed() {
+        let logs = event(json!({"id": "x", "message": "m"})).expect("valid");
+        let text = serde_json::to_string(&logs).expect("serialises");
+        assert!(
+            text.starts_with(r#"{"id":"x","tenant":"default","timestamp":"#),
+            "{text}"
+        );
+        assert!(!text.contains("stream"), "{text}");
+        let old = r#"{"id":"x","tenant":"default","timestamp":"2026-02-18T12:00:00Z","received_at":"2026-02-18T12:00:00Z","level":"info","message":"m"}"#;
+        let read: Event = serde_json::from_str(old).expect("an event without a stream field");
+        assert_eq!(read.stream, Stream::Logs);
     }
 
     #[test]

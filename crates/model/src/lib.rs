@@ -8,6 +8,7 @@ mod decode;
 mod event;
 mod level;
 mod record;
+mod stream;
 mod timestamp;
 
 pub use decode::{
@@ -16,6 +17,7 @@ pub use decode::{
 pub use event::{Event, EventError};
 pub use level::Level;
 pub use record::{QueuedEvent, RecordError, decode_record, encode_record};
+pub use stream::Stream;
 pub use timestamp::{Timestamp, TimestampError};
 
 /// The tenant every event belongs to until access control introduces more.

@@ -3,7 +3,7 @@
 //! A record is a header line, then one normalised event per line:
 //! `{"v":1,"replace":[0,3]}\n{event}\n{event}\n…`. `replace` lists the events
 //! (by position among the record's events) whose id the client chose; storing
-//! one of those replaces an earlier event with the same id.
+//! one of those replaces an earlier event with the same tenant, stream and id.
 
 use serde::{Deserialize, Serialize};
 
@@ -91,7 +91,7 @@ pub fn decode_record(record: &[u8]) -> Result<Vec<QueuedEvent>, RecordError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BatchFormat, IngestContext, Limits, Timestamp, decode_batch};
+    use crate::{BatchFormat, IngestContext, Limits, Stream, Timestamp, decode_batch};
 
     #[test]
     fn records_round_trip_with_client_ids_marked() {
@@ -115,6 +115,26 @@ mod tests {
                 .message,
             "c"
         );
+    }
+
+    #[test]
+    fn records_round_trip_the_stream() {
+        let body = br#"[{"message":"a"},{"id":"mine","message":"b","stream":"logs"}]"#;
+        for stream in [Stream::Logs, Stream::Audit] {
+            let context =
+                IngestContext::new("t", Timestamp::from_nanos(5), None).with_stream(stream);
+            let batch =
+                decode_batch(body, BatchFormat::Json, &context, &Limits::default()).expect("valid");
+            let events = decode_record(&encode_record(&batch)).expect("readable");
+            assert_eq!(events.len(), 2);
+            for queued in &events {
+                assert_eq!(queued.event.stream, stream);
+                assert_eq!(queued.event.tenant, "t");
+                let reread: Event = serde_json::from_str(&queued.json).expect("json");
+                assert_eq!(reread.stream, stream, "the stored JSON carries the stream");
+            }
+            assert!(events[1].replace_existing);
+        }
     }
 
     #[test]

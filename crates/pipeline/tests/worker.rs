@@ -25,6 +25,7 @@ fn record(first: usize, count: usize) -> bytes::Bytes {
 async fn total(store: &Arc<dyn EventStore>) -> u64 {
     let filter = Filter {
         tenant: "default".into(),
+        stream: model::Stream::Logs,
         query: query::Query::All,
         from: None,
         to: None,

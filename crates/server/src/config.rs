@@ -20,6 +20,91 @@ pub struct Config {
     pub queue: QueueSettings,
     pub store: StoreSettings,
     pub pipeline: PipelineSettings,
+    /// PostgreSQL URL of the metadata store (users, keys, tenants); SQLite
+    /// `meta.db` in the data directory when absent.
+    pub database_url: Option<String>,
+    pub auth: AuthSettings,
+    pub limits: LimitSettings,
+    /// First-start credentials chosen by the operator; from the environment only.
+    #[serde(skip)]
+    pub bootstrap: BootstrapSettings,
+}
+
+/// Tokens and signatures.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    pub access_token_ttl_seconds: u64,
+    pub refresh_token_ttl_seconds: u64,
+    /// How far a signed request's timestamp may be from the server clock.
+    pub signature_tolerance_seconds: u64,
+}
+
+/// Token-bucket rates (per second) and bursts; see the README.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    pub requests_per_second: f64,
+    pub request_burst: f64,
+    pub caller_events_per_second: f64,
+    pub caller_event_burst: f64,
+    pub tenant_events_per_second: f64,
+    pub tenant_event_burst: f64,
+    pub tenant_bytes_per_second: f64,
+    pub tenant_byte_burst: f64,
+    /// Failed logins an account may have in a row before it must wait.
+    pub login_failures_per_account: f64,
+    /// Failed logins an address may have in a row before it must wait.
+    pub login_failures_per_address: f64,
+    /// Seconds for one failed login to be forgiven.
+    pub login_failure_forgiven_after_seconds: f64,
+}
+
+/// `LOGBOOK_ADMIN_PASSWORD` and `LOGBOOK_BOOTSTRAP_KEY`.
+#[derive(Clone, Default)]
+pub struct BootstrapSettings {
+    pub admin_password: Option<String>,
+    pub key: Option<String>,
+}
+
+impl std::fmt::Debug for BootstrapSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BootstrapSettings")
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "<set>"),
+            )
+            .field("key", &self.key.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            access_token_ttl_seconds: 15 * 60,
+            refresh_token_ttl_seconds: 30 * 24 * 3600,
+            signature_tolerance_seconds: 300,
+        }
+    }
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings {
+            requests_per_second: 1_000.0,
+            request_burst: 2_000.0,
+            caller_events_per_second: 250_000.0,
+            caller_event_burst: 500_000.0,
+            tenant_events_per_second: 500_000.0,
+            tenant_event_burst: 1_000_000.0,
+            tenant_bytes_per_second: 256.0 * 1024.0 * 1024.0,
+            tenant_byte_burst: 512.0 * 1024.0 * 1024.0,
+            login_failures_per_account: 5.0,
+            login_failures_per_address: 20.0,
+            login_failure_forgiven_after_seconds: 60.0,
+        }
+    }
 }
 
 /// Limits on ingest requests.
@@ -77,6 +162,10 @@ impl Default for Config {
             queue: QueueSettings::default(),
             store: StoreSettings::default(),
             pipeline: PipelineSettings::default(),
+            database_url: None,
+            auth: AuthSettings::default(),
+            limits: LimitSettings::default(),
+            bootstrap: BootstrapSettings::default(),
         }
     }
 }
@@ -170,6 +259,48 @@ impl Config {
             dead_letter_dir: self.data_dir.join("dead-letter"),
             ..pipeline::WorkerConfig::default()
         }
+    }
+
+    pub(crate) fn access_config(&self) -> anyhow::Result<api::access::AccessConfig> {
+        let limits = &self.limits;
+        let quota = |name: &str, per_second: f64, burst: f64| {
+            auth::ratelimit::Quota::new(per_second, burst)
+                .with_context(|| format!("invalid rate limit {name}"))
+        };
+        let forgive = 1.0 / limits.login_failure_forgiven_after_seconds;
+        Ok(api::access::AccessConfig {
+            access_token_ttl: Duration::from_secs(self.auth.access_token_ttl_seconds.max(1)),
+            refresh_token_ttl: Duration::from_secs(self.auth.refresh_token_ttl_seconds.max(1)),
+            signature_tolerance: Duration::from_secs(self.auth.signature_tolerance_seconds),
+            rates: api::access::RateSettings {
+                requests: quota("requests", limits.requests_per_second, limits.request_burst)?,
+                caller_events: quota(
+                    "caller_events",
+                    limits.caller_events_per_second,
+                    limits.caller_event_burst,
+                )?,
+                tenant_events: quota(
+                    "tenant_events",
+                    limits.tenant_events_per_second,
+                    limits.tenant_event_burst,
+                )?,
+                tenant_bytes: quota(
+                    "tenant_bytes",
+                    limits.tenant_bytes_per_second,
+                    limits.tenant_byte_burst,
+                )?,
+                login_failures_per_account: quota(
+                    "login_failures_per_account",
+                    forgive,
+                    limits.login_failures_per_account,
+                )?,
+                login_failures_per_address: quota(
+                    "login_failures_per_address",
+                    forgive,
+                    limits.login_failures_per_address,
+                )?,
+            },
+        })
     }
 
     pub(crate) fn ingest_limits(&self) -> api::IngestLimits {

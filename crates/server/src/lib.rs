@@ -3,6 +3,7 @@
 //! shuts them down in order.
 
 mod config;
+mod outbox;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,8 +16,10 @@ use store::embedded::EmbeddedStore;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+pub use api::accounts::BootstrapCredentials;
 pub use config::{
-    Config, IngestSettings, MAX_DEPTH, PipelineSettings, QueueSettings, StoreSettings,
+    AuthSettings, BootstrapSettings, Config, IngestSettings, LimitSettings, MAX_DEPTH,
+    PipelineSettings, QueueSettings, StoreSettings,
 };
 
 /// How long shutdown waits for requests in flight before cutting them off.
@@ -30,7 +33,41 @@ pub struct RunningServer {
     http: JoinHandle<std::io::Result<()>>,
     stop_worker: watch::Sender<bool>,
     worker: JoinHandle<Result<(), pipeline::PipelineError>>,
+    stop_outbox: watch::Sender<bool>,
+    outbox: JoinHandle<()>,
     queue: Arc<dyn Queue>,
+    meta: meta::MetaStore,
+    bootstrap: Option<BootstrapCredentials>,
+}
+
+/// Opens the metadata store the configuration names: PostgreSQL when
+/// `database_url` is set, else SQLite in the data directory.
+pub async fn open_meta(config: &Config) -> anyhow::Result<meta::MetaStore> {
+    match &config.database_url {
+        Some(url) => meta::MetaStore::open(url)
+            .await
+            .context("cannot open the metadata database at database_url"),
+        None => {
+            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                format!(
+                    "cannot create the data directory {}",
+                    config.data_dir.display()
+                )
+            })?;
+            meta::MetaStore::open_sqlite(&config.data_dir)
+                .await
+                .context("cannot open the metadata database in the data directory")
+        }
+    }
+}
+
+/// A server-wide secret from the metadata store, created on first use, so
+/// every process sharing the database signs and checks with the same one.
+pub async fn server_secret(meta: &meta::MetaStore, name: &str) -> anyhow::Result<Vec<u8>> {
+    let candidate = auth::random_bytes::<32>().context("cannot generate a server secret")?;
+    let candidate: String = candidate.iter().map(|byte| format!("{byte:02x}")).collect();
+    let stored = meta.secret_or_insert(name, &candidate).await?;
+    Ok(stored.into_bytes())
 }
 
 /// Opens everything under the data directory and starts serving on `config.listen`.
@@ -67,6 +104,20 @@ pub async fn start_on(
             .context("cannot open the store")?,
     );
 
+    let meta = open_meta(&config).await?;
+    let bootstrap = api::accounts::bootstrap(
+        &meta,
+        config.bootstrap.admin_password.as_deref(),
+        config.bootstrap.key.as_deref(),
+    )
+    .await
+    .context("cannot set up the first tenant, admin and key")?;
+    let jwt = auth::jwt::JwtKey::new(&server_secret(&meta, api::accounts::JWT_SECRET).await?)
+        .context("the stored token secret is too short")?;
+    let signing_master = server_secret(&meta, api::accounts::SIGNING_MASTER).await?;
+    let auth_state =
+        api::access::AuthState::new(meta.clone(), jwt, signing_master, config.access_config()?);
+
     let (stop_worker, worker_stop_signal) = watch::channel(false);
     let (progress_sender, progress) = watch::channel(Progress::default());
     let worker = tokio::spawn(pipeline::run(
@@ -83,7 +134,14 @@ pub async fn start_on(
         limits: Arc::new(config.ingest_limits()),
         progress,
         decode_permits: Arc::new(tokio::sync::Semaphore::new(api::CONCURRENT_DECODES)),
+        auth: Arc::new(auth_state),
     };
+    let (stop_outbox, outbox_stop_signal) = watch::channel(false);
+    let outbox = tokio::spawn(outbox::run(
+        meta.clone(),
+        Arc::clone(&queue),
+        outbox_stop_signal,
+    ));
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop_http, http_stop_signal) = oneshot::channel::<()>();
     let http = tokio::spawn(async move {
@@ -104,7 +162,11 @@ pub async fn start_on(
         http,
         stop_worker,
         worker,
+        stop_outbox,
+        outbox,
         queue,
+        meta,
+        bootstrap,
     })
 }
 
@@ -112,6 +174,11 @@ impl RunningServer {
     /// The address the API listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// What the first start created, when this start was the first: to be shown once.
+    pub fn bootstrap_credentials(&self) -> Option<&BootstrapCredentials> {
+        self.bootstrap.as_ref()
     }
 
     /// Resolves if the pipeline worker stops on its own, which only an error does.
@@ -140,6 +207,11 @@ impl RunningServer {
                 ))
             }
         };
+        // Security events of the last requests go into the queue before it closes.
+        let _ = self.stop_outbox.send(true);
+        if let Err(error) = self.outbox.await {
+            tracing::warn!(%error, "the outbox drain panicked");
+        }
         // Whatever happened to HTTP, commit what the worker staged and close the queue.
         let _ = self.stop_worker.send(true);
         let worker = match self.worker.await {
@@ -147,6 +219,7 @@ impl RunningServer {
             Err(error) => Err(anyhow::Error::new(error).context("the pipeline worker panicked")),
         };
         self.queue.close().await;
+        self.meta.close().await;
         tracing::info!("logbook stopped");
         http.and(worker)
     }

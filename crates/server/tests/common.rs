@@ -14,12 +14,20 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
 }
 
-/// A configuration for tests: commits every 50 ms, everything else default.
+/// The bootstrap key of every test server: it holds every scope of the default tenant.
+pub const TEST_KEY: &str = "lbk_test-bootstrap-key-0123456789abcdefghij";
+/// The bootstrap admin's password.
+pub const TEST_ADMIN_PASSWORD: &str = "correct-horse-battery-staple";
+
+/// A configuration for tests: commits every 50 ms, known bootstrap
+/// credentials, everything else default.
 pub fn test_config(data_dir: &Path) -> Config {
     let mut config = Config {
         data_dir: data_dir.to_owned(),
         ..Config::default()
     };
+    config.bootstrap.key = Some(TEST_KEY.to_owned());
+    config.bootstrap.admin_password = Some(TEST_ADMIN_PASSWORD.to_owned());
     config.pipeline.commit_interval_ms = 50;
     config.store.writer_memory_bytes = 32 * 1024 * 1024;
     config
@@ -48,8 +56,18 @@ impl TestServer {
         }
     }
 
+    /// A client sending the bootstrap key.
     pub async fn client(&self) -> HttpClient {
-        HttpClient::connect(&self.url).await.unwrap()
+        self.client_with(Some(TEST_KEY)).await
+    }
+
+    /// A client sending `token` as its bearer credential, or nothing.
+    pub async fn client_with(&self, token: Option<&str>) -> HttpClient {
+        HttpClient::connect(&self.url)
+            .await
+            .unwrap()
+            .with_token(token)
+            .unwrap()
     }
 
     /// Stops the server gracefully and returns its data directory.

@@ -1,14 +1,15 @@
 //! Pagination cursors: the sort key of the last event of a page.
 //!
 //! Events are ordered by (timestamp, key), where the key is a keyed hash of the
-//! event's tenant and id (see the embedded store's `keys` module). The key is a strict bound, so a page never repeats an event of
-//! an earlier page and never skips one that was stored when the first page was
-//! read, however many events arrive in between.
+//! event's tenant, stream and id (see the embedded store's `keys` module). The
+//! key is a strict bound, so a page never repeats an event of an earlier page
+//! and never skips one that was stored when the first page was read, however
+//! many events arrive in between.
 
 use std::fmt;
 use std::str::FromStr;
 
-/// A position in the (timestamp, key) order of a tenant's events.
+/// A position in the (timestamp, key) order of a tenant's stream of events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Cursor {
     pub timestamp: i64,

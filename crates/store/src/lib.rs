@@ -4,15 +4,17 @@
 //! a storage engine on the other. The embedded tantivy store implements it today;
 //! a PostgreSQL store will implement the same trait with the same query semantics.
 //!
-//! Architecture invariant: every read takes a tenant and never returns another
-//! tenant's events, whatever query, id or cursor it is given.
+//! Architecture invariant: every read takes a tenant and a stream and never
+//! returns another tenant's events, nor events of the tenant's other stream,
+//! whatever query, id or cursor it is given. Likewise an event only ever
+//! replaces an event of its own tenant and stream.
 
 mod cursor;
 pub mod embedded;
 mod request;
 
 use async_trait::async_trait;
-use model::QueuedEvent;
+use model::{QueuedEvent, Stream};
 use serde_json::value::RawValue;
 
 pub use cursor::{Cursor, CursorError};
@@ -55,8 +57,13 @@ pub trait EventStore: Send + Sync + 'static {
     async fn commit(&self, position: u64) -> Result<(), StoreError>;
     /// One page of matching events, ordered by timestamp.
     async fn search(&self, request: SearchRequest) -> Result<SearchPage, StoreError>;
-    /// The event with this id in this tenant.
-    async fn get(&self, tenant: &str, id: &str) -> Result<Option<StoredEvent>, StoreError>;
+    /// The event with this id in this tenant's stream.
+    async fn get(
+        &self,
+        tenant: &str,
+        stream: Stream,
+        id: &str,
+    ) -> Result<Option<StoredEvent>, StoreError>;
     /// Counts of matching events, in total and by service and level.
     async fn stats(&self, filter: Filter) -> Result<Stats, StoreError>;
     /// Counts of matching events per time bucket.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use model::Timestamp;
+use model::{Stream, Timestamp};
 use serde::Serialize;
 
 use crate::{Cursor, StoredEvent};
@@ -11,6 +11,8 @@ use crate::{Cursor, StoredEvent};
 #[derive(Debug, Clone)]
 pub struct Filter {
     pub tenant: String,
+    /// The stream read; events of the tenant's other stream are never matched.
+    pub stream: Stream,
     pub query: query::Query,
     /// Inclusive lower bound on the event timestamp.
     pub from: Option<Timestamp>,

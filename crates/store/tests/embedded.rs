@@ -3,20 +3,25 @@
 #![allow(clippy::unwrap_used)]
 
 use model::{
-    BatchFormat, IngestContext, Limits, QueuedEvent, Timestamp, decode_batch, decode_record,
-    encode_record,
+    BatchFormat, IngestContext, Limits, QueuedEvent, Stream, Timestamp, decode_batch,
+    decode_record, encode_record,
 };
 use serde_json::{Value, json};
 use store::embedded::{EmbeddedStore, EmbeddedStoreConfig};
 use store::{EventStore, Filter, HistogramRequest, Order, SearchRequest};
 
 fn incoming(tenant: &str, events: &[Value]) -> Vec<QueuedEvent> {
+    incoming_to(tenant, Stream::Logs, events)
+}
+
+fn incoming_to(tenant: &str, stream: Stream, events: &[Value]) -> Vec<QueuedEvent> {
     let body = serde_json::to_vec(events).unwrap();
     let context = IngestContext::new(
         tenant,
         Timestamp::from_nanos(1_700_000_000_000_000_000),
         None,
-    );
+    )
+    .with_stream(stream);
     let batch = decode_batch(&body, BatchFormat::Json, &context, &Limits::default()).unwrap();
     assert!(batch.rejected.is_empty(), "{:?}", batch.rejected);
     decode_record(&encode_record(&batch)).unwrap()
@@ -27,8 +32,13 @@ async fn open(dir: &std::path::Path) -> EmbeddedStore {
 }
 
 fn filter(tenant: &str, q: &str) -> Filter {
+    stream_filter(tenant, Stream::Logs, q)
+}
+
+fn stream_filter(tenant: &str, stream: Stream, q: &str) -> Filter {
     Filter {
         tenant: tenant.into(),
+        stream,
         query: query::parse(q).unwrap(),
         from: None,
         to: None,
@@ -36,9 +46,13 @@ fn filter(tenant: &str, q: &str) -> Filter {
 }
 
 async fn ids(store: &EmbeddedStore, tenant: &str, q: &str) -> Vec<String> {
+    stream_ids(store, tenant, Stream::Logs, q).await
+}
+
+async fn stream_ids(store: &EmbeddedStore, tenant: &str, stream: Stream, q: &str) -> Vec<String> {
     let page = store
         .search(SearchRequest {
-            filter: filter(tenant, q),
+            filter: stream_filter(tenant, stream, q),
             limit: 100,
             cursor: None,
             order: Order::Descending,
@@ -142,7 +156,7 @@ async fn tenants_never_see_each_other() {
     assert_eq!(ids(&store, "a", "secret").await, Vec::<String>::new());
     assert!(
         store
-            .get("a", "e1")
+            .get("a", Stream::Logs, "e1")
             .await
             .unwrap()
             .unwrap()
@@ -151,14 +165,14 @@ async fn tenants_never_see_each_other() {
     );
     assert!(
         store
-            .get("b", "e1")
+            .get("b", Stream::Logs, "e1")
             .await
             .unwrap()
             .unwrap()
             .get()
             .contains("secret of b")
     );
-    assert!(store.get("c", "e1").await.unwrap().is_none());
+    assert!(store.get("c", Stream::Logs, "e1").await.unwrap().is_none());
     assert_eq!(store.stats(filter("b", "")).await.unwrap().total, 1);
 }
 
@@ -257,7 +271,7 @@ async fn stats_histogram_and_replacement() {
     assert_eq!(store.stats(filter("default", "")).await.unwrap().total, 4);
     assert!(
         store
-            .get("default", "e1")
+            .get("default", Stream::Logs, "e1")
             .await
             .unwrap()
             .unwrap()
@@ -286,7 +300,13 @@ async fn commits_carry_the_queue_position_across_reopen() {
     let store = open(dir.path()).await;
     assert_eq!(store.committed_position().await.unwrap(), Some(42));
     assert_eq!(store.stats(filter("default", "")).await.unwrap().total, 4);
-    assert!(store.get("default", "lost").await.unwrap().is_none());
+    assert!(
+        store
+            .get("default", Stream::Logs, "lost")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -333,4 +353,274 @@ async fn a_histogram_with_too_many_buckets_is_refused() {
         interval_nanos: 2 * second,
     };
     assert_eq!(store.histogram(coarse).await.unwrap().len(), 5_001);
+}
+
+/// The stored event of `tenant`'s `stream` with this id, as JSON.
+async fn stored(store: &EmbeddedStore, tenant: &str, stream: Stream, id: &str) -> Option<Value> {
+    store
+        .get(tenant, stream, id)
+        .await
+        .unwrap()
+        .map(|raw| serde_json::from_str(raw.get()).unwrap())
+}
+
+#[tokio::test]
+async fn the_same_id_in_both_streams_is_two_events_each_in_its_own_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    store
+        .stage(incoming_to(
+            "default",
+            Stream::Logs,
+            &[
+                json!({"id": "same", "timestamp": 1_000, "service": "web", "level": "warn",
+                     "message": "log line"}),
+            ],
+        ))
+        .await
+        .unwrap();
+    store
+        .stage(incoming_to(
+            "default",
+            Stream::Audit,
+            &[
+                json!({"id": "same", "timestamp": 1_000, "service": "auth", "level": "info",
+                       "message": "audit entry"}),
+                json!({"id": "only-audit", "timestamp": 2_000, "message": "audit only",
+                       "stream": "logs"}),
+            ],
+        ))
+        .await
+        .unwrap();
+    store.commit(1).await.unwrap();
+
+    // Search: every query sees its own stream only, `*` and `id:` included.
+    for q in ["", "*", "id:same"] {
+        assert_eq!(
+            stream_ids(&store, "default", Stream::Logs, q).await,
+            ["same"],
+            "logs {q:?}"
+        );
+    }
+    assert_eq!(
+        stream_ids(&store, "default", Stream::Audit, "").await,
+        ["only-audit", "same"]
+    );
+    assert_eq!(
+        stream_ids(&store, "default", Stream::Audit, "id:same").await,
+        ["same"]
+    );
+    assert_eq!(ids(&store, "default", "audit").await, Vec::<String>::new());
+    assert_eq!(
+        ids(&store, "default", "id:only-audit").await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(&store, "default", "stream:audit OR stream:logs").await,
+        Vec::<String>::new(),
+        "a client's `stream` field is an attribute, not the stream"
+    );
+    assert_eq!(
+        stream_ids(&store, "default", Stream::Audit, "log").await,
+        Vec::<String>::new()
+    );
+
+    // Get: by id, each stream returns its own event and never the other's.
+    let log = stored(&store, "default", Stream::Logs, "same")
+        .await
+        .unwrap();
+    assert_eq!(log["message"], "log line");
+    assert_eq!(log.get("stream"), None, "log events are stored as before");
+    let audit = stored(&store, "default", Stream::Audit, "same")
+        .await
+        .unwrap();
+    assert_eq!(audit["message"], "audit entry");
+    assert_eq!(audit["stream"], "audit");
+    assert_eq!(
+        audit["tenant"], "default",
+        "the stored event keeps its real tenant"
+    );
+    assert!(
+        stored(&store, "default", Stream::Logs, "only-audit")
+            .await
+            .is_none()
+    );
+    let only = stored(&store, "default", Stream::Audit, "only-audit")
+        .await
+        .unwrap();
+    assert_eq!(only["stream"], "audit");
+    assert_eq!(only["attributes"]["stream"], "logs");
+
+    // Stats and histograms count their own stream only.
+    let logs = store.stats(filter("default", "")).await.unwrap();
+    assert_eq!(logs.total, 1);
+    assert_eq!(logs.by_service.get("web"), Some(&1));
+    assert_eq!(logs.by_service.get("auth"), None);
+    assert_eq!(logs.by_level.get("warn"), Some(&1));
+    let audits = store
+        .stats(stream_filter("default", Stream::Audit, ""))
+        .await
+        .unwrap();
+    assert_eq!(audits.total, 2);
+    assert_eq!(audits.by_service.get("auth"), Some(&1));
+    assert_eq!(audits.by_service.get("web"), None);
+    for (stream, count) in [(Stream::Logs, 1), (Stream::Audit, 2)] {
+        let buckets = store
+            .histogram(HistogramRequest {
+                filter: stream_filter("default", stream, ""),
+                interval_nanos: 1_000_000_000,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            buckets.iter().map(|b| b.count).sum::<u64>(),
+            count,
+            "{stream:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn replacing_by_client_id_stays_within_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    store
+        .stage(incoming_to(
+            "default",
+            Stream::Audit,
+            &[json!({"id": "x", "message": "original audit"})],
+        ))
+        .await
+        .unwrap();
+    store
+        .stage(incoming_to(
+            "default",
+            Stream::Logs,
+            &[json!({"id": "x", "message": "original log"})],
+        ))
+        .await
+        .unwrap();
+    store.commit(1).await.unwrap();
+
+    // A log event with the audit event's id replaces the log event only…
+    store
+        .stage(incoming_to(
+            "default",
+            Stream::Logs,
+            &[json!({"id": "x", "message": "replaced log"})],
+        ))
+        .await
+        .unwrap();
+    store.commit(2).await.unwrap();
+    let message = |event: Option<Value>| event.unwrap()["message"].as_str().unwrap().to_owned();
+    assert_eq!(
+        message(stored(&store, "default", Stream::Logs, "x").await),
+        "replaced log"
+    );
+    assert_eq!(
+        message(stored(&store, "default", Stream::Audit, "x").await),
+        "original audit"
+    );
+
+    // …and an audit event replaces the audit event only.
+    store
+        .stage(incoming_to(
+            "default",
+            Stream::Audit,
+            &[json!({"id": "x", "message": "replaced audit"})],
+        ))
+        .await
+        .unwrap();
+    store.commit(3).await.unwrap();
+    assert_eq!(
+        message(stored(&store, "default", Stream::Logs, "x").await),
+        "replaced log"
+    );
+    assert_eq!(
+        message(stored(&store, "default", Stream::Audit, "x").await),
+        "replaced audit"
+    );
+    for stream in [Stream::Logs, Stream::Audit] {
+        assert_eq!(
+            store
+                .stats(stream_filter("default", stream, ""))
+                .await
+                .unwrap()
+                .total,
+            1,
+            "{stream:?}"
+        );
+    }
+    assert_eq!(store.footprint().await.unwrap().events, 2);
+}
+
+#[tokio::test]
+async fn two_tenants_by_two_streams_are_four_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let cells = [
+        ("a", Stream::Logs),
+        ("a", Stream::Audit),
+        ("b", Stream::Logs),
+        ("b", Stream::Audit),
+    ];
+    for (tenant, stream) in cells {
+        let label = format!("{tenant}-{stream}");
+        store
+            .stage(incoming_to(
+                tenant,
+                stream,
+                &[
+                    json!({"id": "shared", "message": format!("shared {label}")}),
+                    json!({"id": label, "message": format!("own {label}")}),
+                ],
+            ))
+            .await
+            .unwrap();
+    }
+    store.commit(1).await.unwrap();
+    for (tenant, stream) in cells {
+        let label = format!("{tenant}-{stream}");
+        assert_eq!(
+            stream_ids(&store, tenant, stream, "").await.len(),
+            2,
+            "{label}"
+        );
+        assert_eq!(
+            store
+                .stats(stream_filter(tenant, stream, ""))
+                .await
+                .unwrap()
+                .total,
+            2,
+            "{label}"
+        );
+        let shared = stored(&store, tenant, stream, "shared").await.unwrap();
+        assert_eq!(shared["message"], format!("shared {label}"));
+        assert_eq!(shared["tenant"], tenant);
+        for (other_tenant, other_stream) in cells {
+            let other = format!("{other_tenant}-{other_stream}");
+            let visible = other == label;
+            assert_eq!(
+                stored(&store, tenant, stream, &other).await.is_some(),
+                visible,
+                "get {other} from {label}"
+            );
+            assert_eq!(
+                stream_ids(&store, tenant, stream, &format!("id:{other}"))
+                    .await
+                    .len(),
+                usize::from(visible),
+                "search id:{other} in {label}"
+            );
+            assert_eq!(
+                stream_ids(&store, tenant, stream, &format!("\"own {other}\""))
+                    .await
+                    .len(),
+                usize::from(visible),
+                "search own {other} in {label}"
+            );
+        }
+    }
+    assert_eq!(store.footprint().await.unwrap().events, 8);
 }

@@ -6,7 +6,7 @@
 
 use std::ops::Bound;
 
-use model::{Level, Timestamp};
+use model::{Level, Stream, Timestamp};
 use query::{Comparison, Predicate, Query};
 use tantivy::Term;
 use tantivy::query::{
@@ -17,27 +17,29 @@ use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
 
 use super::keys::EventKeys;
-use super::schema::Fields;
+use super::schema::{Fields, partition};
 use crate::{Filter, StoreError};
 
 type BoxQuery = Box<dyn tantivy::query::Query>;
 
-/// Compiles a whole read filter: tenant, time range and the user's query.
+/// Compiles a whole read filter: partition (tenant and stream), time range and
+/// the user's query.
 pub(crate) fn compile_filter(
     fields: &Fields,
     keys: &EventKeys,
     filter: &Filter,
 ) -> Result<BoxQuery, StoreError> {
+    let partition = partition(&filter.tenant, filter.stream);
     let compiler = Compiler {
         fields,
         keys,
-        tenant: &filter.tenant,
+        partition: &partition,
         analyzer: super::schema::text_analyzer(),
     };
     let mut clauses: Vec<(Occur, BoxQuery)> = vec![(
         Occur::Must,
         Box::new(TermQuery::new(
-            Term::from_field_text(fields.tenant, &filter.tenant),
+            Term::from_field_text(fields.tenant, &partition),
             IndexRecordOption::Basic,
         )),
     )];
@@ -61,7 +63,8 @@ pub(crate) fn compile_filter(
 struct Compiler<'a> {
     fields: &'a Fields,
     keys: &'a EventKeys,
-    tenant: &'a str,
+    /// The filter's partition, which `id:` keys are computed in.
+    partition: &'a str,
     analyzer: TextAnalyzer,
 }
 
@@ -174,7 +177,7 @@ impl Compiler<'_> {
             }
             (Target::Id, Predicate::Equals(id)) => Ok(term_query(Term::from_field_u64(
                 self.fields.key,
-                self.keys.key(self.tenant, id),
+                self.keys.key(self.partition, id),
             ))),
             (Target::Level, Predicate::Equals(text)) => Ok(term_query(Term::from_field_u64(
                 self.fields.level,
@@ -366,18 +369,25 @@ impl Compiler<'_> {
     }
 }
 
-/// The events of `tenant` whose key is that of `id`: the event with that id,
-/// and in theory another whose key collides (callers that must be exact check
-/// the id of what they find).
-pub(crate) fn key_query(fields: &Fields, keys: &EventKeys, tenant: &str, id: &str) -> BoxQuery {
+/// The events of `tenant`'s `stream` whose key is that of `id`: the event with
+/// that id, and in theory another whose key collides (callers that must be
+/// exact check the id of what they find).
+pub(crate) fn key_query(
+    fields: &Fields,
+    keys: &EventKeys,
+    tenant: &str,
+    stream: Stream,
+    id: &str,
+) -> BoxQuery {
+    let partition = partition(tenant, stream);
     Box::new(BooleanQuery::new(vec![
         (
             Occur::Must,
-            term_query(Term::from_field_text(fields.tenant, tenant)),
+            term_query(Term::from_field_text(fields.tenant, &partition)),
         ),
         (
             Occur::Must,
-            term_query(Term::from_field_u64(fields.key, keys.key(tenant, id))),
+            term_query(Term::from_field_u64(fields.key, keys.key(&partition, id))),
         ),
     ]))
 }

@@ -1,4 +1,5 @@
-//! Event keys: a secret-keyed 64-bit hash of tenant and id.
+//! Event keys: a secret-keyed 64-bit hash of partition (tenant and stream, see
+//! `schema::partition`) and id.
 //!
 //! The key orders events of equal timestamp and finds an event by id without a
 //! term per id string. It is keyed with a secret kept in the index directory, so
@@ -44,12 +45,12 @@ impl EventKeys {
         Ok(EventKeys { secret })
     }
 
-    /// The key of the event `id` of `tenant`.
-    pub(crate) fn key(&self, tenant: &str, id: &str) -> u64 {
+    /// The key of the event `id` in `partition`.
+    pub(crate) fn key(&self, partition: &str, id: &str) -> u64 {
         let digest = Sha256::new()
             .chain_update(self.secret)
-            .chain_update((tenant.len() as u64).to_le_bytes())
-            .chain_update(tenant)
+            .chain_update((partition.len() as u64).to_le_bytes())
+            .chain_update(partition)
             .chain_update(id)
             .finalize();
         let mut first = [0u8; 8];

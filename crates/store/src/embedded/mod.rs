@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use model::QueuedEvent;
+use model::{QueuedEvent, Stream};
 use serde_json::value::RawValue;
 use tantivy::schema::Value as _;
 use tantivy::store::{Compressor, ZstdCompressor};
@@ -164,9 +164,10 @@ impl Inner {
             mut event, json, ..
         } = incoming;
         let mut document = TantivyDocument::new();
-        document.add_text(fields.tenant, &event.tenant);
+        let partition = schema::partition(&event.tenant, event.stream);
+        document.add_text(fields.tenant, &partition);
         document.add_i64(fields.timestamp, event.timestamp.nanos());
-        document.add_u64(fields.key, self.keys.key(&event.tenant, &event.id));
+        document.add_u64(fields.key, self.keys.key(&partition, &event.id));
         if let Some(service) = &event.service {
             document.add_text(fields.service, service);
         }
@@ -287,11 +288,13 @@ impl EventStore for EmbeddedStore {
             for incoming in events {
                 if incoming.replace_existing {
                     let event = &incoming.event;
+                    // Only an event of the same tenant and stream is replaced.
                     writer
                         .delete_query(compile::key_query(
                             &inner.fields,
                             &inner.keys,
                             &event.tenant,
+                            event.stream,
                             &event.id,
                         ))
                         .map_err(engine("replacing an event"))?;
@@ -331,10 +334,15 @@ impl EventStore for EmbeddedStore {
         self.blocking(move |inner| inner.search(&request)).await
     }
 
-    async fn get(&self, tenant: &str, id: &str) -> Result<Option<StoredEvent>, StoreError> {
+    async fn get(
+        &self,
+        tenant: &str,
+        stream: Stream,
+        id: &str,
+    ) -> Result<Option<StoredEvent>, StoreError> {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.blocking(move |inner| {
-            let query = compile::key_query(&inner.fields, &inner.keys, &tenant, &id);
+            let query = compile::key_query(&inner.fields, &inner.keys, &tenant, stream, &id);
             let searcher = inner.reader.searcher();
             let collector = TopByTime {
                 limit: 8,

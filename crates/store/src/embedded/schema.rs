@@ -1,5 +1,8 @@
 //! The tantivy schema of the embedded store and the analyzers its fields use.
 
+use std::borrow::Cow;
+
+use model::Stream;
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions, STORED, Schema, TextFieldIndexing,
     TextOptions,
@@ -24,10 +27,11 @@ const MAX_EXACT_BYTES: usize = 1024;
 /// Handles to every field, resolved once.
 #[derive(Debug, Clone)]
 pub(crate) struct Fields {
+    /// The event's partition (see [`partition`]), not its bare tenant.
     pub tenant: Field,
     /// Event timestamp, nanoseconds since the epoch.
     pub timestamp: Field,
-    /// The event key (`keys.rs`) of tenant and id: breaks timestamp ties in
+    /// The event key (`keys.rs`) of partition and id: breaks timestamp ties in
     /// the sort order and finds an event by id.
     pub key: Field,
     pub service: Field,
@@ -42,6 +46,26 @@ pub(crate) struct Fields {
     pub attributes: Field,
     /// The event's canonical JSON, returned as is.
     pub document: Field,
+}
+
+/// What separates the audit stream's partition from its tenant.
+const AUDIT_SUFFIX: &str = "\u{1f}audit";
+
+/// The partition of the index that holds the events of `tenant` in `stream`:
+/// the value of the `tenant` field and the tenant part of every event key.
+///
+/// Everything that indexes, filters or keys events by tenant goes through this
+/// one function, so the two streams of a tenant are as far apart as two tenants.
+/// A log event's partition is its bare tenant (indexes and keys written before
+/// streams existed stay valid); an audit event's is the tenant followed by
+/// U+001F and `audit`. Tenant names are validated elsewhere to `[a-z0-9-]`, so
+/// they never contain U+001F and no tenant's logs can be mistaken for another
+/// tenant's audit trail. The stored JSON keeps the real tenant and stream.
+pub(crate) fn partition(tenant: &str, stream: Stream) -> Cow<'_, str> {
+    match stream {
+        Stream::Logs => Cow::Borrowed(tenant),
+        Stream::Audit => Cow::Owned(format!("{tenant}{AUDIT_SUFFIX}")),
+    }
 }
 
 /// Builds the schema and the handles to its fields.
@@ -112,4 +136,19 @@ pub(crate) fn text_analyzer() -> TextAnalyzer {
         .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
         .filter(LowerCaser)
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenants_logs_partition_is_the_tenant_and_its_audit_partition_is_apart() {
+        assert_eq!(partition("acme", Stream::Logs), "acme");
+        assert_eq!(partition("acme", Stream::Audit), "acme\u{1f}audit");
+        assert_ne!(
+            partition("acme", Stream::Audit),
+            partition("acme-audit", Stream::Logs)
+        );
+    }
 }

@@ -1,0 +1,201 @@
+//! Rate limits: token buckets per caller (requests and events) and per tenant
+//! (events and bytes), and the throttles on failed logins.
+//!
+//! Buckets live in this process. With several API processes each enforces its
+//! own share; the configured rates are per process (see the README).
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use auth::ratelimit::{Buckets, Decision, Quota};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+
+use super::Principal;
+use crate::ApiError;
+
+/// How many callers or tenants each bucket set remembers before forgetting full ones.
+const MAX_TRACKED: usize = 100_000;
+
+/// Rates and bursts, all per second.
+#[derive(Debug, Clone, Copy)]
+pub struct RateSettings {
+    /// Requests per caller (API key or user).
+    pub requests: Quota,
+    /// Ingested events per caller.
+    pub caller_events: Quota,
+    /// Ingested events per tenant.
+    pub tenant_events: Quota,
+    /// Ingested body bytes per tenant (as sent, before decompression).
+    pub tenant_bytes: Quota,
+    /// Failed logins per account.
+    pub login_failures_per_account: Quota,
+    /// Failed logins per client address.
+    pub login_failures_per_address: Quota,
+}
+
+/// The live buckets.
+pub struct RateLimits {
+    requests: Buckets<String>,
+    caller_events: Buckets<String>,
+    tenant_events: Buckets<String>,
+    tenant_bytes: Buckets<String>,
+    failures_by_account: Buckets<String>,
+    failures_by_address: Buckets<IpAddr>,
+}
+
+impl RateLimits {
+    /// Empty buckets with these settings.
+    pub fn new(settings: &RateSettings) -> RateLimits {
+        RateLimits {
+            requests: Buckets::new(settings.requests, MAX_TRACKED),
+            caller_events: Buckets::new(settings.caller_events, MAX_TRACKED),
+            tenant_events: Buckets::new(settings.tenant_events, MAX_TRACKED),
+            tenant_bytes: Buckets::new(settings.tenant_bytes, MAX_TRACKED),
+            failures_by_account: Buckets::new(settings.login_failures_per_account, MAX_TRACKED),
+            failures_by_address: Buckets::new(settings.login_failures_per_address, MAX_TRACKED),
+        }
+    }
+
+    /// Charges one request to the caller; the answer's `RateLimit-*` headers on success.
+    pub(crate) fn admit_request(&self, principal: &Principal) -> Result<HeaderMap, ApiError> {
+        let quota = self.requests.quota();
+        match self
+            .requests
+            .take(&principal.limit_key(), 1.0, Instant::now())
+        {
+            Decision::Allowed {
+                remaining,
+                reset_seconds,
+            } => Ok(rate_headers(quota, remaining, reset_seconds)),
+            decision => Err(limited(decision, quota, "requests", "this caller")),
+        }
+    }
+
+    /// Charges an ingest body's bytes to the tenant.
+    pub(crate) fn admit_bytes(&self, principal: &Principal, bytes: usize) -> Result<(), ApiError> {
+        let quota = self.tenant_bytes.quota();
+        match self
+            .tenant_bytes
+            .take(&principal.tenant, bytes as f64, Instant::now())
+        {
+            Decision::Allowed { .. } => Ok(()),
+            decision => Err(limited(decision, quota, "bytes", "this tenant")),
+        }
+    }
+
+    /// Charges ingested events to the caller, then to the tenant.
+    pub(crate) fn admit_events(
+        &self,
+        principal: &Principal,
+        events: usize,
+    ) -> Result<(), ApiError> {
+        let now = Instant::now();
+        let cost = events as f64;
+        let caller = self.caller_events.quota();
+        match self.caller_events.take(&principal.limit_key(), cost, now) {
+            Decision::Allowed { .. } => {}
+            decision => return Err(limited(decision, caller, "events", "this caller")),
+        }
+        let tenant = self.tenant_events.quota();
+        match self.tenant_events.take(&principal.tenant, cost, now) {
+            Decision::Allowed { .. } => Ok(()),
+            decision => Err(limited(decision, tenant, "events", "this tenant")),
+        }
+    }
+
+    /// Refuses a login attempt when the account or the address failed too often.
+    pub(crate) fn admit_login(&self, username: &str, address: IpAddr) -> Result<(), ApiError> {
+        let now = Instant::now();
+        let account = username.to_owned();
+        let checks = [
+            (
+                self.failures_by_account.available(&account, now),
+                self.failures_by_account.quota(),
+            ),
+            (
+                self.failures_by_address.available(&address, now),
+                self.failures_by_address.quota(),
+            ),
+        ];
+        for (available, quota) in checks {
+            if available < 1.0 {
+                let wait = (1.0 - available) / quota.per_second;
+                let mut error = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_login_attempts",
+                    "too many failed logins for this account or from this address; wait before trying again",
+                );
+                error.retry_after_seconds = Some(seconds(wait));
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts a failed login against the account and the address.
+    pub(crate) fn login_failed(&self, username: &str, address: IpAddr) {
+        let now = Instant::now();
+        let _ = self
+            .failures_by_account
+            .take(&username.to_owned(), 1.0, now);
+        let _ = self.failures_by_address.take(&address, 1.0, now);
+    }
+}
+
+fn seconds(value: f64) -> u64 {
+    if value.is_finite() {
+        value.ceil().max(1.0) as u64
+    } else {
+        u64::MAX
+    }
+}
+
+fn header(value: u64) -> HeaderValue {
+    HeaderValue::from(value)
+}
+
+fn rate_headers(quota: Quota, remaining: f64, reset_seconds: f64) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        HeaderName::from_static("ratelimit-limit"),
+        header(quota.burst as u64),
+    );
+    headers.insert(
+        HeaderName::from_static("ratelimit-remaining"),
+        header(remaining.max(0.0).floor() as u64),
+    );
+    headers.insert(
+        HeaderName::from_static("ratelimit-reset"),
+        header(reset_seconds.max(0.0).ceil() as u64),
+    );
+    headers
+}
+
+fn limited(decision: Decision, quota: Quota, unit: &str, whom: &str) -> ApiError {
+    match decision {
+        Decision::Limited {
+            retry_after_seconds,
+            reset_seconds,
+        } => {
+            let mut error = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "rate limit of {} {unit}/s (burst {}) for {whom} reached; retry after the Retry-After seconds",
+                    quota.per_second, quota.burst
+                ),
+            );
+            error.retry_after_seconds = Some(seconds(retry_after_seconds));
+            error.headers = Some(Box::new(rate_headers(quota, 0.0, reset_seconds)));
+            error
+        }
+        _ => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "exceeds_rate_limit",
+            format!(
+                "this request alone is more {unit} than the burst of {} allowed for {whom}; send smaller batches",
+                quota.burst
+            ),
+        ),
+    }
+}

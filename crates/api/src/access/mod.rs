@@ -1,0 +1,306 @@
+//! Who may do what: principals, permissions, and the one table that maps every
+//! route to the permission it needs.
+//!
+//! Architecture invariant: handlers never decide access. [`guard`] runs before
+//! every routed request, looks the route up in [`rule_for`], authenticates the
+//! caller and checks the permission; a route missing from the table is refused
+//! with a 500 rather than served unchecked. Handlers then read the caller's
+//! tenant from the [`Principal`] and never from the request.
+
+pub(crate) mod authenticate;
+pub(crate) mod limits;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::{ApiError, AppState};
+
+pub use authenticate::AccessConfig;
+pub use authenticate::AuthState;
+pub use limits::RateSettings;
+
+/// Something a caller may be allowed to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    /// Send log events.
+    WriteLogs,
+    /// Search, count and fetch log events.
+    ReadLogs,
+    /// Send audit events.
+    WriteAudit,
+    /// Search and fetch the audit trail.
+    ReadAudit,
+    /// Manage the tenant's users, keys and settings.
+    ManageTenant,
+    /// Create and list tenants (the server-wide super-admin).
+    ManageTenants,
+}
+
+impl Permission {
+    /// The name used in error messages and the README's matrix.
+    pub fn name(self) -> &'static str {
+        match self {
+            Permission::WriteLogs => "logs:write",
+            Permission::ReadLogs => "logs:read",
+            Permission::WriteAudit => "audit:write",
+            Permission::ReadAudit => "audit:read",
+            Permission::ManageTenant => "tenant:manage",
+            Permission::ManageTenants => "tenants:manage",
+        }
+    }
+}
+
+/// A user's role in its tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Manages users, keys and settings of the tenant; reads everything.
+    Admin,
+    /// Reads logs and the audit trail.
+    Auditor,
+    /// Reads logs, not the audit trail.
+    Developer,
+}
+
+impl Role {
+    /// Every role, for validation messages and tests.
+    pub const ALL: [Role; 3] = [Role::Admin, Role::Auditor, Role::Developer];
+
+    /// Parses `admin`, `auditor` or `developer`.
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.name() == name)
+    }
+
+    /// The role's name as stored and shown.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Auditor => "auditor",
+            Role::Developer => "developer",
+        }
+    }
+
+    fn permissions(self) -> &'static [Permission] {
+        use Permission::*;
+        match self {
+            Role::Admin => &[ReadLogs, ReadAudit, ManageTenant],
+            Role::Auditor => &[ReadLogs, ReadAudit],
+            Role::Developer => &[ReadLogs],
+        }
+    }
+}
+
+/// A scope an API key can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    LogsWrite,
+    LogsRead,
+    AuditWrite,
+    AuditRead,
+}
+
+impl Scope {
+    /// Every scope; the bootstrap key holds all of them.
+    pub const ALL: [Scope; 4] = [
+        Scope::LogsWrite,
+        Scope::LogsRead,
+        Scope::AuditWrite,
+        Scope::AuditRead,
+    ];
+
+    /// Parses `logs:write`, `logs:read`, `audit:write` or `audit:read`.
+    pub fn parse(name: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|scope| scope.name() == name)
+    }
+
+    /// The scope's name as stored and shown.
+    pub fn name(self) -> &'static str {
+        self.permission().name()
+    }
+
+    fn permission(self) -> Permission {
+        match self {
+            Scope::LogsWrite => Permission::WriteLogs,
+            Scope::LogsRead => Permission::ReadLogs,
+            Scope::AuditWrite => Permission::WriteAudit,
+            Scope::AuditRead => Permission::ReadAudit,
+        }
+    }
+}
+
+/// Who is calling, as established by [`guard`].
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The tenant every read and write of this request is confined to.
+    pub tenant: String,
+    pub kind: PrincipalKind,
+    permissions: Vec<Permission>,
+}
+
+/// A logged-in user or a service's API key.
+#[derive(Debug, Clone)]
+pub enum PrincipalKind {
+    User {
+        id: String,
+        username: String,
+        role: Role,
+        super_admin: bool,
+        /// The login session the access token belongs to.
+        session: String,
+    },
+    Key {
+        id: String,
+        name: String,
+    },
+}
+
+impl Principal {
+    /// A user with a role (plus tenant management for a super-admin).
+    pub(crate) fn user(
+        tenant: String,
+        id: String,
+        username: String,
+        role: Role,
+        super_admin: bool,
+        session: String,
+    ) -> Principal {
+        let mut permissions = role.permissions().to_vec();
+        if super_admin {
+            permissions.push(Permission::ManageTenants);
+        }
+        Principal {
+            tenant,
+            kind: PrincipalKind::User {
+                id,
+                username,
+                role,
+                super_admin,
+                session,
+            },
+            permissions,
+        }
+    }
+
+    /// An API key with scopes.
+    pub(crate) fn key(tenant: String, id: String, name: String, scopes: &[Scope]) -> Principal {
+        Principal {
+            tenant,
+            kind: PrincipalKind::Key { id, name },
+            permissions: scopes.iter().map(|scope| scope.permission()).collect(),
+        }
+    }
+
+    /// Whether the caller holds a permission.
+    pub fn can(&self, permission: Permission) -> bool {
+        self.permissions.contains(&permission)
+    }
+
+    /// The names of the permissions held, for `GET /v1/auth/me`.
+    pub fn permission_names(&self) -> Vec<&'static str> {
+        self.permissions
+            .iter()
+            .map(|permission| permission.name())
+            .collect()
+    }
+
+    /// `("user", id, username)` or `("key", id, name)`, for audit events.
+    pub fn actor(&self) -> (&'static str, &str, &str) {
+        match &self.kind {
+            PrincipalKind::User { id, username, .. } => ("user", id, username),
+            PrincipalKind::Key { id, name } => ("api_key", id, name),
+        }
+    }
+
+    /// The bucket key of this caller's own rate limits.
+    pub(crate) fn limit_key(&self) -> String {
+        match &self.kind {
+            PrincipalKind::User { id, .. } => format!("user:{id}"),
+            PrincipalKind::Key { id, .. } => format!("key:{id}"),
+        }
+    }
+}
+
+/// What a route asks of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Anyone (health checks; login, which has its own throttles).
+    Public,
+    /// Any authenticated caller.
+    Authenticated,
+    /// A logged-in user (not a key): logout, change password.
+    UserSession,
+    /// A caller holding this permission.
+    Needs(Permission),
+}
+
+/// The access rule of every route: the one place access is decided.
+pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
+    use Permission::*;
+    let rule = match (method.as_str(), route) {
+        ("GET", "/healthz" | "/readyz") => Rule::Public,
+        ("POST", "/v1/auth/login" | "/v1/auth/refresh" | "/v1/auth/register") => Rule::Public,
+        ("POST", "/v1/auth/logout" | "/v1/auth/password") => Rule::UserSession,
+        ("GET", "/v1/auth/me") => Rule::Authenticated,
+        ("POST", "/v1/logs") => Rule::Needs(WriteLogs),
+        ("GET", "/v1/logs" | "/v1/logs/histogram" | "/v1/logs/{id}" | "/v1/stats") => {
+            Rule::Needs(ReadLogs)
+        }
+        ("POST", "/v1/audit") => Rule::Needs(WriteAudit),
+        ("GET", "/v1/audit" | "/v1/audit/{id}") => Rule::Needs(ReadAudit),
+        ("GET" | "POST", "/v1/users" | "/v1/keys") => Rule::Needs(ManageTenant),
+        ("PATCH", "/v1/users/{id}") | ("DELETE", "/v1/keys/{id}") => Rule::Needs(ManageTenant),
+        ("GET" | "PUT", "/v1/settings") => Rule::Needs(ManageTenant),
+        ("GET" | "POST", "/v1/tenants") => Rule::Needs(ManageTenants),
+        _ => return None,
+    };
+    Some(rule)
+}
+
+/// Runs before every routed request: authenticate, authorise, rate-limit, and
+/// hand the handler the [`Principal`].
+pub(crate) async fn guard(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_default();
+    let Some(rule) = rule_for(request.method(), &route) else {
+        tracing::error!(method = %request.method(), route, "route has no access rule");
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "this endpoint has no access rule; refusing to serve it",
+        ));
+    };
+    if rule == Rule::Public {
+        return Ok(next.run(request).await);
+    }
+    let (principal, request_back) = authenticate::authenticate(&state, request).await?;
+    request = request_back;
+    let allowed = match rule {
+        Rule::Public | Rule::Authenticated => true,
+        Rule::UserSession => matches!(principal.kind, PrincipalKind::User { .. }),
+        Rule::Needs(permission) => principal.can(permission),
+    };
+    if !allowed {
+        let needed = match rule {
+            Rule::Needs(permission) => format!("the {} permission", permission.name()),
+            _ => "a user login (API keys cannot do this)".to_owned(),
+        };
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this request needs {needed}"),
+        ));
+    }
+    let headers = state.auth.limits.admit_request(&principal)?;
+    request.extensions_mut().insert(principal);
+    let mut response = next.run(request).await;
+    response.headers_mut().extend(headers);
+    Ok(response)
+}

@@ -1,0 +1,497 @@
+//! `/v1/auth/*`: login, refresh, logout, password change, self-registration
+//! and "who am I".
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, Extension, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use meta::{NewSession, RefreshOutcome, User};
+use serde::Deserialize;
+use serde_json::{Map, json};
+
+use crate::access::{
+    Principal, PrincipalKind, Role, authenticate::now_seconds, authenticate::unauthorized,
+};
+use crate::accounts::{self, AccountError, UserRequest};
+use crate::json_body::json_body;
+use crate::security::{self, Actor, Outcome, SecurityEvent};
+use crate::{ApiError, AppState};
+
+/// Longest username or password looked at; longer ones are refused before hashing.
+const MAX_USERNAME_BYTES: usize = 256;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RefreshRequest {
+    refresh_token: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Registration {
+    tenant: String,
+    username: String,
+    password: String,
+}
+
+/// The actor of a request from its principal, address and user agent.
+pub(crate) fn actor_of(principal: &Principal, peer: SocketAddr, headers: &HeaderMap) -> Actor {
+    let (kind, id, name) = principal.actor();
+    Actor {
+        kind,
+        id: id.to_owned(),
+        name: name.to_owned(),
+        source_ip: Some(peer.ip().to_string()),
+        user_agent: user_agent(headers),
+    }
+}
+
+fn user_agent(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .map(|agent| agent.chars().take(256).collect())
+}
+
+fn user_actor(user: &User, peer: SocketAddr, headers: &HeaderMap) -> Actor {
+    Actor {
+        kind: "user",
+        id: user.id.clone(),
+        name: user.username.clone(),
+        source_ip: Some(peer.ip().to_string()),
+        user_agent: user_agent(headers),
+    }
+}
+
+fn check_credentials_size(username: &str, password: &str) -> Result<(), ApiError> {
+    if username.len() > MAX_USERNAME_BYTES || password.len() > auth::password::MAX_PASSWORD_BYTES {
+        return Err(ApiError::bad_request(
+            "credentials_too_large",
+            format!(
+                "usernames are at most {MAX_USERNAME_BYTES} bytes and passwords at most {} bytes",
+                auth::password::MAX_PASSWORD_BYTES
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Verifies a password on the blocking pool; unknown users cost the same time.
+async fn password_matches(password: &str, hash: Option<String>) -> Result<bool, ApiError> {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || match hash {
+        Some(hash) => auth::password::verify_password(&password, &hash).unwrap_or(false),
+        None => {
+            auth::password::burn_verification(&password);
+            false
+        }
+    })
+    .await
+    .map_err(|error| ApiError::internal("checking a password", &error))
+}
+
+pub(crate) fn account_error(error: AccountError) -> ApiError {
+    match error {
+        AccountError::Invalid { field, message } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("{field}: {message}"),
+        )
+        .at(json!({"field": field})),
+        AccountError::Conflict(what) => ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("{what} already exists"),
+        ),
+        AccountError::NotFound(what) => ApiError::new(StatusCode::NOT_FOUND, "not_found", what),
+        other => ApiError::internal("changing accounts", &other),
+    }
+}
+
+fn meta_error(context: &str) -> impl Fn(meta::MetaError) -> ApiError + '_ {
+    move |error| ApiError::internal(context, &error)
+}
+
+async fn record(state: &AppState, events: &[SecurityEvent<'_>]) -> Result<(), ApiError> {
+    let entries: Vec<_> = events.iter().map(SecurityEvent::entry).collect();
+    state
+        .auth
+        .meta
+        .record_audit(&entries)
+        .await
+        .map_err(meta_error("recording a security event"))
+}
+
+fn new_refresh_token() -> Result<String, ApiError> {
+    let bytes = auth::random_bytes::<32>()
+        .map_err(|error| ApiError::internal("making a refresh token", &error))?;
+    let mut token = String::from("lbr_");
+    for byte in bytes {
+        token.push_str(&format!("{byte:02x}"));
+    }
+    Ok(token)
+}
+
+/// Starts or continues a session: a fresh access token for `user` in `session`.
+fn token_answer(state: &AppState, user: &User, session: &str, refresh_token: &str) -> Response {
+    let now = now_seconds();
+    let ttl = state.auth.config.access_token_ttl.as_secs() as i64;
+    let claims = auth::jwt::Claims {
+        iss: auth::jwt::ISSUER.to_owned(),
+        sub: user.id.clone(),
+        tenant: user.tenant.clone(),
+        role: user.role.clone(),
+        sid: session.to_owned(),
+        super_admin: user.super_admin,
+        iat: now,
+        exp: now + ttl,
+    };
+    let access_token = auth::jwt::encode(&state.auth.jwt, &claims);
+    let mut response = Json(json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "refresh_token": refresh_token,
+        "refresh_expires_in": state.auth.config.refresh_token_ttl.as_secs(),
+    }))
+    .into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Json<LoginRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let request = json_body(body)?;
+    check_credentials_size(&request.username, &request.password)?;
+    let limits = &state.auth.limits;
+    limits.admit_login(&request.username, peer.ip())?;
+    let found = state
+        .auth
+        .meta
+        .user_by_username(&request.username)
+        .await
+        .map_err(meta_error("looking up a user"))?;
+    let hash = found.as_ref().map(|user| user.password_hash.clone());
+    let matches = password_matches(&request.password, hash).await?;
+    let user = match found {
+        Some(found) if matches && !found.user.disabled => found.user,
+        found => {
+            limits.login_failed(&request.username, peer.ip());
+            if let Some(found) = found {
+                let actor = user_actor(&found.user, peer, &headers);
+                let reason = if found.user.disabled {
+                    "user disabled"
+                } else {
+                    "wrong password"
+                };
+                let mut event =
+                    security::simple(&found.user.tenant, "auth.login", Outcome::Failure, &actor);
+                event.reason = Some(reason);
+                record(&state, &[event]).await?;
+            } else {
+                tracing::info!(username = %request.username.escape_debug(), ip = %peer.ip(), "login for an unknown user refused");
+            }
+            return Err(unauthorized(
+                "invalid_login",
+                "the username or password is wrong",
+            ));
+        }
+    };
+    let session = format!("ses_{}", ulid::Ulid::new());
+    let refresh_token = new_refresh_token()?;
+    let now = meta::now_millis();
+    let refresh_ttl = state.auth.config.refresh_token_ttl.as_millis() as i64;
+    state
+        .auth
+        .meta
+        .create_session(
+            &NewSession {
+                id: session.clone(),
+                user_id: user.id.clone(),
+                refresh_hash: auth::apikey::hash_key(&refresh_token),
+                expires_at: now + refresh_ttl,
+            },
+            now,
+        )
+        .await
+        .map_err(meta_error("starting a session"))?;
+    let actor = user_actor(&user, peer, &headers);
+    record(
+        &state,
+        &[security::simple(
+            &user.tenant,
+            "auth.login",
+            Outcome::Success,
+            &actor,
+        )],
+    )
+    .await?;
+    Ok(token_answer(&state, &user, &session, &refresh_token))
+}
+
+pub(crate) async fn refresh(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Json<RefreshRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let request = json_body(body)?;
+    if request.refresh_token.len() > 256 {
+        return Err(unauthorized(
+            "invalid_refresh_token",
+            "the refresh token is not valid",
+        ));
+    }
+    let new_token = new_refresh_token()?;
+    let now = meta::now_millis();
+    let expires = now + state.auth.config.refresh_token_ttl.as_millis() as i64;
+    let outcome = state
+        .auth
+        .meta
+        .rotate_refresh(
+            &auth::apikey::hash_key(&request.refresh_token),
+            &auth::apikey::hash_key(&new_token),
+            expires,
+            now,
+        )
+        .await
+        .map_err(meta_error("refreshing a session"))?;
+    match outcome {
+        RefreshOutcome::Rotated(session) if !session.user.disabled => {
+            Ok(token_answer(&state, &session.user, &session.id, &new_token))
+        }
+        RefreshOutcome::Rotated(_) | RefreshOutcome::Invalid => Err(unauthorized(
+            "invalid_refresh_token",
+            "the refresh token is not valid, expired or revoked; log in again",
+        )),
+        RefreshOutcome::Reused(session) => {
+            let actor = user_actor(&session.user, peer, &headers);
+            let mut event = security::simple(
+                &session.user.tenant,
+                "auth.refresh",
+                Outcome::Denied,
+                &actor,
+            );
+            event.reason = Some("a used refresh token was presented again; the session is revoked");
+            event.target = Some(("session", &session.id));
+            record(&state, &[event]).await?;
+            Err(unauthorized(
+                "refresh_token_reused",
+                "this refresh token was already used; the session is revoked, log in again",
+            ))
+        }
+    }
+}
+
+fn session_of(principal: &Principal) -> Result<(&str, &str), ApiError> {
+    match &principal.kind {
+        PrincipalKind::User { id, session, .. } => Ok((id, session)),
+        PrincipalKind::Key { .. } => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "API keys have no session",
+        )),
+    }
+}
+
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (_, session) = session_of(&principal)?;
+    state
+        .auth
+        .meta
+        .revoke_session(session, meta::now_millis())
+        .await
+        .map_err(meta_error("ending a session"))?;
+    let actor = actor_of(&principal, peer, &headers);
+    record(
+        &state,
+        &[security::simple(
+            &principal.tenant,
+            "auth.logout",
+            Outcome::Success,
+            &actor,
+        )],
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(crate) async fn change_password(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Result<Json<PasswordChange>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let request = json_body(body)?;
+    let (user_id, session) = session_of(&principal)?;
+    let (_, _, username) = principal.actor();
+    check_credentials_size(username, &request.current_password)?;
+    state.auth.limits.admit_login(username, peer.ip())?;
+    let stored = state
+        .auth
+        .meta
+        .user(user_id)
+        .await
+        .map_err(meta_error("looking up a user"))?
+        .ok_or_else(|| unauthorized("invalid_token", "the user no longer exists"))?;
+    let actor = actor_of(&principal, peer, &headers);
+    if !password_matches(&request.current_password, Some(stored.password_hash)).await? {
+        state.auth.limits.login_failed(username, peer.ip());
+        let mut event = security::simple(
+            &principal.tenant,
+            "user.password_change",
+            Outcome::Failure,
+            &actor,
+        );
+        event.reason = Some("wrong current password");
+        record(&state, &[event]).await?;
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invalid_password",
+            "the current password is wrong",
+        ));
+    }
+    auth::password::check_policy(username, &request.new_password).map_err(|error| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("new_password: {error}"),
+        )
+        .at(json!({"field": "new_password"}))
+    })?;
+    let hash = accounts::hash_password(&request.new_password)
+        .await
+        .map_err(account_error)?;
+    let mut event = security::simple(
+        &principal.tenant,
+        "user.password_change",
+        Outcome::Success,
+        &actor,
+    );
+    event.target = Some(("user", user_id));
+    event.reason = Some("other sessions of the user were revoked");
+    state
+        .auth
+        .meta
+        .set_password(user_id, &hash, Some(session), &[event.entry()])
+        .await
+        .map_err(meta_error("changing a password"))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The tenant setting that allows self-registration.
+pub(crate) const SELF_REGISTRATION: &str = "self_registration";
+
+pub(crate) async fn register(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Json<Registration>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let request = json_body(body)?;
+    check_credentials_size(&request.username, &request.password)?;
+    // Registration attempts share the login throttle of the address.
+    state
+        .auth
+        .limits
+        .admit_login(&request.username, peer.ip())?;
+    let allowed = accounts::check_tenant_id(&request.tenant).is_ok()
+        && state
+            .auth
+            .meta
+            .settings(&request.tenant)
+            .await
+            .map_err(meta_error("reading settings"))?
+            .iter()
+            .any(|(name, value)| name == SELF_REGISTRATION && value == "true");
+    if !allowed {
+        state.auth.limits.login_failed(&request.username, peer.ip());
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "registration_disabled",
+            "self-registration is not enabled for this tenant",
+        ));
+    }
+    let actor = Actor {
+        kind: "anonymous",
+        id: request.username.clone(),
+        name: request.username.clone(),
+        source_ip: Some(peer.ip().to_string()),
+        user_agent: user_agent(&headers),
+    };
+    let user = accounts::create_user(
+        &state.auth.meta,
+        &UserRequest {
+            tenant: &request.tenant,
+            username: &request.username,
+            password: &request.password,
+            role: Role::Developer,
+            super_admin: false,
+        },
+        &actor,
+    )
+    .await
+    .map_err(account_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(crate::admin_routes::user_json(&user)),
+    )
+        .into_response())
+}
+
+pub(crate) async fn me(Extension(principal): Extension<Principal>) -> Response {
+    let mut body = Map::new();
+    body.insert("tenant".into(), json!(principal.tenant));
+    match &principal.kind {
+        PrincipalKind::User {
+            id,
+            username,
+            role,
+            super_admin,
+            ..
+        } => {
+            body.insert("type".into(), json!("user"));
+            body.insert("id".into(), json!(id));
+            body.insert("username".into(), json!(username));
+            body.insert("role".into(), json!(role.name()));
+            body.insert("super_admin".into(), json!(super_admin));
+        }
+        PrincipalKind::Key { id, name } => {
+            body.insert("type".into(), json!("api_key"));
+            body.insert("id".into(), json!(id));
+            body.insert("name".into(), json!(name));
+        }
+    }
+    body.insert("permissions".into(), json!(principal.permission_names()));
+    Json(body).into_response()
+}
