@@ -153,6 +153,43 @@ impl SubtreeCache {
         self.range.size()
     }
 
+    /// Forgets every leaf from `size` on, leaving the cache as if only the first `size`
+    /// leaves had been pushed; does nothing if it holds `size` leaves or fewer.
+    ///
+    /// `leaves` must hold the leaf hashes that were pushed (at least the first `size`). It
+    /// is read only for the new frontier's subtrees smaller than `2^min_level` leaves:
+    /// fewer than `2^min_level` leaf reads, plus O(log n) node hashes.
+    pub fn truncate(&mut self, size: u64, leaves: &(impl LeafHashes + ?Sized)) {
+        if size >= self.size() {
+            return;
+        }
+        // The new frontier: one perfect subtree per set bit of `size`, largest first. The
+        // large ones are complete subtrees of the old tree, so the cache holds them.
+        let mut frontier = Vec::with_capacity(size.count_ones() as usize);
+        let mut start = 0u64;
+        for level in (0..u64::BITS).rev() {
+            if (size >> level) & 1 == 1 {
+                let index = start >> level;
+                let hash = self
+                    .get(level, index)
+                    .unwrap_or_else(|| leaves.perfect_subtree(level, index));
+                frontier.push(hash);
+                start += 1 << level;
+            }
+        }
+        for (slot, hashes) in self.levels.iter_mut().enumerate() {
+            let keep = size.checked_shr(self.min_level + slot as u32).unwrap_or(0);
+            hashes.truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+        }
+        while self.levels.last().is_some_and(Vec::is_empty) {
+            self.levels.pop();
+        }
+        self.range = CompactRange {
+            size,
+            hashes: frontier,
+        };
+    }
+
     /// The smallest subtree level kept.
     pub fn min_level(&self) -> u32 {
         self.min_level

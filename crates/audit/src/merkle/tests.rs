@@ -539,6 +539,34 @@ fn subtree_cache_lagging_behind_the_leaves_falls_back_to_them() {
     }
 }
 
+#[test]
+fn subtree_cache_truncates_to_what_pushing_fewer_leaves_gives() {
+    let f = fixture();
+    for min_level in [0, 2, 4] {
+        let full = SubtreeCache::from_leaves(&f.hashes, min_level);
+        for n in 0..=MAX {
+            let mut cut = full.clone();
+            cut.truncate(u(n), &f.hashes);
+            assert_eq!(
+                cut,
+                SubtreeCache::from_leaves(&f.hashes[..n], min_level),
+                "{n}"
+            );
+            assert_eq!(cut.root(), f.roots[n]);
+        }
+        // Truncating to the current size or beyond changes nothing; pushing carries on.
+        let mut cut = full.clone();
+        cut.truncate(u(MAX), &f.hashes);
+        cut.truncate(u(MAX) + 5, &f.hashes);
+        assert_eq!(cut, full);
+        cut.truncate(77, &f.hashes);
+        for hash in &f.hashes[77..] {
+            cut.push(*hash);
+        }
+        assert_eq!(cut, full);
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Scale: huge trees (iteration, not recursion; no overflow) and a million leaves.
 
