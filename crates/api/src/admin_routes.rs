@@ -168,6 +168,22 @@ pub(crate) async fn update_user(
             "you cannot change your own role or disable yourself; ask another admin",
         ));
     }
+    let target = state
+        .auth
+        .meta
+        .user(&id)
+        .await
+        .map_err(internal("reading a user"))?
+        .filter(|found| found.user.tenant == principal.tenant);
+    if target.is_some_and(|found| found.user.super_admin)
+        && !principal.can(crate::access::Permission::ManageTenants)
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only the super-admin may change the super-admin",
+        ));
+    }
     let role = change
         .role
         .as_deref()

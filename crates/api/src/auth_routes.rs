@@ -188,7 +188,7 @@ pub(crate) async fn login(
     let request = json_body(body)?;
     check_credentials_size(&request.username, &request.password)?;
     let limits = &state.auth.limits;
-    limits.admit_login(&request.username, peer.ip())?;
+    limits.reserve_login(&request.username, peer.ip())?;
     let found = state
         .auth
         .meta
@@ -200,7 +200,6 @@ pub(crate) async fn login(
     let user = match found {
         Some(found) if matches && !found.user.disabled => found.user,
         found => {
-            limits.login_failed(&request.username, peer.ip());
             if let Some(found) = found {
                 let actor = user_actor(&found.user, peer, &headers);
                 let reason = if found.user.disabled {
@@ -221,6 +220,7 @@ pub(crate) async fn login(
             ));
         }
     };
+    limits.login_succeeded(&request.username, peer.ip());
     let session = format!("ses_{}", ulid::Ulid::new());
     let refresh_token = new_refresh_token()?;
     let now = meta::now_millis();
@@ -356,7 +356,7 @@ pub(crate) async fn change_password(
     let (user_id, session) = session_of(&principal)?;
     let (_, _, username) = principal.actor();
     check_credentials_size(username, &request.current_password)?;
-    state.auth.limits.admit_login(username, peer.ip())?;
+    state.auth.limits.reserve_login(username, peer.ip())?;
     let stored = state
         .auth
         .meta
@@ -366,7 +366,6 @@ pub(crate) async fn change_password(
         .ok_or_else(|| unauthorized("invalid_token", "the user no longer exists"))?;
     let actor = actor_of(&principal, peer, &headers);
     if !password_matches(&request.current_password, Some(stored.password_hash)).await? {
-        state.auth.limits.login_failed(username, peer.ip());
         let mut event = security::simple(
             &principal.tenant,
             "user.password_change",
@@ -420,11 +419,12 @@ pub(crate) async fn register(
 ) -> Result<Response, ApiError> {
     let request = json_body(body)?;
     check_credentials_size(&request.username, &request.password)?;
-    // Registration attempts share the login throttle of the address.
+    // Every registration attempt counts against the address (and the name), like a
+    // failed login: it bounds account creation and probing for taken usernames.
     state
         .auth
         .limits
-        .admit_login(&request.username, peer.ip())?;
+        .reserve_login(&request.username, peer.ip())?;
     let allowed = accounts::check_tenant_id(&request.tenant).is_ok()
         && state
             .auth
@@ -435,7 +435,6 @@ pub(crate) async fn register(
             .iter()
             .any(|(name, value)| name == SELF_REGISTRATION && value == "true");
     if !allowed {
-        state.auth.limits.login_failed(&request.username, peer.ip());
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "registration_disabled",

@@ -116,7 +116,7 @@ impl SecurityEvent<'_> {
             stream: Stream::Audit,
             timestamp: now,
             received_at: now,
-            service: Some("logbook".to_owned()),
+            service: Some(model::RESERVED_SERVICE.to_owned()),
             level: if self.outcome == Outcome::Success {
                 Level::Info
             } else {

@@ -196,6 +196,20 @@ impl<K: Eq + Hash + Clone> Buckets<K> {
         }
     }
 
+    /// Gives back `amount` tokens taken earlier (capped at the burst): for a cost
+    /// reserved before slow work that turned out not to be owed.
+    pub fn refund(&self, key: &K, amount: f64, now: Instant) {
+        if !amount.is_finite() || amount <= 0.0 {
+            return;
+        }
+        let capacity = self.quota.capacity();
+        let mut buckets = self.lock();
+        if let Some(bucket) = buckets.get_mut(key) {
+            self.refill(bucket, now);
+            bucket.tokens = (bucket.tokens + amount).min(capacity);
+        }
+    }
+
     /// The tokens `key`'s bucket holds at `now`, without paying anything; a key not
     /// seen (or forgotten) holds the full burst.
     pub fn available(&self, key: &K, now: Instant) -> f64 {
@@ -264,6 +278,32 @@ impl<K> std::fmt::Debug for Buckets<K> {
             .field("quota", &self.quota)
             .field("max_keys", &self.max_keys)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod refund_tests {
+    use super::*;
+
+    #[test]
+    fn a_refund_restores_what_was_taken_up_to_the_burst() {
+        let quota = Quota::new(1.0, 2.0).expect("valid");
+        let buckets = Buckets::new(quota, 10);
+        let now = Instant::now();
+        assert!(matches!(
+            buckets.take(&"a", 2.0, now),
+            Decision::Allowed { .. }
+        ));
+        assert!(matches!(
+            buckets.take(&"a", 1.0, now),
+            Decision::Limited { .. }
+        ));
+        buckets.refund(&"a", 1.0, now);
+        assert_eq!(buckets.available(&"a", now), 1.0);
+        buckets.refund(&"a", 5.0, now);
+        assert_eq!(buckets.available(&"a", now), 2.0, "capped at the burst");
+        buckets.refund(&"unknown", 1.0, now);
+        assert_eq!(buckets.available(&"unknown", now), 2.0);
     }
 }
 

@@ -38,6 +38,14 @@ pub enum AdminCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Set a user's password, end its sessions and re-enable it (account recovery).
+    /// The password is read like create-user's.
+    ResetPassword {
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Create an API key and print it, alone, on stdout.
     CreateKey(CreateKeyArgs),
     /// Revoke an API key at once.
@@ -89,7 +97,7 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
     let actor = Actor::operator("logbook admin");
     match command {
         AdminCommand::CreateTenant { id, name, store } => {
-            let meta = server::open_meta(&store.into_config()?).await?;
+            let meta = server::open_existing_meta(&store.into_config()?).await?;
             let name = name.unwrap_or_else(|| id.clone());
             let tenant = accounts::create_tenant(&meta, &id, &name, &actor).await?;
             eprintln!("created tenant {:?}", tenant.id);
@@ -102,7 +110,7 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             store,
         } => {
             let role: Role = accounts::parse_role(&role)?;
-            let meta = server::open_meta(&store.into_config()?).await?;
+            let meta = server::open_existing_meta(&store.into_config()?).await?;
             let password = read_new_password()?;
             let request = UserRequest {
                 tenant: &tenant,
@@ -118,9 +126,43 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             );
             meta.close().await;
         }
+        AdminCommand::ResetPassword { username, store } => {
+            let meta = server::open_existing_meta(&store.into_config()?).await?;
+            let user = meta
+                .user_by_username(&username)
+                .await?
+                .with_context(|| format!("no user {username:?}"))?
+                .user;
+            let password = read_new_password()?;
+            auth::password::check_policy(&username, &password)
+                .map_err(|error| anyhow::anyhow!("password: {error}"))?;
+            let hash = accounts::hash_password(&password).await?;
+            let event = SecurityEvent {
+                tenant: &user.tenant,
+                action: "user.password_reset",
+                outcome: Outcome::Success,
+                actor: &actor,
+                target: Some(("user", &user.id)),
+                reason: Some("reset by an operator; every session ended, account enabled"),
+                details: serde_json::Map::new(),
+            };
+            meta.set_password(&user.id, &hash, None, &[event.entry()])
+                .await?;
+            if user.disabled {
+                let enable = SecurityEvent {
+                    action: "user.enable",
+                    reason: None,
+                    ..event.clone()
+                };
+                meta.update_user(&user.tenant, &user.id, None, Some(false), &[enable.entry()])
+                    .await?;
+            }
+            eprintln!("password of {username:?} reset; its sessions are ended");
+            meta.close().await;
+        }
         AdminCommand::CreateKey(args) => {
             let scopes = accounts::parse_scopes(&args.scopes)?;
-            let meta = server::open_meta(&args.store.into_config()?).await?;
+            let meta = server::open_existing_meta(&args.store.into_config()?).await?;
             let master = server::server_secret(&meta, accounts::SIGNING_MASTER).await?;
             let request = KeyRequest {
                 tenant: &args.tenant,
@@ -138,7 +180,7 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             meta.close().await;
         }
         AdminCommand::RevokeKey { id, tenant, store } => {
-            let meta = server::open_meta(&store.into_config()?).await?;
+            let meta = server::open_existing_meta(&store.into_config()?).await?;
             let event = SecurityEvent {
                 tenant: &tenant,
                 action: "key.revoke",

@@ -172,7 +172,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     println!("logbook listening on http://{}", server.local_addr());
     println!("data directory: {}", data_dir.display());
     if let Some(credentials) = server.bootstrap_credentials() {
-        print_bootstrap(credentials);
+        print_bootstrap(credentials, server.local_addr());
     }
     tokio::select! {
         () = shutdown_signal() => {
@@ -192,7 +192,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 /// Shows what the first start created. Generated secrets appear here once
 /// and are stored only as hashes.
-fn print_bootstrap(credentials: &server::BootstrapCredentials) {
+fn print_bootstrap(credentials: &server::BootstrapCredentials, address: SocketAddr) {
     println!();
     println!(
         "First start: created tenant {:?}, super-admin user {:?} and an API key with every scope.",
@@ -210,7 +210,7 @@ fn print_bootstrap(credentials: &server::BootstrapCredentials) {
             credentials.key_id
         ),
     }
-    println!("Try: curl -H \"Authorization: Bearer $LOGBOOK_KEY\" http://127.0.0.1:8080/v1/logs");
+    println!("Try: curl -H \"Authorization: Bearer $LOGBOOK_KEY\" http://{address}/v1/logs");
     println!();
 }
 

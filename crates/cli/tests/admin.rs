@@ -110,10 +110,12 @@ fn admin(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_start_prints_credentials_once_and_admin_manages_keys_while_serving() {
-    let dir = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    // A directory the server creates itself, to check the permissions it gives.
+    let data = root.path().join("data");
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let (server, lines) = start(dir.path(), port);
+    let (server, lines) = start(data.as_path(), port);
     let key_line = lines
         .iter()
         .find(|line| line.contains("API key ("))
@@ -132,7 +134,7 @@ async fn first_start_prints_credentials_once_and_admin_manages_keys_while_servin
 
     // A key made from the command line while the server runs: printed alone on stdout.
     let output = admin(
-        dir.path(),
+        data.as_path(),
         &["create-key", "--name", "reader", "--scopes", "logs:read"],
     );
     assert!(
@@ -154,7 +156,7 @@ async fn first_start_prints_credentials_once_and_admin_manages_keys_while_servin
     // Revoked from the command line: refused at once.
     let me = reader.get("/v1/auth/me").await.unwrap().json().unwrap();
     let id = me["id"].as_str().unwrap().to_owned();
-    let output = admin(dir.path(), &["revoke-key", &id]);
+    let output = admin(data.as_path(), &["revoke-key", &id]);
     assert!(
         output.status.success(),
         "{}",
@@ -169,7 +171,7 @@ async fn first_start_prints_credentials_once_and_admin_manages_keys_while_servin
     // Users and tenants from the command line.
     let output = logbook()
         .args(["admin", "create-tenant", "acme", "--data-dir"])
-        .arg(dir.path())
+        .arg(data.as_path())
         .output()
         .unwrap();
     assert!(
@@ -189,7 +191,7 @@ async fn first_start_prints_credentials_once_and_admin_manages_keys_while_servin
             "auditor",
             "--data-dir",
         ])
-        .arg(dir.path())
+        .arg(data.as_path())
         .env("LOGBOOK_NEW_PASSWORD", "a-long-enough-password")
         .output()
         .unwrap();
@@ -208,8 +210,47 @@ async fn first_start_prints_credentials_once_and_admin_manages_keys_while_servin
         .await
         .unwrap();
     assert_eq!(login.status, 200);
+    // Account recovery from the command line.
+    let output = logbook()
+        .args(["admin", "reset-password", "--username", "ops", "--data-dir"])
+        .arg(data.as_path())
+        .env("LOGBOOK_NEW_PASSWORD", "another-long-password")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let login = anonymous
+        .post(
+            "/v1/auth/login",
+            "application/json",
+            r#"{"username":"ops","password":"another-long-password"}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(login.status, 200);
+
+    // The secrets of the data directory are its owner's alone.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(data.as_path()), 0o700);
+    assert_eq!(mode(&data.as_path().join("meta.db")), 0o600);
+
+    // Pointed at the wrong place, admin commands refuse instead of creating an empty store.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let lost = admin(
+        elsewhere.path(),
+        &["create-key", "--name", "x", "--scopes", "logs:read"],
+    );
+    assert!(!lost.status.success());
+    assert!(String::from_utf8_lossy(&lost.stderr).contains("no Logbook metadata"));
+    assert!(!elsewhere.path().join("meta.db").exists());
+
     let bad_scope = admin(
-        dir.path(),
+        data.as_path(),
         &["create-key", "--name", "x", "--scopes", "logs:delete"],
     );
     assert!(!bad_scope.status.success());
@@ -218,7 +259,7 @@ async fn first_start_prints_credentials_once_and_admin_manages_keys_while_servin
 
     // A second start creates and prints nothing new.
     let port = free_port();
-    let (_server, lines) = start(dir.path(), port);
+    let (_server, lines) = start(data.as_path(), port);
     assert!(
         !lines.iter().any(|line| line.contains("First start")),
         "{lines:?}"

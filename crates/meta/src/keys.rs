@@ -62,14 +62,6 @@ pub(crate) async fn insert(
     key: &NewApiKey,
 ) -> Result<ApiKey, MetaError> {
     let failed = query_failed("creating an API key");
-    let tenant_exists: Option<String> = sqlx::query_scalar("SELECT id FROM tenants WHERE id = $1")
-        .bind(&key.tenant)
-        .fetch_optional(&mut *connection)
-        .await
-        .map_err(&failed)?;
-    if tenant_exists.is_none() {
-        return Err(MetaError::NotFound(format!("no tenant {:?}", key.tenant)));
-    }
     let created_at = now_millis();
     sqlx::query(
         "INSERT INTO api_keys (id, tenant_id, name, token_hash, scopes, signed, created_at, created_by)
@@ -88,6 +80,8 @@ pub(crate) async fn insert(
     .map_err(|error| {
         if crate::is_unique_violation(&error) {
             MetaError::Conflict("an API key with this value".to_owned())
+        } else if crate::is_foreign_key_violation(&error) {
+            MetaError::NotFound(format!("no tenant {:?}", key.tenant))
         } else {
             failed(error)
         }

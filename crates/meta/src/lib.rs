@@ -71,6 +71,15 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(database) if database.is_unique_violation())
 }
 
+/// Whether an error is a foreign-key violation (a row naming a missing tenant).
+///
+/// Inserts rely on it instead of reading first: in SQLite a transaction that
+/// reads and then writes can fail to upgrade its lock when another writer
+/// got in between, while one that writes first simply waits its turn.
+fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(database) if database.is_foreign_key_violation())
+}
+
 /// The current time in Unix milliseconds, the unit of every time column.
 pub fn now_millis() -> i64 {
     SystemTime::now()

@@ -87,9 +87,9 @@ impl MetaStore {
     }
 
     /// First start: creates the tenant, its admin user and its first key in one
-    /// transaction, if the database has no tenant yet. Returns `false` (and
-    /// changes nothing) when it already had one, including when another process
-    /// bootstrapped it a moment earlier.
+    /// transaction, unless that tenant exists. Returns `false` (and changes
+    /// nothing) when it does, including when another process bootstrapped it a
+    /// moment earlier.
     pub async fn bootstrap(
         &self,
         tenant: &Tenant,
@@ -99,13 +99,9 @@ impl MetaStore {
     ) -> Result<bool, MetaError> {
         let failed = query_failed("bootstrapping the first tenant");
         let mut transaction = self.pool.begin().await.map_err(&failed)?;
-        let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenants")
-            .fetch_one(&mut *transaction)
-            .await
-            .map_err(&failed)?;
-        if existing > 0 {
-            return Ok(false);
-        }
+        // The default tenant exists from the first start on (tenants are never
+        // deleted), so inserting it first tells a fresh database from a used one
+        // without reading before writing.
         let inserted = sqlx::query(
             "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
         )

@@ -69,14 +69,6 @@ pub(crate) async fn insert(
     user: &NewUser,
 ) -> Result<User, MetaError> {
     let failed = query_failed("creating a user");
-    let tenant_exists: Option<String> = sqlx::query_scalar("SELECT id FROM tenants WHERE id = $1")
-        .bind(&user.tenant)
-        .fetch_optional(&mut *connection)
-        .await
-        .map_err(&failed)?;
-    if tenant_exists.is_none() {
-        return Err(MetaError::NotFound(format!("no tenant {:?}", user.tenant)));
-    }
     let created_at = now_millis();
     sqlx::query(
         "INSERT INTO users (id, tenant_id, username, password_hash, role, super_admin, disabled,
@@ -95,6 +87,8 @@ pub(crate) async fn insert(
     .map_err(|error| {
         if is_unique_violation(&error) {
             MetaError::Conflict(format!("user {:?}", user.username))
+        } else if crate::is_foreign_key_violation(&error) {
+            MetaError::NotFound(format!("no tenant {:?}", user.tenant))
         } else {
             failed(error)
         }

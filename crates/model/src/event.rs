@@ -68,7 +68,17 @@ pub enum EventError {
     TooDeep { depth: usize, max: usize },
     #[error("event is {size} bytes; the limit is {max}")]
     TooLarge { size: usize, max: usize },
+    #[error(
+        "audit events are append-only: the server assigns their `id`, a client cannot choose one"
+    )]
+    AuditIdChosen,
+    #[error("service `{RESERVED_SERVICE}` is reserved for the events Logbook records about itself")]
+    ReservedService,
 }
+
+/// The service name of the security events Logbook writes to the audit stream;
+/// clients cannot send audit events under it.
+pub const RESERVED_SERVICE: &str = "logbook";
 
 impl EventError {
     /// A stable machine-readable code for API responses.
@@ -81,6 +91,8 @@ impl EventError {
             EventError::BadId { .. } => "invalid_id",
             EventError::TooDeep { .. } => "too_deep",
             EventError::TooLarge { .. } => "event_too_large",
+            EventError::AuditIdChosen => "invalid_id",
+            EventError::ReservedService => "reserved_service",
         }
     }
 }
@@ -115,6 +127,8 @@ impl Event {
         }
 
         let id = match take_string(&mut object, ID_KEYS, "id")? {
+            // A chosen id replaces an earlier event with that id: never in the audit trail.
+            Some(_) if context.stream == Stream::Audit => return Err(EventError::AuditIdChosen),
             Some(id) if is_valid_id(&id) => id,
             Some(_) => return Err(EventError::BadId { max: MAX_ID_LEN }),
             None => context.new_id(),
@@ -128,6 +142,9 @@ impl Event {
             Some(value) => parse_level(&value)?,
         };
         let service = take_string(&mut object, SERVICE_KEYS, "service")?;
+        if context.stream == Stream::Audit && service.as_deref() == Some(RESERVED_SERVICE) {
+            return Err(EventError::ReservedService);
+        }
         let trace_id = take_string(&mut object, TRACE_KEYS, "trace_id")?;
         let span_id = take_string(&mut object, SPAN_KEYS, "span_id")?;
         let host = take_string(&mut object, HOST_KEYS, "host")?;
@@ -370,6 +387,31 @@ mod tests {
         assert_eq!(text["stream"], json!("audit"));
         let back: Event = serde_json::from_value(text).expect("deserialises");
         assert_eq!(back, audit);
+    }
+
+    #[test]
+    fn audit_events_cannot_choose_their_id_or_pose_as_logbook() {
+        let audit = |value: Value| {
+            let Value::Object(object) = value else {
+                unreachable!()
+            };
+            Event::from_object(
+                object,
+                &context().with_stream(Stream::Audit),
+                &Limits::default(),
+            )
+        };
+        assert_eq!(
+            audit(json!({"id": "01ABC", "action": "user.enable"})),
+            Err(EventError::AuditIdChosen)
+        );
+        assert_eq!(
+            audit(json!({"service": "logbook", "action": "user.enable"})),
+            Err(EventError::ReservedService)
+        );
+        assert!(audit(json!({"service": "billing", "action": "refund"})).is_ok());
+        // Log events keep both freedoms.
+        assert!(event(json!({"id": "x-1", "service": "logbook", "message": "m"})).is_ok());
     }
 
     #[test]

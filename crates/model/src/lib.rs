@@ -14,7 +14,7 @@ mod timestamp;
 pub use decode::{
     BatchFormat, DecodeError, DecodedBatch, IngestContext, Limits, Rejection, decode_batch,
 };
-pub use event::{Event, EventError};
+pub use event::{Event, EventError, RESERVED_SERVICE};
 pub use level::Level;
 pub use record::{QueuedEvent, RecordError, decode_record, encode_record};
 pub use stream::Stream;

@@ -41,24 +41,60 @@ pub struct RunningServer {
 }
 
 /// Opens the metadata store the configuration names: PostgreSQL when
-/// `database_url` is set, else SQLite in the data directory.
+/// `database_url` is set, else SQLite in the data directory (created, private
+/// to its owner, when missing).
 pub async fn open_meta(config: &Config) -> anyhow::Result<meta::MetaStore> {
-    match &config.database_url {
-        Some(url) => meta::MetaStore::open(url)
+    open_meta_with(config, true).await
+}
+
+/// Like [`open_meta`], for tools that must find an existing store rather than
+/// create an empty one in the wrong place (`logbook admin`).
+pub async fn open_existing_meta(config: &Config) -> anyhow::Result<meta::MetaStore> {
+    open_meta_with(config, false).await
+}
+
+async fn open_meta_with(config: &Config, create: bool) -> anyhow::Result<meta::MetaStore> {
+    if let Some(url) = &config.database_url {
+        return meta::MetaStore::open(url)
             .await
-            .context("cannot open the metadata database at database_url"),
-        None => {
-            std::fs::create_dir_all(&config.data_dir).with_context(|| {
-                format!(
-                    "cannot create the data directory {}",
-                    config.data_dir.display()
-                )
-            })?;
-            meta::MetaStore::open_sqlite(&config.data_dir)
-                .await
-                .context("cannot open the metadata database in the data directory")
-        }
+            .context("cannot open the metadata database at database_url");
     }
+    let path = config.data_dir.join(meta::SQLITE_FILE);
+    if !create && !path.exists() {
+        anyhow::bail!(
+            "no Logbook metadata at {} (start `logbook serve` once, or pass --data-dir or --database-url)",
+            path.display()
+        );
+    }
+    create_private_dir(&config.data_dir)?;
+    create_private_file(&path)?;
+    meta::MetaStore::open_sqlite(&config.data_dir)
+        .await
+        .context("cannot open the metadata database in the data directory")
+}
+
+/// Creates a directory only its owner can enter; an existing one is left as it is.
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))
+}
+
+/// Makes sure a file holding secrets exists and is readable by its owner only;
+/// SQLite gives its journal files the same permissions.
+fn create_private_file(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot make {} private", path.display()))
 }
 
 /// A server-wide secret from the metadata store, created on first use, so
@@ -84,12 +120,7 @@ pub async fn start_on(
     listener: tokio::net::TcpListener,
 ) -> anyhow::Result<RunningServer> {
     let local_addr = listener.local_addr().context("listener has no address")?;
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}",
-            config.data_dir.display()
-        )
-    })?;
+    create_private_dir(&config.data_dir)?;
 
     let queue_config = config.queue_config();
     let queue: Arc<dyn Queue> = Arc::new(

@@ -822,6 +822,32 @@ async fn brute_force_logins_are_throttled_per_account() {
         (429, "too_many_login_attempts")
     );
     assert!(throttled.headers.contains_key("retry-after"));
+    // Attempts racing each other cannot slip past the limit while passwords are checked.
+    let mut racing = Vec::new();
+    for _ in 0..12 {
+        let url = server.url.clone();
+        racing.push(tokio::spawn(async move {
+            let mut client = HttpClient::connect(&url).await.unwrap();
+            let body = json!({"username": "racer", "password": "not-the-password"});
+            send(&mut client, "POST", "/v1/auth/login", Some(body))
+                .await
+                .status
+        }));
+    }
+    let mut answered = Vec::new();
+    for attempt in racing {
+        answered.push(attempt.await.unwrap());
+    }
+    assert_eq!(
+        answered.iter().filter(|status| **status == 401).count(),
+        5,
+        "{answered:?}"
+    );
+    assert_eq!(
+        answered.iter().filter(|status| **status == 429).count(),
+        7,
+        "{answered:?}"
+    );
     // Unknown users get the same answer as wrong passwords.
     let unknown = send(
         &mut client,
@@ -1105,6 +1131,57 @@ async fn security_actions_land_in_the_audit_trail_and_sessions_follow_passwords(
                 "{engine}: {event}"
             );
         }
+        // Clients cannot rewrite the trail: no chosen ids, no posing as Logbook.
+        let mut audit_writer = server.client().await;
+        let forged = audit_writer
+            .post(
+                "/v1/audit",
+                "application/json",
+                r#"{"id":"01ANY","action":"user.enable"}"#,
+            )
+            .await
+            .unwrap();
+        assert_eq!(forged.status, 400, "{engine}");
+        assert_eq!(forged.json().unwrap()["errors"][0]["code"], "invalid_id");
+        let posing = audit_writer
+            .post(
+                "/v1/audit",
+                "application/json",
+                r#"{"service":"logbook","action":"user.enable"}"#,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            posing.json().unwrap()["errors"][0]["code"],
+            "reserved_service",
+            "{engine}"
+        );
+
+        // A tenant admin who is not the super-admin cannot lock the super-admin out.
+        create_user(&mut admin, None, "dana", "admin").await;
+        let dana = token_of(&server, "dana", USER_PASSWORD).await;
+        let mut dana = server.client_with(Some(&dana)).await;
+        let lockout = send(
+            &mut dana,
+            "PATCH",
+            &format!("/v1/users/{own_id}"),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+        assert_eq!(
+            (lockout.status, code(&lockout).as_str()),
+            (403, "forbidden"),
+            "{engine}"
+        );
+        let demoted = send(
+            &mut dana,
+            "PATCH",
+            &format!("/v1/users/{user_id}"),
+            Some(json!({"role": "developer"})),
+        )
+        .await;
+        assert_eq!(demoted.status, 200, "{engine}: other users stay manageable");
+
         // The audit trail is not part of the logs, and developers cannot read it.
         let logs = admin
             .get("/v1/logs?q=action:auth.login")

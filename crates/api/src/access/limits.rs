@@ -103,42 +103,52 @@ impl RateLimits {
         }
     }
 
-    /// Refuses a login attempt when the account or the address failed too often.
-    pub(crate) fn admit_login(&self, username: &str, address: IpAddr) -> Result<(), ApiError> {
+    /// Reserves one failed login for the account and the address before the
+    /// (slow) password check, so attempts racing each other cannot all pass;
+    /// refused when either has none left. [`RateLimits::login_succeeded`] gives
+    /// the reservation back.
+    pub(crate) fn reserve_login(&self, username: &str, address: IpAddr) -> Result<(), ApiError> {
         let now = Instant::now();
         let account = username.to_owned();
-        let checks = [
-            (
-                self.failures_by_account.available(&account, now),
-                self.failures_by_account.quota(),
-            ),
-            (
-                self.failures_by_address.available(&address, now),
-                self.failures_by_address.quota(),
-            ),
-        ];
-        for (available, quota) in checks {
-            if available < 1.0 {
-                let wait = (1.0 - available) / quota.per_second;
-                let mut error = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_login_attempts",
-                    "too many failed logins for this account or from this address; wait before trying again",
-                );
-                error.retry_after_seconds = Some(seconds(wait));
-                return Err(error);
-            }
+        let by_account = self.failures_by_account.take(&account, 1.0, now);
+        let by_address = self.failures_by_address.take(&address, 1.0, now);
+        let waits: Vec<f64> = [by_account, by_address]
+            .into_iter()
+            .filter_map(|decision| match decision {
+                Decision::Allowed { .. } => None,
+                Decision::Limited {
+                    retry_after_seconds,
+                    ..
+                } => Some(retry_after_seconds),
+                Decision::Exceeds => Some(f64::INFINITY),
+            })
+            .collect();
+        if waits.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        // Whichever side did pay gets its token back: the attempt is not made.
+        if matches!(by_account, Decision::Allowed { .. }) {
+            self.failures_by_account.refund(&account, 1.0, now);
+        }
+        if matches!(by_address, Decision::Allowed { .. }) {
+            self.failures_by_address.refund(&address, 1.0, now);
+        }
+        let wait = waits.into_iter().fold(0.0, f64::max);
+        let mut error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_login_attempts",
+            "too many failed attempts for this account or from this address; wait before trying again",
+        );
+        error.retry_after_seconds = Some(seconds(wait));
+        Err(error)
     }
 
-    /// Counts a failed login against the account and the address.
-    pub(crate) fn login_failed(&self, username: &str, address: IpAddr) {
+    /// The attempt reserved by [`RateLimits::reserve_login`] succeeded: it is not a failure.
+    pub(crate) fn login_succeeded(&self, username: &str, address: IpAddr) {
         let now = Instant::now();
-        let _ = self
-            .failures_by_account
-            .take(&username.to_owned(), 1.0, now);
-        let _ = self.failures_by_address.take(&address, 1.0, now);
+        self.failures_by_account
+            .refund(&username.to_owned(), 1.0, now);
+        self.failures_by_address.refund(&address, 1.0, now);
     }
 }
 
