@@ -193,18 +193,40 @@ pub fn sqlite_url(path: &Path) -> String {
 pub mod testing {
     use sqlx::Connection as _;
 
+    /// Names of test schemas: the prefix, then the creation time in Unix ms.
+    const PREFIX: &str = "logbook_test_";
+
     /// Creates a schema with a unique name in the database at `url` and returns
     /// a URL whose connections use it, so tests running at once never meet.
+    /// Schemas that earlier runs left behind for more than an hour are dropped.
     pub async fn fresh_postgres_schema(url: &str) -> Result<String, sqlx::Error> {
         sqlx::any::install_default_drivers();
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let now = super::now_millis();
         let schema = format!(
-            "logbook_test_{}_{}_{}",
+            "{PREFIX}{now}_{}_{}",
             std::process::id(),
-            super::now_millis(),
             NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
         let mut connection = sqlx::AnyConnection::connect(url).await?;
+        let existing: Vec<String> = sqlx::query_scalar(
+            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'logbook_test_%'",
+        )
+        .fetch_all(&mut connection)
+        .await?;
+        for old in existing {
+            let created = old
+                .strip_prefix(PREFIX)
+                .and_then(|rest| rest.split('_').next())
+                .and_then(|millis| millis.parse::<i64>().ok());
+            if created.is_some_and(|created| now - created > 3_600_000) {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP SCHEMA IF EXISTS {old} CASCADE"
+                )))
+                .execute(&mut connection)
+                .await?;
+            }
+        }
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
             .execute(&mut connection)
             .await?;
