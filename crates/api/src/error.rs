@@ -97,6 +97,9 @@ impl From<store::StoreError> for ApiError {
                 ApiError::bad_request("invalid_query", message)
                     .at(serde_json::json!({"parameter": "q"}))
             }
+            store::StoreError::OutOfRange(message) => {
+                ApiError::bad_request("out_of_range", message)
+            }
             other => ApiError::internal("reading the store", &other),
         }
     }

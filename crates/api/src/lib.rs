@@ -15,6 +15,7 @@ mod ingest;
 mod json_body;
 mod search;
 pub mod security;
+mod trail;
 
 use std::sync::Arc;
 
@@ -63,6 +64,8 @@ pub struct AppState {
     pub decode_permits: Arc<tokio::sync::Semaphore>,
     /// Accounts, keys, sessions and rate limits.
     pub auth: Arc<access::AuthState>,
+    /// Checkpoints and proofs of the audit trails.
+    pub audit: Arc<dyn store::AuditLog>,
 }
 
 /// How many request bodies are decoded at the same time.
@@ -84,6 +87,10 @@ pub fn router(state: AppState) -> Router {
             post(ingest::ingest_audit).get(search::search_audit),
         )
         .route("/v1/audit/{id}", get(search::get_audit))
+        .route("/v1/audit/{id}/proof", get(trail::inclusion))
+        .route("/v1/audit/checkpoint", get(trail::checkpoint))
+        .route("/v1/audit/consistency", get(trail::consistency))
+        .route("/v1/audit/public-key", get(trail::public_key))
         .route("/v1/auth/login", post(auth_routes::login))
         .route("/v1/auth/refresh", post(auth_routes::refresh))
         .route("/v1/auth/logout", post(auth_routes::logout))

@@ -114,6 +114,7 @@ impl SecurityEvent<'_> {
             id: id.clone(),
             tenant: self.tenant.to_owned(),
             stream: Stream::Audit,
+            seq: None,
             timestamp: now,
             received_at: now,
             service: Some(model::RESERVED_SERVICE.to_owned()),

@@ -19,6 +19,7 @@
 
 mod files;
 mod hashes;
+mod reader;
 mod recovery;
 
 use std::ops::Range;
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 use files::{FRAME_HEADER, HASH_LEN, HASHES_FILE, LEAVES_FILE, TrailFile};
 use hashes::FileHashes;
+pub use reader::{LeafReader, read_leaves};
 
 use crate::error::AuditError;
 use crate::merkle::{self, Hash, ProofError, SubtreeCache, leaf_hash};

@@ -69,6 +69,9 @@ pub struct IngestArgs {
     /// Show no progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Send the events to the audit trail (`POST /v1/audit`) instead of the logs.
+    #[arg(long)]
+    pub audit: bool,
 }
 
 /// The outcome of an ingest run.
@@ -178,6 +181,7 @@ pub async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
         .map(|(index, client)| {
             let sender = Sender {
                 client,
+                path: if args.audit { "/v1/audit" } else { "/v1/logs" },
                 pool: Arc::clone(&pool),
                 remaining: Arc::clone(&remaining),
                 deadline,
@@ -259,6 +263,8 @@ impl SenderStats {
 /// One connection's sending loop.
 struct Sender {
     client: HttpClient,
+    /// Where events are posted.
+    path: &'static str,
     pool: Arc<Vec<Batch>>,
     /// Events still to send, with `--events`.
     remaining: Arc<Option<AtomicU64>>,
@@ -292,7 +298,7 @@ impl Sender {
     async fn deliver(&mut self, body: Bytes, count: usize) {
         loop {
             let sent = Instant::now();
-            let result = self.client.post("/v1/logs", NDJSON, body.clone()).await;
+            let result = self.client.post(self.path, NDJSON, body.clone()).await;
             let latency = sent.elapsed();
             let response = match result {
                 Ok(response) => response,
@@ -580,6 +586,7 @@ mod tests {
             wait_drained: false,
             json: false,
             quiet: true,
+            audit: false,
         }
     }
 

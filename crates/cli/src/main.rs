@@ -3,6 +3,7 @@
 
 mod admin;
 mod serve;
+mod verify;
 
 use std::io::IsTerminal as _;
 
@@ -23,6 +24,8 @@ enum Command {
     /// Manage tenants, users and API keys in the metadata store.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Check the audit trails of a data directory against their signed checkpoints.
+    Verify(verify::VerifyArgs),
     /// Drive a running server with load and report throughput and latency.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -53,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve(args) => serve::run(*args).await,
             Command::Admin(command) => admin::run(command).await,
+            Command::Verify(args) => verify::run(args),
             Command::Bench(BenchCommand::Ingest(args)) => {
                 let report = bench::run_ingest(&args).await?;
                 println!("{}", bench::render(&report, args.json)?);

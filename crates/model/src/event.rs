@@ -21,6 +21,10 @@ pub struct Event {
     /// Logs (left out of the JSON, so log events read as they always did) or audit.
     #[serde(default, skip_serializing_if = "Stream::is_logs")]
     pub stream: Stream,
+    /// An audit event's position in its tenant's trail, given by the store when
+    /// it appends the event; absent on log events and before storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
     /// When the event happened, by the client's clock (the receive time if absent).
     pub timestamp: Timestamp,
     /// When Logbook accepted it.
@@ -169,6 +173,7 @@ impl Event {
             id,
             tenant: context.tenant.clone(),
             stream: context.stream,
+            seq: None,
             timestamp,
             received_at: context.received_at,
             service,

@@ -25,9 +25,30 @@ pub struct Config {
     pub database_url: Option<String>,
     pub auth: AuthSettings,
     pub limits: LimitSettings,
+    pub audit: AuditSettings,
     /// First-start credentials chosen by the operator; from the environment only.
     #[serde(skip)]
     pub bootstrap: BootstrapSettings,
+}
+
+/// The verifiable audit trail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Sign a checkpoint after this many new audit events of a tenant…
+    pub checkpoint_every_events: u64,
+    /// …or this long after the previous one, if there is anything new.
+    pub checkpoint_interval_ms: u64,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        let policy = store::embedded::CheckpointPolicy::default();
+        AuditSettings {
+            checkpoint_every_events: policy.every_events,
+            checkpoint_interval_ms: policy.interval.as_millis() as u64,
+        }
+    }
 }
 
 /// Tokens and signatures.
@@ -165,6 +186,7 @@ impl Default for Config {
             database_url: None,
             auth: AuthSettings::default(),
             limits: LimitSettings::default(),
+            audit: AuditSettings::default(),
             bootstrap: BootstrapSettings::default(),
         }
     }
@@ -249,6 +271,11 @@ impl Config {
             indexer_threads: self.store.indexer_threads,
             docstore_block_bytes: self.store.docstore_block_bytes,
             docstore_zstd_level: self.store.docstore_zstd_level,
+            audit_dir: self.data_dir.join("audit"),
+            checkpoints: store::embedded::CheckpointPolicy {
+                every_events: self.audit.checkpoint_every_events.max(1),
+                interval: Duration::from_millis(self.audit.checkpoint_interval_ms.max(1)),
+            },
         }
     }
 

@@ -18,8 +18,8 @@ use tokio::task::JoinHandle;
 
 pub use api::accounts::BootstrapCredentials;
 pub use config::{
-    AuthSettings, BootstrapSettings, Config, IngestSettings, LimitSettings, MAX_DEPTH,
-    PipelineSettings, QueueSettings, StoreSettings,
+    AuditSettings, AuthSettings, BootstrapSettings, Config, IngestSettings, LimitSettings,
+    MAX_DEPTH, PipelineSettings, QueueSettings, StoreSettings,
 };
 
 /// How long shutdown waits for requests in flight before cutting them off.
@@ -129,11 +129,13 @@ pub async fn start_on(
             .context("cannot open the queue")?,
     );
     let store_config = config.store_config();
-    let store: Arc<dyn EventStore> = Arc::new(
+    let embedded = Arc::new(
         tokio::task::spawn_blocking(move || EmbeddedStore::open(&store_config))
             .await?
             .context("cannot open the store")?,
     );
+    let audit_log: Arc<dyn store::AuditLog> = embedded.clone();
+    let store: Arc<dyn EventStore> = embedded;
 
     let meta = open_meta(&config).await?;
     let bootstrap = api::accounts::bootstrap(
@@ -166,6 +168,7 @@ pub async fn start_on(
         progress,
         decode_permits: Arc::new(tokio::sync::Semaphore::new(api::CONCURRENT_DECODES)),
         auth: Arc::new(auth_state),
+        audit: audit_log,
     };
     let (stop_outbox, outbox_stop_signal) = watch::channel(false);
     let outbox = tokio::spawn(outbox::run(

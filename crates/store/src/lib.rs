@@ -32,6 +32,9 @@ pub enum StoreError {
         #[source]
         source: tantivy::TantivyError,
     },
+    /// A size, sequence number or range outside what is stored.
+    #[error("{0}")]
+    OutOfRange(String),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
     #[error("store task failed: {0}")]
@@ -70,6 +73,35 @@ pub trait EventStore: Send + Sync + 'static {
     async fn histogram(&self, request: HistogramRequest) -> Result<Vec<Bucket>, StoreError>;
     /// Events stored and bytes on disk, for readiness and benchmarks.
     async fn footprint(&self) -> Result<Footprint, StoreError>;
+}
+
+/// The verifiable side of the audit stream: each tenant's trail is a Merkle
+/// tree (RFC 9162) over its audit events in sequence order, with signed
+/// checkpoints and proofs against them.
+#[async_trait]
+pub trait AuditLog: Send + Sync + 'static {
+    /// The checkpoint signing key in the signed-note verifier format.
+    fn public_key(&self) -> String;
+    /// The newest signed checkpoint of a tenant, or the one of exactly `size`.
+    async fn checkpoint(
+        &self,
+        tenant: &str,
+        size: Option<u64>,
+    ) -> Result<Option<String>, StoreError>;
+    /// The inclusion proof of event `seq` in the tree of the first `size` events.
+    async fn inclusion_proof(
+        &self,
+        tenant: &str,
+        seq: u64,
+        size: u64,
+    ) -> Result<Vec<audit::Hash>, StoreError>;
+    /// The consistency proof between the trees of `from` and `to` events.
+    async fn consistency_proof(
+        &self,
+        tenant: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<audit::Hash>, StoreError>;
 }
 
 /// How much a store holds.

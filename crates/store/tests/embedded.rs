@@ -530,7 +530,8 @@ async fn replacing_by_client_id_stays_within_the_stream() {
         "original audit"
     );
 
-    // …and an audit event replaces the audit event only.
+    // …and an audit event with that id again changes nothing: the trail is
+    // append-only, so the store keeps the first and skips the repeat.
     store
         .stage(incoming_to(
             "default",
@@ -546,7 +547,7 @@ async fn replacing_by_client_id_stays_within_the_stream() {
     );
     assert_eq!(
         message(stored(&store, "default", Stream::Audit, "x").await),
-        "replaced audit"
+        "original audit"
     );
     for stream in [Stream::Logs, Stream::Audit] {
         assert_eq!(

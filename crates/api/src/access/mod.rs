@@ -238,7 +238,7 @@ pub enum Rule {
 pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
     use Permission::*;
     let rule = match (method.as_str(), route) {
-        ("GET", "/healthz" | "/readyz") => Rule::Public,
+        ("GET", "/healthz" | "/readyz" | "/v1/audit/public-key") => Rule::Public,
         ("POST", "/v1/auth/login" | "/v1/auth/refresh" | "/v1/auth/register") => Rule::Public,
         ("POST", "/v1/auth/logout" | "/v1/auth/password") => Rule::UserSession,
         ("GET", "/v1/auth/me") => Rule::Authenticated,
@@ -247,7 +247,14 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
             Rule::Needs(ReadLogs)
         }
         ("POST", "/v1/audit") => Rule::Needs(WriteAudit),
-        ("GET", "/v1/audit" | "/v1/audit/{id}") => Rule::Needs(ReadAudit),
+        (
+            "GET",
+            "/v1/audit"
+            | "/v1/audit/{id}"
+            | "/v1/audit/{id}/proof"
+            | "/v1/audit/checkpoint"
+            | "/v1/audit/consistency",
+        ) => Rule::Needs(ReadAudit),
         ("GET" | "POST", "/v1/users" | "/v1/keys") => Rule::Needs(ManageTenant),
         ("PATCH", "/v1/users/{id}") | ("DELETE", "/v1/keys/{id}") => Rule::Needs(ManageTenant),
         ("GET" | "PUT", "/v1/settings") => Rule::Needs(ManageTenant),

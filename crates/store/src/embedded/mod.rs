@@ -8,9 +8,12 @@ mod collect;
 mod compile;
 mod keys;
 mod schema;
+mod trails;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use model::{QueuedEvent, Stream};
@@ -22,9 +25,11 @@ use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Tant
 use self::collect::{HistogramCollector, StatsCollector, TopByTime};
 use self::keys::EventKeys;
 use self::schema::Fields;
+use self::trails::Trails;
+pub use self::trails::{CHECKPOINTS_FILE, CheckpointPolicy, KEY_FILE, KEY_NAME};
 use crate::{
-    Bucket, EventStore, Filter, Footprint, HistogramRequest, SearchPage, SearchRequest, Stats,
-    StoreError, StoredEvent,
+    AuditLog, Bucket, EventStore, Filter, Footprint, HistogramRequest, SearchPage, SearchRequest,
+    Stats, StoreError, StoredEvent,
 };
 
 /// How the embedded store is laid out and tuned.
@@ -40,13 +45,19 @@ pub struct EmbeddedStoreConfig {
     pub docstore_block_bytes: usize,
     /// zstd level of the document store.
     pub docstore_zstd_level: i32,
+    /// Where the tenants' audit trails and the checkpoint signing key live.
+    pub audit_dir: PathBuf,
+    pub checkpoints: CheckpointPolicy,
 }
 
 impl EmbeddedStoreConfig {
     /// Defaults for a store under `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
         EmbeddedStoreConfig {
-            dir: dir.into(),
+            audit_dir: dir.join("audit"),
+            checkpoints: CheckpointPolicy::default(),
+            dir,
             writer_memory_bytes: 256 * 1024 * 1024,
             indexer_threads: 1,
             docstore_block_bytes: 256 * 1024,
@@ -68,12 +79,33 @@ struct Inner {
     keys: EventKeys,
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
+    trails: Mutex<Trails>,
 }
 
 /// The commit payload: what the last commit covers.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct CommitPayload {
     queue_position: u64,
+    /// Each tenant's audit trail size.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    audit: BTreeMap<String, u64>,
+}
+
+/// How often due checkpoints are looked for when no commit happens.
+const CHECKPOINT_TICK: Duration = Duration::from_millis(500);
+
+fn read_payload(index: &Index) -> Result<Option<CommitPayload>, StoreError> {
+    let metas = index
+        .load_metas()
+        .map_err(engine("reading the last commit"))?;
+    match metas.payload {
+        None => Ok(None),
+        Some(payload) => serde_json::from_str::<CommitPayload>(&payload)
+            .map(Some)
+            .map_err(|error| {
+                StoreError::Corrupt(format!("unreadable commit payload {payload:?}: {error}"))
+            }),
+    }
 }
 
 fn engine(context: &'static str) -> impl FnOnce(tantivy::TantivyError) -> StoreError {
@@ -123,16 +155,21 @@ impl EmbeddedStore {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(engine("opening the index reader"))?;
-        Ok(EmbeddedStore {
-            inner: Arc::new(Inner {
-                dir: config.dir.clone(),
-                index,
-                fields,
-                keys,
-                reader,
-                writer: Mutex::new(writer),
-            }),
-        })
+        let committed = read_payload(&index)?
+            .map(|payload| payload.audit)
+            .unwrap_or_default();
+        let trails = Trails::open(&config.audit_dir, &committed, config.checkpoints)?;
+        let inner = Arc::new(Inner {
+            dir: config.dir.clone(),
+            index,
+            fields,
+            keys,
+            reader,
+            writer: Mutex::new(writer),
+            trails: Mutex::new(trails),
+        });
+        spawn_checkpointer(Arc::downgrade(&inner));
+        Ok(EmbeddedStore { inner })
     }
 
     /// Runs blocking index work off the async runtime.
@@ -148,7 +185,43 @@ impl EmbeddedStore {
     }
 }
 
+/// Signs due checkpoints while no commits happen (a quiet trail still gets its
+/// last events checkpointed within the policy's interval); ends with the store.
+fn spawn_checkpointer(inner: Weak<Inner>) {
+    let spawned = std::thread::Builder::new()
+        .name("audit-checkpoints".to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(CHECKPOINT_TICK);
+                let Some(inner) = inner.upgrade() else { return };
+                if let Err(error) = inner.trails().checkpoint_due(Instant::now()) {
+                    tracing::error!(%error, "cannot sign an audit checkpoint");
+                }
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::error!(%error, "cannot start the checkpoint thread; checkpoints follow commits only");
+    }
+}
+
 impl Inner {
+    fn trails(&self) -> MutexGuard<'_, Trails> {
+        self.trails
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether the index holds a committed event of this tenant's stream with this id.
+    fn exists(&self, tenant: &str, stream: Stream, id: &str) -> Result<bool, StoreError> {
+        let query = compile::key_query(&self.fields, &self.keys, tenant, stream, id);
+        let count = self
+            .reader
+            .searcher()
+            .search(&query, &tantivy::collector::Count)
+            .map_err(engine("looking up an event"))?;
+        Ok(count > 0)
+    }
+
     fn writer(&self) -> MutexGuard<'_, IndexWriter> {
         // A panic while holding the lock leaves nothing half-done that the
         // writer itself does not recover from, so a poisoned lock is still usable.
@@ -263,30 +336,27 @@ fn query_error(error: tantivy::TantivyError) -> StoreError {
 #[async_trait]
 impl EventStore for EmbeddedStore {
     async fn committed_position(&self) -> Result<Option<u64>, StoreError> {
-        self.blocking(|inner| {
-            let metas = inner
-                .index
-                .load_metas()
-                .map_err(engine("reading the last commit"))?;
-            match metas.payload {
-                None => Ok(None),
-                Some(payload) => serde_json::from_str::<CommitPayload>(&payload)
-                    .map(|payload| Some(payload.queue_position))
-                    .map_err(|error| {
-                        StoreError::Corrupt(format!(
-                            "unreadable commit payload {payload:?}: {error}"
-                        ))
-                    }),
-            }
-        })
-        .await
+        self.blocking(|inner| Ok(read_payload(&inner.index)?.map(|payload| payload.queue_position)))
+            .await
     }
 
     async fn stage(&self, events: Vec<QueuedEvent>) -> Result<(), StoreError> {
         self.blocking(move |inner| {
             let writer = inner.writer();
-            for incoming in events {
-                if incoming.replace_existing {
+            let mut trails = inner.trails();
+            for mut incoming in events {
+                if incoming.event.stream == Stream::Audit {
+                    // The trail is append-only: an event already in it (the server's
+                    // outbox drained twice) is skipped, never replaced.
+                    let event = &incoming.event;
+                    if incoming.replace_existing
+                        && (trails.is_pending(&event.tenant, &event.id)
+                            || inner.exists(&event.tenant, Stream::Audit, &event.id)?)
+                    {
+                        continue;
+                    }
+                    incoming.json = trails.assign(&mut incoming.event)?;
+                } else if incoming.replace_existing {
                     let event = &incoming.event;
                     // Only an event of the same tenant and stream is replaced.
                     writer
@@ -310,17 +380,26 @@ impl EventStore for EmbeddedStore {
 
     async fn commit(&self, position: u64) -> Result<(), StoreError> {
         self.blocking(move |inner| {
-            let payload = serde_json::to_string(&CommitPayload {
-                queue_position: position,
-            })
-            .map_err(|error| StoreError::Corrupt(error.to_string()))?;
             {
                 let mut writer = inner.writer();
+                let mut trails = inner.trails();
+                // Leaves are durable before the commit that counts them.
+                let audit = trails.flush()?;
+                let payload = serde_json::to_string(&CommitPayload {
+                    queue_position: position,
+                    audit,
+                })
+                .map_err(|error| StoreError::Corrupt(error.to_string()))?;
                 let mut prepared = writer
                     .prepare_commit()
                     .map_err(engine("preparing a commit"))?;
                 prepared.set_payload(&payload);
                 prepared.commit().map_err(engine("committing"))?;
+                let sizes = serde_json::from_str::<CommitPayload>(&payload)
+                    .map(|payload| payload.audit)
+                    .unwrap_or_default();
+                trails.committed(&sizes);
+                trails.checkpoint_due(Instant::now())?;
             }
             inner
                 .reader
@@ -422,4 +501,49 @@ fn directory_bytes(dir: &Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+#[async_trait]
+impl AuditLog for EmbeddedStore {
+    fn public_key(&self) -> String {
+        self.inner.trails().public_key()
+    }
+
+    async fn checkpoint(
+        &self,
+        tenant: &str,
+        size: Option<u64>,
+    ) -> Result<Option<String>, StoreError> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |inner| {
+            let trails = inner.trails();
+            Ok(match size {
+                None => trails.latest_checkpoint(&tenant),
+                Some(size) => trails.checkpoint_of_size(&tenant, size),
+            })
+        })
+        .await
+    }
+
+    async fn inclusion_proof(
+        &self,
+        tenant: &str,
+        seq: u64,
+        size: u64,
+    ) -> Result<Vec<audit::Hash>, StoreError> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |inner| inner.trails().inclusion_proof(&tenant, seq, size))
+            .await
+    }
+
+    async fn consistency_proof(
+        &self,
+        tenant: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<audit::Hash>, StoreError> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |inner| inner.trails().consistency_proof(&tenant, from, to))
+            .await
+    }
 }

@@ -1,0 +1,170 @@
+//! The verifiable audit trail: signed checkpoints, inclusion and consistency
+//! proofs, and the public key that checks them. Hashes are lowercase hex;
+//! checkpoints are signed notes (C2SP tlog-checkpoint).
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use model::Stream;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::access::Principal;
+use crate::{ApiError, AppState};
+
+#[derive(Deserialize)]
+pub(crate) struct SizeParams {
+    size: Option<u64>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RangeParams {
+    from: u64,
+    to: u64,
+}
+
+fn hex(hash: &[u8]) -> String {
+    hash.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn bad_parameters(rejection: QueryRejection) -> ApiError {
+    ApiError::bad_request("invalid_parameter", rejection.body_text())
+}
+
+/// A signed note with its fields read back, for clients that do not parse notes.
+fn checkpoint_json(state: &AppState, note: &str) -> Result<Value, ApiError> {
+    let key = audit::VerifyingKey::from_text(&state.audit.public_key())
+        .map_err(|error| ApiError::internal("reading the checkpoint key", &error))?;
+    let checkpoint = audit::Checkpoint::verify(note, &key)
+        .map_err(|error| ApiError::internal("reading a stored checkpoint", &error))?;
+    Ok(json!({
+        "tenant": checkpoint.tenant,
+        "size": checkpoint.size,
+        "root": hex(&checkpoint.root),
+        "time": checkpoint.time,
+        "note": note,
+    }))
+}
+
+fn no_checkpoint(size: Option<u64>) -> ApiError {
+    let message = match size {
+        Some(size) => format!("no signed checkpoint of size {size}"),
+        None => "this tenant's audit trail has no signed checkpoint yet".to_owned(),
+    };
+    ApiError::new(StatusCode::NOT_FOUND, "no_checkpoint", message)
+}
+
+/// `GET /v1/audit/public-key`: the key checkpoints are signed with.
+pub(crate) async fn public_key(State(state): State<AppState>) -> Response {
+    axum::Json(json!({"public_key": state.audit.public_key()})).into_response()
+}
+
+/// `GET /v1/audit/checkpoint[?size=N]`.
+pub(crate) async fn checkpoint(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    params: Result<Query<SizeParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(bad_parameters)?;
+    let note = state
+        .audit
+        .checkpoint(&principal.tenant, params.size)
+        .await?
+        .ok_or_else(|| no_checkpoint(params.size))?;
+    Ok(axum::Json(checkpoint_json(&state, &note)?).into_response())
+}
+
+/// `GET /v1/audit/{id}/proof[?size=N]`: the event's inclusion proof against
+/// the checkpoint of `size` (the newest by default).
+pub(crate) async fn inclusion(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    id: Result<Path<String>, PathRejection>,
+    params: Result<Query<SizeParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) =
+        id.map_err(|rejection| ApiError::bad_request("invalid_parameter", rejection.body_text()))?;
+    let Query(params) = params.map_err(bad_parameters)?;
+    let event = state
+        .store
+        .get(&principal.tenant, Stream::Audit, &id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no audit event with id {id:?}"),
+            )
+        })?;
+    let event: Value = serde_json::from_str(event.get())
+        .map_err(|error| ApiError::internal("reading a stored audit event", &error))?;
+    let seq = event["seq"].as_u64().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "not_sequenced",
+            "this audit event has no sequence number",
+        )
+    })?;
+    let note = state
+        .audit
+        .checkpoint(&principal.tenant, params.size)
+        .await?
+        .ok_or_else(|| no_checkpoint(params.size))?;
+    let checkpoint = checkpoint_json(&state, &note)?;
+    let size = checkpoint["size"].as_u64().unwrap_or(0);
+    if seq >= size {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_yet_checkpointed",
+            format!(
+                "event {seq} is newer than the checkpoint of size {size}; retry after the next checkpoint"
+            ),
+        ));
+    }
+    let proof = state
+        .audit
+        .inclusion_proof(&principal.tenant, seq, size)
+        .await?;
+    let leaf = audit::leaf_hash(&audit::canonical_json(&event));
+    Ok(axum::Json(json!({
+        "id": id,
+        "seq": seq,
+        "size": size,
+        "leaf_hash": hex(&leaf),
+        "proof": proof.iter().map(|hash| hex(hash)).collect::<Vec<_>>(),
+        "checkpoint": checkpoint,
+    }))
+    .into_response())
+}
+
+/// `GET /v1/audit/consistency?from=N&to=M`.
+pub(crate) async fn consistency(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    params: Result<Query<RangeParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(RangeParams { from, to }) = params.map_err(bad_parameters)?;
+    let proof = state
+        .audit
+        .consistency_proof(&principal.tenant, from, to)
+        .await?;
+    let signed = |size| {
+        let state = state.clone();
+        let tenant = principal.tenant.clone();
+        async move {
+            match state.audit.checkpoint(&tenant, Some(size)).await? {
+                Some(note) => Ok::<Value, ApiError>(checkpoint_json(&state, &note)?),
+                None => Ok(Value::Null),
+            }
+        }
+    };
+    Ok(axum::Json(json!({
+        "from": from,
+        "to": to,
+        "proof": proof.iter().map(|hash| hex(hash)).collect::<Vec<_>>(),
+        "from_checkpoint": signed(from).await?,
+        "to_checkpoint": signed(to).await?,
+    }))
+    .into_response())
+}
