@@ -212,16 +212,20 @@ impl Trails {
     }
 
     /// Gives an audit event its sequence number and keeps its leaf pending;
-    /// returns the event's JSON as stored.
+    /// returns the event's JSON as stored, which is its canonical form: what
+    /// the API returns is exactly the leaf's bytes.
     pub(crate) fn assign(&mut self, event: &mut Event) -> Result<String, StoreError> {
         let trail = self.tenant(&event.tenant)?;
         event.seq = Some(trail.store.size() + trail.pending.len() as u64);
         let value = serde_json::to_value(&*event).map_err(|error| {
             StoreError::Corrupt(format!("an audit event does not serialise: {error}"))
         })?;
-        trail.pending.push(audit::canonical_json(&value));
+        let leaf = audit::canonical_json(&value);
+        let json = String::from_utf8(leaf.clone())
+            .map_err(|_| StoreError::Corrupt("canonical JSON is not UTF-8".to_owned()))?;
+        trail.pending.push(leaf);
         trail.pending_ids.insert(event.id.clone());
-        Ok(value.to_string())
+        Ok(json)
     }
 
     /// Appends and fsyncs every pending leaf; returns every trail's size for the
