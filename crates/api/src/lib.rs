@@ -90,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/{id}/proof", get(trail::inclusion))
         .route("/v1/audit/checkpoint", get(trail::checkpoint))
         .route("/v1/audit/consistency", get(trail::consistency))
+        .route("/v1/audit/export", get(trail::export))
         .route("/v1/audit/public-key", get(trail::public_key))
         .route("/v1/auth/login", post(auth_routes::login))
         .route("/v1/auth/refresh", post(auth_routes::refresh))

@@ -2,9 +2,13 @@
 //! proofs, and the public key that checks them. Hashes are lowercase hex;
 //! checkpoints are signed notes (C2SP tlog-checkpoint).
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use model::Stream;
 use serde::Deserialize;
@@ -167,4 +171,88 @@ pub(crate) async fn consistency(
         "to_checkpoint": signed(to).await?,
     }))
     .into_response())
+}
+
+/// Events read from the trail per step of an export.
+const EXPORT_CHUNK: u64 = 10_000;
+
+/// A response body fed by a task through a channel.
+struct ChannelBody(tokio::sync::mpsc::Receiver<bytes::Bytes>);
+
+impl http_body::Body for ChannelBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|bytes| Ok(http_body::Frame::data(bytes))))
+    }
+}
+
+/// `GET /v1/audit/export[?size=N]`: everything needed to verify the trail up to
+/// a checkpoint offline, as NDJSON. The first line is
+/// `{"tenant", "size", "checkpoint": <signed note>, "public_key"}`; then come
+/// events `0..size` in sequence order, each exactly its leaf's canonical bytes.
+pub(crate) async fn export(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    params: Result<Query<SizeParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(bad_parameters)?;
+    let note = state
+        .audit
+        .checkpoint(&principal.tenant, params.size)
+        .await?
+        .ok_or_else(|| no_checkpoint(params.size))?;
+    let size = checkpoint_json(&state, &note)?["size"]
+        .as_u64()
+        .unwrap_or(0);
+    let header_line = json!({
+        "tenant": principal.tenant,
+        "size": size,
+        "checkpoint": note,
+        "public_key": state.audit.public_key(),
+    });
+    let (sender, receiver) = tokio::sync::mpsc::channel(2);
+    let tenant = principal.tenant.clone();
+    tokio::spawn(async move {
+        if sender
+            .send(format!("{header_line}\n").into())
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let mut from = 0;
+        while from < size {
+            let to = (from + EXPORT_CHUNK).min(size);
+            let leaves = match state.audit.leaves(&tenant, from, to).await {
+                Ok(leaves) => leaves,
+                Err(error) => {
+                    // The client sees a short export, which verification reports.
+                    tracing::error!(%error, tenant, "audit export cut short");
+                    return;
+                }
+            };
+            let mut chunk = Vec::with_capacity(leaves.iter().map(|leaf| leaf.len() + 1).sum());
+            for leaf in leaves {
+                chunk.extend_from_slice(&leaf);
+                chunk.push(b'\n');
+            }
+            if sender.send(chunk.into()).await.is_err() {
+                return;
+            }
+            from = to;
+        }
+    });
+    let mut response = Response::new(Body::new(ChannelBody(receiver)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    Ok(response)
 }

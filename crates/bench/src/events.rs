@@ -106,6 +106,7 @@ pub(crate) fn build_pool(
     max_events: usize,
     max_bytes: usize,
     base_ms: u64,
+    shape: Shape,
 ) -> anyhow::Result<Vec<Batch>> {
     if batch == 0 {
         bail!("batch size must be at least 1");
@@ -135,6 +136,7 @@ pub(crate) fn build_pool(
                     message: text,
                     file: &source.file,
                     line: *number,
+                    shape,
                 },
             )?;
             ends.push(body.len());
@@ -166,6 +168,14 @@ fn interleave(sources: &[Source]) -> Vec<(usize, usize)> {
     order
 }
 
+/// Whether events are sent as logs or as audit events (which also need an
+/// `action` and an actor: the file's service and the host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Log,
+    Audit,
+}
+
 /// What varies between events; the level is read from the message.
 pub(crate) struct EventFields<'a> {
     pub(crate) timestamp_ms: u64,
@@ -174,10 +184,15 @@ pub(crate) struct EventFields<'a> {
     pub(crate) message: &'a str,
     pub(crate) file: &'a str,
     pub(crate) line: u64,
+    pub(crate) shape: Shape,
 }
 
 #[derive(Serialize)]
 struct WireEvent<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actor: Option<&'a str>,
     timestamp: u64,
     service: &'a str,
     level: &'static str,
@@ -194,7 +209,10 @@ struct WireMetadata<'a> {
 
 /// Appends one event as a JSON line (with its trailing newline) to `out`.
 pub(crate) fn write_event(out: &mut Vec<u8>, fields: &EventFields<'_>) -> anyhow::Result<()> {
+    let audit = fields.shape == Shape::Audit;
     let event = WireEvent {
+        action: audit.then_some(fields.service),
+        actor: audit.then_some(fields.host),
         timestamp: fields.timestamp_ms,
         service: fields.service,
         level: level_of(fields.message),
@@ -428,6 +446,7 @@ mod tests {
                 message,
                 file: "Apache_2k.log",
                 line: 42,
+                shape: Shape::Log,
             },
         )
         .unwrap();
@@ -457,7 +476,7 @@ mod tests {
         let numbers: Vec<u64> = source.lines.iter().map(|(n, _)| *n).collect();
         assert_eq!(numbers, [1, 4, 5]);
 
-        let pool = build_pool(&[source], 2, usize::MAX, usize::MAX, 1000).unwrap();
+        let pool = build_pool(&[source], 2, usize::MAX, usize::MAX, 1000, Shape::Log).unwrap();
         // 3 lines in batches of 2: two batches, the last wrapping round to line 1.
         assert_eq!(pool.len(), 2);
         let events: Vec<serde_json::Value> = pool
@@ -496,11 +515,11 @@ mod tests {
     fn pool_respects_event_and_byte_caps() {
         let sources = Source::generated(1_000, 7);
         assert_eq!(sources.len(), GENERATED_SERVICES.len());
-        let capped = build_pool(&sources, 100, 250, usize::MAX, 0).unwrap();
+        let capped = build_pool(&sources, 100, 250, usize::MAX, 0, Shape::Log).unwrap();
         assert_eq!(capped.len(), 3);
-        let small = build_pool(&sources, 100, usize::MAX, 1, 0).unwrap();
+        let small = build_pool(&sources, 100, usize::MAX, 1, 0, Shape::Log).unwrap();
         assert_eq!(small.len(), 1);
-        let all = build_pool(&sources, 100, usize::MAX, usize::MAX, 0).unwrap();
+        let all = build_pool(&sources, 100, usize::MAX, usize::MAX, 0, Shape::Audit).unwrap();
         assert_eq!(all.len(), 10);
         for line in all[0]
             .prefix(100)

@@ -14,7 +14,7 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::client::{HttpClient, Response, body_excerpt};
-use crate::events::{Batch, Source, build_pool, now_ms, time_seed};
+use crate::events::{Batch, Shape, Source, build_pool, now_ms, time_seed};
 use crate::progress::progress_bar;
 use crate::stats::{LatencySummary, thousands};
 
@@ -143,6 +143,7 @@ pub async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
     let pool = {
         let files = args.files.clone();
         let batch = args.batch;
+        let shape = if args.audit { Shape::Audit } else { Shape::Log };
         let max_events = args
             .events
             .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
@@ -155,7 +156,7 @@ pub async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
                     .map(|path| Source::read(path))
                     .collect::<anyhow::Result<_>>()?
             };
-            build_pool(&sources, batch, max_events, POOL_MAX_BYTES, now_ms())
+            build_pool(&sources, batch, max_events, POOL_MAX_BYTES, now_ms(), shape)
         })
         .await??
     };

@@ -56,7 +56,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve(args) => serve::run(*args).await,
             Command::Admin(command) => admin::run(command).await,
-            Command::Verify(args) => verify::run(args),
+            Command::Verify(args) => verify::run(args).await,
             Command::Bench(BenchCommand::Ingest(args)) => {
                 let report = bench::run_ingest(&args).await?;
                 println!("{}", bench::render(&report, args.json)?);

@@ -4,7 +4,9 @@
 //!
 //! It reads the files only (nothing is repaired), so it can run on a copy of a
 //! data directory. Pin the public key with `--public-key`: a key read from the
-//! same disk as the trail proves less than one kept elsewhere.
+//! same disk as the trail proves less than one kept elsewhere. With `--export`
+//! or `--url` it checks an export (`GET /v1/audit/export`) instead, trusting
+//! nothing but the public key.
 
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,58 @@ pub struct VerifyArgs {
     /// Print the data directory's checkpoint public key and exit.
     #[arg(long)]
     print_public_key: bool,
+    /// Verify an export file (`GET /v1/audit/export`) instead of a data directory.
+    #[arg(long, conflicts_with = "url")]
+    export: Option<PathBuf>,
+    /// Verify the trail of a running server: fetches its export (needs `--key`).
+    #[arg(long)]
+    url: Option<String>,
+    /// API key or access token with `audit:read`, for `--url`.
+    #[arg(long, env = "LOGBOOK_KEY", hide_env_values = true)]
+    key: Option<String>,
+}
+
+/// The first line of an export.
+#[derive(serde::Deserialize)]
+struct ExportHeader {
+    tenant: String,
+    checkpoint: String,
+}
+
+/// Verifies an export: its header's checkpoint and every event line after it.
+fn verify_export(text: &[u8], key: &VerifyingKey) -> anyhow::Result<(String, VerifyReport)> {
+    let mut lines = text
+        .split(|byte| *byte == b'\n')
+        .filter(|line| !line.is_empty());
+    let header: ExportHeader = serde_json::from_slice(lines.next().context("the export is empty")?)
+        .context("the export's first line is not its header")?;
+    let mut position = 0u64;
+    let leaves = lines.map(|leaf| {
+        let claimed = serde_json::from_slice::<SeqOnly>(leaf)
+            .ok()
+            .and_then(|event| event.seq)
+            .unwrap_or(position);
+        position += 1;
+        Ok((claimed, leaf.to_vec()))
+    });
+    let report = audit::verify_trail(leaves, &[header.checkpoint], key, None, &mut |_| {})?;
+    Ok((header.tenant, report))
+}
+
+/// Fetches a running server's export.
+async fn fetch_export(url: &str, token: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    let token = token.context("--url needs --key (or LOGBOOK_KEY) with audit:read")?;
+    let mut client = bench::client::HttpClient::connect(url)
+        .await?
+        .with_token(Some(token))?;
+    let response = client.get("/v1/audit/export").await?;
+    anyhow::ensure!(
+        response.status == 200,
+        "the server answered {}: {}",
+        response.status,
+        String::from_utf8_lossy(&response.body)
+    );
+    Ok(response.body.to_vec())
 }
 
 fn local_key(audit_dir: &Path) -> anyhow::Result<VerifyingKey> {
@@ -105,7 +159,25 @@ fn verify_tenant(dir: &Path, key: &VerifyingKey) -> anyhow::Result<VerifyReport>
 }
 
 /// Runs `logbook verify`; fails when any trail is broken.
-pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
+pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
+    if args.export.is_some() || args.url.is_some() {
+        let text = args
+            .public_key
+            .as_deref()
+            .context("verifying an export needs --public-key: the one thing it trusts")?;
+        let key = VerifyingKey::from_text(text).context("--public-key is not a verifier key")?;
+        let export = match (&args.export, &args.url) {
+            (Some(path), _) => {
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+            }
+            (None, Some(url)) => fetch_export(url, args.key.as_deref()).await?,
+            (None, None) => anyhow::bail!("give --export or --url"),
+        };
+        let (tenant, report) = verify_export(&export, &key)?;
+        println!("{tenant}: {report}");
+        anyhow::ensure!(report.is_verified(), "the audit trail failed verification");
+        return Ok(());
+    }
     let audit_dir = args.data_dir.join("audit");
     anyhow::ensure!(
         audit_dir.is_dir(),

@@ -206,6 +206,53 @@ async fn a_served_trail_verifies_and_every_tampering_is_named() {
     let mut altered = event.clone();
     altered["attributes"]["action"] = json!("role.change.forged");
     assert!(audit::verify_event_inclusion(&altered, seq, &hashes, note, &key).is_err());
+    // A running server, checked with nothing but the public key (and read access).
+    let output = logbook()
+        .args([
+            "verify",
+            "--url",
+            &url,
+            "--key",
+            KEY,
+            "--public-key",
+            &key_text,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains("default: verified: 63 events"), "{text}");
+    // The export a user downloads verifies offline, and an edited one does not.
+    let export = client.get("/v1/audit/export").await.unwrap();
+    assert_eq!(export.status, 200);
+    let file = root.path().join("export.ndjson");
+    std::fs::write(&file, &export.body).unwrap();
+    let check = |path: &Path| {
+        let output = logbook()
+            .args(["verify", "--public-key", &key_text, "--export"])
+            .arg(path)
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (ok, text) = check(&file);
+    assert!(ok && text.contains("verified: 63 events"), "{text}");
+    let edited = String::from_utf8(export.body.to_vec()).unwrap().replacen(
+        "role.change.1.7",
+        "role.change.1.8",
+        1,
+    );
+    std::fs::write(&file, edited).unwrap();
+    let (ok, text) = check(&file);
+    assert!(!ok && text.contains("(altered)"), "{text}");
+
     let consistency = client
         .get("/v1/audit/consistency?from=3&to=63")
         .await

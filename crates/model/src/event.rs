@@ -78,6 +78,8 @@ pub enum EventError {
     AuditIdChosen,
     #[error("service `{RESERVED_SERVICE}` is reserved for the events Logbook records about itself")]
     ReservedService,
+    #[error("an audit event needs `{0}`")]
+    MissingAuditField(&'static str),
 }
 
 /// The service name of the security events Logbook writes to the audit stream;
@@ -97,6 +99,7 @@ impl EventError {
             EventError::TooLarge { .. } => "event_too_large",
             EventError::AuditIdChosen => "invalid_id",
             EventError::ReservedService => "reserved_service",
+            EventError::MissingAuditField(_) => "missing_field",
         }
     }
 }
@@ -168,6 +171,10 @@ impl Event {
                 _ => return Err(EventError::MissingMessage),
             },
         };
+
+        if context.stream == Stream::Audit {
+            crate::audit_schema::normalize(&mut object, user_id.as_deref())?;
+        }
 
         Ok(Event {
             id,
@@ -376,7 +383,9 @@ mod tests {
         assert_eq!(text.get("stream"), None, "log events carry no stream field");
         assert_eq!(text["attributes"]["stream"], json!("audit"));
 
-        let Value::Object(object) = json!({"message": "m", "stream": "logs"}) else {
+        let Value::Object(object) =
+            json!({"message": "m", "action": "a", "userId": "u", "stream": "logs"})
+        else {
             unreachable!()
         };
         let audit = Event::from_object(
@@ -407,14 +416,14 @@ mod tests {
             )
         };
         assert_eq!(
-            audit(json!({"id": "01ABC", "action": "user.enable"})),
+            audit(json!({"id": "01ABC", "action": "user.enable", "userId": "u"})),
             Err(EventError::AuditIdChosen)
         );
         assert_eq!(
-            audit(json!({"service": "logbook", "action": "user.enable"})),
+            audit(json!({"service": "logbook", "action": "user.enable", "userId": "u"})),
             Err(EventError::ReservedService)
         );
-        assert!(audit(json!({"service": "billing", "action": "refund"})).is_ok());
+        assert!(audit(json!({"service": "billing", "action": "refund", "userId": "u"})).is_ok());
         // Log events keep both freedoms.
         assert!(event(json!({"id": "x-1", "service": "logbook", "message": "m"})).is_ok());
     }

@@ -4,6 +4,7 @@
 //! one place that decides what a valid event looks like, so every ingest path
 //! (HTTP today, other protocols later) validates the same way.
 
+mod audit_schema;
 mod decode;
 mod event;
 mod level;

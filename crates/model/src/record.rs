@@ -120,7 +120,7 @@ mod tests {
     #[test]
     fn records_round_trip_the_stream() {
         // Audit events cannot choose their id, so neither event does here.
-        let body = br#"[{"message":"a"},{"message":"b","stream":"logs"}]"#;
+        let body = br#"[{"message":"a","action":"x","userId":"u"},{"message":"b","action":"y","userId":"u","stream":"logs"}]"#;
         for stream in [Stream::Logs, Stream::Audit] {
             let context =
                 IngestContext::new("t", Timestamp::from_nanos(5), None).with_stream(stream);

@@ -180,7 +180,7 @@ const ENDPOINTS: &[(&str, &str, Option<&str>)] = &[
     (
         "POST",
         "/v1/audit",
-        Some(r#"{"action":"matrix.check","message":"matrix"}"#),
+        Some(r#"{"action":"matrix.check","userId":"u1","message":"matrix"}"#),
     ),
     ("GET", "/v1/audit", None),
     ("GET", "/v1/audit/{audit}", None),
@@ -1137,7 +1137,7 @@ async fn security_actions_land_in_the_audit_trail_and_sessions_follow_passwords(
             .post(
                 "/v1/audit",
                 "application/json",
-                r#"{"id":"01ANY","action":"user.enable"}"#,
+                r#"{"id":"01ANY","action":"user.enable","userId":"u1"}"#,
             )
             .await
             .unwrap();
@@ -1147,7 +1147,7 @@ async fn security_actions_land_in_the_audit_trail_and_sessions_follow_passwords(
             .post(
                 "/v1/audit",
                 "application/json",
-                r#"{"service":"logbook","action":"user.enable"}"#,
+                r#"{"service":"logbook","action":"user.enable","userId":"u1"}"#,
             )
             .await
             .unwrap();

@@ -95,6 +95,8 @@ pub trait AuditLog: Send + Sync + 'static {
         seq: u64,
         size: u64,
     ) -> Result<Vec<audit::Hash>, StoreError>;
+    /// The canonical bytes of committed events `from..to` of a tenant's trail, in order.
+    async fn leaves(&self, tenant: &str, from: u64, to: u64) -> Result<Vec<Vec<u8>>, StoreError>;
     /// The consistency proof between the trees of `from` and `to` events.
     async fn consistency_proof(
         &self,

@@ -253,7 +253,8 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
             | "/v1/audit/{id}"
             | "/v1/audit/{id}/proof"
             | "/v1/audit/checkpoint"
-            | "/v1/audit/consistency",
+            | "/v1/audit/consistency"
+            | "/v1/audit/export",
         ) => Rule::Needs(ReadAudit),
         ("GET" | "POST", "/v1/users" | "/v1/keys") => Rule::Needs(ManageTenant),
         ("PATCH", "/v1/users/{id}") | ("DELETE", "/v1/keys/{id}") => Rule::Needs(ManageTenant),

@@ -536,6 +536,12 @@ impl AuditLog for EmbeddedStore {
             .await
     }
 
+    async fn leaves(&self, tenant: &str, from: u64, to: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |inner| inner.trails().leaves(&tenant, from, to))
+            .await
+    }
+
     async fn consistency_proof(
         &self,
         tenant: &str,

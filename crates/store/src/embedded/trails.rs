@@ -347,6 +347,22 @@ impl Trails {
             .map_err(corrupt(tenant))
     }
 
+    /// The canonical bytes of committed leaves `from..to`.
+    pub(crate) fn leaves(
+        &self,
+        tenant: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let trail = self.committed_trail(tenant, to)?;
+        if from > to {
+            return Err(StoreError::OutOfRange(format!("from must be at most {to}")));
+        }
+        (from..to)
+            .map(|seq| trail.store.leaf(seq).map_err(corrupt(tenant)))
+            .collect()
+    }
+
     /// The consistency proof between the trees of `from` and `to` leaves.
     pub(crate) fn consistency_proof(
         &self,
