@@ -47,7 +47,17 @@ pub struct VerifyArgs {
 #[derive(serde::Deserialize)]
 struct ExportHeader {
     tenant: String,
+    size: u64,
     checkpoint: String,
+}
+
+/// A progress bar on a terminal, nothing otherwise.
+fn progress_bar(total: u64) -> indicatif::ProgressBar {
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        indicatif::ProgressBar::new(total)
+    } else {
+        indicatif::ProgressBar::hidden()
+    }
 }
 
 /// Verifies an export: its header's checkpoint and every event line after it.
@@ -66,7 +76,11 @@ fn verify_export(text: &[u8], key: &VerifyingKey) -> anyhow::Result<(String, Ver
         position += 1;
         Ok((claimed, leaf.to_vec()))
     });
-    let report = audit::verify_trail(leaves, &[header.checkpoint], key, None, &mut |_| {})?;
+    let progress = progress_bar(header.size);
+    let report = audit::verify_trail(leaves, &[header.checkpoint], key, None, &mut |done| {
+        progress.set_position(done)
+    })?;
+    progress.finish_and_clear();
     Ok((header.tenant, report))
 }
 
@@ -127,11 +141,7 @@ struct SeqOnly {
 fn verify_tenant(dir: &Path, key: &VerifyingKey) -> anyhow::Result<VerifyReport> {
     let notes = checkpoints(dir)?;
     let expected = std::fs::metadata(dir.join("hashes.bin")).map_or(0, |meta| meta.len() / 32);
-    let progress = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        indicatif::ProgressBar::new(expected)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let progress = progress_bar(expected);
     let mut position = 0u64;
     let leaves = audit::read_leaves(dir)?.map(|leaf| {
         let leaf = leaf?;
