@@ -4,30 +4,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use bench::client::HttpClient;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn logbook() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_logbook"));
-    command
-        .env("LOGBOOK_LOG", "warn")
-        .env_remove("LOGBOOK_DATABASE_URL")
-        .env_remove("LOGBOOK_ADMIN_PASSWORD")
-        .env_remove("LOGBOOK_BOOTSTRAP_KEY")
-        .env_remove("LOGBOOK_CONFIG");
-    command
-}
 
 struct Server(Child);
 
@@ -41,7 +24,7 @@ impl Drop for Server {
 /// Starts `logbook serve` and collects what it prints at start: up to the
 /// end of the first-start block, or 2 s of silence after the data directory line.
 fn start(dir: &std::path::Path, port: u16) -> (Server, Vec<String>) {
-    let mut child = logbook()
+    let mut child = common::logbook()
         .args([
             "serve",
             "--listen",
@@ -87,19 +70,8 @@ fn start(dir: &std::path::Path, port: u16) -> (Server, Vec<String>) {
     (Server(child), lines)
 }
 
-async fn client(url: &str, token: &str) -> HttpClient {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(client) = HttpClient::connect(url).await {
-            return client.with_token(Some(token)).unwrap();
-        }
-        assert!(Instant::now() < deadline, "server did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn admin(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-    logbook()
+    common::logbook()
         .arg("admin")
         .args(args)
         .arg("--data-dir")
@@ -113,7 +85,7 @@ async fn first_start_prints_credentials_once_and_admin_manages_keys_while_servin
     let root = tempfile::tempdir().unwrap();
     // A directory the server creates itself, to check the permissions it gives.
     let data = root.path().join("data");
-    let port = free_port();
+    let port = common::free_port();
     let url = format!("http://127.0.0.1:{port}");
     let (server, lines) = start(data.as_path(), port);
     let key_line = lines
@@ -129,7 +101,7 @@ async fn first_start_prints_credentials_once_and_admin_manages_keys_while_servin
     let password = password_line.rsplit(' ').next().unwrap();
     assert!(password.len() >= 20, "{lines:?}");
 
-    let mut bootstrap = client(&url, &key).await;
+    let mut bootstrap = common::connect_when_up(&url, &key).await;
     assert_eq!(bootstrap.get("/v1/logs").await.unwrap().status, 200);
 
     // A key made from the command line while the server runs: printed alone on stdout.
@@ -145,7 +117,7 @@ async fn first_start_prints_credentials_once_and_admin_manages_keys_while_servin
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 1, "{stdout:?}");
     let reader_key = stdout.trim();
-    let mut reader = client(&url, reader_key).await;
+    let mut reader = common::connect_when_up(&url, reader_key).await;
     assert_eq!(reader.get("/v1/logs").await.unwrap().status, 200);
     let write = reader
         .post("/v1/logs", "application/json", r#"{"message":"x"}"#)
@@ -169,7 +141,7 @@ async fn first_start_prints_credentials_once_and_admin_manages_keys_while_servin
     );
 
     // Users and tenants from the command line.
-    let output = logbook()
+    let output = common::logbook()
         .args(["admin", "create-tenant", "acme", "--data-dir"])
         .arg(data.as_path())
         .output()
@@ -179,7 +151,7 @@ async fn first_start_prints_credentials_once_and_admin_manages_keys_while_servin
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let output = logbook()
+    let output = common::logbook()
         .args([
             "admin",
             "create-user",
@@ -211,7 +183,7 @@ async fn first_start_prints_credentials_once_and_admin_manages_keys_while_servin
         .unwrap();
     assert_eq!(login.status, 200);
     // Account recovery from the command line.
-    let output = logbook()
+    let output = common::logbook()
         .args(["admin", "reset-password", "--username", "ops", "--data-dir"])
         .arg(data.as_path())
         .env("LOGBOOK_NEW_PASSWORD", "another-long-password")
@@ -258,7 +230,7 @@ async fn first_start_prints_credentials_once_and_admin_manages_keys_while_servin
     drop(server);
 
     // A second start creates and prints nothing new.
-    let port = free_port();
+    let port = common::free_port();
     let (_server, lines) = start(data.as_path(), port);
     assert!(
         !lines.iter().any(|line| line.contains("First start")),
@@ -269,11 +241,11 @@ async fn first_start_prints_credentials_once_and_admin_manages_keys_while_servin
 #[test]
 fn a_bootstrap_key_too_short_to_be_safe_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let output = logbook()
+    let output = common::logbook()
         .args([
             "serve",
             "--listen",
-            &format!("127.0.0.1:{}", free_port()),
+            &format!("127.0.0.1:{}", common::free_port()),
             "--data-dir",
         ])
         .arg(dir.path())
@@ -283,11 +255,11 @@ fn a_bootstrap_key_too_short_to_be_safe_is_refused() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("LOGBOOK_BOOTSTRAP_KEY"), "{stderr}");
-    let output = logbook()
+    let output = common::logbook()
         .args([
             "serve",
             "--listen",
-            &format!("127.0.0.1:{}", free_port()),
+            &format!("127.0.0.1:{}", common::free_port()),
             "--data-dir",
         ])
         .arg(dir.path())

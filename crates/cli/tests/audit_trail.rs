@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -15,25 +17,6 @@ use serde_json::{Value, json};
 
 const KEY: &str = "lbk_audit-trail-test-key-0123456789abcdefgh";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn logbook() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_logbook"));
-    command
-        .env("LOGBOOK_LOG", "warn")
-        .env_remove("LOGBOOK_DATABASE_URL")
-        .env_remove("LOGBOOK_ADMIN_PASSWORD")
-        .env_remove("LOGBOOK_CONFIG")
-        .env("LOGBOOK_BOOTSTRAP_KEY", KEY);
-    command
-}
-
 fn spawn_server(root: &Path, port: u16) -> Child {
     let config = root.join("logbook.toml");
     std::fs::write(
@@ -41,7 +24,7 @@ fn spawn_server(root: &Path, port: u16) -> Child {
         "[pipeline]\ncommit_interval_ms = 100\n[audit]\ncheckpoint_every_events = 10\ncheckpoint_interval_ms = 200\n[store]\nwriter_memory_bytes = 33554432\n",
     )
     .unwrap();
-    logbook()
+    common::logbook()
         .args([
             "serve",
             "--listen",
@@ -51,23 +34,10 @@ fn spawn_server(root: &Path, port: u16) -> Child {
         .arg(&config)
         .arg("--data-dir")
         .arg(root.join("data"))
+        .env("LOGBOOK_BOOTSTRAP_KEY", KEY)
         .stdout(Stdio::null())
         .spawn()
         .unwrap()
-}
-
-async fn connect(url: &str) -> HttpClient {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(client) = HttpClient::connect(url).await
-            && let Ok(mut client) = client.with_token(Some(KEY))
-            && client.get("/healthz").await.is_ok_and(|r| r.status == 200)
-        {
-            return client;
-        }
-        assert!(Instant::now() < deadline, "server did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn stop(mut child: Child) {
@@ -95,7 +65,7 @@ async fn wait_for_checkpoint(client: &mut HttpClient, size: u64) {
 }
 
 fn verify(data: &Path, key: &str) -> (bool, String) {
-    let output = logbook()
+    let output = common::logbook()
         .args(["verify", "--public-key", key, "--data-dir"])
         .arg(data)
         .output()
@@ -138,10 +108,10 @@ fn copy_dir(from: &Path, to: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_served_trail_verifies_and_every_tampering_is_named() {
     let root = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let url = format!("http://127.0.0.1:{port}");
     let server = spawn_server(root.path(), port);
-    let mut client = connect(&url).await;
+    let mut client = common::connect_when_up(&url, KEY).await;
 
     for batch in 0..3 {
         let events: Vec<Value> = (0..20)
@@ -207,7 +177,7 @@ async fn a_served_trail_verifies_and_every_tampering_is_named() {
     altered["attributes"]["action"] = json!("role.change.forged");
     assert!(audit::verify_event_inclusion(&altered, seq, &hashes, note, &key).is_err());
     // A running server, checked with nothing but the public key (and read access).
-    let output = logbook()
+    let output = common::logbook()
         .args([
             "verify",
             "--url",
@@ -232,7 +202,7 @@ async fn a_served_trail_verifies_and_every_tampering_is_named() {
     let file = root.path().join("export.ndjson");
     std::fs::write(&file, &export.body).unwrap();
     let check = |path: &Path| {
-        let output = logbook()
+        let output = common::logbook()
             .args(["verify", "--public-key", &key_text, "--export"])
             .arg(path)
             .output()
@@ -359,10 +329,10 @@ async fn a_served_trail_verifies_and_every_tampering_is_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_audit_ingestion_leaves_a_trail_that_verifies() {
     let root = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let url = format!("http://127.0.0.1:{port}");
     let mut server = spawn_server(root.path(), port);
-    connect(&url).await;
+    common::connect_when_up(&url, KEY).await;
 
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut writers = Vec::new();
@@ -400,7 +370,7 @@ async fn kill_9_during_audit_ingestion_leaves_a_trail_that_verifies() {
     );
 
     let server = spawn_server(root.path(), port);
-    let mut client = connect(&url).await;
+    let mut client = common::connect_when_up(&url, KEY).await;
     let total = acknowledged.len() as u64 + 3;
     wait_for_checkpoint(&mut client, total).await;
     let mut found = 0;
@@ -443,7 +413,7 @@ async fn kill_9_during_audit_ingestion_leaves_a_trail_that_verifies() {
     );
     stop(server);
     let key = String::from_utf8(
-        logbook()
+        common::logbook()
             .args(["verify", "--print-public-key", "--data-dir"])
             .arg(root.path().join("data"))
             .output()

@@ -2,27 +2,21 @@
 //! stored exactly once. Runs the real `logbook` binary.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bench::client::HttpClient;
 use serde_json::{Value, json};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The first key, chosen through the environment.
 const KEY: &str = "lbk_crash-test-key-0123456789abcdefghijkl";
 
 fn spawn_server(data_dir: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_logbook"))
+    common::logbook()
         .args([
             "serve",
             "--listen",
@@ -36,35 +30,19 @@ fn spawn_server(data_dir: &std::path::Path, port: u16) -> Child {
             "--store-writer-memory-bytes",
             "33554432",
         ])
-        .env("LOGBOOK_LOG", "warn")
         .env("LOGBOOK_BOOTSTRAP_KEY", KEY)
-        .env_remove("LOGBOOK_DATABASE_URL")
         .stdout(Stdio::null())
         .spawn()
         .unwrap()
 }
 
-async fn connect_when_up(url: &str) -> HttpClient {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(client) = HttpClient::connect(url).await
-            && let Ok(mut client) = client.with_token(Some(KEY))
-            && client.get("/healthz").await.is_ok_and(|r| r.status == 200)
-        {
-            return client;
-        }
-        assert!(Instant::now() < deadline, "server did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_kill_9_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let url = format!("http://127.0.0.1:{port}");
     let mut child = spawn_server(dir.path(), port);
-    connect_when_up(&url).await;
+    common::connect_when_up(&url, KEY).await;
 
     // Four clients send batches back to back; each keeps the ids the server acknowledged.
     let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -103,7 +81,7 @@ async fn acknowledged_events_survive_kill_9_exactly_once() {
     );
 
     let mut child = spawn_server(dir.path(), port);
-    let mut client = connect_when_up(&url).await;
+    let mut client = common::connect_when_up(&url, KEY).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let ready = client.get("/readyz").await.unwrap().json().unwrap();

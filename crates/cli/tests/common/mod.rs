@@ -1,0 +1,45 @@
+//! What the tests of the `logbook` binary share: a free port, the binary with a
+//! clean environment, and a client that waits for the server to come up.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bench::client::HttpClient;
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The binary, without inherited settings that would change what a test means.
+pub fn logbook() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_logbook"));
+    command
+        .env("LOGBOOK_LOG", "warn")
+        .env_remove("LOGBOOK_DATABASE_URL")
+        .env_remove("LOGBOOK_ADMIN_PASSWORD")
+        .env_remove("LOGBOOK_BOOTSTRAP_KEY")
+        .env_remove("LOGBOOK_CONFIG")
+        .env_remove("LOGBOOK_KEY");
+    command
+}
+
+/// A client sending `token`, once the server at `url` answers `/healthz`.
+pub async fn connect_when_up(url: &str, token: &str) -> HttpClient {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(client) = HttpClient::connect(url).await
+            && let Ok(mut client) = client.with_token(Some(token))
+            && client.get("/healthz").await.is_ok_and(|r| r.status == 200)
+        {
+            return client;
+        }
+        assert!(Instant::now() < deadline, "server did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
