@@ -59,6 +59,19 @@ fn no_checkpoint(size: Option<u64>) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no_checkpoint", message)
 }
 
+/// The tenant's newest signed checkpoint, or the one of exactly `size`; 404 if none.
+async fn signed_checkpoint(
+    state: &AppState,
+    tenant: &str,
+    size: Option<u64>,
+) -> Result<String, ApiError> {
+    state
+        .audit
+        .checkpoint(tenant, size)
+        .await?
+        .ok_or_else(|| no_checkpoint(size))
+}
+
 /// `GET /v1/audit/public-key`: the key checkpoints are signed with.
 pub(crate) async fn public_key(State(state): State<AppState>) -> Response {
     axum::Json(json!({"public_key": state.audit.public_key()})).into_response()
@@ -71,11 +84,7 @@ pub(crate) async fn checkpoint(
     params: Result<Query<SizeParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(bad_parameters)?;
-    let note = state
-        .audit
-        .checkpoint(&principal.tenant, params.size)
-        .await?
-        .ok_or_else(|| no_checkpoint(params.size))?;
+    let note = signed_checkpoint(&state, &principal.tenant, params.size).await?;
     Ok(axum::Json(checkpoint_json(&state, &note)?).into_response())
 }
 
@@ -110,11 +119,7 @@ pub(crate) async fn inclusion(
             "this audit event has no sequence number",
         )
     })?;
-    let note = state
-        .audit
-        .checkpoint(&principal.tenant, params.size)
-        .await?
-        .ok_or_else(|| no_checkpoint(params.size))?;
+    let note = signed_checkpoint(&state, &principal.tenant, params.size).await?;
     let checkpoint = checkpoint_json(&state, &note)?;
     let size = checkpoint["size"].as_u64().unwrap_or(0);
     if seq >= size {
@@ -203,11 +208,7 @@ pub(crate) async fn export(
     params: Result<Query<SizeParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(bad_parameters)?;
-    let note = state
-        .audit
-        .checkpoint(&principal.tenant, params.size)
-        .await?
-        .ok_or_else(|| no_checkpoint(params.size))?;
+    let note = signed_checkpoint(&state, &principal.tenant, params.size).await?;
     let size = checkpoint_json(&state, &note)?["size"]
         .as_u64()
         .unwrap_or(0);

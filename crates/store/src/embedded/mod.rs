@@ -384,21 +384,18 @@ impl EventStore for EmbeddedStore {
                 let mut writer = inner.writer();
                 let mut trails = inner.trails();
                 // Leaves are durable before the commit that counts them.
-                let audit = trails.flush()?;
-                let payload = serde_json::to_string(&CommitPayload {
+                let payload = CommitPayload {
                     queue_position: position,
-                    audit,
-                })
-                .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+                    audit: trails.flush()?,
+                };
+                let text = serde_json::to_string(&payload)
+                    .map_err(|error| StoreError::Corrupt(error.to_string()))?;
                 let mut prepared = writer
                     .prepare_commit()
                     .map_err(engine("preparing a commit"))?;
-                prepared.set_payload(&payload);
+                prepared.set_payload(&text);
                 prepared.commit().map_err(engine("committing"))?;
-                let sizes = serde_json::from_str::<CommitPayload>(&payload)
-                    .map(|payload| payload.audit)
-                    .unwrap_or_default();
-                trails.committed(&sizes);
+                trails.committed(&payload.audit);
                 trails.checkpoint_due(Instant::now())?;
             }
             inner
