@@ -127,6 +127,10 @@ async fn ingest(
     Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
 }
 
+/// What `Retry-After` says while the queue cannot write: recovery needs an
+/// operator, so clients should not hammer.
+const QUEUE_UNAVAILABLE_RETRY_SECONDS: u64 = 30;
+
 /// Appends a batch to the queue, answering only once it is durable.
 pub(crate) async fn enqueue(state: &AppState, decoded: &DecodedBatch) -> Result<(), ApiError> {
     let record = model::encode_record(decoded);
@@ -158,6 +162,19 @@ pub(crate) async fn enqueue(state: &AppState, decoded: &DecodedBatch) -> Result<
                 "the server is shutting down",
             );
             error.retry_after_seconds = Some(1);
+            Err(error)
+        }
+        Err(error @ (QueueError::Io { .. } | QueueError::Unavailable(_))) => {
+            // A failed write or fsync (a full disk): nothing was acknowledged,
+            // and the queue takes no more writes until an operator frees space
+            // and restarts; clients keep their events and retry.
+            tracing::error!(%error, "the queue cannot take writes");
+            let mut error = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "queue_unavailable",
+                "the ingest queue cannot write to disk; nothing in this request was accepted, retry later",
+            );
+            error.retry_after_seconds = Some(QUEUE_UNAVAILABLE_RETRY_SECONDS);
             Err(error)
         }
         Err(other) => Err(ApiError::internal("writing to the queue", &other)),

@@ -150,6 +150,11 @@ fn set_aside(dir: &Path, record: &queue::Record) -> Result<PathBuf, PipelineErro
     let mut file = std::fs::File::create(&path).map_err(failed)?;
     file.write_all(&record.payload).map_err(failed)?;
     file.sync_all().map_err(failed)?;
+    // The file's directory entry must be durable too, or a crash could lose
+    // the file after the queue has released the record.
+    std::fs::File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(failed)?;
     Ok(path)
 }
 

@@ -333,12 +333,7 @@ impl Queue for EmbeddedQueue {
             let mut state = self.shared.lock();
             let Some(sender) = &state.sender else {
                 return Err(match &state.failure {
-                    Some(failure) => QueueError::io(
-                        "appending to the queue",
-                        std::io::Error::other(format!(
-                            "the writer stopped after an earlier failure: {failure}"
-                        )),
-                    ),
+                    Some(failure) => QueueError::Unavailable(failure.clone()),
                     None => QueueError::Closed,
                 });
             };

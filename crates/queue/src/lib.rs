@@ -94,6 +94,15 @@ pub enum QueueError {
     /// The queue was closed; no more appends are accepted.
     #[error("queue is closed")]
     Closed,
+    /// An earlier write or fsync failed (a full disk, an I/O error), so the
+    /// queue accepts no more appends until it is reopened. A failed fsync is
+    /// never retried on the same file: the kernel may have dropped the pages
+    /// it could not write, and a second fsync would report success for data
+    /// that is gone.
+    #[error(
+        "the queue stopped accepting writes after a failure ({0}); restart after fixing the cause"
+    )]
+    Unavailable(String),
 }
 
 impl QueueError {
@@ -129,6 +138,7 @@ impl QueueError {
                 first: *first,
             },
             QueueError::Closed => QueueError::Closed,
+            QueueError::Unavailable(message) => QueueError::Unavailable(message.clone()),
         }
     }
 }
