@@ -6,13 +6,14 @@
 use std::net::SocketAddr;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Extension, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use model::{BatchFormat, DecodeError, DecodedBatch, IngestContext, Rejection, Stream, Timestamp};
-use queue::QueueError;
-use serde::Serialize;
+use queue::{Position, QueueError};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::access::Principal;
@@ -24,6 +25,10 @@ struct Accepted<'a> {
     accepted: usize,
     rejected: usize,
     ids: &'a [String],
+    /// Present when the client asked to wait: whether the events became
+    /// searchable before the wait ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    searchable: Option<bool>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     errors: Vec<RejectionBody<'a>>,
 }
@@ -48,15 +53,48 @@ impl<'a> From<&'a Rejection> for RejectionBody<'a> {
     }
 }
 
+/// The query parameters of the ingest endpoints.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IngestParams {
+    /// `searchable`: answer only once the events can be found by a search
+    /// (at most [`WAIT_SEARCHABLE_TIMEOUT`]), like Elasticsearch's
+    /// `refresh=wait_for`; the default answers once they are durable.
+    wait: Option<String>,
+}
+
+/// The longest an ingest request waits for its events to become searchable.
+/// They are durable either way; the answer then says `"searchable": false`.
+const WAIT_SEARCHABLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl IngestParams {
+    fn from_query(query: Result<Query<IngestParams>, QueryRejection>) -> Result<bool, ApiError> {
+        let Query(params) = query.map_err(|rejection| {
+            ApiError::bad_request("invalid_parameter", rejection.body_text())
+        })?;
+        match params.wait.as_deref() {
+            None | Some("durable") => Ok(false),
+            Some("searchable") => Ok(true),
+            Some(other) => Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("wait must be `searchable` or `durable`, not {other:?}"),
+            )
+            .at(json!({"parameter": "wait"}))),
+        }
+    }
+}
+
 /// `POST /v1/logs`.
 pub(crate) async fn ingest_logs(
     state: State<AppState>,
     peer: ConnectInfo<SocketAddr>,
     principal: Extension<Principal>,
+    query: Result<Query<IngestParams>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    ingest(state, peer, principal, Stream::Logs, headers, body).await
+    let wait = IngestParams::from_query(query)?;
+    ingest(state, peer, principal, Stream::Logs, wait, headers, body).await
 }
 
 /// `POST /v1/audit`.
@@ -64,10 +102,12 @@ pub(crate) async fn ingest_audit(
     state: State<AppState>,
     peer: ConnectInfo<SocketAddr>,
     principal: Extension<Principal>,
+    query: Result<Query<IngestParams>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    ingest(state, peer, principal, Stream::Audit, headers, body).await
+    let wait = IngestParams::from_query(query)?;
+    ingest(state, peer, principal, Stream::Audit, wait, headers, body).await
 }
 
 async fn ingest(
@@ -75,10 +115,11 @@ async fn ingest(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Extension(principal): Extension<Principal>,
     stream: Stream,
+    wait_searchable: bool,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let format = batch_format(header_str(&headers, header::CONTENT_TYPE.as_str())?)?;
+    let format = body_format(header_str(&headers, header::CONTENT_TYPE.as_str())?)?;
     let encoding = Encoding::from_header(header_str(&headers, header::CONTENT_ENCODING.as_str())?)?;
     let limits = state.limits.clone();
     let body = read_body(body, limits.max_body_bytes, limits.body_timeout).await?;
@@ -99,6 +140,7 @@ async fn ingest(
     .with_stream(stream);
     let decoded = tokio::task::spawn_blocking(move || {
         let body = decompress(encoding, body, limits.max_decompressed_bytes)?;
+        let format = format.resolve(&body)?;
         model::decode_batch(&body, format, &context, &limits.events).map_err(decode_error)
     })
     .await
@@ -117,11 +159,16 @@ async fn ingest(
         .auth
         .limits
         .admit_events(&principal, decoded.ids.len())?;
-    enqueue(&state, &decoded).await?;
+    let end = enqueue(&state, &decoded).await?;
+    let searchable = match wait_searchable {
+        true => Some(committed_past(&state, end).await),
+        false => None,
+    };
     let answer = Accepted {
         accepted: decoded.ids.len(),
         rejected: decoded.rejected.len(),
         ids: &decoded.ids,
+        searchable,
         errors: decoded.rejected.iter().map(RejectionBody::from).collect(),
     };
     Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
@@ -131,11 +178,27 @@ async fn ingest(
 /// operator, so clients should not hammer.
 const QUEUE_UNAVAILABLE_RETRY_SECONDS: u64 = 30;
 
-/// Appends a batch to the queue, answering only once it is durable.
-pub(crate) async fn enqueue(state: &AppState, decoded: &DecodedBatch) -> Result<(), ApiError> {
+/// Waits until the worker's commits cover the queue up to `end`, so a search
+/// finds the events before it; false if that took longer than
+/// [`WAIT_SEARCHABLE_TIMEOUT`] or the worker stopped.
+async fn committed_past(state: &AppState, end: Position) -> bool {
+    let mut progress = state.progress.clone();
+    let covered = progress.wait_for(|progress| progress.committed >= end);
+    matches!(
+        tokio::time::timeout(WAIT_SEARCHABLE_TIMEOUT, covered).await,
+        Ok(Ok(_))
+    )
+}
+
+/// Appends a batch to the queue, answering only once it is durable; returns
+/// the queue position just past the record.
+pub(crate) async fn enqueue(
+    state: &AppState,
+    decoded: &DecodedBatch,
+) -> Result<Position, ApiError> {
     let record = model::encode_record(decoded);
     match state.queue.append(record.into()).await {
-        Ok(_) => Ok(()),
+        Ok((_, end)) => Ok(end),
         Err(QueueError::Full {
             pending_bytes,
             max_bytes,
@@ -197,10 +260,41 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>,
         .transpose()
 }
 
-/// JSON (one object or an array) or NDJSON, by content type; JSON if absent.
-fn batch_format(content_type: Option<&str>) -> Result<BatchFormat, ApiError> {
+/// How to read a body, from its content type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyFormat {
+    Known(BatchFormat),
+    /// `application/x-www-form-urlencoded`, what `curl -d` sends by default:
+    /// read as JSON when the body is JSON, refused otherwise.
+    FormEncoded,
+}
+
+impl BodyFormat {
+    /// The batch format of a decompressed body.
+    fn resolve(self, body: &[u8]) -> Result<BatchFormat, ApiError> {
+        match self {
+            BodyFormat::Known(format) => Ok(format),
+            BodyFormat::FormEncoded => {
+                let first = body.iter().find(|byte| !byte.is_ascii_whitespace());
+                match first {
+                    Some(b'{' | b'[') | None => Ok(BatchFormat::Json),
+                    Some(_) => Err(ApiError::new(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "unsupported_media_type",
+                        "the body is form-encoded (curl -d sends that by default); send JSON \
+                         with Content-Type: application/json, or NDJSON or text/plain",
+                    )),
+                }
+            }
+        }
+    }
+}
+
+/// JSON (one object or an array), NDJSON or plain text lines, by content
+/// type; JSON if absent.
+fn body_format(content_type: Option<&str>) -> Result<BodyFormat, ApiError> {
     let Some(content_type) = content_type else {
-        return Ok(BatchFormat::Json);
+        return Ok(BodyFormat::Known(BatchFormat::Json));
     };
     let essence = content_type
         .split(';')
@@ -209,17 +303,19 @@ fn batch_format(content_type: Option<&str>) -> Result<BatchFormat, ApiError> {
         .trim()
         .to_ascii_lowercase();
     match essence.as_str() {
-        "application/json" | "text/json" => Ok(BatchFormat::Json),
+        "application/json" | "text/json" => Ok(BodyFormat::Known(BatchFormat::Json)),
         "application/x-ndjson"
         | "application/ndjson"
         | "application/jsonl"
         | "application/x-jsonlines"
-        | "application/jsonlines" => Ok(BatchFormat::Ndjson),
+        | "application/jsonlines" => Ok(BodyFormat::Known(BatchFormat::Ndjson)),
+        "text/plain" => Ok(BodyFormat::Known(BatchFormat::Text)),
+        "application/x-www-form-urlencoded" => Ok(BodyFormat::FormEncoded),
         _ => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             format!(
-                "Content-Type {content_type:?} is not supported; use application/json or application/x-ndjson"
+                "Content-Type {content_type:?} is not supported; use application/json, application/x-ndjson or text/plain"
             ),
         )),
     }
@@ -280,6 +376,7 @@ mod tests {
 
     #[test]
     fn content_types_select_the_format() {
+        let json = br#"{"message":"a"}"#;
         let cases = [
             (None, Some(BatchFormat::Json)),
             (Some("application/json"), Some(BatchFormat::Json)),
@@ -289,15 +386,18 @@ mod tests {
             ),
             (Some("application/x-ndjson"), Some(BatchFormat::Ndjson)),
             (Some("application/jsonl"), Some(BatchFormat::Ndjson)),
-            (Some("text/plain"), None),
-            (Some("application/x-www-form-urlencoded"), None),
+            (Some("text/plain; charset=utf-8"), Some(BatchFormat::Text)),
+            (
+                Some("application/x-www-form-urlencoded"),
+                Some(BatchFormat::Json),
+            ),
+            (Some("text/html"), None),
         ];
         for (content_type, expected) in cases {
-            assert_eq!(
-                batch_format(content_type).ok(),
-                expected,
-                "{content_type:?}"
-            );
+            let format = body_format(content_type).and_then(|format| format.resolve(json));
+            assert_eq!(format.ok(), expected, "{content_type:?}");
         }
+        let form = body_format(Some("application/x-www-form-urlencoded"));
+        assert!(form.and_then(|format| format.resolve(b"a=1&b=2")).is_err());
     }
 }

@@ -196,6 +196,25 @@ pub mod testing {
     /// Names of test schemas: the prefix, then the creation time in Unix ms.
     const PREFIX: &str = "logbook_test_";
 
+    /// The PostgreSQL URL tests run against, from `LOGBOOK_TEST_POSTGRES_URL`;
+    /// when it is unset, says so where the person running the tests sees it
+    /// (libtest captures `eprintln!` of passing tests, but not direct writes
+    /// to stderr) and returns `None`.
+    pub fn postgres_url(test: &str) -> Option<String> {
+        match std::env::var("LOGBOOK_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ => {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED the PostgreSQL half of {test}: LOGBOOK_TEST_POSTGRES_URL is not set \
+                     (e.g. postgres://postgres@127.0.0.1:5432/test)"
+                );
+                None
+            }
+        }
+    }
+
     /// Creates a schema with a unique name in the database at `url` and returns
     /// a URL whose connections use it, so tests running at once never meet.
     /// Schemas that earlier runs left behind for more than an hour are dropped.

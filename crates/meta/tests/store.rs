@@ -8,19 +8,16 @@ use meta::{
 };
 
 /// A fresh store on each engine available: `(engine name, store, guard)`.
-async fn stores() -> Vec<(&'static str, MetaStore, Option<tempfile::TempDir>)> {
+async fn stores(test: &str) -> Vec<(&'static str, MetaStore, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
     let mut stores = vec![(
         "sqlite",
         MetaStore::open_sqlite(dir.path()).await.unwrap(),
         Some(dir),
     )];
-    match std::env::var("LOGBOOK_TEST_POSTGRES_URL") {
-        Ok(url) => {
-            let schema = meta::testing::fresh_postgres_schema(&url).await.unwrap();
-            stores.push(("postgres", MetaStore::open(&schema).await.unwrap(), None));
-        }
-        Err(_) => eprintln!("LOGBOOK_TEST_POSTGRES_URL is not set: PostgreSQL part skipped"),
+    if let Some(url) = meta::testing::postgres_url(test) {
+        let schema = meta::testing::fresh_postgres_schema(&url).await.unwrap();
+        stores.push(("postgres", MetaStore::open(&schema).await.unwrap(), None));
     }
     stores
 }
@@ -58,7 +55,9 @@ fn key(id: &str, tenant: &str, hash: &str) -> NewApiKey {
 
 #[tokio::test]
 async fn bootstrap_happens_once_and_writes_its_audit_events() {
-    for (engine, store, _guard) in stores().await {
+    for (engine, store, _guard) in
+        stores("bootstrap_happens_once_and_writes_its_audit_events").await
+    {
         let tenant = Tenant {
             id: "default".into(),
             name: "Default".into(),
@@ -107,7 +106,7 @@ async fn bootstrap_happens_once_and_writes_its_audit_events() {
 
 #[tokio::test]
 async fn tenants_users_and_keys_stay_in_their_tenant() {
-    for (engine, store, _guard) in stores().await {
+    for (engine, store, _guard) in stores("tenants_users_and_keys_stay_in_their_tenant").await {
         store.create_tenant("acme", "Acme", &[]).await.unwrap();
         store.create_tenant("globex", "Globex", &[]).await.unwrap();
         assert!(matches!(
@@ -207,7 +206,9 @@ async fn tenants_users_and_keys_stay_in_their_tenant() {
 
 #[tokio::test]
 async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_session() {
-    for (engine, store, _guard) in stores().await {
+    for (engine, store, _guard) in
+        stores("refresh_tokens_rotate_and_a_reused_one_revokes_the_session").await
+    {
         store.create_tenant("acme", "Acme", &[]).await.unwrap();
         store
             .create_user(&user("u1", "acme", "alice"), &[])
@@ -309,7 +310,7 @@ async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_session() {
 
 #[tokio::test]
 async fn secrets_are_shared_by_whoever_stores_first() {
-    for (_engine, store, _guard) in stores().await {
+    for (_engine, store, _guard) in stores("secrets_are_shared_by_whoever_stores_first").await {
         assert_eq!(store.secret_or_insert("jwt", "aa").await.unwrap(), "aa");
         assert_eq!(store.secret_or_insert("jwt", "bb").await.unwrap(), "aa");
     }

@@ -17,6 +17,8 @@ pub enum BatchFormat {
     Json,
     /// One JSON object per line; blank lines are skipped.
     Ndjson,
+    /// Plain text: each non-blank line is the message of one event.
+    Text,
 }
 
 /// Per-event limits, all configurable.
@@ -151,6 +153,7 @@ pub fn decode_batch(
     match format {
         BatchFormat::Json => decode_json(text, context, limits, &mut batch)?,
         BatchFormat::Ndjson => decode_ndjson(text, context, limits, &mut batch)?,
+        BatchFormat::Text => decode_text(text, context, limits, &mut batch)?,
     }
     if batch.ids.is_empty() && batch.rejected.is_empty() {
         return Err(DecodeError::Empty);
@@ -289,6 +292,40 @@ fn decode_ndjson(
     Ok(())
 }
 
+/// Plain text, one event per line: what `curl --data-binary @app.log` or a
+/// shell pipe sends. The line (without its line ending) is the message.
+fn decode_text(
+    text: &str,
+    context: &IngestContext,
+    limits: &Limits,
+    batch: &mut DecodedBatch,
+) -> Result<(), DecodeError> {
+    let mut index = 0;
+    for (line_number, line) in text.lines().enumerate().map(|(n, line)| (n + 1, line)) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if index == limits.max_batch_events {
+            return Err(DecodeError::TooManyEvents {
+                max: limits.max_batch_events,
+            });
+        }
+        if line.len() > limits.max_event_bytes {
+            let error = EventError::TooLarge {
+                size: line.len(),
+                max: limits.max_event_bytes,
+            };
+            batch.reject(index, Some(line_number), &error);
+        } else {
+            let mut object = Map::new();
+            object.insert("message".to_owned(), Value::String(line.to_owned()));
+            batch.push(index, Some(line_number), Ok(object), context, limits);
+        }
+        index += 1;
+    }
+    Ok(())
+}
+
 impl DecodedBatch {
     fn push(
         &mut self,
@@ -408,6 +445,38 @@ mod tests {
         .expect("ok");
         assert_eq!(nd.ids.len(), 2);
         assert_eq!(lines(&nd).len(), 2);
+    }
+
+    #[test]
+    fn plain_text_is_one_event_per_line() {
+        let batch = decode(
+            "081109 203615 INFO dfs.DataNode: Receiving block\r\n\n  {\"not\": \"json\"}\n",
+            BatchFormat::Text,
+        )
+        .expect("ok");
+        let messages: Vec<String> = lines(&batch).into_iter().map(|e| e.message).collect();
+        assert_eq!(
+            messages,
+            [
+                "081109 203615 INFO dfs.DataNode: Receiving block",
+                "  {\"not\": \"json\"}"
+            ]
+        );
+        let limits = Limits {
+            max_event_bytes: 300,
+            ..Limits::default()
+        };
+        let context = IngestContext::new("default", Timestamp::from_nanos(1), None);
+        let body = format!("short\n{}\n", "long ".repeat(100));
+        let batch = decode_batch(body.as_bytes(), BatchFormat::Text, &context, &limits)
+            .expect("framing is fine");
+        assert_eq!(batch.ids.len(), 1);
+        assert_eq!(batch.rejected[0].code, "event_too_large");
+        assert_eq!(batch.rejected[0].line, Some(2));
+        assert!(matches!(
+            decode("\n \n", BatchFormat::Text),
+            Err(DecodeError::Empty)
+        ));
     }
 
     #[test]

@@ -121,14 +121,13 @@ impl EmbeddedQueue {
             .write(true)
             .open(&lock_path)
             .map_err(|e| QueueError::io(format!("opening {}", lock_path.display()), e))?;
-        lock.try_lock().map_err(|e| {
-            QueueError::io(
-                format!(
-                    "locking {} (is another queue using this directory?)",
-                    lock_path.display()
-                ),
-                e.into(),
-            )
+        lock.try_lock().map_err(|error| match error {
+            std::fs::TryLockError::WouldBlock => QueueError::Locked {
+                dir: dir.display().to_string(),
+            },
+            std::fs::TryLockError::Error(error) => {
+                QueueError::io(format!("locking {}", lock_path.display()), error)
+            }
         })?;
 
         let recovered = recover(&dir)?;

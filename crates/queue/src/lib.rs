@@ -91,6 +91,14 @@ pub enum QueueError {
         /// The oldest position still retained.
         first: Position,
     },
+    /// Another process holds the queue directory's lock.
+    #[error(
+        "{dir} is in use by another process: is another `logbook serve` running on this data directory? Stop it first"
+    )]
+    Locked {
+        /// The queue directory.
+        dir: String,
+    },
     /// The queue was closed; no more appends are accepted.
     #[error("queue is closed")]
     Closed,
@@ -138,6 +146,7 @@ impl QueueError {
                 first: *first,
             },
             QueueError::Closed => QueueError::Closed,
+            QueueError::Locked { dir } => QueueError::Locked { dir: dir.clone() },
             QueueError::Unavailable(message) => QueueError::Unavailable(message.clone()),
         }
     }

@@ -502,3 +502,20 @@ async fn oversized_records_are_rejected() {
     let (start, next) = queue.append(Bytes::from(vec![1u8; 16])).await.unwrap();
     assert_eq!((start, next), (Position(0), Position(16 + HEADER_LEN)));
 }
+
+#[tokio::test]
+async fn a_second_open_of_the_same_directory_says_who_holds_it() {
+    let dir = TempDir::new().unwrap();
+    let first = open(dir.path());
+    let second = EmbeddedQueue::open(EmbeddedQueueConfig::new(dir.path()));
+    let Err(error) = second else {
+        panic!("two queues opened one directory");
+    };
+    assert!(matches!(error, QueueError::Locked { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains("another `logbook serve`"),
+        "{error}"
+    );
+    drop(first);
+    open(dir.path());
+}

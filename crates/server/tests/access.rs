@@ -15,14 +15,11 @@ use hyper::Request;
 use serde_json::{Value, json};
 
 /// The metadata databases to run against: SQLite always, PostgreSQL if configured.
-async fn engines() -> Vec<(&'static str, Option<String>)> {
+async fn engines(test: &str) -> Vec<(&'static str, Option<String>)> {
     let mut engines = vec![("sqlite", None)];
-    match std::env::var("LOGBOOK_TEST_POSTGRES_URL") {
-        Ok(url) => {
-            let schema = meta::testing::fresh_postgres_schema(&url).await.unwrap();
-            engines.push(("postgres", Some(schema)));
-        }
-        Err(_) => eprintln!("LOGBOOK_TEST_POSTGRES_URL is not set: PostgreSQL runs skipped"),
+    if let Some(url) = meta::testing::postgres_url(test) {
+        let schema = meta::testing::fresh_postgres_schema(&url).await.unwrap();
+        engines.push(("postgres", Some(schema)));
     }
     engines
 }
@@ -330,7 +327,9 @@ async fn two_tenants(server: &TestServer) -> (Tenant, Tenant, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_by_every_caller_in_own_and_other_tenant() {
-    for (engine, database_url) in engines().await {
+    for (engine, database_url) in
+        engines("every_endpoint_by_every_caller_in_own_and_other_tenant").await
+    {
         let server = start(database_url, |_| {}).await;
         let (own, other, _root) = two_tenants(&server).await;
         wait_drained(&mut server.client().await).await;
@@ -508,7 +507,9 @@ fn b64(bytes: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_and_forged_credentials_are_refused_with_clear_errors() {
-    for (engine, database_url) in engines().await {
+    for (engine, database_url) in
+        engines("bad_and_forged_credentials_are_refused_with_clear_errors").await
+    {
         let server = start(database_url, |config| {
             config.auth.access_token_ttl_seconds = 2
         })
@@ -1026,7 +1027,9 @@ async fn audit_events(client: &mut HttpClient, q: &str, n: usize) -> Vec<Value> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn security_actions_land_in_the_audit_trail_and_sessions_follow_passwords() {
-    for (engine, database_url) in engines().await {
+    for (engine, database_url) in
+        engines("security_actions_land_in_the_audit_trail_and_sessions_follow_passwords").await
+    {
         let server = start(database_url, |_| {}).await;
         let mut anonymous = server.client_with(None).await;
         let wrong = send(

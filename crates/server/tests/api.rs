@@ -361,7 +361,7 @@ async fn bad_input_gets_a_clear_json_error() {
             None,
         ),
         (
-            "text/plain",
+            "text/html",
             None,
             ORDER_EVENT.as_bytes().to_vec(),
             415,
@@ -371,7 +371,7 @@ async fn bad_input_gets_a_clear_json_error() {
         (
             "application/x-www-form-urlencoded",
             None,
-            ORDER_EVENT.as_bytes().to_vec(),
+            b"service=api&message=hello".to_vec(),
             415,
             "unsupported_media_type",
             None,
