@@ -814,7 +814,8 @@ fn decode_b64(text: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn brute_force_logins_are_throttled_per_account() {
-    let server = start(None, |_| {}).await;
+    // Room for every racing attempt's password check: this is about the throttle.
+    let server = start(None, |config| config.limits.concurrent_password_checks = 16).await;
     let mut client = server.client_with(None).await;
     let wrong = json!({"username": "admin", "password": "not-the-password"});
     for attempt in 0..5 {
