@@ -93,6 +93,20 @@ fn check_credentials_size(username: &str, password: &str) -> Result<(), ApiError
     Ok(())
 }
 
+/// A turn to hash a password, or 503 when as many hashes as allowed are under
+/// way: logins from many addresses cannot take every core and Argon2's memory.
+fn password_turn(state: &AppState) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+    state.auth.password_checks.try_acquire().map_err(|_| {
+        let mut error = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_busy",
+            "the server is checking as many passwords as it allows at once; retry shortly",
+        );
+        error.retry_after_seconds = Some(1);
+        error
+    })
+}
+
 /// Verifies a password on the blocking pool; unknown users cost the same time.
 async fn password_matches(password: &str, hash: Option<String>) -> Result<bool, ApiError> {
     let password = password.to_owned();
@@ -189,6 +203,14 @@ pub(crate) async fn login(
     check_credentials_size(&request.username, &request.password)?;
     let limits = &state.auth.limits;
     limits.reserve_login(&request.username, peer.ip())?;
+    let turn = match password_turn(&state) {
+        Ok(turn) => turn,
+        Err(error) => {
+            // Not an attempt: the password was never looked at.
+            limits.login_succeeded(&request.username, peer.ip());
+            return Err(error);
+        }
+    };
     let found = state
         .auth
         .meta
@@ -197,6 +219,7 @@ pub(crate) async fn login(
         .map_err(meta_error("looking up a user"))?;
     let hash = found.as_ref().map(|user| user.password_hash.clone());
     let matches = password_matches(&request.password, hash).await?;
+    drop(turn);
     let user = match found {
         Some(found) if matches && !found.user.disabled => found.user,
         found => {
@@ -357,6 +380,13 @@ pub(crate) async fn change_password(
     let (_, _, username) = principal.actor();
     check_credentials_size(username, &request.current_password)?;
     state.auth.limits.reserve_login(username, peer.ip())?;
+    let turn = match password_turn(&state) {
+        Ok(turn) => turn,
+        Err(error) => {
+            state.auth.limits.login_succeeded(username, peer.ip());
+            return Err(error);
+        }
+    };
     let stored = state
         .auth
         .meta
@@ -405,6 +435,7 @@ pub(crate) async fn change_password(
         .set_password(user_id, &hash, Some(session), &[event.entry()])
         .await
         .map_err(meta_error("changing a password"))?;
+    drop(turn);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -425,6 +456,8 @@ pub(crate) async fn register(
         .auth
         .limits
         .reserve_login(&request.username, peer.ip())?;
+    // Held until the new account's password is hashed.
+    let _turn = password_turn(&state)?;
     let allowed = accounts::check_tenant_id(&request.tenant).is_ok()
         && state
             .auth

@@ -10,13 +10,13 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use model::{BatchFormat, DecodeError, DecodedBatch, IngestContext, Rejection, Stream, Timestamp};
 use queue::{Position, QueueError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::access::Principal;
+use crate::body;
 use crate::decompress::{Encoding, decompress};
 use crate::{ApiError, AppState};
 
@@ -122,8 +122,31 @@ async fn ingest(
     let format = body_format(header_str(&headers, header::CONTENT_TYPE.as_str())?)?;
     let encoding = Encoding::from_header(header_str(&headers, header::CONTENT_ENCODING.as_str())?)?;
     let limits = state.limits.clone();
-    let body = read_body(body, limits.max_body_bytes, limits.body_timeout).await?;
-    state.auth.limits.admit_bytes(&principal, body.len())?;
+    // The tenant pays for its bytes before they are read: the announced length up
+    // front, or each chunk as it arrives.
+    let announced = body::content_length(&headers);
+    body::check_announced(announced, limits.max_body_bytes)?;
+    if let Some(length) = announced {
+        state.auth.limits.admit_bytes(&principal, length)?;
+    }
+    let buffered = body::read(
+        body,
+        limits.max_body_bytes,
+        limits.body_timeout,
+        announced,
+        &state.body_budget,
+        |chunk| match announced {
+            Some(_) => Ok(()),
+            None => state
+                .auth
+                .limits
+                .admit_bytes(&principal, chunk.len() as u64),
+        },
+    )
+    .await?;
+    // The body's share of the memory budget is held until its events are in
+    // the queue (the decoded batch is about as large as the body).
+    let (body, budget) = (buffered.bytes, buffered.permit);
     // Decoding takes memory in proportion to the body; a few at a time keep the
     // total bounded however many clients send at once.
     let _permit = state
@@ -160,6 +183,7 @@ async fn ingest(
         .limits
         .admit_events(&principal, decoded.ids.len())?;
     let end = enqueue(&state, &decoded).await?;
+    drop(budget);
     let searchable = match wait_searchable {
         true => Some(committed_past(&state, end).await),
         false => None,
@@ -317,38 +341,6 @@ fn body_format(content_type: Option<&str>) -> Result<BodyFormat, ApiError> {
             format!(
                 "Content-Type {content_type:?} is not supported; use application/json, application/x-ndjson or text/plain"
             ),
-        )),
-    }
-}
-
-/// Reads a whole body within a size and time limit.
-pub(crate) async fn read_body(
-    body: Body,
-    max: usize,
-    timeout: std::time::Duration,
-) -> Result<bytes::Bytes, ApiError> {
-    let collected = tokio::time::timeout(timeout, Limited::new(body, max).collect())
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "body_timeout",
-                format!(
-                    "the request body did not arrive within {} s",
-                    timeout.as_secs()
-                ),
-            )
-        })?;
-    match collected {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("request body exceeds {max} bytes"),
-        )),
-        Err(error) => Err(ApiError::bad_request(
-            "unreadable_body",
-            format!("the request body could not be read: {error}"),
         )),
     }
 }

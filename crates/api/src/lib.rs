@@ -8,6 +8,7 @@ pub mod access;
 pub mod accounts;
 mod admin_routes;
 mod auth_routes;
+mod body;
 mod decompress;
 mod error;
 mod health;
@@ -39,6 +40,8 @@ pub struct IngestLimits {
     pub events: model::Limits,
     /// The longest a client may take to send a body.
     pub body_timeout: std::time::Duration,
+    /// The most request-body bytes buffered at once over all requests.
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for IngestLimits {
@@ -48,6 +51,7 @@ impl Default for IngestLimits {
             max_decompressed_bytes: 64 * 1024 * 1024,
             events: model::Limits::default(),
             body_timeout: std::time::Duration::from_secs(30),
+            max_buffered_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -62,6 +66,9 @@ pub struct AppState {
     pub progress: watch::Receiver<Progress>,
     /// Bounds how many request bodies are decoded at once.
     pub decode_permits: Arc<tokio::sync::Semaphore>,
+    /// One permit per byte of request body the server may buffer at once, over
+    /// all requests ([`IngestLimits::max_buffered_bytes`]).
+    pub body_budget: Arc<tokio::sync::Semaphore>,
     /// Accounts, keys, sessions and rate limits.
     pub auth: Arc<access::AuthState>,
     /// Checkpoints and proofs of the audit trails.
@@ -116,6 +123,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/tenants",
             get(admin_routes::list_tenants).post(admin_routes::create_tenant),
         )
+        .route("/v1/admin/status", get(health::admin_status))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -91,7 +91,8 @@ pub fn sign(key: &str, timestamp: &str, method: &str, path_and_query: &str, body
 /// Checks, in this order: `timestamp` is 1 to 12 decimal digits; it is within
 /// `tolerance_seconds` of `now_unix_seconds` either way (a negative tolerance counts as
 /// zero); `signature` is 64 lowercase hex characters; and it matches, compared in
-/// constant time.
+/// constant time. A server checks the first three with [`check_headers`] before it
+/// reads the body, and the last with a [`BodyVerifier`] while the body streams in.
 ///
 /// # Errors
 ///
@@ -107,16 +108,32 @@ pub fn verify(
     now_unix_seconds: i64,
     tolerance_seconds: i64,
 ) -> Result<(), SignatureError> {
+    let expected = check_headers(timestamp, signature, now_unix_seconds, tolerance_seconds)?;
+    let mut verifier = BodyVerifier::new(key, timestamp, method, path_and_query);
+    verifier.update(body);
+    verifier.finish(&expected)
+}
+
+/// The checks that need no body: `timestamp` is 1 to 12 decimal digits within
+/// `tolerance_seconds` of `now_unix_seconds`, and `signature` is 64 lowercase hex
+/// characters. Returns the signature's bytes for [`BodyVerifier::finish`] and
+/// [`ReplayGuard::first_use`].
+///
+/// # Errors
+///
+/// The first check that fails, as a [`SignatureError`].
+pub fn check_headers(
+    timestamp: &str,
+    signature: &str,
+    now_unix_seconds: i64,
+    tolerance_seconds: i64,
+) -> Result<[u8; 32], SignatureError> {
     let signed_at = parse_timestamp(timestamp).ok_or(SignatureError::MalformedTimestamp)?;
     let skew_seconds = now_unix_seconds.saturating_sub(signed_at);
     if skew_seconds.unsigned_abs() > tolerance_seconds.max(0).unsigned_abs() {
         return Err(SignatureError::OutsideWindow { skew_seconds });
     }
-    let expected: [u8; 32] =
-        decode_hex_lower(signature).ok_or(SignatureError::MalformedSignature)?;
-    mac_over(key, timestamp, method, path_and_query, body)
-        .verify_slice(&expected)
-        .map_err(|_| SignatureError::Mismatch)
+    decode_hex_lower(signature).ok_or(SignatureError::MalformedSignature)
 }
 
 /// Parses 1 to [`MAX_TIMESTAMP_DIGITS`] ASCII digits; no sign, spaces or other forms.
@@ -138,13 +155,48 @@ fn mac_over(
     path_and_query: &str,
     body: &[u8],
 ) -> HmacSha256 {
-    let mut mac = hmac_sha256(key.as_bytes());
-    for part in [timestamp, method, path_and_query] {
-        mac.update(part.as_bytes());
-        mac.update(b"\n");
+    let mut verifier = BodyVerifier::new(key, timestamp, method, path_and_query);
+    verifier.update(body);
+    verifier.mac
+}
+
+/// Computes a request's HMAC while its body streams in, chunk by chunk.
+pub struct BodyVerifier {
+    mac: HmacSha256,
+}
+
+impl BodyVerifier {
+    /// Starts the HMAC with everything signed before the body.
+    pub fn new(key: &str, timestamp: &str, method: &str, path_and_query: &str) -> Self {
+        let mut mac = hmac_sha256(key.as_bytes());
+        for part in [timestamp, method, path_and_query] {
+            mac.update(part.as_bytes());
+            mac.update(b"\n");
+        }
+        BodyVerifier { mac }
     }
-    mac.update(body);
-    mac
+
+    /// Adds the next chunk of the body.
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.mac.update(chunk);
+    }
+
+    /// Compares the HMAC of the whole request with `expected`, in constant time.
+    ///
+    /// # Errors
+    ///
+    /// [`SignatureError::Mismatch`] when they differ.
+    pub fn finish(self, expected: &[u8; 32]) -> Result<(), SignatureError> {
+        self.mac
+            .verify_slice(expected)
+            .map_err(|_| SignatureError::Mismatch)
+    }
+}
+
+impl std::fmt::Debug for BodyVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyVerifier").finish_non_exhaustive()
+    }
 }
 
 /// Remembers recently accepted signatures so each can be used only once.
@@ -155,77 +207,104 @@ fn mac_over(
 /// with `window_seconds` at least the tolerance given to [`verify`], a replay is refused
 /// for as long as the signature could verify.
 ///
-/// Memory is bounded by `max_entries`. When the guard is full it first drops expired
-/// entries; if it is still full, [`ReplayGuard::first_use`] returns `false` for new
-/// signatures until entries expire. That fails closed: under a flood of signed requests
-/// some honest requests are refused (and can be retried with a fresh timestamp), but a
-/// replay is never let through and memory never grows past the bound.
+/// Each key has its own share of at most `max_per_key` signatures, so one key (whose
+/// requests passed every other check: signature, revocation, rate limit) can fill only
+/// its own share, never another key's. When a key's share is full its expired entries
+/// are dropped; if it is still full, [`ReplayGuard::first_use`] answers
+/// [`Replay::Full`] for that key's new signatures until entries expire. That fails
+/// closed: a replay is never let through and memory stays within `max_per_key` entries
+/// per key in use. Keys with nothing left to remember are forgotten.
 pub struct ReplayGuard {
     window_seconds: i64,
-    max_entries: usize,
+    max_per_key: usize,
     state: Mutex<Seen>,
 }
 
-/// The remembered signatures and when each may be forgotten.
+/// What [`ReplayGuard::first_use`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "only Replay::Fresh lets the request through"]
+pub enum Replay {
+    /// Not seen within its window: now remembered.
+    Fresh,
+    /// Already used within its window.
+    Replayed,
+    /// The key's share is full of signatures that have not expired yet.
+    Full,
+}
+
+/// The remembered signatures of every key, and when each may be forgotten.
 struct Seen {
-    expiries: HashMap<(String, String), i64>,
+    keys: HashMap<String, KeySeen>,
+    /// When every key is next swept, so keys that went quiet are forgotten.
+    next_sweep: i64,
+}
+
+/// One key's remembered signatures.
+#[derive(Default)]
+struct KeySeen {
+    expiries: HashMap<[u8; 32], i64>,
     /// No entry expires before this, so a sweep earlier than it would free nothing.
-    earliest_expiry: i64,
+    earliest_expiry: Option<i64>,
 }
 
 impl ReplayGuard {
     /// Makes a guard remembering each signature for `2 * window_seconds` (a negative
-    /// window counts as zero), holding at most `max_entries` signatures.
-    pub fn new(window_seconds: i64, max_entries: usize) -> Self {
+    /// window counts as zero), holding at most `max_per_key` signatures per key.
+    pub fn new(window_seconds: i64, max_per_key: usize) -> Self {
         ReplayGuard {
             window_seconds: window_seconds.max(0),
-            max_entries,
+            max_per_key,
             state: Mutex::new(Seen {
-                expiries: HashMap::new(),
-                earliest_expiry: i64::MAX,
+                keys: HashMap::new(),
+                next_sweep: i64::MIN,
             }),
         }
     }
 
-    /// Records a verified signature and returns `true` if it had not been seen within
-    /// its window; returns `false` for a replay, or when the guard is full (see the type
-    /// documentation).
+    /// Records a verified signature of `key_id`: [`Replay::Fresh`] if it had not been
+    /// seen within its window, else [`Replay::Replayed`]; [`Replay::Full`] when the
+    /// key's share is full (see the type documentation).
     ///
-    /// Call it only after [`verify`] succeeded, so forged signatures cannot fill it.
-    #[must_use = "a false result means the request must be refused"]
-    pub fn first_use(&self, key_id: &str, signature: &str, now_unix_seconds: i64) -> bool {
-        // A panic elsewhere while holding the lock leaves the map consistent (every
+    /// Call it only after the signature verified and the key passed its revocation
+    /// check and rate limit, so neither forged signatures nor refused requests fill it.
+    pub fn first_use(&self, key_id: &str, signature: &[u8; 32], now_unix_seconds: i64) -> Replay {
+        // A panic elsewhere while holding the lock leaves the maps consistent (every
         // update is a single insert or retain), so a poisoned lock is safe to reuse.
         let mut seen = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        // Hex is case-insensitive; one spelling per signature so case cannot bypass us.
-        let entry = (key_id.to_owned(), signature.to_ascii_lowercase());
-
-        if let Some(&expiry) = seen.expiries.get(&entry)
+        if now_unix_seconds >= seen.next_sweep {
+            seen.keys.retain(|_, key| {
+                key.sweep(now_unix_seconds);
+                !key.expiries.is_empty()
+            });
+            seen.next_sweep = now_unix_seconds.saturating_add(self.window_seconds.max(1));
+        }
+        let key = seen.keys.entry(key_id.to_owned()).or_default();
+        if let Some(&expiry) = key.expiries.get(signature)
             && expiry > now_unix_seconds
         {
-            return false;
+            return Replay::Replayed;
         }
-        if seen.expiries.len() >= self.max_entries && !seen.expiries.contains_key(&entry) {
-            seen.sweep(now_unix_seconds);
-            if seen.expiries.len() >= self.max_entries {
-                return false;
+        if key.expiries.len() >= self.max_per_key && !key.expiries.contains_key(signature) {
+            key.sweep(now_unix_seconds);
+            if key.expiries.len() >= self.max_per_key {
+                return Replay::Full;
             }
         }
         let expiry = now_unix_seconds.saturating_add(self.window_seconds.saturating_mul(2));
-        seen.earliest_expiry = seen.earliest_expiry.min(expiry);
-        seen.expiries.insert(entry, expiry);
-        true
+        key.earliest_expiry = Some(key.earliest_expiry.map_or(expiry, |e| e.min(expiry)));
+        key.expiries.insert(*signature, expiry);
+        Replay::Fresh
     }
 }
 
-impl Seen {
+impl KeySeen {
     /// Drops every entry that has expired by `now`.
     fn sweep(&mut self, now: i64) {
-        if self.earliest_expiry > now {
+        if self.earliest_expiry.is_none_or(|earliest| earliest > now) {
             return;
         }
         self.expiries.retain(|_, expiry| *expiry > now);
-        self.earliest_expiry = self.expiries.values().copied().min().unwrap_or(i64::MAX);
+        self.earliest_expiry = self.expiries.values().copied().min();
     }
 }
 
@@ -233,7 +312,7 @@ impl std::fmt::Debug for ReplayGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReplayGuard")
             .field("window_seconds", &self.window_seconds)
-            .field("max_entries", &self.max_entries)
+            .field("max_per_key", &self.max_per_key)
             .finish_non_exhaustive()
     }
 }
@@ -423,44 +502,82 @@ mod tests {
         }
     }
 
-    #[test]
-    fn replay_guard_refuses_a_second_use() {
-        let guard = ReplayGuard::new(300, 100);
-        assert!(guard.first_use("key_a", "sig1", NOW));
-        assert!(!guard.first_use("key_a", "sig1", NOW + 1));
-        assert!(
-            !guard.first_use("key_a", "SIG1", NOW + 1),
-            "case must not bypass"
-        );
-        assert!(guard.first_use("key_b", "sig1", NOW), "per key");
-        assert!(guard.first_use("key_a", "sig2", NOW));
-        // Remembered for 2 * window, then forgotten.
-        assert!(!guard.first_use("key_a", "sig1", NOW + 599));
-        assert!(guard.first_use("key_a", "sig1", NOW + 600));
+    /// A distinct signature for each small number.
+    fn sig(n: u8) -> [u8; 32] {
+        [n; 32]
     }
 
     #[test]
-    fn replay_guard_is_bounded_and_fails_closed() {
+    fn check_headers_needs_no_body() {
+        let signature = sign(KEY, TS, "POST", "/v1/logs", BODY);
+        let bytes = check_headers(TS, &signature, NOW, 300).expect("fresh and well-formed");
+        let mut verifier = BodyVerifier::new(KEY, TS, "POST", "/v1/logs");
+        for chunk in BODY.chunks(3) {
+            verifier.update(chunk);
+        }
+        assert_eq!(verifier.finish(&bytes), Ok(()));
+        assert_eq!(
+            check_headers("1", &signature, NOW, 300),
+            Err(SignatureError::OutsideWindow {
+                skew_seconds: NOW - 1
+            })
+        );
+        assert_eq!(
+            check_headers(TS, "not-hex", NOW, 300),
+            Err(SignatureError::MalformedSignature)
+        );
+    }
+
+    #[test]
+    fn replay_guard_refuses_a_second_use() {
+        let guard = ReplayGuard::new(300, 100);
+        assert_eq!(guard.first_use("key_a", &sig(1), NOW), Replay::Fresh);
+        assert_eq!(guard.first_use("key_a", &sig(1), NOW + 1), Replay::Replayed);
+        assert_eq!(
+            guard.first_use("key_b", &sig(1), NOW),
+            Replay::Fresh,
+            "per key"
+        );
+        assert_eq!(guard.first_use("key_a", &sig(2), NOW), Replay::Fresh);
+        // Remembered for 2 * window, then forgotten.
+        assert_eq!(
+            guard.first_use("key_a", &sig(1), NOW + 599),
+            Replay::Replayed
+        );
+        assert_eq!(guard.first_use("key_a", &sig(1), NOW + 600), Replay::Fresh);
+    }
+
+    #[test]
+    fn replay_guard_is_bounded_per_key_and_fails_closed() {
         let guard = ReplayGuard::new(10, 3);
-        assert!(guard.first_use("k", "a", 0));
-        assert!(guard.first_use("k", "b", 5));
-        assert!(guard.first_use("k", "c", 5));
+        assert_eq!(guard.first_use("k", &sig(1), 0), Replay::Fresh);
+        assert_eq!(guard.first_use("k", &sig(2), 5), Replay::Fresh);
+        assert_eq!(guard.first_use("k", &sig(3), 5), Replay::Fresh);
         // Full, nothing expired: refuse new signatures, still refuse replays.
-        assert!(!guard.first_use("k", "d", 10));
-        assert!(!guard.first_use("k", "a", 10));
-        // At 20 "a" (expiry 20) has expired: it is swept and "d" fits.
-        assert!(guard.first_use("k", "d", 20));
-        assert!(!guard.first_use("k", "e", 20));
-        assert_eq!(guard.state.lock().expect("not poisoned").expiries.len(), 3);
-        // Everything has expired by 100.
-        assert!(guard.first_use("k", "e", 100));
-        assert!(guard.first_use("k", "f", 100));
-        assert_eq!(guard.state.lock().expect("not poisoned").expiries.len(), 2);
+        assert_eq!(guard.first_use("k", &sig(4), 10), Replay::Full);
+        assert_eq!(guard.first_use("k", &sig(1), 10), Replay::Replayed);
+        // Another key's share is untouched.
+        assert_eq!(guard.first_use("other", &sig(4), 10), Replay::Fresh);
+        // At 20 sig 1 (expiry 20) has expired: it is swept and sig 4 fits.
+        assert_eq!(guard.first_use("k", &sig(4), 20), Replay::Fresh);
+        assert_eq!(guard.first_use("k", &sig(5), 20), Replay::Full);
+        let count = |guard: &ReplayGuard| {
+            let seen = guard.state.lock().expect("not poisoned");
+            seen.keys
+                .values()
+                .map(|key| key.expiries.len())
+                .sum::<usize>()
+        };
+        assert_eq!(count(&guard), 4);
+        // Everything has expired by 100; quiet keys are forgotten.
+        assert_eq!(guard.first_use("k", &sig(5), 100), Replay::Fresh);
+        assert_eq!(count(&guard), 1);
+        assert_eq!(guard.state.lock().expect("not poisoned").keys.len(), 1);
     }
 
     #[test]
     fn replay_guard_with_zero_capacity_refuses_everything() {
         let guard = ReplayGuard::new(300, 0);
-        assert!(!guard.first_use("k", "a", NOW));
+        assert_eq!(guard.first_use("k", &sig(1), NOW), Replay::Full);
     }
 }

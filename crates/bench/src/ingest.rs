@@ -30,7 +30,7 @@ const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 const BACKOFF: Duration = Duration::from_millis(50);
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
-/// How often `/readyz` is polled while waiting for the queue to drain.
+/// How often the server's status is polled while waiting for the queue to drain.
 const DRAIN_POLL: Duration = Duration::from_millis(200);
 /// Waiting for the drain fails after this long without any progress.
 const DRAIN_STALL: Duration = Duration::from_secs(120);
@@ -59,10 +59,17 @@ pub struct IngestArgs {
     /// Log files to replay, one event per line; synthetic events when none are given.
     #[arg(long = "file")]
     pub files: Vec<PathBuf>,
-    /// After the load, poll /readyz until the queue is drained; report drain time and
-    /// storage size.
+    /// After the load, poll the server's status until the queue is drained; report
+    /// drain time and storage size. The status is the super-admin's: needs
+    /// --admin-password.
     #[arg(long)]
     pub wait_drained: bool,
+    /// The super-admin's password, to read the server's status with --wait-drained.
+    #[arg(long, env = "LOGBOOK_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// The super-admin's username.
+    #[arg(long, default_value = "admin")]
+    pub admin_user: String,
     /// Print the report as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -116,9 +123,9 @@ pub struct IngestReport {
 pub struct DrainReport {
     /// Seconds from the end of the load until the queue was seen empty.
     pub drain_secs: f64,
-    /// `store.events` from `/readyz` (all events stored, not only this run's).
+    /// `store.events` from `/v1/admin/status` (all events stored, not only this run's).
     pub store_events: u64,
-    /// `store.bytes` from `/readyz`.
+    /// `store.bytes` from `/v1/admin/status`.
     pub store_bytes: u64,
     /// `store_bytes / store_events`.
     pub store_bytes_per_event: f64,
@@ -200,7 +207,7 @@ pub async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
     progress.finish_and_clear();
 
     let drain = if args.wait_drained {
-        Some(wait_drained(&args.url, Instant::now(), totals.bytes, args.quiet).await?)
+        Some(wait_drained(args, Instant::now(), totals.bytes).await?)
     } else {
         None
     };
@@ -374,38 +381,65 @@ fn retry_after(response: &Response) -> Option<Duration> {
     Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
 }
 
-/// Polls `/readyz` until the queue is empty and the store's event count holds still.
+/// Polls `/v1/admin/status` until the queue is empty and the store's event count
+/// holds still.
 async fn wait_drained(
-    url: &str,
+    args: &IngestArgs,
     load_end: Instant,
     raw_bytes: u64,
-    quiet: bool,
 ) -> anyhow::Result<DrainReport> {
-    let progress = progress_bar(quiet, None, "polls")?;
-    let result = poll_until_drained(url, load_end, raw_bytes, &progress).await;
+    let progress = progress_bar(args.quiet, None, "polls")?;
+    let result = poll_until_drained(args, load_end, raw_bytes, &progress).await;
     progress.finish_and_clear();
     result
 }
 
+/// A client carrying the super-admin's access token.
+async fn admin_client(args: &IngestArgs) -> anyhow::Result<HttpClient> {
+    let password = args.admin_password.as_deref().context(
+        "--wait-drained reads the server's status, which is the super-admin's: pass --admin-password or set LOGBOOK_ADMIN_PASSWORD",
+    )?;
+    let mut client = HttpClient::connect(&args.url).await?;
+    let body = serde_json::json!({"username": args.admin_user, "password": password});
+    let answer = client
+        .post(
+            "/v1/auth/login",
+            "application/json",
+            serde_json::to_vec(&body)?,
+        )
+        .await?;
+    anyhow::ensure!(
+        answer.status == 200,
+        "cannot log in as {} to read the server's status: HTTP {}",
+        args.admin_user,
+        answer.status
+    );
+    let answer = answer.json()?;
+    let token = answer["access_token"]
+        .as_str()
+        .context("the login answer has no access_token")?;
+    client.with_token(Some(token))
+}
+
 async fn poll_until_drained(
-    url: &str,
+    args: &IngestArgs,
     load_end: Instant,
     raw_bytes: u64,
     progress: &ProgressBar,
 ) -> anyhow::Result<DrainReport> {
-    let mut client = HttpClient::connect(url).await?;
+    let mut client = admin_client(args).await?;
     // When the queue was first seen empty with the store count that has held since.
     let mut empty_since: Option<(Instant, u64)> = None;
     let mut last_change = Instant::now();
     let mut last_seen = (u64::MAX, u64::MAX);
     loop {
         let polled_at = Instant::now();
-        let readyz = client.get("/readyz").await?.json()?;
+        let status = client.get("/v1/admin/status").await?.json()?;
         let field = |pointer: &str| {
-            readyz
+            status
                 .pointer(pointer)
                 .and_then(serde_json::Value::as_u64)
-                .with_context(|| format!("/readyz answer has no number at {pointer}: {readyz}"))
+                .with_context(|| format!("the status has no number at {pointer}: {status}"))
         };
         let pending = field("/queue/pending_bytes")?;
         let events = field("/store/events")?;
@@ -538,23 +572,27 @@ mod tests {
 
     /// A server answering `POST /v1/logs` with 202 and the NDJSON line count, or, while
     /// `busy` is set, once with 503 + `Retry-After: 0` (which clears `busy`). Its
-    /// `/readyz` reports 100 pending bytes on the first poll, then none, and 300 stored
-    /// bytes per accepted event.
+    /// `/v1/admin/status` (for the token its login hands out) reports 100 pending
+    /// bytes on the first poll, then none, and 300 stored bytes per accepted event.
     async fn fake_server(busy: bool) -> SocketAddr {
         let busy = AtomicBool::new(busy);
         let stored = AtomicU64::new(0);
         let polls = AtomicU64::new(0);
         serve(move |request, body| {
-            if request.uri.path() == "/readyz" {
+            if request.uri.path() == "/v1/auth/login" {
+                return Reply::new(200, r#"{"access_token":"bench-admin-token"}"#);
+            }
+            if request.uri.path() == "/v1/admin/status" {
+                assert_eq!(request.headers["authorization"], "Bearer bench-admin-token");
                 let pending = if polls.fetch_add(1, Ordering::SeqCst) == 0 { 100 } else { 0 };
                 let events = stored.load(Ordering::SeqCst);
-                let readyz = serde_json::json!({
+                let status = serde_json::json!({
                     "status": "ready",
                     "queue": {"pending_bytes": pending, "durable_end": 1, "segments": 1, "max_bytes": 1},
                     "store": {"events": events, "bytes": events * 300},
                     "worker": {"committed_position": 1, "committed_events": events, "running": true},
                 });
-                return Reply::new(200, readyz.to_string());
+                return Reply::new(200, status.to_string());
             }
             assert_eq!(request.uri.path(), "/v1/logs");
             assert_eq!(request.headers["content-type"], NDJSON);
@@ -585,6 +623,8 @@ mod tests {
             events: Some(5000),
             files: Vec::new(),
             wait_drained: false,
+            admin_password: Some("bench-admin-password".to_owned()),
+            admin_user: "admin".to_owned(),
             json: false,
             quiet: true,
             audit: false,

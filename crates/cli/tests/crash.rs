@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 
 /// The first key, chosen through the environment.
 const KEY: &str = "lbk_crash-test-key-0123456789abcdefghijkl";
+/// The bootstrap super-admin's password: the queue's state is theirs to read.
+const ADMIN_PASSWORD: &str = "crash-test-admin-password";
 
 fn spawn_server(data_dir: &std::path::Path, port: u16) -> Child {
     common::logbook()
@@ -31,6 +33,7 @@ fn spawn_server(data_dir: &std::path::Path, port: u16) -> Child {
             "33554432",
         ])
         .env("LOGBOOK_BOOTSTRAP_KEY", KEY)
+        .env("LOGBOOK_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .stdout(Stdio::null())
         .spawn()
         .unwrap()
@@ -83,8 +86,23 @@ async fn acknowledged_events_survive_kill_9_exactly_once() {
     let mut child = spawn_server(dir.path(), port);
     let mut client = common::connect_when_up(&url, KEY).await;
     let deadline = Instant::now() + Duration::from_secs(60);
+    let login = serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD});
+    let token = client
+        .post(
+            "/v1/auth/login",
+            "application/json",
+            serde_json::to_vec(&login).unwrap(),
+        )
+        .await
+        .unwrap()
+        .json()
+        .unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut admin = common::connect_when_up(&url, &token).await;
     loop {
-        let ready = client.get("/readyz").await.unwrap().json().unwrap();
+        let ready = admin.get("/v1/admin/status").await.unwrap().json().unwrap();
         if ready["queue"]["pending_bytes"] == 0 && ready["worker"]["running"] == true {
             break;
         }

@@ -26,6 +26,7 @@ pub struct Config {
     pub auth: AuthSettings,
     pub limits: LimitSettings,
     pub audit: AuditSettings,
+    pub http: HttpSettings,
     /// First-start credentials chosen by the operator; from the environment only.
     #[serde(skip)]
     pub bootstrap: BootstrapSettings,
@@ -51,6 +52,29 @@ impl Default for AuditSettings {
     }
 }
 
+/// Connections to the HTTP API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// How long a client may take to send a request's headers (from the
+    /// connection's start, or from the first byte of a later request).
+    pub header_timeout_ms: u64,
+    /// How long a keep-alive connection may wait for its next request.
+    pub idle_timeout_ms: u64,
+    /// Connections open at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            header_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 1_024,
+        }
+    }
+}
+
 /// Tokens and signatures.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -59,6 +83,9 @@ pub struct AuthSettings {
     pub refresh_token_ttl_seconds: u64,
     /// How far a signed request's timestamp may be from the server clock.
     pub signature_tolerance_seconds: u64,
+    /// Signatures remembered per signing key to refuse replays; a key sending more
+    /// within twice the tolerance is refused with 429 until they expire.
+    pub signatures_per_key: usize,
 }
 
 /// Token-bucket rates (per second) and bursts; see the README.
@@ -73,12 +100,19 @@ pub struct LimitSettings {
     pub tenant_event_burst: f64,
     pub tenant_bytes_per_second: f64,
     pub tenant_byte_burst: f64,
-    /// Failed logins an account may have in a row before it must wait.
+    /// Failed logins an account may have in a row from one address before that
+    /// address must wait for it.
+    pub login_failures_per_account_and_address: f64,
+    /// Failed logins an account may have in a row from all addresses together
+    /// before it must wait: a ceiling well above the per-address throttle.
     pub login_failures_per_account: f64,
     /// Failed logins an address may have in a row before it must wait.
     pub login_failures_per_address: f64,
     /// Seconds for one failed login to be forgiven.
     pub login_failure_forgiven_after_seconds: f64,
+    /// Password hashes (Argon2) computed at once, over all logins, password
+    /// changes and registrations; more are answered 503 with Retry-After.
+    pub concurrent_password_checks: usize,
 }
 
 /// `LOGBOOK_ADMIN_PASSWORD` and `LOGBOOK_BOOTSTRAP_KEY`.
@@ -106,6 +140,8 @@ impl Default for AuthSettings {
             access_token_ttl_seconds: 15 * 60,
             refresh_token_ttl_seconds: 30 * 24 * 3600,
             signature_tolerance_seconds: 300,
+            // The default request rate (1,000/s, burst 2,000) over twice the tolerance.
+            signatures_per_key: 602_000,
         }
     }
 }
@@ -121,9 +157,11 @@ impl Default for LimitSettings {
             tenant_event_burst: 1_000_000.0,
             tenant_bytes_per_second: 256.0 * 1024.0 * 1024.0,
             tenant_byte_burst: 512.0 * 1024.0 * 1024.0,
-            login_failures_per_account: 5.0,
+            login_failures_per_account_and_address: 5.0,
+            login_failures_per_account: 100.0,
             login_failures_per_address: 20.0,
             login_failure_forgiven_after_seconds: 60.0,
+            concurrent_password_checks: 4,
         }
     }
 }
@@ -141,6 +179,8 @@ pub struct IngestSettings {
     pub max_batch_events: usize,
     /// The longest a client may take to send a request body.
     pub body_timeout_ms: u64,
+    /// Request-body bytes buffered at once over all requests; beyond it ingest answers 503.
+    pub max_buffered_bytes: usize,
 }
 
 /// The deepest nesting an event may be configured to allow.
@@ -187,6 +227,7 @@ impl Default for Config {
             auth: AuthSettings::default(),
             limits: LimitSettings::default(),
             audit: AuditSettings::default(),
+            http: HttpSettings::default(),
             bootstrap: BootstrapSettings::default(),
         }
     }
@@ -202,6 +243,7 @@ impl Default for IngestSettings {
             max_depth: api.events.max_depth,
             max_batch_events: api.events.max_batch_events,
             body_timeout_ms: api.body_timeout.as_millis() as u64,
+            max_buffered_bytes: api.max_buffered_bytes,
         }
     }
 }
@@ -299,6 +341,8 @@ impl Config {
             access_token_ttl: Duration::from_secs(self.auth.access_token_ttl_seconds.max(1)),
             refresh_token_ttl: Duration::from_secs(self.auth.refresh_token_ttl_seconds.max(1)),
             signature_tolerance: Duration::from_secs(self.auth.signature_tolerance_seconds),
+            signatures_per_key: self.auth.signatures_per_key,
+            concurrent_password_checks: limits.concurrent_password_checks.max(1),
             rates: api::access::RateSettings {
                 requests: quota("requests", limits.requests_per_second, limits.request_burst)?,
                 caller_events: quota(
@@ -316,6 +360,11 @@ impl Config {
                     limits.tenant_bytes_per_second,
                     limits.tenant_byte_burst,
                 )?,
+                login_failures_per_account_and_address: quota(
+                    "login_failures_per_account_and_address",
+                    forgive,
+                    limits.login_failures_per_account_and_address,
+                )?,
                 login_failures_per_account: quota(
                     "login_failures_per_account",
                     forgive,
@@ -330,6 +379,14 @@ impl Config {
         })
     }
 
+    pub(crate) fn connection_limits(&self) -> crate::http::ConnectionLimits {
+        crate::http::ConnectionLimits {
+            header_timeout: Duration::from_millis(self.http.header_timeout_ms.max(1)),
+            idle_timeout: Duration::from_millis(self.http.idle_timeout_ms.max(1)),
+            max_connections: self.http.max_connections.max(1),
+        }
+    }
+
     pub(crate) fn ingest_limits(&self) -> api::IngestLimits {
         api::IngestLimits {
             max_body_bytes: self.ingest.max_body_bytes,
@@ -340,6 +397,7 @@ impl Config {
                 max_batch_events: self.ingest.max_batch_events,
             },
             body_timeout: Duration::from_millis(self.ingest.body_timeout_ms.max(1)),
+            max_buffered_bytes: self.ingest.max_buffered_bytes,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! shuts them down in order.
 
 mod config;
+mod http;
 mod outbox;
 
 use std::net::SocketAddr;
@@ -13,13 +14,13 @@ use pipeline::Progress;
 use queue::{EmbeddedQueue, Queue};
 use store::EventStore;
 use store::embedded::EmbeddedStore;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use api::accounts::BootstrapCredentials;
 pub use config::{
-    AuditSettings, AuthSettings, BootstrapSettings, Config, IngestSettings, LimitSettings,
-    MAX_DEPTH, PipelineSettings, QueueSettings, StoreSettings,
+    AuditSettings, AuthSettings, BootstrapSettings, Config, HttpSettings, IngestSettings,
+    LimitSettings, MAX_DEPTH, PipelineSettings, QueueSettings, StoreSettings,
 };
 
 /// How long shutdown waits for requests in flight before cutting them off.
@@ -29,7 +30,7 @@ const HTTP_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3
 /// A server that is accepting requests.
 pub struct RunningServer {
     local_addr: SocketAddr,
-    stop_http: oneshot::Sender<()>,
+    stop_http: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
     stop_worker: watch::Sender<bool>,
     worker: JoinHandle<Result<(), pipeline::PipelineError>>,
@@ -167,6 +168,12 @@ pub async fn start_on(
         limits: Arc::new(config.ingest_limits()),
         progress,
         decode_permits: Arc::new(tokio::sync::Semaphore::new(api::CONCURRENT_DECODES)),
+        body_budget: Arc::new(tokio::sync::Semaphore::new(
+            config
+                .ingest
+                .max_buffered_bytes
+                .min(tokio::sync::Semaphore::MAX_PERMITS),
+        )),
         auth: Arc::new(auth_state),
         audit: audit_log,
     };
@@ -176,15 +183,13 @@ pub async fn start_on(
         Arc::clone(&queue),
         outbox_stop_signal,
     ));
-    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let (stop_http, http_stop_signal) = oneshot::channel::<()>();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop_signal.await;
-            })
-            .await
-    });
+    let (stop_http, http_stop_signal) = watch::channel(false);
+    let http = tokio::spawn(http::serve(
+        listener,
+        api::router(state),
+        config.connection_limits(),
+        http_stop_signal,
+    ));
     tracing::info!(
         listen = %local_addr,
         data_dir = %config.data_dir.display(),
@@ -228,7 +233,7 @@ impl RunningServer {
     /// are durable in the queue once answered), commit what the worker staged,
     /// and close the queue.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
-        let _ = self.stop_http.send(());
+        let _ = self.stop_http.send(true);
         let http = match tokio::time::timeout(HTTP_DRAIN_TIMEOUT, &mut self.http).await {
             Ok(joined) => joined
                 .context("the HTTP server panicked")

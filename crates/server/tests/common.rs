@@ -129,17 +129,48 @@ pub async fn count(client: &mut HttpClient, q: &str) -> u64 {
     response.json().unwrap()["total"].as_u64().unwrap()
 }
 
-/// Waits until the worker has committed everything the queue holds.
+/// Waits until the worker has committed everything the queue holds, as the
+/// super-admin's `/v1/admin/status` tells.
 pub async fn wait_drained(client: &mut HttpClient) {
+    let token = admin_token(client).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let ready = client.get("/readyz").await.unwrap().json().unwrap();
-        if ready["queue"]["pending_bytes"] == 0 {
+        let status = admin_status(client, &token).await;
+        if status["queue"]["pending_bytes"] == 0 {
             return;
         }
-        assert!(Instant::now() < deadline, "queue not drained: {ready}");
+        assert!(Instant::now() < deadline, "queue not drained: {status}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// An access token of the bootstrap super-admin.
+pub async fn admin_token(client: &mut HttpClient) -> String {
+    let body = serde_json::json!({"username": "admin", "password": TEST_ADMIN_PASSWORD});
+    let response = client
+        .post(
+            "/v1/auth/login",
+            "application/json",
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200, "{:?}", response.json());
+    response.json().unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `GET /v1/admin/status` with the super-admin's `token`.
+pub async fn admin_status(client: &mut HttpClient, token: &str) -> Value {
+    let request = hyper::Request::get("/v1/admin/status")
+        .header("authorization", format!("Bearer {token}"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let response = client.send(request).await.unwrap();
+    assert_eq!(response.status, 200, "{:?}", response.json());
+    response.json().unwrap()
 }
 
 /// The Loghub sample files shipped beside the repository.

@@ -4,14 +4,14 @@
 use std::time::Duration;
 
 use auth::jwt::{JwtKey, TokenError};
-use auth::signing::{ReplayGuard, SignatureError};
+use auth::signing::{BodyVerifier, Replay, ReplayGuard, SignatureError};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use meta::{ApiKey, MetaStore};
 
 use super::limits::{RateLimits, RateSettings};
-use super::{Principal, Role, Scope};
+use super::{Permission, Principal, Role, Rule, Scope};
 use crate::ApiError;
 use crate::AppState;
 
@@ -32,6 +32,10 @@ pub struct AccessConfig {
     pub refresh_token_ttl: Duration,
     /// How far a signed request's timestamp may be from the server's clock.
     pub signature_tolerance: Duration,
+    /// How many signatures the replay guard remembers per signing key.
+    pub signatures_per_key: usize,
+    /// Password hashes (Argon2) computed at once over all requests.
+    pub concurrent_password_checks: usize,
     /// Rate limits and login throttles.
     pub rates: RateSettings,
 }
@@ -43,6 +47,8 @@ pub struct AuthState {
     pub(crate) signing_master: Vec<u8>,
     pub(crate) replays: ReplayGuard,
     pub(crate) limits: RateLimits,
+    /// Bounds the CPU and memory that password hashing takes at once.
+    pub(crate) password_checks: tokio::sync::Semaphore,
     pub(crate) config: AccessConfig,
 }
 
@@ -59,8 +65,13 @@ impl AuthState {
             meta,
             jwt,
             signing_master,
-            replays: ReplayGuard::new(window, 1_000_000),
+            replays: ReplayGuard::new(window, config.signatures_per_key),
             limits: RateLimits::new(&config.rates),
+            password_checks: tokio::sync::Semaphore::new(
+                config
+                    .concurrent_password_checks
+                    .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+            ),
             config,
         }
     }
@@ -87,13 +98,16 @@ pub(crate) fn now_seconds() -> i64 {
     meta::now_millis() / 1000
 }
 
-/// Authenticates a request; signed requests have their body read and put back.
+/// Authenticates a request for a route with `rule`; signed requests have their
+/// body read and put back, and their signature is handed back to be remembered
+/// once the request passed its other checks.
 pub(super) async fn authenticate(
     state: &AppState,
     request: Request,
-) -> Result<(Principal, Request), ApiError> {
+    rule: Rule,
+) -> Result<(Principal, Request, Option<SignatureToRemember>), ApiError> {
     if request.headers().contains_key(KEY_ID_HEADER) {
-        return signed(state, request).await;
+        return signed(state, request, rule).await;
     }
     let value = match request.headers().get(header::AUTHORIZATION) {
         None => {
@@ -124,7 +138,7 @@ pub(super) async fn authenticate(
     } else {
         from_key(state, token).await?
     };
-    Ok((principal, request))
+    Ok((principal, request, None))
 }
 
 /// Our access tokens are three base64url parts starting with an encoded `{"`.
@@ -256,11 +270,74 @@ fn required_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, Ap
         })
 }
 
-async fn signed(state: &AppState, request: Request) -> Result<(Principal, Request), ApiError> {
+/// The largest body a signed request may send when its key could not use a
+/// large one on this route anyway: read while the signature is still unproven.
+const SMALL_SIGNED_BODY_BYTES: usize = 64 * 1024;
+
+/// A verified signature, remembered by [`ReplayGuard`] only once the request has
+/// passed every other check (see [`super::guard`]).
+pub(crate) struct SignatureToRemember {
+    key_id: String,
+    signature: [u8; 32],
+    at: i64,
+}
+
+impl SignatureToRemember {
+    /// Refuses the request if its signature was used before, or if its key's
+    /// share of the replay guard is full.
+    pub(crate) fn remember(self, state: &AppState) -> Result<(), ApiError> {
+        match state
+            .auth
+            .replays
+            .first_use(&self.key_id, &self.signature, self.at)
+        {
+            Replay::Fresh => Ok(()),
+            Replay::Replayed => Err(unauthorized(
+                "replayed_signature",
+                "this signature was already used; sign each request afresh",
+            )),
+            Replay::Full => {
+                let mut error = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_signatures",
+                    "this key has sent more signed requests than the server remembers within the signature tolerance; slow down",
+                );
+                error.retry_after_seconds = Some(1);
+                Err(error)
+            }
+        }
+    }
+}
+
+/// A signed request: everything the headers can tell is checked before the body
+/// is read (timestamp, signature format, key, revocation); the body is then read
+/// within a limit that depends on whether the key may send large bodies here,
+/// and its HMAC computed as it streams in.
+async fn signed(
+    state: &AppState,
+    request: Request,
+    rule: Rule,
+) -> Result<(Principal, Request, Option<SignatureToRemember>), ApiError> {
     let (parts, body) = request.into_parts();
     let key_id = required_header(&parts.headers, KEY_ID_HEADER)?;
     let timestamp = required_header(&parts.headers, TIMESTAMP_HEADER)?;
     let signature = required_header(&parts.headers, SIGNATURE_HEADER)?;
+    let now = now_seconds();
+    let tolerance = state.auth.config.signature_tolerance.as_secs() as i64;
+    let signature_error = |error: SignatureError| match error {
+        SignatureError::OutsideWindow { skew_seconds } => unauthorized(
+            "signature_expired",
+            format!(
+                "the signed timestamp is {skew_seconds} s from the server's clock; the tolerance is {tolerance} s"
+            ),
+        ),
+        other => unauthorized(
+            "invalid_signature",
+            format!("the request signature is not valid: {other}"),
+        ),
+    };
+    let expected = auth::signing::check_headers(timestamp, signature, now, tolerance)
+        .map_err(signature_error)?;
     let key = state
         .auth
         .meta
@@ -269,26 +346,38 @@ async fn signed(state: &AppState, request: Request) -> Result<(Principal, Reques
         .map_err(|error| ApiError::internal("looking up an API key", &error))?
         .filter(|key| key.signed)
         .ok_or_else(|| unauthorized("invalid_credentials", "no signing key has this id"))?;
-    let limits = &state.limits;
-    let body = crate::ingest::read_body(body, limits.max_body_bytes, limits.body_timeout).await?;
-    let path = parts.uri.path_and_query().map_or("/", |path| path.as_str());
-    let secret = auth::apikey::derive_signing_key(&state.auth.signing_master, &key.id);
-    let now = now_seconds();
-    let tolerance = state.auth.config.signature_tolerance.as_secs() as i64;
-    auth::signing::verify(&secret, timestamp, signature, parts.method.as_str(), path, &body, now, tolerance)
-        .map_err(|error| match error {
-            SignatureError::OutsideWindow { skew_seconds } => unauthorized(
-                "signature_expired",
-                format!("the signed timestamp is {skew_seconds} s from the server's clock; the tolerance is {tolerance} s"),
-            ),
-            other => unauthorized("invalid_signature", format!("the request signature is not valid: {other}")),
-        })?;
-    if !state.auth.replays.first_use(&key.id, signature, now) {
-        return Err(unauthorized(
-            "replayed_signature",
-            "this signature was already used; sign each request afresh",
-        ));
-    }
     let principal = usable_key(state, key)?;
-    Ok((principal, Request::from_parts(parts, Body::from(body))))
+
+    let max = match rule {
+        Rule::Needs(permission @ (Permission::WriteLogs | Permission::WriteAudit))
+            if principal.can(permission) =>
+        {
+            state.limits.max_body_bytes
+        }
+        _ => SMALL_SIGNED_BODY_BYTES,
+    };
+    let path = parts.uri.path_and_query().map_or("/", |path| path.as_str());
+    let secret = auth::apikey::derive_signing_key(&state.auth.signing_master, key_id);
+    let mut verifier = BodyVerifier::new(&secret, timestamp, parts.method.as_str(), path);
+    let buffered = crate::body::read(
+        body,
+        max,
+        state.limits.body_timeout,
+        crate::body::content_length(&parts.headers),
+        &state.body_budget,
+        |chunk| {
+            verifier.update(chunk);
+            Ok(())
+        },
+    )
+    .await?;
+    verifier.finish(&expected).map_err(signature_error)?;
+    let remember = SignatureToRemember {
+        key_id: key_id.to_owned(),
+        signature: expected,
+        at: now,
+    };
+    // The body's budget is returned here; the handler reserves it again as it reads.
+    let request = Request::from_parts(parts, Body::from(buffered.bytes));
+    Ok((principal, request, Some(remember)))
 }

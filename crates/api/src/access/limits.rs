@@ -27,7 +27,11 @@ pub struct RateSettings {
     pub tenant_events: Quota,
     /// Ingested body bytes per tenant (as sent, before decompression).
     pub tenant_bytes: Quota,
-    /// Failed logins per account.
+    /// Failed logins per account from one client address: the throttle an
+    /// attacker guessing from one place meets first.
+    pub login_failures_per_account_and_address: Quota,
+    /// Failed logins per account from all addresses together: a much higher
+    /// ceiling, so guessing from one address never locks the owner out.
     pub login_failures_per_account: Quota,
     /// Failed logins per client address.
     pub login_failures_per_address: Quota,
@@ -39,6 +43,7 @@ pub struct RateLimits {
     caller_events: Buckets<String>,
     tenant_events: Buckets<String>,
     tenant_bytes: Buckets<String>,
+    failures_by_account_and_address: Buckets<(String, IpAddr)>,
     failures_by_account: Buckets<String>,
     failures_by_address: Buckets<IpAddr>,
 }
@@ -51,6 +56,10 @@ impl RateLimits {
             caller_events: Buckets::new(settings.caller_events, MAX_TRACKED),
             tenant_events: Buckets::new(settings.tenant_events, MAX_TRACKED),
             tenant_bytes: Buckets::new(settings.tenant_bytes, MAX_TRACKED),
+            failures_by_account_and_address: Buckets::new(
+                settings.login_failures_per_account_and_address,
+                MAX_TRACKED,
+            ),
             failures_by_account: Buckets::new(settings.login_failures_per_account, MAX_TRACKED),
             failures_by_address: Buckets::new(settings.login_failures_per_address, MAX_TRACKED),
         }
@@ -72,7 +81,7 @@ impl RateLimits {
     }
 
     /// Charges an ingest body's bytes to the tenant.
-    pub(crate) fn admit_bytes(&self, principal: &Principal, bytes: usize) -> Result<(), ApiError> {
+    pub(crate) fn admit_bytes(&self, principal: &Principal, bytes: u64) -> Result<(), ApiError> {
         let quota = self.tenant_bytes.quota();
         match self
             .tenant_bytes
@@ -103,16 +112,18 @@ impl RateLimits {
         }
     }
 
-    /// Reserves one failed login for the account and the address before the
-    /// (slow) password check, so attempts racing each other cannot all pass;
-    /// refused when either has none left. [`RateLimits::login_succeeded`] gives
-    /// the reservation back.
+    /// Reserves one failed login for the account from this address, the account
+    /// and the address before the (slow) password check, so attempts racing each
+    /// other cannot all pass; refused when any of them has none left.
+    /// [`RateLimits::login_succeeded`] gives the reservation back.
     pub(crate) fn reserve_login(&self, username: &str, address: IpAddr) -> Result<(), ApiError> {
         let now = Instant::now();
         let account = username.to_owned();
+        let pair = (account.clone(), address);
+        let by_pair = self.failures_by_account_and_address.take(&pair, 1.0, now);
         let by_account = self.failures_by_account.take(&account, 1.0, now);
         let by_address = self.failures_by_address.take(&address, 1.0, now);
-        let waits: Vec<f64> = [by_account, by_address]
+        let waits: Vec<f64> = [by_pair, by_account, by_address]
             .into_iter()
             .filter_map(|decision| match decision {
                 Decision::Allowed { .. } => None,
@@ -127,6 +138,9 @@ impl RateLimits {
             return Ok(());
         }
         // Whichever side did pay gets its token back: the attempt is not made.
+        if matches!(by_pair, Decision::Allowed { .. }) {
+            self.failures_by_account_and_address.refund(&pair, 1.0, now);
+        }
         if matches!(by_account, Decision::Allowed { .. }) {
             self.failures_by_account.refund(&account, 1.0, now);
         }
@@ -146,8 +160,10 @@ impl RateLimits {
     /// The attempt reserved by [`RateLimits::reserve_login`] succeeded: it is not a failure.
     pub(crate) fn login_succeeded(&self, username: &str, address: IpAddr) {
         let now = Instant::now();
-        self.failures_by_account
-            .refund(&username.to_owned(), 1.0, now);
+        let account = username.to_owned();
+        self.failures_by_account_and_address
+            .refund(&(account.clone(), address), 1.0, now);
+        self.failures_by_account.refund(&account, 1.0, now);
         self.failures_by_address.refund(&address, 1.0, now);
     }
 }

@@ -234,10 +234,16 @@ pub enum Rule {
     Needs(Permission),
 }
 
-/// The access rule of every route: the one place access is decided.
+/// The access rule of every route: the one place access is decided. `HEAD`
+/// is `GET` without a body, so it has the rule of `GET`.
 pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
     use Permission::*;
-    let rule = match (method.as_str(), route) {
+    let method = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    let rule = match (method, route) {
         ("GET", "/healthz" | "/readyz" | "/v1/audit/public-key") => Rule::Public,
         ("POST", "/v1/auth/login" | "/v1/auth/refresh" | "/v1/auth/register") => Rule::Public,
         ("POST", "/v1/auth/logout" | "/v1/auth/password") => Rule::UserSession,
@@ -259,7 +265,7 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         ("GET" | "POST", "/v1/users" | "/v1/keys") => Rule::Needs(ManageTenant),
         ("PATCH", "/v1/users/{id}") | ("DELETE", "/v1/keys/{id}") => Rule::Needs(ManageTenant),
         ("GET" | "PUT", "/v1/settings") => Rule::Needs(ManageTenant),
-        ("GET" | "POST", "/v1/tenants") => Rule::Needs(ManageTenants),
+        ("GET" | "POST", "/v1/tenants") | ("GET", "/v1/admin/status") => Rule::Needs(ManageTenants),
         _ => return None,
     };
     Some(rule)
@@ -278,6 +284,10 @@ pub(crate) async fn guard(
         .map(|path| path.as_str().to_owned())
         .unwrap_or_default();
     let Some(rule) = rule_for(request.method(), &route) else {
+        if request.method() == Method::HEAD {
+            // A route without GET: HEAD is a method it does not accept, not a gap in the table.
+            return Err(crate::error::method_not_allowed().await);
+        }
         tracing::error!(method = %request.method(), route, "route has no access rule");
         return Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -288,7 +298,8 @@ pub(crate) async fn guard(
     if rule == Rule::Public {
         return Ok(next.run(request).await);
     }
-    let (principal, request_back) = authenticate::authenticate(&state, request).await?;
+    let (principal, request_back, signature) =
+        authenticate::authenticate(&state, request, rule).await?;
     request = request_back;
     let allowed = match rule {
         Rule::Public | Rule::Authenticated => true,
@@ -307,6 +318,11 @@ pub(crate) async fn guard(
         ));
     }
     let headers = state.auth.limits.admit_request(&principal)?;
+    // Only now, with the key allowed and within its rate, is its signature
+    // remembered: refused requests cannot fill the replay guard.
+    if let Some(signature) = signature {
+        signature.remember(&state)?;
+    }
     request.extensions_mut().insert(principal);
     let mut response = next.run(request).await;
     response.headers_mut().extend(headers);

@@ -1,0 +1,271 @@
+//! Serving the API over HTTP/1.1 connections that cannot hold the server's
+//! resources: at most `max_connections` at once (more are closed as soon as they
+//! are accepted), a client must finish a request's headers within the header
+//! timeout, and a keep-alive connection waiting for its next request is closed
+//! after the idle timeout. Shutdown stops accepting, lets requests in flight
+//! finish and closes idle connections.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore, watch};
+use tower_service::Service as _;
+
+/// Limits on connections.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectionLimits {
+    /// How long a client may take to send a request's headers: from the
+    /// connection's start for its first request, from the first byte for later ones.
+    pub(crate) header_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request.
+    pub(crate) idle_timeout: Duration,
+    /// Connections open at once.
+    pub(crate) max_connections: usize,
+}
+
+/// Accepts connections until `stop` fires, then waits for the open ones to finish.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    // One permit per open connection; shutdown waits until all are back.
+    let max_connections = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let open = Arc::new(Semaphore::new(max_connections));
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stopped(&mut stop) => break,
+        };
+        let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
+            tracing::debug!(%peer, max_connections, "too many connections; closing a new one");
+            drop(stream);
+            continue;
+        };
+        let router = router.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            serve_connection(stream, peer, router, limits, stop).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    let _drained = open.acquire_many(all).await;
+    Ok(())
+}
+
+/// Resolves once shutdown is asked for (or the server is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await.map(|_| ());
+}
+
+/// What a connection is doing, shared by its reader, its requests and its watchdog.
+struct Activity {
+    started: Instant,
+    /// Requests whose response is not yet fully written.
+    in_flight: AtomicUsize,
+    /// Milliseconds since `started` when the connection last became idle.
+    idle_since: AtomicU64,
+    /// Milliseconds since `started` when the next request's first byte arrived;
+    /// [`NOT_STARTED`] while none has.
+    head_since: AtomicU64,
+    /// Wakes the watchdog when a request starts or ends, so it sleeps until the
+    /// deadline that now applies.
+    changed: Notify,
+}
+
+const NOT_STARTED: u64 = u64::MAX;
+
+impl Activity {
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// How long until the connection must be closed, if nothing changes.
+    fn remaining(&self, limits: &ConnectionLimits) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let now = self.now();
+        let (since, timeout) = match self.head_since.load(Ordering::Acquire) {
+            NOT_STARTED => (self.idle_since.load(Ordering::Acquire), limits.idle_timeout),
+            head => (head, limits.header_timeout),
+        };
+        let deadline = since.saturating_add(timeout.as_millis() as u64);
+        Some(Duration::from_millis(deadline.saturating_sub(now)))
+    }
+}
+
+/// Marks a request in flight until its response body has been written (or dropped).
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn start(activity: &Arc<Activity>) -> InFlight {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        activity.head_since.store(NOT_STARTED, Ordering::Release);
+        activity.changed.notify_one();
+        InFlight(Arc::clone(activity))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let activity = &self.0;
+        activity.idle_since.store(activity.now(), Ordering::Release);
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+        activity.changed.notify_one();
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    limits: ConnectionLimits,
+    mut stop: watch::Receiver<bool>,
+) {
+    let activity = Arc::new(Activity {
+        started: Instant::now(),
+        in_flight: AtomicUsize::new(0),
+        idle_since: AtomicU64::new(0),
+        // The first request's headers are due from the start.
+        head_since: AtomicU64::new(0),
+        changed: Notify::new(),
+    });
+    let io = TokioIo::new(Watched {
+        inner: stream,
+        activity: Arc::clone(&activity),
+    });
+    let service_activity = Arc::clone(&activity);
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        let in_flight = InFlight::start(&service_activity);
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let mut router = router.clone();
+        async move {
+            let response = router.call(request).await?;
+            // The request stays in flight while its body is written.
+            Ok::<_, Infallible>(response.map(|body| {
+                Body::new(body.map_frame(move |frame| {
+                    let _in_flight = &in_flight;
+                    frame
+                }))
+            }))
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // hyper's own header timeout is a backstop: it runs from when hyper starts
+    // waiting for a head, so it must not cut idle keep-alive connections short.
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout.max(limits.idle_timeout))
+        .max_buf_size(64 * 1024);
+    let mut connection = pin!(builder.serve_connection(io, service));
+    let mut stopping = false;
+    loop {
+        let watchdog = async {
+            loop {
+                // While a request is in flight its handler bounds it: wait for it to end.
+                let wait = match activity.remaining(&limits) {
+                    Some(remaining) if remaining.is_zero() => return,
+                    Some(remaining) => remaining,
+                    None => Duration::MAX,
+                };
+                let _ = tokio::time::timeout(wait, activity.changed.notified()).await;
+            }
+        };
+        tokio::select! {
+            served = connection.as_mut() => {
+                if let Err(error) = served {
+                    tracing::debug!(%peer, %error, "connection ended with an error");
+                }
+                return;
+            }
+            () = watchdog => {
+                tracing::debug!(%peer, "closing a connection that sent no complete request in time");
+                return;
+            }
+            () = stopped(&mut stop), if !stopping => {
+                stopping = true;
+                connection.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// A TCP stream that notes when the first byte of a request arrives.
+struct Watched {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let activity = &self.activity;
+        if buf.filled().len() > before
+            && activity.in_flight.load(Ordering::Acquire) == 0
+            && activity.head_since.load(Ordering::Acquire) == NOT_STARTED
+        {
+            activity.head_since.store(activity.now(), Ordering::Release);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
