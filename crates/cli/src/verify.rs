@@ -26,7 +26,8 @@ pub struct VerifyArgs {
     /// The server's data directory.
     #[arg(long, env = "LOGBOOK_DATA_DIR", default_value = "logbook-data")]
     data_dir: PathBuf,
-    /// Only this tenant [default: every tenant with an audit trail].
+    /// Only this tenant [default: every tenant with an audit trail]. With `--export` or
+    /// `--url`: the tenant the export must belong to [default: the one its header names].
     #[arg(long)]
     tenant: Option<String>,
     /// The checkpoint key to trust, as `logbook verify --print-public-key` or
