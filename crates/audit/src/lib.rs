@@ -85,4 +85,4 @@ pub use error::AuditError;
 pub use merkle::*;
 pub use signing::{KeyError, SigningKey, VerifyingKey};
 pub use trail::{LeafReader, Recovery, TrailStore, read_leaves};
-pub use verify::{BreakKind, VerifyReport, verify_event_inclusion, verify_trail};
+pub use verify::{BreakKind, Expectations, VerifyReport, verify_event_inclusion, verify_trail};

@@ -1,14 +1,16 @@
 //! Verification anyone can run: a whole trail against its signed checkpoints, or one event
 //! against one checkpoint.
 //!
-//! [`verify_trail`] needs only the events (as canonical bytes, with the sequence number
-//! each claims), the checkpoint notes and the server's verifier key. It recomputes the
-//! RFC 9162 tree leaf by leaf and compares its root with every checkpoint at that
-//! checkpoint's size, and checks that the claimed sequence numbers run 0, 1, 2, … in the
-//! order the leaves are stored. The first thing wrong is reported as a
+//! [`verify_trail`] needs only the events (as canonical bytes), the checkpoint notes, the
+//! server's verifier key and the tenant being verified (optionally also a checkpoint seen
+//! earlier). It recomputes the RFC 9162 tree leaf by leaf and compares its root with every
+//! checkpoint at that checkpoint's size, and checks that the sequence numbers the events
+//! claim run 0, 1, 2, … in the order the leaves are stored and that every checkpoint and
+//! event belongs to the tenant. The first thing wrong is reported as a
 //! [`VerifyReport::Broken`] whose `seq` is the position, in the intact trail, of the first
 //! leaf that is not as it should be.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde_json::Value;
@@ -36,8 +38,20 @@ pub enum BreakKind {
     Inserted,
     /// The leaves end before the size a checkpoint signs: events were cut off the end.
     Truncated,
-    /// A checkpoint note is malformed, not signed by the key, or for another tenant.
+    /// A checkpoint note is malformed or not signed by the key.
     BadSignature,
+    /// A checkpoint (by its origin) or an event (by its `"tenant"`) belongs to another
+    /// tenant than the one being verified: a trail was relabelled or copied over.
+    WrongTenant,
+    /// Leaves follow the newest checkpoint where nothing may (an export ends at its
+    /// checkpoint): they were added after it was signed.
+    BeyondCheckpoint,
+    /// The trail ends before the size of the trusted checkpoint: events the key signed
+    /// earlier are gone.
+    RolledBack,
+    /// The trail matches its own checkpoints, but its first leaves are not the ones the
+    /// trusted checkpoint signs: the key signed two different histories.
+    Forked,
 }
 
 impl fmt::Display for BreakKind {
@@ -49,6 +63,10 @@ impl fmt::Display for BreakKind {
             BreakKind::Inserted => "inserted",
             BreakKind::Truncated => "truncated",
             BreakKind::BadSignature => "bad signature",
+            BreakKind::WrongTenant => "wrong tenant",
+            BreakKind::BeyondCheckpoint => "beyond the checkpoint",
+            BreakKind::RolledBack => "rolled back",
+            BreakKind::Forked => "forked",
         })
     }
 }
@@ -57,19 +75,25 @@ impl fmt::Display for BreakKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VerifyReport {
     /// Every checkpoint is validly signed and matches the leaves, and the sequence numbers
-    /// are intact.
+    /// and tenants are intact.
     Verified {
         /// How many leaves were read.
         events: u64,
-        /// The size of the newest checkpoint (0 without checkpoints). Leaves beyond it,
+        /// How many leaves signed checkpoints cover: the size of the newest checkpoint (or
+        /// of the trusted one, if larger; 0 without checkpoints). Leaves beyond it,
         /// `events − checkpoint_size` of them, are in order but not yet covered by a
         /// signature: they will be by the next checkpoint.
         checkpoint_size: u64,
+        /// The size of the trusted checkpoint the trail was found to extend, if one was
+        /// given.
+        trusted: Option<u64>,
     },
     /// The trail is damaged; this is the first damage found.
     Broken {
         /// The position (sequence number in the intact trail) of the first bad leaf; for
-        /// [`BreakKind::BadSignature`], the size the bad checkpoint claims (0 if unreadable).
+        /// [`BreakKind::BadSignature`] and a checkpoint's [`BreakKind::WrongTenant`], the
+        /// size the bad checkpoint claims (0 if unreadable); for [`BreakKind::RolledBack`]
+        /// the number of leaves; for [`BreakKind::Forked`] the trusted checkpoint's size.
         seq: u64,
         /// What kind of damage.
         kind: BreakKind,
@@ -91,11 +115,15 @@ impl fmt::Display for VerifyReport {
             VerifyReport::Verified {
                 events,
                 checkpoint_size,
+                trusted,
             } => {
                 write!(
                     f,
                     "verified: {events} events, {checkpoint_size} covered by signed checkpoints"
                 )?;
+                if let Some(trusted) = trusted {
+                    write!(f, "; extends the trusted checkpoint of size {trusted}")?;
+                }
                 let uncovered = events - checkpoint_size;
                 if uncovered > 0 {
                     write!(
@@ -105,6 +133,12 @@ impl fmt::Display for VerifyReport {
                 }
                 Ok(())
             }
+            // Neither names one bad leaf: the trail as a whole is not the one trusted.
+            VerifyReport::Broken {
+                kind: kind @ (BreakKind::RolledBack | BreakKind::Forked),
+                detail,
+                ..
+            } => write!(f, "broken: {kind}: {detail}"),
             VerifyReport::Broken { seq, kind, detail } => {
                 write!(f, "broken at seq {seq} ({kind}): {detail}")
             }
@@ -112,33 +146,70 @@ impl fmt::Display for VerifyReport {
     }
 }
 
+/// What [`verify_trail`] holds a trail to, besides its own checkpoints.
+#[derive(Clone, Copy)]
+pub struct Expectations<'a> {
+    /// The server's verifier key: every checkpoint must be validly signed with it.
+    pub key: &'a VerifyingKey,
+    /// The tenant being verified: every checkpoint's origin must be `logbook/<tenant>` and
+    /// every readable event's `"tenant"` member must be this tenant.
+    pub tenant: &'a str,
+    /// A checkpoint the verifier saw earlier and kept (its signature already checked):
+    /// the trail must extend it, i.e. its first `trusted.size` leaves must have the
+    /// trusted root ([`BreakKind::RolledBack`], [`BreakKind::Forked`] otherwise).
+    pub trusted: Option<&'a Checkpoint>,
+    /// Whether leaves beyond the newest checkpoint are an error
+    /// ([`BreakKind::BeyondCheckpoint`]) rather than "not yet signed": exports end at their
+    /// checkpoint.
+    pub signed_only: bool,
+    /// The leaf hashes the store kept (`hashes.bin`), by seq, if any. They are not
+    /// trusted; they only narrow down which leaf was altered.
+    pub stored_hashes: Option<&'a dyn Fn(u64) -> Option<Hash>>,
+}
+
+/// The members of an event the walk reads; the rest is skipped unparsed.
+#[derive(serde::Deserialize)]
+struct LeafHead<'a> {
+    seq: Option<u64>,
+    #[serde(borrow)]
+    tenant: Option<Cow<'a, str>>,
+}
+
+impl<'a> LeafHead<'a> {
+    /// The head of a leaf, or `None` if it is not a JSON object with these members as
+    /// their types: such a leaf is checked by the checkpoints alone.
+    fn read(leaf: &'a [u8]) -> Option<Self> {
+        serde_json::from_slice(leaf).ok()
+    }
+}
+
 /// One checkpoint note as the verifier sees it: the size it claims, and either the
 /// verified checkpoint or why it is not acceptable.
 struct Claim {
     size: u64,
-    checkpoint: Result<Checkpoint, String>,
+    checkpoint: Result<Checkpoint, (BreakKind, String)>,
 }
 
 /// Verifies a whole trail against its signed checkpoints.
 ///
-/// - `leaves`: every leaf in stored order, as `(seq, bytes)`: the sequence number the event
-///   claims (its `"seq"` member, which the caller extracts) and its canonical bytes
-///   ([`canonical_json`] of the event). An `Err` item stops verification with that error.
+/// - `leaves`: every leaf in stored order, as canonical bytes ([`canonical_json`] of the
+///   event). An `Err` item stops verification with that error. Each leaf's `"seq"` and
+///   `"tenant"` members are read; a leaf that is not a JSON object claims its position and
+///   no tenant (the checkpoints then find it altered).
 /// - `checkpoints`: signed checkpoint notes, in any order.
-/// - `key`: the server's verifier key.
-/// - `stored_hashes`: optionally, the leaf hashes the store kept (`hashes.bin`), by seq.
-///   They are not trusted; they only narrow down which leaf was altered.
+/// - `expect`: the key, the tenant and what else the trail must match.
 /// - `progress`: called with the number of leaves read, every [`PROGRESS_INTERVAL`]
 ///   leaves and at the end.
 ///
 /// Reports [`VerifyReport::Verified`] or the first [`VerifyReport::Broken`] found, walking
 /// the leaves in order and taking each checkpoint when the walk reaches its size:
 ///
-/// - a checkpoint note that is malformed, not validly signed by `key`, or for another tenant
-///   than the smallest valid checkpoint: [`BreakKind::BadSignature`] at its claimed size;
+/// - a checkpoint note that is malformed or not validly signed by the key:
+///   [`BreakKind::BadSignature`] at its claimed size; one whose origin names another
+///   tenant: [`BreakKind::WrongTenant`] at its size;
 /// - a checkpoint whose root is not the root of the leaves so far: [`BreakKind::Altered`]
 ///   at the first leaf since the previous matching checkpoint whose hash differs from its
-///   stored hash, or, without `stored_hashes` or such a leaf, at the previous matching
+///   stored hash, or, without stored hashes or such a leaf, at the previous matching
 ///   checkpoint's size (the detail says which); if another validly signed checkpoint of
 ///   the same size does match, the key signed two versions of the trail: `Altered` at that
 ///   size;
@@ -146,101 +217,108 @@ struct Claim {
 /// - a leaf claiming a larger seq than its position: [`BreakKind::Inserted`] if that seq
 ///   appears again later, else [`BreakKind::Reordered`] if a skipped seq appears later,
 ///   else [`BreakKind::Missing`] (the rest of the leaves are read to decide);
+/// - an event of another tenant (or of none): [`BreakKind::WrongTenant`] at its seq;
 /// - leaves ending before a checkpoint's size: [`BreakKind::Truncated`] at the number of
-///   leaves.
+///   leaves;
+/// - with `signed_only`, leaves beyond the newest checkpoint:
+///   [`BreakKind::BeyondCheckpoint`] at its size;
+/// - with a trusted checkpoint: leaves ending before its size is [`BreakKind::RolledBack`];
+///   a root at its size other than its root is [`BreakKind::Forked`] if the trail's own
+///   checkpoints cover that size and match (the key signed both histories), else
+///   [`BreakKind::Altered`], as for any checkpoint. Comparing the rebuilt root at the
+///   trusted size with the trusted root, and the root at the newest size with the newest
+///   checkpoint, is what a consistency proof computed from these leaves would establish.
 ///
 /// Cost: one leaf hash per leaf plus amortised one node hash, one root per checkpoint
 /// (O(log n) hashes) and one signature check per checkpoint; memory O(log n) besides the
 /// checkpoints.
 pub fn verify_trail(
-    leaves: impl Iterator<Item = Result<(u64, Vec<u8>), AuditError>>,
+    leaves: impl Iterator<Item = Result<Vec<u8>, AuditError>>,
     checkpoints: &[String],
-    key: &VerifyingKey,
-    stored_hashes: Option<&dyn Fn(u64) -> Option<Hash>>,
+    expect: &Expectations<'_>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<VerifyReport, AuditError> {
-    let claims = read_claims(checkpoints, key);
+    if let Some(trusted) = expect.trusted
+        && trusted.tenant != expect.tenant
+    {
+        return Ok(VerifyReport::Broken {
+            seq: 0,
+            kind: BreakKind::WrongTenant,
+            detail: format!(
+                "the trusted checkpoint is for tenant {:?}, but the trail is {:?}'s",
+                trusted.tenant, expect.tenant
+            ),
+        });
+    }
+    let claims = read_claims(checkpoints, expect);
     let mut walk = Walk {
         claims: &claims,
         next: 0,
         range: CompactRange::new(),
         last_good: 0,
         first_diff: None,
-        stored_hashes,
+        forked: false,
+        expect,
     };
-    if let Some(broken) = walk.take_checkpoints() {
+    if let Some(broken) = walk.reach() {
         return Ok(broken);
     }
     let mut leaves = leaves;
     while let Some(item) = leaves.next() {
-        let (claimed, bytes) = item?;
+        let bytes = item?;
         let position = walk.range.size();
+        let head = LeafHead::read(&bytes);
+        let claimed = head.as_ref().and_then(|head| head.seq).unwrap_or(position);
         if claimed != position {
             return sequence_break(position, claimed, leaves, progress);
+        }
+        if let Some(head) = &head
+            && head.tenant.as_deref() != Some(expect.tenant)
+        {
+            return Ok(wrong_tenant_event(
+                position,
+                head.tenant.as_deref(),
+                expect.tenant,
+            ));
         }
         walk.push(position, &bytes);
         if walk.range.size().is_multiple_of(PROGRESS_INTERVAL) {
             progress(walk.range.size());
         }
-        if let Some(broken) = walk.take_checkpoints() {
+        if let Some(broken) = walk.reach() {
             return Ok(broken);
         }
     }
-    let events = walk.range.size();
-    progress(events);
-    if let Some(claim) = claims.get(walk.next) {
-        // The leaves ended before this checkpoint's size.
-        return Ok(match &claim.checkpoint {
-            Err(why) => bad_signature(claim.size, why),
-            Ok(_) => VerifyReport::Broken {
-                seq: events,
-                kind: BreakKind::Truncated,
-                detail: format!(
-                    "the trail ends after {events} events, but a checkpoint signs {} events",
-                    claim.size
-                ),
-            },
-        });
-    }
-    Ok(VerifyReport::Verified {
-        events,
-        checkpoint_size: walk.last_good,
-    })
+    progress(walk.range.size());
+    Ok(walk.finish())
 }
 
 /// Verifies every note and sorts them by the size they claim (bad ones first at a size).
-fn read_claims(checkpoints: &[String], key: &VerifyingKey) -> Vec<Claim> {
+fn read_claims(checkpoints: &[String], expect: &Expectations<'_>) -> Vec<Claim> {
     let mut claims: Vec<Claim> = checkpoints
         .iter()
-        .map(|note| match Checkpoint::verify(note, key) {
+        .map(|note| match Checkpoint::verify(note, expect.key) {
+            Ok(checkpoint) if checkpoint.tenant != expect.tenant => Claim {
+                size: checkpoint.size,
+                checkpoint: Err((
+                    BreakKind::WrongTenant,
+                    format!(
+                        "it is signed for tenant {:?}, not {:?}",
+                        checkpoint.tenant, expect.tenant
+                    ),
+                )),
+            },
             Ok(checkpoint) => Claim {
                 size: checkpoint.size,
                 checkpoint: Ok(checkpoint),
             },
             Err(error) => Claim {
                 size: claimed_size(note).unwrap_or(0),
-                checkpoint: Err(error.to_string()),
+                checkpoint: Err((BreakKind::BadSignature, error.to_string())),
             },
         })
         .collect();
     claims.sort_by_key(|claim| (claim.size, claim.checkpoint.is_ok()));
-    // Every valid checkpoint must be for the same tenant as the first.
-    let tenant = claims
-        .iter()
-        .find_map(|claim| claim.checkpoint.as_ref().ok())
-        .map(|checkpoint| checkpoint.tenant.clone());
-    if let Some(tenant) = tenant {
-        for claim in &mut claims {
-            if let Ok(checkpoint) = &claim.checkpoint
-                && checkpoint.tenant != tenant
-            {
-                claim.checkpoint = Err(format!(
-                    "it is signed for tenant {:?}, but the trail's first checkpoint is for {tenant:?}",
-                    checkpoint.tenant
-                ));
-            }
-        }
-    }
     claims
 }
 
@@ -254,7 +332,10 @@ struct Walk<'a> {
     last_good: u64,
     /// The first leaf since `last_good` whose hash differs from its stored hash.
     first_diff: Option<u64>,
-    stored_hashes: Option<&'a dyn Fn(u64) -> Option<Hash>>,
+    /// Whether the root at the trusted size differed while the trail's own checkpoints
+    /// cover that size: a fork, unless a later checkpoint fails first.
+    forked: bool,
+    expect: &'a Expectations<'a>,
 }
 
 impl Walk<'_> {
@@ -262,12 +343,31 @@ impl Walk<'_> {
     fn push(&mut self, seq: u64, bytes: &[u8]) {
         let hash = leaf_hash(bytes);
         if self.first_diff.is_none()
-            && let Some(stored) = self.stored_hashes
+            && let Some(stored) = self.expect.stored_hashes
             && stored(seq).is_some_and(|stored| stored != hash)
         {
             self.first_diff = Some(seq);
         }
         self.range.push(hash);
+    }
+
+    /// Checks everything due at the current size: its checkpoints, then the trusted one.
+    fn reach(&mut self) -> Option<VerifyReport> {
+        if let Some(broken) = self.take_checkpoints() {
+            return Some(broken);
+        }
+        let trusted = self.expect.trusted?;
+        let size = self.range.size();
+        if trusted.size != size || self.range.root() == trusted.root {
+            return None;
+        }
+        if self.last_good == size || self.next < self.claims.len() {
+            // The trail's own checkpoints decide whether these leaves were altered; if
+            // they all match, the key signed another history before.
+            self.forked = true;
+            return None;
+        }
+        Some(self.altered(size, "the trusted checkpoint"))
     }
 
     /// Checks every checkpoint whose size is the current size; the first that fails.
@@ -282,9 +382,9 @@ impl Walk<'_> {
         match here.first() {
             None => return None,
             Some(Claim {
-                checkpoint: Err(why),
+                checkpoint: Err((kind, why)),
                 ..
-            }) => return Some(bad_signature(size, why)),
+            }) => return Some(bad_claim(size, *kind, why)),
             Some(_) => {}
         }
         let root = self.range.root();
@@ -307,14 +407,14 @@ impl Walk<'_> {
                 ),
             });
         }
-        Some(self.altered(size))
+        Some(self.altered(size, "the checkpoint"))
     }
 
-    /// The report for a checkpoint at `size` whose root does not match.
-    fn altered(&self, size: u64) -> VerifyReport {
+    /// The report for `checkpoint` (a name for people) at `size` whose root does not match.
+    fn altered(&self, size: u64, checkpoint: &str) -> VerifyReport {
         let last_good = self.last_good;
-        let mismatch = format!("the checkpoint at size {size} does not match the leaves");
-        let (seq, detail) = match (self.first_diff, self.stored_hashes) {
+        let mismatch = format!("{checkpoint} at size {size} does not match the leaves");
+        let (seq, detail) = match (self.first_diff, self.expect.stored_hashes) {
             (Some(seq), _) => (
                 seq,
                 format!(
@@ -344,14 +444,92 @@ impl Walk<'_> {
             detail,
         }
     }
+
+    /// The report once every leaf was read.
+    fn finish(self) -> VerifyReport {
+        let events = self.range.size();
+        let last_good = self.last_good;
+        if let Some(claim) = self.claims.get(self.next) {
+            // The leaves ended before this checkpoint's size.
+            return match &claim.checkpoint {
+                Err((kind, why)) => bad_claim(claim.size, *kind, why),
+                Ok(_) => VerifyReport::Broken {
+                    seq: events,
+                    kind: BreakKind::Truncated,
+                    detail: format!(
+                        "the trail ends after {events} events, but a checkpoint signs {} events",
+                        claim.size
+                    ),
+                },
+            };
+        }
+        if self.expect.signed_only && events > last_good {
+            return VerifyReport::Broken {
+                seq: last_good,
+                kind: BreakKind::BeyondCheckpoint,
+                detail: format!(
+                    "{} events follow the checkpoint of size {last_good}, but nothing may: they \
+                     were added after it was signed",
+                    events - last_good
+                ),
+            };
+        }
+        let Some(trusted) = self.expect.trusted else {
+            return VerifyReport::Verified {
+                events,
+                checkpoint_size: last_good,
+                trusted: None,
+            };
+        };
+        if events < trusted.size {
+            return VerifyReport::Broken {
+                seq: events,
+                kind: BreakKind::RolledBack,
+                detail: format!(
+                    "the trail holds {events} events (its newest checkpoint signs {last_good}), \
+                     but the trusted checkpoint signs {}: signed events are gone",
+                    trusted.size
+                ),
+            };
+        }
+        if self.forked {
+            return VerifyReport::Broken {
+                seq: trusted.size,
+                kind: BreakKind::Forked,
+                detail: format!(
+                    "the trail matches its own checkpoints, but its first {} events are not the \
+                     ones the trusted checkpoint signs: the key signed two different histories",
+                    trusted.size
+                ),
+            };
+        }
+        VerifyReport::Verified {
+            events,
+            checkpoint_size: last_good.max(trusted.size),
+            trusted: Some(trusted.size),
+        }
+    }
 }
 
 /// The report for a checkpoint note that is not acceptable.
-fn bad_signature(size: u64, why: &str) -> VerifyReport {
+fn bad_claim(size: u64, kind: BreakKind, why: &str) -> VerifyReport {
     VerifyReport::Broken {
         seq: size,
-        kind: BreakKind::BadSignature,
+        kind,
         detail: format!("the checkpoint claiming size {size} is not acceptable: {why}"),
+    }
+}
+
+/// The report for an event of another tenant (or of none).
+fn wrong_tenant_event(seq: u64, found: Option<&str>, tenant: &str) -> VerifyReport {
+    let detail = match found {
+        Some(found) => format!("event {seq} belongs to tenant {found:?}, not {tenant:?}"),
+        None => format!("event {seq} names no tenant, but the trail is {tenant:?}'s"),
+    };
+    VerifyReport::Broken {
+        seq,
+        kind: BreakKind::WrongTenant,
+        detail,
     }
 }
 
@@ -360,7 +538,7 @@ fn bad_signature(size: u64, why: &str) -> VerifyReport {
 fn sequence_break(
     position: u64,
     claimed: u64,
-    rest: impl Iterator<Item = Result<(u64, Vec<u8>), AuditError>>,
+    rest: impl Iterator<Item = Result<Vec<u8>, AuditError>>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<VerifyReport, AuditError> {
     let broken = |kind, detail| {
@@ -384,8 +562,11 @@ fn sequence_break(
     let mut skipped_at = None;
     let mut at = position;
     for item in rest {
-        let (seq, _) = item?;
+        let leaf = item?;
         at += 1;
+        let seq = LeafHead::read(&leaf)
+            .and_then(|head| head.seq)
+            .unwrap_or(at);
         if at.is_multiple_of(PROGRESS_INTERVAL) {
             progress(at);
         }

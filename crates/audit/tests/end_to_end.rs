@@ -6,27 +6,34 @@
 use std::fs;
 
 use audit::{
-    AuditError, BreakKind, Checkpoint, SigningKey, TrailStore, VerifyReport, VerifyingKey,
-    canonical_json, verify_consistency, verify_event_inclusion, verify_trail,
+    AuditError, BreakKind, Checkpoint, Expectations, Hash, SigningKey, TrailStore, VerifyReport,
+    VerifyingKey, canonical_json, verify_consistency, verify_event_inclusion, verify_trail,
 };
 use serde_json::{Value, json};
 
 const KEY_NAME: &str = "logbook";
 
 fn event(seq: u64) -> Value {
-    json!({"seq": seq, "action": "login", "actor": {"id": format!("u{}", seq % 5)}})
+    json!({"seq": seq, "tenant": "acme", "action": "login", "actor": {"id": format!("u{}", seq % 5)}})
 }
 
-/// Reads every leaf of the store with the seq its event claims, as a verifier would.
-fn leaves_of(store: &TrailStore) -> impl Iterator<Item = Result<(u64, Vec<u8>), AuditError>> {
-    (0..store.size()).map(|seq| {
-        let bytes = store.leaf(seq)?;
-        let claimed = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| v["seq"].as_u64())
-            .unwrap_or(u64::MAX);
-        Ok((claimed, bytes))
-    })
+/// Reads every leaf of the store, as a verifier would.
+fn leaves_of(store: &TrailStore) -> impl Iterator<Item = Result<Vec<u8>, AuditError>> {
+    (0..store.size()).map(|seq| store.leaf(seq))
+}
+
+/// What acme's trail is verified against.
+fn acme<'a>(
+    key: &'a VerifyingKey,
+    stored: Option<&'a dyn Fn(u64) -> Option<Hash>>,
+) -> Expectations<'a> {
+    Expectations {
+        key,
+        tenant: "acme",
+        trusted: None,
+        signed_only: false,
+        stored_hashes: stored,
+    }
 }
 
 #[test]
@@ -54,12 +61,13 @@ fn server_and_verifier_agree() {
 
     // The verifier has only the published key text.
     let key = VerifyingKey::from_text(&published).unwrap();
-    let report = verify_trail(leaves_of(&store), &notes, &key, None, &mut |_| {}).unwrap();
+    let report = verify_trail(leaves_of(&store), &notes, &acme(&key, None), &mut |_| {}).unwrap();
     assert_eq!(
         report,
         VerifyReport::Verified {
             events: 320,
-            checkpoint_size: 320
+            checkpoint_size: 320,
+            trusted: None
         }
     );
 
@@ -117,13 +125,19 @@ fn damage_inside_the_files_is_found_by_verification() {
     assert_eq!(store.size(), 100);
     // ...and verification names it, using the stored hashes to pinpoint it.
     let stored = |seq: u64| store.leaf_hash(seq).ok();
-    let report = verify_trail(leaves_of(&store), &notes, &key, Some(&stored), &mut |_| {}).unwrap();
+    let report = verify_trail(
+        leaves_of(&store),
+        &notes,
+        &acme(&key, Some(&stored)),
+        &mut |_| {},
+    )
+    .unwrap();
     match report {
         VerifyReport::Broken { seq, kind, .. } => assert_eq!((seq, kind), (60, BreakKind::Altered)),
         other => panic!("{other:?}"),
     }
     // Without them, the first checkpoint that no longer matches bounds it.
-    let report = verify_trail(leaves_of(&store), &notes, &key, None, &mut |_| {}).unwrap();
+    let report = verify_trail(leaves_of(&store), &notes, &acme(&key, None), &mut |_| {}).unwrap();
     match report {
         VerifyReport::Broken { seq, kind, .. } => assert_eq!((seq, kind), (50, BreakKind::Altered)),
         other => panic!("{other:?}"),

@@ -153,9 +153,63 @@ impl HttpClient {
         read_response(response).await
     }
 
+    /// Sends `GET path_and_query` and returns as soon as the response head arrives; the
+    /// body is read chunk by chunk with [`StreamingResponse::chunk`], so downloads larger
+    /// than memory can be processed as they arrive. No retry: the request is sent once.
+    pub async fn get_streaming(
+        mut self,
+        path_and_query: &str,
+    ) -> anyhow::Result<StreamingResponse> {
+        let mut request = Request::builder()
+            .method(Method::GET)
+            .uri(path_and_query)
+            .header(HOST, &self.authority)
+            .body(Full::new(Bytes::new()))
+            .with_context(|| format!("invalid request path {path_and_query:?}"))?;
+        if let Some(token) = &self.token {
+            request.headers_mut().insert(AUTHORIZATION, token.clone());
+        }
+        if self.sender.is_closed() || self.sender.ready().await.is_err() {
+            self.reconnect().await?;
+        }
+        let response = self
+            .sender
+            .send_request(request)
+            .await
+            .with_context(|| format!("request to {} failed", self.authority))?;
+        let (parts, body) = response.into_parts();
+        Ok(StreamingResponse {
+            status: parts.status.as_u16(),
+            body,
+            _client: self,
+        })
+    }
+
     async fn reconnect(&mut self) -> anyhow::Result<()> {
         self.sender = open(&self.authority).await?;
         Ok(())
+    }
+}
+
+/// A response whose body is read as it arrives ([`HttpClient::get_streaming`]).
+pub struct StreamingResponse {
+    /// The status code, e.g. 200.
+    pub status: u16,
+    body: hyper::body::Incoming,
+    /// Keeps the connection for as long as the body is read.
+    _client: HttpClient,
+}
+
+impl StreamingResponse {
+    /// The next chunk of the body; `None` at its end.
+    pub async fn chunk(&mut self) -> anyhow::Result<Option<Bytes>> {
+        while let Some(frame) = self.body.frame().await {
+            // Trailers, the only other kind of frame, are skipped.
+            if let Ok(data) = frame.context("reading response body")?.into_data() {
+                return Ok(Some(data));
+            }
+        }
+        Ok(None)
     }
 }
 

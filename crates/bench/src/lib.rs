@@ -16,7 +16,7 @@ mod stats;
 #[cfg(test)]
 mod test_server;
 
-pub use client::{HttpClient, Response, percent_encode};
+pub use client::{HttpClient, Response, StreamingResponse, percent_encode};
 pub use ingest::{DrainReport, IngestArgs, IngestReport, run_ingest};
 pub use query::{QueryArgs, QueryReport, QueryStats, run_query};
 pub use stats::LatencySummary;

@@ -6,6 +6,7 @@ mod serve;
 mod verify;
 
 use std::io::IsTerminal as _;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -39,8 +40,20 @@ enum BenchCommand {
     Query(bench::QueryArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+/// Runs the command; an error is printed as its chain of causes (never a backtrace,
+/// whatever `RUST_BACKTRACE` says) and the process exits with status 1.
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LOGBOOK_LOG")

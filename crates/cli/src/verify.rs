@@ -4,15 +4,19 @@
 //!
 //! It reads the files only (nothing is repaired), so it can run on a copy of a
 //! data directory. Pin the public key with `--public-key`: a key read from the
-//! same disk as the trail proves less than one kept elsewhere. With `--export`
-//! or `--url` it checks an export (`GET /v1/audit/export`) instead, trusting
-//! nothing but the public key.
+//! same disk as the trail proves less than one kept elsewhere, and without it a
+//! warning says so. With `--export` or `--url` it checks an export
+//! (`GET /v1/audit/export`) instead, trusting nothing but the public key. Every
+//! checkpoint and event must belong to the tenant being checked, and with
+//! `--trusted-checkpoint` the trail must extend a checkpoint seen earlier.
 
-use std::io::BufRead as _;
+mod export;
+
+use std::io::{BufRead as _, Read as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use audit::{VerifyReport, VerifyingKey};
+use audit::{Checkpoint, Expectations, VerifyReport, VerifyingKey};
 use clap::Args;
 use store::embedded::{CHECKPOINTS_FILE, KEY_FILE, KEY_NAME};
 
@@ -22,7 +26,8 @@ pub struct VerifyArgs {
     /// The server's data directory.
     #[arg(long, env = "LOGBOOK_DATA_DIR", default_value = "logbook-data")]
     data_dir: PathBuf,
-    /// Only this tenant [default: every tenant with an audit trail].
+    /// Only this tenant [default: every tenant with an audit trail]. With `--export` or
+    /// `--url`: the tenant the export must belong to [default: the one its header names].
     #[arg(long)]
     tenant: Option<String>,
     /// The checkpoint key to trust, as `logbook verify --print-public-key` or
@@ -41,14 +46,11 @@ pub struct VerifyArgs {
     /// API key or access token with `audit:read`, for `--url`.
     #[arg(long, env = "LOGBOOK_KEY", hide_env_values = true)]
     key: Option<String>,
-}
-
-/// The first line of an export.
-#[derive(serde::Deserialize)]
-struct ExportHeader {
-    tenant: String,
-    size: u64,
-    checkpoint: String,
+    /// A checkpoint seen earlier (a file, or `-` for standard input): the signed note, or
+    /// the JSON of `GET /v1/audit/checkpoint`. The trail must extend it; a trail rolled
+    /// back behind it, or rewritten before its size, fails. Needs `--public-key`.
+    #[arg(long, value_name = "FILE|-")]
+    trusted_checkpoint: Option<PathBuf>,
 }
 
 /// A progress bar on a terminal, nothing otherwise.
@@ -60,44 +62,35 @@ fn progress_bar(total: u64) -> indicatif::ProgressBar {
     }
 }
 
-/// Verifies an export: its header's checkpoint and every event line after it.
-fn verify_export(text: &[u8], key: &VerifyingKey) -> anyhow::Result<(String, VerifyReport)> {
-    let mut lines = text
-        .split(|byte| *byte == b'\n')
-        .filter(|line| !line.is_empty());
-    let header: ExportHeader = serde_json::from_slice(lines.next().context("the export is empty")?)
-        .context("the export's first line is not its header")?;
-    let mut position = 0u64;
-    let leaves = lines.map(|leaf| {
-        let claimed = serde_json::from_slice::<SeqOnly>(leaf)
-            .ok()
-            .and_then(|event| event.seq)
-            .unwrap_or(position);
-        position += 1;
-        Ok((claimed, leaf.to_vec()))
-    });
-    let progress = progress_bar(header.size);
-    let report = audit::verify_trail(leaves, &[header.checkpoint], key, None, &mut |done| {
-        progress.set_position(done)
-    })?;
-    progress.finish_and_clear();
-    Ok((header.tenant, report))
-}
-
-/// Fetches a running server's export.
-async fn fetch_export(url: &str, token: Option<&str>) -> anyhow::Result<Vec<u8>> {
-    let token = token.context("--url needs --key (or LOGBOOK_KEY) with audit:read")?;
-    let mut client = bench::client::HttpClient::connect(url)
-        .await?
-        .with_token(Some(token))?;
-    let response = client.get("/v1/audit/export").await?;
-    anyhow::ensure!(
-        response.status == 200,
-        "the server answered {}: {}",
-        response.status,
-        String::from_utf8_lossy(&response.body)
-    );
-    Ok(response.body.to_vec())
+/// Reads the trusted checkpoint from `source` (`-` for standard input) and checks its
+/// signature with `key`. Accepts the signed note itself, or a JSON object holding it as
+/// `note` (`GET /v1/audit/checkpoint`, a line of `checkpoints.jsonl`) or `checkpoint` (an
+/// export's header).
+fn trusted_checkpoint(source: &Path, key: &VerifyingKey) -> anyhow::Result<Checkpoint> {
+    let text = if source == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the trusted checkpoint from standard input")?;
+        text
+    } else {
+        std::fs::read_to_string(source)
+            .with_context(|| format!("cannot read {}", source.display()))?
+    };
+    let json = serde_json::from_str::<serde_json::Value>(&text).ok();
+    let note = match json
+        .as_ref()
+        .and_then(|json| json.get("note").or_else(|| json.get("checkpoint")))
+    {
+        Some(note) => note
+            .as_str()
+            .context("the trusted checkpoint's note is not a string")?
+            .to_owned(),
+        // A signed note ends with exactly one newline; editors may add or strip one.
+        None => format!("{}\n", text.trim_end_matches(['\n', '\r'])),
+    };
+    Checkpoint::verify(&note, key)
+        .context("--trusted-checkpoint is not a checkpoint signed by the pinned --public-key")
 }
 
 fn local_key(audit_dir: &Path) -> anyhow::Result<VerifyingKey> {
@@ -131,29 +124,16 @@ fn checkpoints(dir: &Path) -> anyhow::Result<Vec<String>> {
     Ok(notes)
 }
 
-/// The one member of an event the walk needs; the rest is skipped unparsed.
-#[derive(serde::Deserialize)]
-struct SeqOnly {
-    seq: Option<u64>,
-}
-
-/// Verifies one tenant's trail.
-fn verify_tenant(dir: &Path, key: &VerifyingKey) -> anyhow::Result<VerifyReport> {
+/// Verifies one tenant's trail: the one in `dir`, named `tenant`.
+fn verify_tenant(
+    dir: &Path,
+    tenant: &str,
+    key: &VerifyingKey,
+    trusted: Option<&Checkpoint>,
+) -> anyhow::Result<VerifyReport> {
     let notes = checkpoints(dir)?;
     let expected = std::fs::metadata(dir.join("hashes.bin")).map_or(0, |meta| meta.len() / 32);
     let progress = progress_bar(expected);
-    let mut position = 0u64;
-    let leaves = audit::read_leaves(dir)?.map(|leaf| {
-        let leaf = leaf?;
-        // The sequence number the event claims; an unreadable event claims its
-        // position, so the comparison with the checkpoints reports it altered.
-        let claimed = serde_json::from_slice::<SeqOnly>(&leaf)
-            .ok()
-            .and_then(|event| event.seq)
-            .unwrap_or(position);
-        position += 1;
-        Ok((claimed, leaf))
-    });
     // The stored leaf hashes are not trusted (they sit on the same disk), only
     // used to point at the first altered leaf when a checkpoint root differs.
     let stored = std::fs::read(dir.join("hashes.bin")).unwrap_or_default();
@@ -161,32 +141,31 @@ fn verify_tenant(dir: &Path, key: &VerifyingKey) -> anyhow::Result<VerifyReport>
         let start = usize::try_from(seq).ok()?.checked_mul(32)?;
         stored.get(start..start.checked_add(32)?)?.try_into().ok()
     };
-    let report = audit::verify_trail(leaves, &notes, key, Some(&stored_hash), &mut |done| {
+    let expect = Expectations {
+        key,
+        tenant,
+        trusted,
+        signed_only: false,
+        stored_hashes: Some(&stored_hash),
+    };
+    let report = audit::verify_trail(audit::read_leaves(dir)?, &notes, &expect, &mut |done| {
         progress.set_position(done)
     })?;
     progress.finish_and_clear();
     Ok(report)
 }
 
+/// Said on standard error before, and on standard output after, a check with an unpinned
+/// key.
+const UNPINNED: &str = "WARNING: no --public-key given: the checkpoint key was read from the \
+     data directory itself, so \"verified\" only proves each trail is consistent with that key, \
+     not that it is the trail the server signed. Pin the key (logbook verify \
+     --print-public-key, kept elsewhere, or GET /v1/audit/public-key).";
+
 /// Runs `logbook verify`; fails when any trail is broken.
 pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     if args.export.is_some() || args.url.is_some() {
-        let text = args
-            .public_key
-            .as_deref()
-            .context("verifying an export needs --public-key: the one thing it trusts")?;
-        let key = VerifyingKey::from_text(text).context("--public-key is not a verifier key")?;
-        let export = match (&args.export, &args.url) {
-            (Some(path), _) => {
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
-            }
-            (None, Some(url)) => fetch_export(url, args.key.as_deref()).await?,
-            (None, None) => anyhow::bail!("give --export or --url"),
-        };
-        let (tenant, report) = verify_export(&export, &key)?;
-        println!("{tenant}: {report}");
-        anyhow::ensure!(report.is_verified(), "the audit trail failed verification");
-        return Ok(());
+        return run_export(args).await;
     }
     let audit_dir = args.data_dir.join("audit");
     anyhow::ensure!(
@@ -199,33 +178,100 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let key = match &args.public_key {
-        Some(text) => {
-            VerifyingKey::from_text(text).context("--public-key is not a verifier key")?
+        Some(text) => pinned_key(text)?,
+        None => {
+            anyhow::ensure!(
+                args.trusted_checkpoint.is_none(),
+                "--trusted-checkpoint needs --public-key: its signature is checked with the pinned key"
+            );
+            eprintln!("{UNPINNED}");
+            local_key(&audit_dir)?
         }
-        None => local_key(&audit_dir)?,
     };
+    let trusted = args
+        .trusted_checkpoint
+        .as_deref()
+        .map(|source| trusted_checkpoint(source, &key))
+        .transpose()?;
     let mut tenants: Vec<String> = std::fs::read_dir(&audit_dir)?
         .filter_map(Result::ok)
         .filter(|entry| entry.path().is_dir())
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .collect();
     tenants.sort();
-    if let Some(only) = &args.tenant {
+    // A trusted checkpoint is one tenant's: only that trail is checked.
+    let only = match (&args.tenant, &trusted) {
+        (Some(tenant), Some(trusted)) if *tenant != trusted.tenant => anyhow::bail!(
+            "the trusted checkpoint is tenant {:?}'s, not {tenant:?}'s",
+            trusted.tenant
+        ),
+        (Some(tenant), _) => Some(tenant.clone()),
+        (None, Some(trusted)) => Some(trusted.tenant.clone()),
+        (None, None) => None,
+    };
+    if let Some(only) = &only {
         anyhow::ensure!(tenants.contains(only), "tenant {only:?} has no audit trail");
         tenants.retain(|tenant| tenant == only);
     }
     let mut broken = 0;
     for tenant in &tenants {
-        let report = verify_tenant(&audit_dir.join(tenant), &key)?;
+        let report = verify_tenant(&audit_dir.join(tenant), tenant, &key, trusted.as_ref())?;
         println!("{tenant}: {report}");
         if !report.is_verified() {
             broken += 1;
         }
+    }
+    if args.public_key.is_none() {
+        println!("{UNPINNED}");
     }
     anyhow::ensure!(
         broken == 0,
         "{broken} of {} audit trails failed verification",
         tenants.len()
     );
+    Ok(())
+}
+
+fn pinned_key(text: &str) -> anyhow::Result<VerifyingKey> {
+    VerifyingKey::from_text(text.trim()).context("--public-key is not a verifier key")
+}
+
+/// `logbook verify --export` or `--url`.
+async fn run_export(args: VerifyArgs) -> anyhow::Result<()> {
+    let text = args
+        .public_key
+        .as_deref()
+        .context("verifying an export needs --public-key: the one thing it trusts")?;
+    let key = pinned_key(text)?;
+    let trusted = args
+        .trusted_checkpoint
+        .as_deref()
+        .map(|source| trusted_checkpoint(source, &key))
+        .transpose()?;
+    let source = match (&args.export, &args.url) {
+        (Some(path), _) => export::open_file(path)?,
+        (None, Some(url)) => export::open_url(url, args.key.as_deref()).await?,
+        (None, None) => anyhow::bail!("give --export or --url"),
+    };
+    let keep_hashes = args.url.is_some();
+    let tenant = args.tenant.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        export::verify_export(
+            source,
+            &key,
+            tenant.as_deref(),
+            trusted.as_ref(),
+            keep_hashes,
+        )
+    })
+    .await
+    .context("the verification thread failed")??;
+    let tenant = outcome.tenant.clone();
+    let report = match &args.url {
+        Some(url) => export::name_altered_leaf(outcome, url, args.key.as_deref()).await,
+        None => outcome.report,
+    };
+    println!("{tenant}: {report}");
+    anyhow::ensure!(report.is_verified(), "the audit trail failed verification");
     Ok(())
 }

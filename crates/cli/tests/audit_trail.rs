@@ -65,8 +65,14 @@ async fn wait_for_checkpoint(client: &mut HttpClient, size: u64) {
 }
 
 fn verify(data: &Path, key: &str) -> (bool, String) {
+    verify_with(data, key, &[])
+}
+
+fn verify_with(data: &Path, key: &str, args: &[&str]) -> (bool, String) {
     let output = common::logbook()
-        .args(["verify", "--public-key", key, "--data-dir"])
+        .args(["verify", "--public-key", key])
+        .args(args)
+        .arg("--data-dir")
         .arg(data)
         .output()
         .unwrap();
@@ -76,6 +82,60 @@ fn verify(data: &Path, key: &str) -> (bool, String) {
         String::from_utf8_lossy(&output.stderr)
     );
     (output.status.success(), text)
+}
+
+fn verify_url(url: &str, key: &str, args: &[&str]) -> (bool, String) {
+    let output = common::logbook()
+        .args(["verify", "--url", url, "--key", KEY, "--public-key", key])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// Where `needle` first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+        .unwrap()
+}
+
+fn path(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// The default tenant's trail directory under a test root.
+fn data_trail(root: &Path) -> std::path::PathBuf {
+    root.join("data").join("audit").join("default")
+}
+
+/// Keeps the lines of a trail's `checkpoints.jsonl` whose size `keep` accepts; returns
+/// the largest size kept (0 if none).
+fn keep_checkpoints(trail: &Path, keep: impl Fn(u64) -> bool) -> u64 {
+    let path = trail.join("checkpoints.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut kept = String::new();
+    let mut largest = 0;
+    for line in text.lines() {
+        let note = serde_json::from_str::<Value>(line).unwrap()["note"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let size: u64 = note.lines().nth(1).unwrap().parse().unwrap();
+        if keep(size) {
+            kept.push_str(line);
+            kept.push('\n');
+            largest = largest.max(size);
+        }
+    }
+    std::fs::write(&path, kept).unwrap();
+    largest
 }
 
 /// Rewrites `leaves.log` of the default tenant from `leaves` (frames with a zero
@@ -126,9 +186,17 @@ async fn a_served_trail_verifies_and_every_tampering_is_named() {
             .await
             .unwrap();
         assert_eq!(response.status, 202, "{:?}", response.json());
+        if batch == 0 {
+            // An auditor keeps the checkpoint of that moment: 20 events and the 3 of
+            // the first start (tenant, admin, key).
+            wait_for_checkpoint(&mut client, 23).await;
+            let seen = client.get("/v1/audit/checkpoint").await.unwrap();
+            assert_eq!(seen.json().unwrap()["size"], 23);
+            std::fs::write(root.path().join("seen.json"), &seen.body).unwrap();
+        }
     }
-    // 60 events plus the 3 of the first start (tenant, admin, key).
     wait_for_checkpoint(&mut client, 63).await;
+    let seen = root.path().join("seen.json");
 
     // The public key is published without credentials; a proof from the API checks out.
     let mut anonymous = HttpClient::connect(&url).await.unwrap();
@@ -196,14 +264,41 @@ async fn a_served_trail_verifies_and_every_tampering_is_named() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(text.contains("default: verified: 63 events"), "{text}");
+    let (ok, text) = verify_url(&url, &key_text, &["--trusted-checkpoint", path(&seen)]);
+    assert!(
+        ok && text.contains("default: verified: 63 events, 63 covered by signed checkpoints; extends the trusted checkpoint of size 23"),
+        "{text}"
+    );
+    // The server's trail altered at seqs 3 and 4 (in place, while it runs): the
+    // export names seq 3, the first altered, with the server's consistency proofs.
+    let log_path = data_trail(root.path()).join("leaves.log");
+    let original_log = std::fs::read(&log_path).unwrap();
+    let served: Vec<Vec<u8>> = audit::read_leaves(&data_trail(root.path()))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut log = original_log.clone();
+    for leaf in &served[3..5] {
+        let at = find(&log, leaf) + find(leaf, b"role.change");
+        log[at] = b'R';
+    }
+    std::fs::write(&log_path, &log).unwrap();
+    let (ok, text) = verify_url(&url, &key_text, &[]);
+    assert!(
+        !ok && text.contains("default: broken at seq 3 (altered)"),
+        "{text}"
+    );
+    std::fs::write(&log_path, &original_log).unwrap();
     // The export a user downloads verifies offline, and an edited one does not.
     let export = client.get("/v1/audit/export").await.unwrap();
     assert_eq!(export.status, 200);
     let file = root.path().join("export.ndjson");
     std::fs::write(&file, &export.body).unwrap();
-    let check = |path: &Path| {
+    let check = |path: &Path, args: &[&str]| {
         let output = common::logbook()
-            .args(["verify", "--public-key", &key_text, "--export"])
+            .args(["verify", "--public-key", &key_text])
+            .args(args)
+            .arg("--export")
             .arg(path)
             .output()
             .unwrap();
@@ -212,7 +307,7 @@ async fn a_served_trail_verifies_and_every_tampering_is_named() {
             String::from_utf8_lossy(&output.stdout).into_owned(),
         )
     };
-    let (ok, text) = check(&file);
+    let (ok, text) = check(&file, &[]);
     assert!(ok && text.contains("verified: 63 events"), "{text}");
     let edited = String::from_utf8(export.body.to_vec()).unwrap().replacen(
         "role.change.1.7",
@@ -220,8 +315,105 @@ async fn a_served_trail_verifies_and_every_tampering_is_named() {
         1,
     );
     std::fs::write(&file, edited).unwrap();
-    let (ok, text) = check(&file);
+    let (ok, text) = check(&file, &[]);
     assert!(!ok && text.contains("(altered)"), "{text}");
+    // An export carries one signed root and no stored hashes: an altered event is
+    // placed in a range (the data directory and --url name it exactly).
+    let export_text = String::from_utf8(export.body.to_vec()).unwrap();
+    let edited: Vec<String> = export_text
+        .lines()
+        .enumerate()
+        .map(|(line, text)| match line {
+            // Line 0 is the header: lines 4 and 5 are seqs 3 and 4.
+            4 | 5 => text.replacen("role.change", "Role.change", 1),
+            _ => text.to_owned(),
+        })
+        .collect();
+    std::fs::write(&file, edited.join("\n") + "\n").unwrap();
+    let (ok, text) = check(&file, &[]);
+    assert!(
+        !ok && text.contains("(altered)") && text.contains("one of seqs 0..63"),
+        "{text}"
+    );
+    // The tamper classes only an export has, and the trusted checkpoint.
+    let last_event = export_text.lines().last().unwrap().to_owned();
+    let early_export = client.get("/v1/audit/export?size=23").await.unwrap();
+    assert_eq!(early_export.status, 200);
+    let early_export = String::from_utf8(early_export.body.to_vec()).unwrap();
+    let latest = client.get("/v1/audit/checkpoint").await.unwrap();
+    let latest_file = root.path().join("latest.json");
+    std::fs::write(&latest_file, &latest.body).unwrap();
+    let export_cases: Vec<(&str, String, Vec<&str>, &str)> = vec![
+        (
+            "a forged event appended after the checkpoint",
+            format!(
+                "{export_text}{}\n",
+                last_event.replace("\"seq\":62", "\"seq\":63")
+            ),
+            vec![],
+            "default: broken at seq 63 (beyond the checkpoint)",
+        ),
+        (
+            "another tenant's export relabelled, header and events",
+            export_text.replace("\"tenant\":\"default\"", "\"tenant\":\"acme\""),
+            vec![],
+            "acme: broken at seq 63 (wrong tenant)",
+        ),
+        (
+            "only the header relabelled",
+            export_text.replacen("\"tenant\":\"default\"", "\"tenant\":\"acme\"", 1),
+            vec![],
+            "acme: broken at seq 0 (wrong tenant)",
+        ),
+        (
+            "checked as another tenant",
+            export_text.clone(),
+            vec!["--tenant", "acme"],
+            "acme: broken at seq 0 (wrong tenant)",
+        ),
+        (
+            "older than the trusted checkpoint (rolled back)",
+            early_export.clone(),
+            vec!["--trusted-checkpoint", path(&latest_file)],
+            "default: broken: rolled back:",
+        ),
+    ];
+    for (name, text, args, expected) in export_cases {
+        std::fs::write(&file, text).unwrap();
+        let (ok, output) = check(&file, &args);
+        assert!(!ok, "{name}: went unnoticed: {output}");
+        assert!(
+            output.contains(expected),
+            "{name}: expected {expected:?} in {output}"
+        );
+    }
+    std::fs::write(&file, &early_export).unwrap();
+    let (ok, text) = check(&file, &["--trusted-checkpoint", path(&seen)]);
+    assert!(ok && text.contains("verified: 23 events"), "{text}");
+    // The trusted checkpoint may come from standard input, as a raw note too.
+    let note = latest.json().unwrap()["note"].as_str().unwrap().to_owned();
+    std::fs::write(&file, &export_text).unwrap();
+    let mut child = common::logbook()
+        .args([
+            "verify",
+            "--public-key",
+            &key_text,
+            "--trusted-checkpoint",
+            "-",
+            "--export",
+        ])
+        .arg(&file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), note.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && text.contains("extends the trusted checkpoint of size 63"),
+        "{text}"
+    );
 
     let consistency = client
         .get("/v1/audit/consistency?from=3&to=63")
@@ -238,6 +430,32 @@ async fn a_served_trail_verifies_and_every_tampering_is_named() {
         "{text}"
     );
 
+    // Without a pinned key it still checks, and says loudly what that proves.
+    let output = common::logbook()
+        .args(["verify", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(stderr.starts_with("WARNING: no --public-key"), "{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("WARNING: no --public-key"),
+        "{stdout}"
+    );
+    let (ok, text) = verify_with(&data, &key_text, &["--trusted-checkpoint", path(&seen)]);
+    assert!(
+        ok && text.contains("extends the trusted checkpoint of size 23"),
+        "{text}"
+    );
+
     let trail = |dir: &Path| dir.join("audit").join("default");
     let leaves: Vec<Vec<u8>> = audit::read_leaves(&trail(&data))
         .unwrap()
@@ -245,7 +463,8 @@ async fn a_served_trail_verifies_and_every_tampering_is_named() {
         .collect();
     assert_eq!(leaves.len(), 63);
     type Tamper = Box<dyn Fn(&Path, &[Vec<u8>])>;
-    let cases: Vec<(&str, Tamper, &str)> = vec![
+    let trusted = ["--trusted-checkpoint", path(&seen)];
+    let cases: Vec<(&str, Tamper, &[&str], &str)> = vec![
         (
             "a byte flipped",
             Box::new(|dir, leaves| {
@@ -258,6 +477,7 @@ async fn a_served_trail_verifies_and_every_tampering_is_named() {
                 copy[30] = text.into_bytes();
                 write_leaves(dir, &copy);
             }),
+            &[],
             "broken at seq 30 (altered)",
         ),
         (
@@ -267,6 +487,7 @@ async fn a_served_trail_verifies_and_every_tampering_is_named() {
                 copy.remove(30);
                 write_leaves(dir, &copy);
             }),
+            &[],
             "broken at seq 30 (missing)",
         ),
         (
@@ -276,6 +497,7 @@ async fn a_served_trail_verifies_and_every_tampering_is_named() {
                 copy.swap(30, 31);
                 write_leaves(dir, &copy);
             }),
+            &[],
             "broken at seq 30 (reordered)",
         ),
         (
@@ -285,11 +507,13 @@ async fn a_served_trail_verifies_and_every_tampering_is_named() {
                 copy.insert(31, leaves[30].clone());
                 write_leaves(dir, &copy);
             }),
+            &[],
             "broken at seq 31 (inserted)",
         ),
         (
             "the tail truncated",
             Box::new(|dir, leaves| write_leaves(dir, &leaves[..58])),
+            &[],
             "broken at seq 58 (truncated)",
         ),
         (
@@ -310,14 +534,63 @@ async fn a_served_trail_verifies_and_every_tampering_is_named() {
                 ));
                 std::fs::write(&path, text.replace(&last, &line.to_string())).unwrap();
             }),
+            &[],
             "(bad signature)",
         ),
+        (
+            "another tenant's trail copied over this one",
+            Box::new(|dir, _| copy_dir(dir, &dir.parent().unwrap().join("acme"))),
+            &["--tenant", "acme"],
+            "acme: broken at seq 0 (wrong tenant)",
+        ),
+        (
+            "rolled back behind the trusted checkpoint",
+            Box::new(|dir, leaves| {
+                let kept = keep_checkpoints(dir, |size| size < 23);
+                write_leaves(dir, &leaves[..kept as usize]);
+            }),
+            &trusted,
+            "default: broken: rolled back:",
+        ),
+        (
+            "rewritten from seq 10 and re-signed with the key (forked)",
+            Box::new(|dir, leaves| {
+                let mut copy = leaves.to_vec();
+                for leaf in &mut copy[10..] {
+                    *leaf = String::from_utf8(leaf.clone())
+                        .unwrap()
+                        .replace("role.change", "role.forged")
+                        .into_bytes();
+                }
+                write_leaves(dir, &copy);
+                let hashes: Vec<audit::Hash> = copy.iter().map(|l| audit::leaf_hash(l)).collect();
+                let signer = audit::SigningKey::load_or_create(
+                    &dir.parent().unwrap().join(store::embedded::KEY_FILE),
+                )
+                .unwrap();
+                let note = audit::Checkpoint {
+                    tenant: "default".into(),
+                    size: 63,
+                    root: audit::root(&hashes, 63).unwrap(),
+                    time: 1_800_000_000,
+                }
+                .sign(&signer, store::embedded::KEY_NAME)
+                .unwrap();
+                std::fs::write(
+                    dir.join("checkpoints.jsonl"),
+                    format!("{}\n", json!({ "note": note })),
+                )
+                .unwrap();
+            }),
+            &trusted,
+            "default: broken: forked:",
+        ),
     ];
-    for (name, tamper, expected) in cases {
+    for (name, tamper, args, expected) in cases {
         let copy = tempfile::tempdir().unwrap();
         copy_dir(&data.join("audit"), &copy.path().join("audit"));
         tamper(&trail(copy.path()), &leaves);
-        let (ok, text) = verify(copy.path(), &key_text);
+        let (ok, text) = verify_with(copy.path(), &key_text, args);
         assert!(!ok, "{name}: tampering went unnoticed: {text}");
         assert!(
             text.contains(expected),
@@ -424,4 +697,25 @@ async fn kill_9_during_audit_ingestion_leaves_a_trail_that_verifies() {
     let (ok, text) = verify(&root.path().join("data"), key.trim());
     assert!(ok, "{text}");
     assert!(text.contains(&format!("verified: {size} events")), "{text}");
+}
+
+#[test]
+fn errors_print_their_cause_chain_and_no_backtrace() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("audit")).unwrap();
+    let output = common::logbook()
+        .args(["verify", "--public-key", "not-a-key", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_BACKTRACE", "1")
+        .env("RUST_LIB_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: --public-key is not a verifier key: "),
+        "{stderr}"
+    );
+    assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }

@@ -64,17 +64,41 @@ fn fixture() -> Fixture {
     }
 }
 
-/// The claimed seq of a leaf, extracted as a caller would: from the event's JSON.
-fn claimed_seq(leaf: &[u8]) -> u64 {
-    let value: Value = serde_json::from_slice(leaf).unwrap();
-    value["seq"].as_u64().unwrap()
+fn run(f: &Fixture, leaves: &[Vec<u8>], notes: &[String], stored: Option<&[Hash]>) -> VerifyReport {
+    run_with(f, leaves, notes, stored, None, false)
 }
 
-fn run(f: &Fixture, leaves: &[Vec<u8>], notes: &[String], stored: Option<&[Hash]>) -> VerifyReport {
-    let items = leaves.iter().map(|l| Ok((claimed_seq(l), l.clone())));
+/// [`run`] with a trusted checkpoint and `signed_only`.
+fn run_with(
+    f: &Fixture,
+    leaves: &[Vec<u8>],
+    notes: &[String],
+    stored: Option<&[Hash]>,
+    trusted: Option<&Checkpoint>,
+    signed_only: bool,
+) -> VerifyReport {
+    let items = leaves.iter().map(|l| Ok(l.clone()));
     let lookup = |seq: u64| stored.and_then(|s| s.get(seq as usize).copied());
     let lookup: &dyn Fn(u64) -> Option<Hash> = &lookup;
-    verify_trail(items, notes, &f.key, stored.map(|_| lookup), &mut |_| {}).unwrap()
+    let expect = Expectations {
+        key: &f.key,
+        tenant: "acme",
+        trusted,
+        signed_only,
+        stored_hashes: stored.map(|_| lookup),
+    };
+    verify_trail(items, notes, &expect, &mut |_| {}).unwrap()
+}
+
+/// The expectations of the fixture's trail, without stored hashes.
+fn acme(key: &VerifyingKey) -> Expectations<'_> {
+    Expectations {
+        key,
+        tenant: "acme",
+        trusted: None,
+        signed_only: false,
+        stored_hashes: None,
+    }
 }
 
 /// Runs with and without the stored hashes (the fixture's originals).
@@ -110,7 +134,8 @@ fn an_intact_trail_verifies() {
             report,
             VerifyReport::Verified {
                 events: N,
-                checkpoint_size: N
+                checkpoint_size: N,
+                trusted: None
             }
         );
         assert!(report.is_verified());
@@ -137,7 +162,8 @@ fn events_beyond_the_newest_checkpoint_are_counted_and_said() {
         report,
         VerifyReport::Verified {
             events: 320,
-            checkpoint_size: 300
+            checkpoint_size: 300,
+            trusted: None
         }
     );
     assert!(report.to_string().contains("20 newer events"), "{report}");
@@ -146,7 +172,8 @@ fn events_beyond_the_newest_checkpoint_are_counted_and_said() {
         run(&f, &leaves, &[], None),
         VerifyReport::Verified {
             events: 320,
-            checkpoint_size: 0
+            checkpoint_size: 0,
+            trusted: None
         }
     );
     // So an altered event there cannot be seen yet: the next checkpoint will show it.
@@ -161,7 +188,8 @@ fn empty_trails() {
         run(&f, &[], &[], None),
         VerifyReport::Verified {
             events: 0,
-            checkpoint_size: 0
+            checkpoint_size: 0,
+            trusted: None
         }
     );
     let empty = checkpoint(&[], 0, "acme")
@@ -349,15 +377,171 @@ fn a_replaced_signature_is_a_bad_signature() {
 }
 
 #[test]
-fn a_checkpoint_for_another_tenant_is_a_bad_signature() {
+fn a_checkpoint_for_another_tenant_is_the_wrong_tenant() {
     let f = fixture();
     let mut notes = f.notes.clone();
     notes[3] = checkpoint(&f.hashes, 200, "globex")
         .sign(&f.signer, KEY_NAME)
         .unwrap();
     let report = run(&f, &f.leaves, &notes, None);
-    assert_broken(&report, 200, BreakKind::BadSignature);
+    assert_broken(&report, 200, BreakKind::WrongTenant);
     assert!(report.to_string().contains("globex"), "{report}");
+    // Even when every checkpoint is another tenant's (a trail copied over this one).
+    let notes: Vec<String> = (1..=N / EVERY)
+        .map(|k| {
+            checkpoint(&f.hashes, k * EVERY, "globex")
+                .sign(&f.signer, KEY_NAME)
+                .unwrap()
+        })
+        .collect();
+    assert_broken(
+        &run(&f, &f.leaves, &notes, None),
+        EVERY,
+        BreakKind::WrongTenant,
+    );
+}
+
+#[test]
+fn an_event_of_another_tenant_is_the_wrong_tenant() {
+    let f = fixture();
+    let relabel = |leaf: &[u8], tenant: Value| {
+        let mut event: Value = serde_json::from_slice(leaf).unwrap();
+        event["tenant"] = tenant;
+        canonical_json(&event)
+    };
+    for (target, tenant) in [
+        (0usize, json!("globex")),
+        (123, json!("acme ")),
+        (299, json!(null)),
+    ] {
+        let mut leaves = f.leaves.clone();
+        leaves[target] = relabel(&leaves[target], tenant);
+        for report in both(&f, &leaves, &f.notes) {
+            assert_broken(&report, target as u64, BreakKind::WrongTenant);
+        }
+    }
+    // Beyond the newest checkpoint too, where no signature would notice.
+    let mut leaves = f.leaves.clone();
+    leaves.push(relabel(&canonical_json(&event_json(N)), json!("globex")));
+    assert_broken(&run(&f, &leaves, &f.notes, None), N, BreakKind::WrongTenant);
+}
+
+#[test]
+fn with_signed_only_nothing_may_follow_the_newest_checkpoint() {
+    let f = fixture();
+    assert!(run_with(&f, &f.leaves, &f.notes, None, None, true).is_verified());
+    let mut leaves = f.leaves.clone();
+    leaves.push(canonical_json(&event_json(N)));
+    let report = run_with(&f, &leaves, &f.notes, None, None, true);
+    assert_broken(&report, N, BreakKind::BeyondCheckpoint);
+    assert!(report.to_string().contains("1 events follow"), "{report}");
+    // Only the newest checkpoint counts (an export has one).
+    let report = run_with(&f, &f.leaves, &f.notes[..1], None, None, true);
+    assert_broken(&report, EVERY, BreakKind::BeyondCheckpoint);
+}
+
+#[test]
+fn a_trusted_checkpoint_must_be_extended() {
+    let f = fixture();
+    let trusted = checkpoint(&f.hashes, 120, "acme");
+    let report = run_with(&f, &f.leaves, &f.notes, None, Some(&trusted), false);
+    assert_eq!(
+        report,
+        VerifyReport::Verified {
+            events: N,
+            checkpoint_size: N,
+            trusted: Some(120)
+        }
+    );
+    assert!(
+        report
+            .to_string()
+            .contains("trusted checkpoint of size 120")
+    );
+    // At the newest size, and beyond the trail's own checkpoints (it signs those leaves).
+    let newest = checkpoint(&f.hashes, N, "acme");
+    assert!(run_with(&f, &f.leaves, &f.notes, None, Some(&newest), true).is_verified());
+    let report = run_with(&f, &f.leaves, &f.notes[..2], None, Some(&trusted), false);
+    assert!(
+        matches!(
+            report,
+            VerifyReport::Verified {
+                checkpoint_size: 120,
+                ..
+            }
+        ),
+        "{report:?}"
+    );
+
+    // Rolled back: the trail (and its checkpoints) were cut back to 100 events.
+    let report = run_with(
+        &f,
+        &f.leaves[..100],
+        &f.notes[..2],
+        None,
+        Some(&trusted),
+        false,
+    );
+    assert_broken(&report, 100, BreakKind::RolledBack);
+    assert!(
+        report.to_string().starts_with("broken: rolled back: "),
+        "{report}"
+    );
+
+    // Forked: the events from 110 on were rewritten and re-signed with the key.
+    let mut events: Vec<Value> = (0..N).map(event_json).collect();
+    for event in &mut events[110..] {
+        event["action"] = json!("document.forged");
+    }
+    let forged: Vec<Vec<u8>> = events.iter().map(canonical_json).collect();
+    let forged_hashes: Vec<Hash> = forged.iter().map(|l| leaf_hash(l)).collect();
+    let forged_notes: Vec<String> = [50, 100, 150, 300]
+        .iter()
+        .map(|&size| {
+            checkpoint(&forged_hashes, size, "acme")
+                .sign(&f.signer, KEY_NAME)
+                .unwrap()
+        })
+        .collect();
+    assert!(run(&f, &forged, &forged_notes, None).is_verified());
+    for notes in [&forged_notes[..], &forged_notes[..1]] {
+        let report = run_with(&f, &forged, notes, None, Some(&trusted), false);
+        if notes.len() == 1 {
+            // No checkpoint of its own covers 120: the trusted one finds the leaves altered.
+            assert_broken(&report, 50, BreakKind::Altered);
+        } else {
+            assert_broken(&report, 120, BreakKind::Forked);
+            assert!(
+                report.to_string().starts_with("broken: forked: "),
+                "{report}"
+            );
+        }
+    }
+    // With stored hashes of the original trail, the alteration is named exactly.
+    let report = run_with(
+        &f,
+        &forged,
+        &forged_notes[..1],
+        Some(&f.hashes),
+        Some(&trusted),
+        false,
+    );
+    assert_broken(&report, 110, BreakKind::Altered);
+    // A forged leaf under one of the trail's own checkpoints is still just altered.
+    let mut leaves = f.leaves.clone();
+    flip_byte(&mut leaves[130]);
+    assert_broken(
+        &run_with(&f, &leaves, &f.notes, None, Some(&trusted), false),
+        100,
+        BreakKind::Altered,
+    );
+    // A trusted checkpoint of another tenant.
+    let other = checkpoint(&f.hashes, 120, "globex");
+    assert_broken(
+        &run_with(&f, &f.leaves, &f.notes, None, Some(&other), false),
+        0,
+        BreakKind::WrongTenant,
+    );
 }
 
 #[test]
@@ -408,10 +592,10 @@ fn iterator_errors_stop_verification() {
         if i == 77 {
             Err(AuditError::SeqOutOfRange { seq: 77, size: 0 })
         } else {
-            Ok((i as u64, l.clone()))
+            Ok(l.clone())
         }
     });
-    let result = verify_trail(items, &f.notes, &f.key, None, &mut |_| {});
+    let result = verify_trail(items, &f.notes, &acme(&f.key), &mut |_| {});
     assert!(matches!(
         result,
         Err(AuditError::SeqOutOfRange { seq: 77, .. })
@@ -423,12 +607,9 @@ fn progress_is_reported() {
     let f = fixture();
     let count = 10_000u64;
     let leaves: Vec<Vec<u8>> = (0..count).map(|i| i.to_le_bytes().to_vec()).collect();
-    let items = leaves
-        .iter()
-        .enumerate()
-        .map(|(i, l)| Ok((i as u64, l.clone())));
+    let items = leaves.iter().map(|l| Ok(l.clone()));
     let mut seen = Vec::new();
-    let report = verify_trail(items, &[], &f.key, None, &mut |n| seen.push(n)).unwrap();
+    let report = verify_trail(items, &[], &acme(&f.key), &mut |n| seen.push(n)).unwrap();
     assert!(report.is_verified());
     assert_eq!(seen, vec![4096, 8192, 10_000]);
 }
@@ -518,24 +699,27 @@ fn verifying_a_million_events_is_fast() {
 
     let copy = leaves.clone();
     let started = Instant::now();
-    let items = copy.into_iter().enumerate().map(|(i, l)| Ok((i as u64, l)));
-    let report = verify_trail(items, &notes, &key, None, &mut |_| {}).unwrap();
+    let items = copy.into_iter().map(Ok);
+    let report = verify_trail(items, &notes, &acme(&key), &mut |_| {}).unwrap();
     let plain = started.elapsed();
     assert_eq!(
         report,
         VerifyReport::Verified {
             events: COUNT,
-            checkpoint_size: COUNT
+            checkpoint_size: COUNT,
+            trusted: None
         }
     );
 
     let lookup = |seq: u64| hashes.get(seq as usize).copied();
     let started = Instant::now();
-    let items = leaves
-        .into_iter()
-        .enumerate()
-        .map(|(i, l)| Ok((i as u64, l)));
-    let report = verify_trail(items, &notes, &key, Some(&lookup), &mut |_| {}).unwrap();
+    let items = leaves.into_iter().map(Ok);
+    let lookup: &dyn Fn(u64) -> Option<Hash> = &lookup;
+    let expect = Expectations {
+        stored_hashes: Some(lookup),
+        ..acme(&key)
+    };
+    let report = verify_trail(items, &notes, &expect, &mut |_| {}).unwrap();
     let with_stored = started.elapsed();
     assert!(report.is_verified());
     eprintln!(
