@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 /// The first key, chosen through the environment.
 const KEY: &str = "lbk_crash-test-key-0123456789abcdefghijkl";
 /// The bootstrap super-admin's password: the queue's state is theirs to read.
-const ADMIN_PASSWORD: &str = "crash-test-admin-password";
+const ADMIN_PASSWORD: &str = "crash-test-owner-secret-42";
 
 fn spawn_server(data_dir: &std::path::Path, port: u16) -> Child {
     common::logbook()
