@@ -64,6 +64,10 @@ pub enum PipelineError {
         committed: Position,
         durable_end: Position,
     },
+    #[error(
+        "the index has no commit, but the queue starts at {first:?}: the records before it were stored in an index that is gone (removed, or restored from before its first commit) and cannot be replayed. Restore the index directory from a backup (the queue replays what came after it), or move the queue directory aside to start from an empty queue; the audit trails are kept and re-indexed either way"
+    )]
+    IndexLost { first: Position },
     #[error("cannot set aside an unreadable queue record at {position:?} in {dir}: {source}")]
     DeadLetter {
         position: Position,
@@ -96,7 +100,10 @@ pub async fn run(
     let first = queue.stats().first;
     let committed = match store.committed_position().await? {
         Some(position) => Position(position),
-        None => first,
+        // A queue that never released anything starts at 0; one that starts later
+        // released records into an index that no longer has them.
+        None if first == Position(0) => first,
+        None => return Err(PipelineError::IndexLost { first }),
     };
     if committed < first {
         return Err(PipelineError::Gap { committed, first });
