@@ -257,15 +257,28 @@ impl Inner {
         self.reader.reload().map_err(engine("reloading the reader"))
     }
 
-    /// Whether the index holds a committed event of this tenant's stream with this id.
-    fn exists(&self, tenant: &str, stream: Stream, id: &str) -> Result<bool, StoreError> {
+    /// The committed event of this tenant's stream with this id. Keys are
+    /// hashes, so the stored id is compared: a collision never passes for it.
+    fn find(
+        &self,
+        tenant: &str,
+        stream: Stream,
+        id: &str,
+    ) -> Result<Option<StoredEvent>, StoreError> {
         let query = compile::key_query(&self.fields, &self.keys, tenant, stream, id);
-        let count = self
-            .reader
-            .searcher()
-            .search(&query, &tantivy::collector::Count)
-            .map_err(engine("looking up an event"))?;
-        Ok(count > 0)
+        let searcher = self.reader.searcher();
+        let collector = TopByTime {
+            limit: 8,
+            after: None,
+            order: crate::Order::Descending,
+        };
+        for (_, address) in searcher.search(&query, &collector).map_err(query_error)? {
+            let event = self.load(&searcher, address)?;
+            if id_of(&event)? == id {
+                return Ok(Some(event));
+            }
+        }
+        Ok(None)
     }
 
     fn writer(&self) -> MutexGuard<'_, IndexWriter> {
@@ -401,7 +414,9 @@ impl EventStore for EmbeddedStore {
                     // trail's committed leaves, so it answers which ids the trail has.
                     let event = &incoming.event;
                     if trails.is_pending(&event.tenant, &event.id)
-                        || inner.exists(&event.tenant, Stream::Audit, &event.id)?
+                        || inner
+                            .find(&event.tenant, Stream::Audit, &event.id)?
+                            .is_some()
                     {
                         continue;
                     }
@@ -444,23 +459,8 @@ impl EventStore for EmbeddedStore {
         id: &str,
     ) -> Result<Option<StoredEvent>, StoreError> {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
-        self.blocking(move |inner| {
-            let query = compile::key_query(&inner.fields, &inner.keys, &tenant, stream, &id);
-            let searcher = inner.reader.searcher();
-            let collector = TopByTime {
-                limit: 8,
-                after: None,
-                order: crate::Order::Descending,
-            };
-            for (_, address) in searcher.search(&query, &collector).map_err(query_error)? {
-                let event = inner.load(&searcher, address)?;
-                if id_of(&event)? == id {
-                    return Ok(Some(event));
-                }
-            }
-            Ok(None)
-        })
-        .await
+        self.blocking(move |inner| inner.find(&tenant, stream, &id))
+            .await
     }
 
     async fn stats(&self, filter: Filter) -> Result<Stats, StoreError> {
