@@ -187,7 +187,7 @@ async fn refusal(mut server: Child) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn losing_the_index_after_the_queue_released_records_stops_the_server() {
+async fn losing_the_index_after_the_queue_released_records_needs_the_operator() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
     let port = common::free_port();
@@ -214,6 +214,26 @@ async fn losing_the_index_after_the_queue_released_records_stops_the_server() {
     let (ok, text) = verify(&data, &key);
     assert!(ok, "{text}");
     assert!(text.contains("verified: 123 events, 123 covered"), "{text}");
+
+    // The operator accepts the loss of the older log events: every audit event
+    // is back, with its number, and the trail goes on from there.
+    let settings = settings.replace(
+        "[pipeline]\n",
+        "[pipeline]\nresume_after_index_loss = true\n",
+    );
+    let server = spawn_with(root.path(), port, Stdio::null(), &settings);
+    let mut client = common::connect_when_up(&url, KEY).await;
+    let found = seqs(&mut client, 123).await;
+    assert_eq!(found.len(), 123);
+    let mut numbers: Vec<u64> = found.into_values().collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (0..123).collect::<Vec<_>>());
+    post_audit(&mut client, "after", 10).await;
+    wait_for_checkpoint(&mut client, 133).await;
+    stop(server);
+    let (ok, text) = verify(&data, &key);
+    assert!(ok, "{text}");
+    assert!(text.contains("verified: 133 events, 133 covered"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
