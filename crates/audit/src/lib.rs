@@ -84,5 +84,5 @@ pub use checkpoint::{Checkpoint, CheckpointError};
 pub use error::AuditError;
 pub use merkle::*;
 pub use signing::{KeyError, SigningKey, VerifyingKey};
-pub use trail::{LeafReader, Recovery, TrailStore, read_leaves};
+pub use trail::{LeafReader, Recovery, TrailStore, read_leaves, read_leaves_in};
 pub use verify::{BreakKind, Expectations, VerifyReport, verify_event_inclusion, verify_trail};

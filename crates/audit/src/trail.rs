@@ -9,9 +9,9 @@
 //!
 //! [`TrailStore::append`] writes and fsyncs `leaves.log`, then writes and fsyncs
 //! `hashes.bin`, so a crash leaves at most the last append incomplete: a torn tail.
-//! [`TrailStore::open`] cuts that tail back (see [`Recovery`]), and the server then calls
-//! [`TrailStore::truncate`] with the size its own database committed, so trail and database
-//! agree again.
+//! [`TrailStore::open`] cuts that tail back (see [`Recovery`]). Logbook's server never cuts
+//! more: the trail is the source of truth, and the server re-indexes leaves its database
+//! lacks rather than drop them.
 //!
 //! In memory the store keeps the offset of every frame (8 bytes per leaf), so reading a leaf
 //! is one read, and a [`SubtreeCache`] of the tree (about 250 KiB per million leaves), so the
@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use files::{FRAME_HEADER, HASH_LEN, HASHES_FILE, LEAVES_FILE, TrailFile};
 use hashes::FileHashes;
-pub use reader::{LeafReader, read_leaves};
+pub use reader::{LeafReader, read_leaves, read_leaves_in};
 
 use crate::error::AuditError;
 use crate::merkle::{self, Hash, ProofError, SubtreeCache, leaf_hash};
@@ -193,9 +193,9 @@ impl TrailStore {
         self.offsets.last().copied().unwrap_or(0)
     }
 
-    /// Cuts the trail back to its first `size` leaves and fsyncs both files. The server
-    /// calls it on start with the size its database committed. Fails if the trail holds
-    /// fewer than `size` leaves.
+    /// Cuts the trail back to its first `size` leaves and fsyncs both files, for a writer
+    /// that knows the leaves beyond `size` were never signed nor acknowledged (Logbook's
+    /// server does not use it). Fails if the trail holds fewer than `size` leaves.
     pub fn truncate(&mut self, size: u64) -> Result<(), AuditError> {
         self.check_writable()?;
         let current = self.size();
@@ -253,6 +253,18 @@ impl TrailStore {
         frame.copy_within(FRAME_HEADER as usize.., 0);
         frame.truncate(len as usize);
         Ok(frame)
+    }
+
+    /// The bytes of `leaves.log` that hold the frames of leaves `from..to`, for
+    /// [`read_leaves_in`].
+    pub fn frame_span(&self, from: u64, to: u64) -> Result<Range<u64>, AuditError> {
+        if from > to || to > self.size() {
+            return Err(AuditError::SeqOutOfRange {
+                seq: to.max(from),
+                size: self.size(),
+            });
+        }
+        Ok(self.offsets[from as usize]..self.offsets[to as usize])
     }
 
     /// The stored leaf hash of leaf `seq` (record `seq` of `hashes.bin`).

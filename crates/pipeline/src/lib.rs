@@ -29,6 +29,10 @@ pub struct WorkerConfig {
     pub read_bytes: usize,
     /// Where records that cannot be decoded are kept, one file each.
     pub dead_letter_dir: PathBuf,
+    /// Start from the queue's oldest record even though the index has no
+    /// commit and the queue released records before it: the operator accepts
+    /// that the log events of a lost index are no longer searchable.
+    pub resume_after_index_loss: bool,
 }
 
 impl Default for WorkerConfig {
@@ -39,6 +43,7 @@ impl Default for WorkerConfig {
             read_records: 64,
             read_bytes: 8 * 1024 * 1024,
             dead_letter_dir: PathBuf::from("dead-letter"),
+            resume_after_index_loss: false,
         }
     }
 }
@@ -64,6 +69,10 @@ pub enum PipelineError {
         committed: Position,
         durable_end: Position,
     },
+    #[error(
+        "the index has no commit, but the queue starts at {first:?}: the records before it were stored in an index that is gone (removed, or restored from before its first commit) and cannot be replayed. Restore the index directory from a backup (the queue replays what came after it), or start once with pipeline.resume_after_index_loss = true to index what the queue still holds and accept that older log events are no longer searchable; the audit trails are kept and re-indexed either way"
+    )]
+    IndexLost { first: Position },
     #[error("cannot set aside an unreadable queue record at {position:?} in {dir}: {source}")]
     DeadLetter {
         position: Position,
@@ -96,7 +105,10 @@ pub async fn run(
     let first = queue.stats().first;
     let committed = match store.committed_position().await? {
         Some(position) => Position(position),
-        None => first,
+        // A queue that never released anything starts at 0; one that starts later
+        // released records into an index that no longer has them.
+        None if first == Position(0) || config.resume_after_index_loss => first,
+        None => return Err(PipelineError::IndexLost { first }),
     };
     if committed < first {
         return Err(PipelineError::Gap { committed, first });

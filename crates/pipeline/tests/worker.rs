@@ -183,3 +183,55 @@ async fn unreadable_records_are_set_aside_and_counted() {
     running.shutdown.send(true).unwrap();
     running.task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_index_is_not_refilled_from_a_queue_that_released_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let open_queue = || -> Arc<dyn Queue> {
+        let config = EmbeddedQueueConfig {
+            segment_bytes: 4096,
+            ..EmbeddedQueueConfig::new(dir.path().join("queue"))
+        };
+        Arc::new(EmbeddedQueue::open(config).unwrap())
+    };
+    let open_store = || -> Arc<dyn EventStore> {
+        let mut config = EmbeddedStoreConfig::new(dir.path().join("index"));
+        config.audit_dir = dir.path().join("audit");
+        Arc::new(EmbeddedStore::open(&config).unwrap())
+    };
+    let queue = open_queue();
+    let store = open_store();
+    let mut end = queue::Position(0);
+    for first in (0..200).step_by(10) {
+        end = queue.append(record(first, 10)).await.unwrap().1;
+    }
+    let mut running = start(
+        Arc::clone(&queue),
+        Arc::clone(&store),
+        &dir.path().join("dead"),
+    );
+    wait_for_commit(&mut running, end).await;
+    running.shutdown.send(true).unwrap();
+    running.task.await.unwrap().unwrap();
+    queue.close().await;
+    drop((queue, store));
+
+    // The index is lost; the queue only holds its newest segment.
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+    let queue = open_queue();
+    assert!(
+        queue.stats().first > queue::Position(0),
+        "segments were released"
+    );
+    let store = open_store();
+    let running = start(Arc::clone(&queue), store, &dir.path().join("dead"));
+    let error = running.task.await.unwrap().unwrap_err();
+    assert!(
+        matches!(error, pipeline::PipelineError::IndexLost { .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("Restore the index directory"),
+        "{error}"
+    );
+}

@@ -212,6 +212,9 @@ pub struct PipelineSettings {
     /// Longest time between an event's acknowledgement and it being searchable, under light load.
     pub commit_interval_ms: u64,
     pub commit_events: usize,
+    /// Start after the index was lost although the queue no longer holds all
+    /// it had indexed (see [`pipeline::WorkerConfig::resume_after_index_loss`]).
+    pub resume_after_index_loss: bool,
 }
 
 impl Default for Config {
@@ -276,6 +279,7 @@ impl Default for PipelineSettings {
         PipelineSettings {
             commit_interval_ms: worker.commit_interval.as_millis() as u64,
             commit_events: worker.commit_events,
+            resume_after_index_loss: worker.resume_after_index_loss,
         }
     }
 }
@@ -326,6 +330,7 @@ impl Config {
             commit_interval: Duration::from_millis(self.pipeline.commit_interval_ms.max(1)),
             commit_events: self.pipeline.commit_events.max(1),
             dead_letter_dir: self.data_dir.join("dead-letter"),
+            resume_after_index_loss: self.pipeline.resume_after_index_loss,
             ..pipeline::WorkerConfig::default()
         }
     }

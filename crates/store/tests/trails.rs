@@ -1,6 +1,7 @@
-//! The audit trails of the embedded store: sequence numbers, crash recovery
-//! against the index commit, deduplication of re-drained events, signed
-//! checkpoints and proofs that a verifier accepts.
+//! The audit trails of the embedded store: sequence numbers, the index rebuilt
+//! from the trails after a crash or its loss, deduplication of replayed and
+//! re-drained events, signed checkpoints found by size, and proofs that a
+//! verifier accepts.
 
 #![allow(clippy::unwrap_used)]
 
@@ -124,54 +125,205 @@ async fn audit_events_are_numbered_per_tenant_checkpointed_and_provable() {
     audit::verify_consistency(25, 35, &checkpoint.root, &newer.root, &proof).unwrap();
 }
 
+/// Copies an index directory without tantivy's lock files: a backup.
+fn copy_index(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if !entry.file_name().to_string_lossy().ends_with(".lock") {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+fn ids(events: &[QueuedEvent]) -> Vec<String> {
+    events.iter().map(|e| e.event.id.clone()).collect()
+}
+
+async fn latest_size(store: &EmbeddedStore, tenant: &str) -> u64 {
+    let key = VerifyingKey::from_text(&store.public_key()).unwrap();
+    let note = store.checkpoint(tenant, None).await.unwrap().unwrap();
+    Checkpoint::verify(&note, &key).unwrap().size
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unfinished_commit_is_cut_and_replayed_with_the_same_numbers() {
+async fn leaves_beyond_the_index_commit_are_reindexed_and_replays_keep_their_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let first = audit_events("acme", &actions(12, "first"), false);
-    let second = audit_events("acme", &actions(8, "second"), false);
+    let second = audit_events("acme", &actions(10, "second"), false);
     {
         let store = EmbeddedStore::open(&config(dir.path())).unwrap();
         store.stage(first).await.unwrap();
         store.commit(1).await.unwrap();
+        copy_index(&dir.path().join("index"), &dir.path().join("backup"));
         store.stage(second.clone()).await.unwrap();
-        // A crash before the commit: the store is dropped with the batch staged.
+        store.commit(2).await.unwrap();
+        assert_eq!(
+            latest_size(&store, "acme").await,
+            22,
+            "22 events are signed"
+        );
     }
-    {
-        // The worse moment: leaves appended and synced, the index commit not made.
-        let mut trail = audit::TrailStore::open(&dir.path().join("audit").join("acme")).unwrap();
-        trail
-            .append(&[b"{\"seq\":12}".to_vec(), b"{\"seq\":13}".to_vec()])
-            .unwrap();
-        assert_eq!(trail.size(), 14);
-    }
+    // The index goes back to its first commit (a restore, or the worst moment of
+    // a crash: leaves appended and synced, the index commit not made).
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+    std::fs::rename(dir.path().join("backup"), dir.path().join("index")).unwrap();
+
     let store = EmbeddedStore::open(&config(dir.path())).unwrap();
     assert_eq!(store.committed_position().await.unwrap(), Some(1));
-    // The queue replays the second batch: it gets 12..20, not 20..28.
-    let ids: Vec<String> = second.iter().map(|e| e.event.id.clone()).collect();
-    store.stage(second).await.unwrap();
-    store.commit(2).await.unwrap();
-    for (offset, id) in ids.iter().enumerate() {
+    assert_eq!(
+        latest_size(&store, "acme").await,
+        22,
+        "no signed event is cut"
+    );
+    for (offset, id) in ids(&second).iter().enumerate() {
         assert_eq!(stored(&store, "acme", id).await["seq"], json!(12 + offset));
     }
-    let key = VerifyingKey::from_text(&store.public_key()).unwrap();
-    let note = store.checkpoint("acme", None).await.unwrap().unwrap();
-    let first = Checkpoint::verify(&note, &key).unwrap();
+    // The queue replays the second batch from position 1: nothing is numbered again.
+    store.stage(second.clone()).await.unwrap();
+    store.commit(2).await.unwrap();
+    for (offset, id) in ids(&second).iter().enumerate() {
+        assert_eq!(stored(&store, "acme", id).await["seq"], json!(12 + offset));
+    }
+    assert!(store.inclusion_proof("acme", 21, 22).await.is_ok());
+    assert!(
+        store.inclusion_proof("acme", 0, 23).await.is_err(),
+        "the trail holds 22"
+    );
+    let third = audit_events("acme", &actions(1, "third"), false);
+    store.stage(third.clone()).await.unwrap();
+    store.commit(3).await.unwrap();
     assert_eq!(
-        first.size, 12,
-        "8 new events are not due for a checkpoint yet"
+        stored(&store, "acme", &third[0].event.id).await["seq"],
+        json!(22)
     );
-    // The replayed events extend the checkpointed tree consistently.
-    assert!(
-        !store
-            .consistency_proof("acme", 12, 20)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_index_is_rebuilt_from_the_trails_and_a_full_replay_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let acme = audit_events("acme", &actions(15, "acme"), false);
+    let globex = audit_events("globex", &actions(4, "globex"), true);
+    {
+        let store = EmbeddedStore::open(&config(dir.path())).unwrap();
+        store.stage(acme.clone()).await.unwrap();
+        store.commit(1).await.unwrap();
+        store.stage(globex.clone()).await.unwrap();
+        store.commit(2).await.unwrap();
+    }
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+
+    let store = EmbeddedStore::open(&config(dir.path())).unwrap();
+    assert_eq!(
+        store.committed_position().await.unwrap(),
+        None,
+        "the queue position died with the index"
+    );
+    let found = store
+        .search(store::SearchRequest {
+            filter: store::Filter {
+                tenant: "acme".into(),
+                stream: Stream::Audit,
+                query: query::parse("action:acme.7").unwrap(),
+                from: None,
+                to: None,
+            },
+            limit: 10,
+            cursor: None,
+            order: store::Order::Descending,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        found.events.len(),
+        1,
+        "search finds re-indexed audit events"
+    );
+    // The queue replays everything it still holds, server events and client events alike.
+    store.stage(acme.clone()).await.unwrap();
+    store.stage(globex.clone()).await.unwrap();
+    store.commit(2).await.unwrap();
+    for (seq, id) in ids(&acme).iter().enumerate() {
+        assert_eq!(stored(&store, "acme", id).await["seq"], json!(seq));
+    }
+    for (seq, id) in ids(&globex).iter().enumerate() {
+        assert_eq!(stored(&store, "globex", id).await["seq"], json!(seq));
+    }
+    assert!(store.inclusion_proof("acme", 0, 16).await.is_err());
+    assert!(store.inclusion_proof("globex", 0, 5).await.is_err());
+    assert_eq!(latest_size(&store, "acme").await, 15);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trail_missing_signed_events_or_its_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = EmbeddedStore::open(&config(dir.path())).unwrap();
+        store
+            .stage(audit_events("acme", &actions(12, "a"), false))
             .await
-            .unwrap()
-            .is_empty()
-    );
+            .unwrap();
+        store.commit(1).await.unwrap();
+        assert_eq!(latest_size(&store, "acme").await, 12);
+    }
+    let message = |result: Result<EmbeddedStore, store::StoreError>| match result {
+        Ok(_) => panic!("the store opened"),
+        Err(error) => error.to_string(),
+    };
+    let key = dir.path().join("audit").join("checkpoint.key");
+    std::fs::rename(&key, dir.path().join("key.bak")).unwrap();
+    let text = message(EmbeddedStore::open(&config(dir.path())));
     assert!(
-        store.inclusion_proof("acme", 0, 21).await.is_err(),
-        "the trail holds 20"
+        text.contains("checkpoint.key is missing") && text.contains("Restore the key file"),
+        "{text}"
     );
+    assert!(!key.exists(), "no new key was made");
+    std::fs::rename(dir.path().join("key.bak"), &key).unwrap();
+
+    // Signed leaves cut away (the index lost as well, so nothing else notices).
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+    audit::TrailStore::open(&dir.path().join("audit").join("acme"))
+        .unwrap()
+        .truncate(5)
+        .unwrap();
+    let text = message(EmbeddedStore::open(&config(dir.path())));
+    assert!(
+        text.contains("holds 5 events but a checkpoint signed 12"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_checkpoint_is_served_by_its_size_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.checkpoints.every_events = 1;
+    for restart in 0..2 {
+        let store = EmbeddedStore::open(&config).unwrap();
+        if restart == 0 {
+            for commit in 1..=40u64 {
+                store
+                    .stage(audit_events(
+                        "acme",
+                        &actions(2, &format!("c{commit}")),
+                        false,
+                    ))
+                    .await
+                    .unwrap();
+                store.commit(commit).await.unwrap();
+            }
+        }
+        let key = VerifyingKey::from_text(&store.public_key()).unwrap();
+        for size in 1..=81 {
+            let note = store.checkpoint("acme", Some(size)).await.unwrap();
+            if size % 2 == 0 && size <= 80 {
+                assert_eq!(Checkpoint::verify(&note.unwrap(), &key).unwrap().size, size);
+            } else {
+                assert!(note.is_none(), "size {size}");
+            }
+        }
+        assert!(store.checkpoint("nobody", Some(2)).await.unwrap().is_none());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,8 @@
 //! verifier needs. Nothing is repaired or cut; a frame whose checksum is wrong
 //! is still returned, so verification reports the leaf as altered.
 
-use std::io::{BufReader, Read as _};
+use std::io::{BufReader, Read as _, Seek as _, SeekFrom, Take};
+use std::ops::Range;
 use std::path::Path;
 
 use super::files::LEAVES_FILE;
@@ -13,15 +14,22 @@ const MAX_LEAF_BYTES: usize = 64 * 1024 * 1024;
 
 /// The leaves of the trail in `dir`, in stored order.
 pub fn read_leaves(dir: &Path) -> Result<LeafReader, AuditError> {
+    read_leaves_in(dir, 0..u64::MAX)
+}
+
+/// The leaves whose frames lie in the byte range `span` of the trail in `dir`
+/// (see [`TrailStore::frame_span`](super::TrailStore::frame_span)): lets a
+/// server read committed leaves without holding the lock its writer needs,
+/// since an append never changes bytes already written.
+pub fn read_leaves_in(dir: &Path, span: Range<u64>) -> Result<LeafReader, AuditError> {
     let path = dir.join(LEAVES_FILE);
-    let file = std::fs::File::open(&path).map_err(|source| AuditError::Io {
-        action: "open",
-        path: path.clone(),
-        source,
-    })?;
+    let mut file = std::fs::File::open(&path).map_err(|e| AuditError::io("open", &path, e))?;
+    file.seek(SeekFrom::Start(span.start))
+        .map_err(|e| AuditError::io("seek", &path, e))?;
+    let bounded = file.take(span.end.saturating_sub(span.start));
     Ok(LeafReader {
         path,
-        reader: BufReader::with_capacity(1 << 20, file),
+        reader: BufReader::with_capacity(1 << 20, bounded),
         done: false,
     })
 }
@@ -30,7 +38,7 @@ pub fn read_leaves(dir: &Path) -> Result<LeafReader, AuditError> {
 #[derive(Debug)]
 pub struct LeafReader {
     path: std::path::PathBuf,
-    reader: BufReader<std::fs::File>,
+    reader: BufReader<Take<std::fs::File>>,
     done: bool,
 }
 

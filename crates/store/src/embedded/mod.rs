@@ -4,9 +4,11 @@
 //! position into the commit's payload (`meta.json`), so the events and the
 //! position they cover become durable in one atomic step.
 
+mod checkpoints;
 mod collect;
 mod compile;
 mod keys;
+mod reindex;
 mod schema;
 mod trails;
 
@@ -22,11 +24,12 @@ use tantivy::schema::Value as _;
 use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument};
 
+pub use self::checkpoints::CHECKPOINTS_FILE;
 use self::collect::{HistogramCollector, StatsCollector, TopByTime};
 use self::keys::EventKeys;
 use self::schema::Fields;
-use self::trails::Trails;
-pub use self::trails::{CHECKPOINTS_FILE, CheckpointPolicy, KEY_FILE, KEY_NAME};
+pub use self::trails::{CheckpointPolicy, KEY_FILE, KEY_NAME};
+use self::trails::{TrailView, Trails};
 use crate::{
     AuditLog, Bucket, EventStore, Filter, Footprint, HistogramRequest, SearchPage, SearchRequest,
     Stats, StoreError, StoredEvent,
@@ -79,13 +82,20 @@ struct Inner {
     keys: EventKeys,
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
+    /// Held by staging and committing; readers of the trails only take it to
+    /// copy a [`TrailView`].
     trails: Mutex<Trails>,
+    /// Verifies checkpoints; its text is the published public key.
+    verifying: audit::VerifyingKey,
 }
 
 /// The commit payload: what the last commit covers.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct CommitPayload {
-    queue_position: u64,
+    /// Absent after the audit partition was re-indexed into an index that had
+    /// no commit: no queue record is covered yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    queue_position: Option<u64>,
     /// Each tenant's audit trail size.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     audit: BTreeMap<String, u64>,
@@ -155,10 +165,10 @@ impl EmbeddedStore {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(engine("opening the index reader"))?;
-        let committed = read_payload(&index)?
-            .map(|payload| payload.audit)
+        let (position, indexed) = read_payload(&index)?
+            .map(|payload| (payload.queue_position, payload.audit))
             .unwrap_or_default();
-        let trails = Trails::open(&config.audit_dir, &committed, config.checkpoints)?;
+        let (trails, missing) = Trails::open(&config.audit_dir, &indexed, config.checkpoints)?;
         let inner = Arc::new(Inner {
             dir: config.dir.clone(),
             index,
@@ -166,8 +176,12 @@ impl EmbeddedStore {
             keys,
             reader,
             writer: Mutex::new(writer),
+            verifying: trails.verifying_key().clone(),
             trails: Mutex::new(trails),
         });
+        if !missing.is_empty() {
+            inner.reindex(&missing, position)?;
+        }
         spawn_checkpointer(Arc::downgrade(&inner));
         Ok(EmbeddedStore { inner })
     }
@@ -211,15 +225,60 @@ impl Inner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Whether the index holds a committed event of this tenant's stream with this id.
-    fn exists(&self, tenant: &str, stream: Stream, id: &str) -> Result<bool, StoreError> {
+    /// A tenant's trail for reading, taken under the trails' lock only long
+    /// enough to copy it.
+    fn view(&self, tenant: &str) -> Result<TrailView, StoreError> {
+        self.trails()
+            .view(tenant)
+            .ok_or_else(|| StoreError::OutOfRange(format!("tenant {tenant:?} has no audit events")))
+    }
+
+    /// Makes staged events and pending leaves durable with the queue position
+    /// they cover (none: no record yet), then signs due checkpoints. Leaves are
+    /// durable before the index commit that counts them.
+    fn commit(&self, position: Option<u64>) -> Result<(), StoreError> {
+        {
+            let mut writer = self.writer();
+            let mut trails = self.trails();
+            let payload = CommitPayload {
+                queue_position: position,
+                audit: trails.flush()?,
+            };
+            let text = serde_json::to_string(&payload)
+                .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+            let mut prepared = writer
+                .prepare_commit()
+                .map_err(engine("preparing a commit"))?;
+            prepared.set_payload(&text);
+            prepared.commit().map_err(engine("committing"))?;
+            trails.committed(&payload.audit);
+            trails.checkpoint_due(Instant::now())?;
+        }
+        self.reader.reload().map_err(engine("reloading the reader"))
+    }
+
+    /// The committed event of this tenant's stream with this id. Keys are
+    /// hashes, so the stored id is compared: a collision never passes for it.
+    fn find(
+        &self,
+        tenant: &str,
+        stream: Stream,
+        id: &str,
+    ) -> Result<Option<StoredEvent>, StoreError> {
         let query = compile::key_query(&self.fields, &self.keys, tenant, stream, id);
-        let count = self
-            .reader
-            .searcher()
-            .search(&query, &tantivy::collector::Count)
-            .map_err(engine("looking up an event"))?;
-        Ok(count > 0)
+        let searcher = self.reader.searcher();
+        let collector = TopByTime {
+            limit: 8,
+            after: None,
+            order: crate::Order::Descending,
+        };
+        for (_, address) in searcher.search(&query, &collector).map_err(query_error)? {
+            let event = self.load(&searcher, address)?;
+            if id_of(&event)? == id {
+                return Ok(Some(event));
+            }
+        }
+        Ok(None)
     }
 
     fn writer(&self) -> MutexGuard<'_, IndexWriter> {
@@ -336,8 +395,10 @@ fn query_error(error: tantivy::TantivyError) -> StoreError {
 #[async_trait]
 impl EventStore for EmbeddedStore {
     async fn committed_position(&self) -> Result<Option<u64>, StoreError> {
-        self.blocking(|inner| Ok(read_payload(&inner.index)?.map(|payload| payload.queue_position)))
-            .await
+        self.blocking(|inner| {
+            Ok(read_payload(&inner.index)?.and_then(|payload| payload.queue_position))
+        })
+        .await
     }
 
     async fn stage(&self, events: Vec<QueuedEvent>) -> Result<(), StoreError> {
@@ -347,11 +408,15 @@ impl EventStore for EmbeddedStore {
             for mut incoming in events {
                 if incoming.event.stream == Stream::Audit {
                     // The trail is append-only: an event already in it (the server's
-                    // outbox drained twice) is skipped, never replaced.
+                    // outbox drained twice, or the queue replaying events whose leaves
+                    // outlived an index commit) is skipped, never replaced nor
+                    // numbered again. The index's audit partition holds exactly the
+                    // trail's committed leaves, so it answers which ids the trail has.
                     let event = &incoming.event;
-                    if incoming.replace_existing
-                        && (trails.is_pending(&event.tenant, &event.id)
-                            || inner.exists(&event.tenant, Stream::Audit, &event.id)?)
+                    if trails.is_pending(&event.tenant, &event.id)
+                        || inner
+                            .find(&event.tenant, Stream::Audit, &event.id)?
+                            .is_some()
                     {
                         continue;
                     }
@@ -379,31 +444,8 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn commit(&self, position: u64) -> Result<(), StoreError> {
-        self.blocking(move |inner| {
-            {
-                let mut writer = inner.writer();
-                let mut trails = inner.trails();
-                // Leaves are durable before the commit that counts them.
-                let payload = CommitPayload {
-                    queue_position: position,
-                    audit: trails.flush()?,
-                };
-                let text = serde_json::to_string(&payload)
-                    .map_err(|error| StoreError::Corrupt(error.to_string()))?;
-                let mut prepared = writer
-                    .prepare_commit()
-                    .map_err(engine("preparing a commit"))?;
-                prepared.set_payload(&text);
-                prepared.commit().map_err(engine("committing"))?;
-                trails.committed(&payload.audit);
-                trails.checkpoint_due(Instant::now())?;
-            }
-            inner
-                .reader
-                .reload()
-                .map_err(engine("reloading the reader"))
-        })
-        .await
+        self.blocking(move |inner| inner.commit(Some(position)))
+            .await
     }
 
     async fn search(&self, request: SearchRequest) -> Result<SearchPage, StoreError> {
@@ -417,23 +459,8 @@ impl EventStore for EmbeddedStore {
         id: &str,
     ) -> Result<Option<StoredEvent>, StoreError> {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
-        self.blocking(move |inner| {
-            let query = compile::key_query(&inner.fields, &inner.keys, &tenant, stream, &id);
-            let searcher = inner.reader.searcher();
-            let collector = TopByTime {
-                limit: 8,
-                after: None,
-                order: crate::Order::Descending,
-            };
-            for (_, address) in searcher.search(&query, &collector).map_err(query_error)? {
-                let event = inner.load(&searcher, address)?;
-                if id_of(&event)? == id {
-                    return Ok(Some(event));
-                }
-            }
-            Ok(None)
-        })
-        .await
+        self.blocking(move |inner| inner.find(&tenant, stream, &id))
+            .await
     }
 
     async fn stats(&self, filter: Filter) -> Result<Stats, StoreError> {
@@ -503,7 +530,7 @@ fn directory_bytes(dir: &Path) -> u64 {
 #[async_trait]
 impl AuditLog for EmbeddedStore {
     fn public_key(&self) -> String {
-        self.inner.trails().public_key()
+        self.inner.verifying.to_text()
     }
 
     async fn checkpoint(
@@ -513,11 +540,13 @@ impl AuditLog for EmbeddedStore {
     ) -> Result<Option<String>, StoreError> {
         let tenant = tenant.to_owned();
         self.blocking(move |inner| {
-            let trails = inner.trails();
-            Ok(match size {
-                None => trails.latest_checkpoint(&tenant),
-                Some(size) => trails.checkpoint_of_size(&tenant, size),
-            })
+            let Some(view) = inner.trails().view(&tenant) else {
+                return Ok(None);
+            };
+            match size {
+                None => Ok(view.latest_checkpoint()),
+                Some(size) => view.checkpoint_of_size(size, &inner.verifying),
+            }
         })
         .await
     }
@@ -529,13 +558,13 @@ impl AuditLog for EmbeddedStore {
         size: u64,
     ) -> Result<Vec<audit::Hash>, StoreError> {
         let tenant = tenant.to_owned();
-        self.blocking(move |inner| inner.trails().inclusion_proof(&tenant, seq, size))
+        self.blocking(move |inner| inner.view(&tenant)?.inclusion_proof(seq, size))
             .await
     }
 
     async fn leaves(&self, tenant: &str, from: u64, to: u64) -> Result<Vec<Vec<u8>>, StoreError> {
         let tenant = tenant.to_owned();
-        self.blocking(move |inner| inner.trails().leaves(&tenant, from, to))
+        self.blocking(move |inner| inner.view(&tenant)?.leaves(from, to))
             .await
     }
 
@@ -546,7 +575,7 @@ impl AuditLog for EmbeddedStore {
         to: u64,
     ) -> Result<Vec<audit::Hash>, StoreError> {
         let tenant = tenant.to_owned();
-        self.blocking(move |inner| inner.trails().consistency_proof(&tenant, from, to))
+        self.blocking(move |inner| inner.view(&tenant)?.consistency_proof(from, to))
             .await
     }
 }

@@ -1,30 +1,32 @@
 //! The audit trails of the embedded store: one append-only, verifiable log per
-//! tenant under the audit directory, kept in step with the index.
+//! tenant under the audit directory, the source of truth from which the
+//! index's audit partition is derived.
 //!
 //! Staging an audit event gives it the next sequence number of its tenant and
 //! keeps its leaf (the canonical bytes of the event as stored) pending. A commit
 //! appends and fsyncs the pending leaves *before* the index commit, whose
-//! payload records each trail's size; on open every trail is cut back to that
-//! size. So after a crash the trail and the index agree, and the events of an
-//! unfinished commit are replayed from the queue with the same numbers.
-//! Checkpoints are signed only over committed leaves.
+//! payload records each trail's size. Opening cuts nothing durable (only a torn
+//! tail): leaves the index lacks (an unfinished commit, a lost or restored
+//! index) are handed back to be re-indexed, and the queue's replay of their
+//! events is recognised by id and skipped, so no event is numbered twice.
+//! Checkpoints are signed only over committed leaves. Readers work on a
+//! [`TrailView`], outside the lock that indexing needs.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use audit::{Checkpoint, Hash, SigningKey, TrailStore, VerifyingKey};
+use audit::{Checkpoint, Hash, LeafReader, SigningKey, TrailStore, VerifyingKey};
 use model::Event;
 
+use super::checkpoints::{CHECKPOINTS_FILE, CheckpointLog, CheckpointsView, Signed, sync_dir};
 use crate::StoreError;
 
 /// The name checkpoints are signed under.
 pub const KEY_NAME: &str = "logbook";
 /// The signing key's file in the audit directory.
 pub const KEY_FILE: &str = "checkpoint.key";
-/// Each tenant's signed checkpoints, one JSON line each, in its trail directory.
-pub const CHECKPOINTS_FILE: &str = "checkpoints.jsonl";
 
 /// When a tenant's trail gets a new signed checkpoint.
 #[derive(Debug, Clone, Copy)]
@@ -48,15 +50,49 @@ fn corrupt(context: &str) -> impl Fn(audit::AuditError) -> StoreError + '_ {
     move |error| StoreError::Corrupt(format!("audit trail: {context}: {error}"))
 }
 
+/// A poisoned lock is still usable: a trail store refuses writes itself after
+/// a write it could not undo.
+fn read(store: &RwLock<TrailStore>) -> RwLockReadGuard<'_, TrailStore> {
+    store
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write(store: &RwLock<TrailStore>) -> RwLockWriteGuard<'_, TrailStore> {
+    store
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Leaves `from..to` of a tenant's trail that the index does not hold.
+#[derive(Debug)]
+pub(crate) struct Missing {
+    pub tenant: String,
+    pub from: u64,
+    pub to: u64,
+}
+
 struct TenantTrail {
-    store: TrailStore,
+    dir: PathBuf,
+    /// Shared with readers, who hold it only for a proof's few reads.
+    store: Arc<RwLock<TrailStore>>,
     /// Leaves staged since the last commit, in order.
     pending: Vec<Vec<u8>>,
     pending_ids: HashSet<String>,
     /// Leaves covered by an index commit: the most a checkpoint may sign.
     committed: u64,
-    checkpoints: Vec<String>,
-    last_checkpoint: Option<(u64, Instant)>,
+    checkpoints: CheckpointLog,
+    /// When the newest checkpoint was signed (or found on open); none: at once.
+    last_checkpoint_at: Option<Instant>,
+}
+
+/// What a reader needs of one tenant's trail, taken under the trails' lock
+/// and used after it is released: leaves below `committed` never change.
+pub(crate) struct TrailView {
+    dir: PathBuf,
+    store: Arc<RwLock<TrailStore>>,
+    committed: u64,
+    checkpoints: CheckpointsView,
 }
 
 /// Every tenant's trail, the signing key and the checkpoint policy.
@@ -85,41 +121,70 @@ fn tenant_dir(dir: &Path, tenant: &str) -> Result<PathBuf, StoreError> {
     }
 }
 
-fn read_checkpoints(path: &Path) -> Result<Vec<String>, StoreError> {
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) => return Err(StoreError::Corrupt(format!("{}: {error}", path.display()))),
-    };
-    #[derive(serde::Deserialize)]
-    struct Line {
-        note: String,
-    }
-    let mut notes = Vec::new();
-    for line in std::io::BufReader::new(file).lines() {
-        let line =
-            line.map_err(|error| StoreError::Corrupt(format!("{}: {error}", path.display())))?;
-        // A torn last line (a crash while writing) is not a checkpoint.
-        if let Ok(Line { note }) = serde_json::from_str(&line) {
-            notes.push(note);
+/// Whether a trail directory holds anything signed or to be signed.
+fn holds_events(dir: &Path) -> bool {
+    ["leaves.log", CHECKPOINTS_FILE]
+        .iter()
+        .any(|name| std::fs::metadata(dir.join(name)).is_ok_and(|meta| meta.len() > 0))
+}
+
+/// The tenants with a trail directory under `dir`.
+fn trail_dirs(dir: &Path) -> Result<Vec<String>, StoreError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|error| StoreError::Corrupt(format!("{}: {error}", dir.display())))?;
+    let mut tenants = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        if entry.path().is_dir() {
+            tenants.push(entry.file_name().to_string_lossy().into_owned());
         }
     }
-    Ok(notes)
+    tenants.sort();
+    Ok(tenants)
+}
+
+/// The key that signed the existing trails; a new one only if none exists yet.
+fn signing_key(dir: &Path, tenants: &[String]) -> Result<SigningKey, StoreError> {
+    let path = dir.join(KEY_FILE);
+    if !path.exists() {
+        let signed: Vec<&str> = tenants
+            .iter()
+            .filter(|tenant| holds_events(&dir.join(tenant)))
+            .map(String::as_str)
+            .collect();
+        if !signed.is_empty() {
+            return Err(StoreError::Corrupt(format!(
+                "the checkpoint signing key {} is missing, but the audit trails of {} exist and \
+                 their checkpoints were signed with it. Restore the key file from a backup; \
+                 Logbook does not make a new key for existing trails (keys are not rotated)",
+                path.display(),
+                signed.join(", ")
+            )));
+        }
+    }
+    SigningKey::load_or_create(&path).map_err(corrupt("signing key"))
 }
 
 impl Trails {
-    /// Opens every trail under `dir`, cutting each back to the size the last
-    /// index commit recorded (`committed`; absent means none).
+    /// Opens every trail under `dir`. `indexed` is each trail's size in the
+    /// last index commit (absent: none); the leaves beyond it are returned, to
+    /// be re-indexed. Refuses trails that lack leaves the index or a signed
+    /// checkpoint covers, and trails without their signing key.
     pub(crate) fn open(
         dir: &Path,
-        committed: &BTreeMap<String, u64>,
+        indexed: &BTreeMap<String, u64>,
         policy: CheckpointPolicy,
-    ) -> Result<Trails, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|error| {
-            StoreError::Corrupt(format!("cannot create {}: {error}", dir.display()))
-        })?;
-        let key =
-            SigningKey::load_or_create(&dir.join(KEY_FILE)).map_err(corrupt("signing key"))?;
+    ) -> Result<(Trails, Vec<Missing>), StoreError> {
+        if !dir.is_dir() {
+            std::fs::create_dir_all(dir).map_err(|error| {
+                StoreError::Corrupt(format!("cannot create {}: {error}", dir.display()))
+            })?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
+        let tenants = trail_dirs(dir)?;
+        let key = signing_key(dir, &tenants)?;
         let verifying = key
             .verifying_key(KEY_NAME)
             .map_err(|error| StoreError::Corrupt(format!("audit signing key: {error}")))?;
@@ -130,78 +195,117 @@ impl Trails {
             policy,
             tenants: HashMap::new(),
         };
-        let entries = std::fs::read_dir(dir)
-            .map_err(|error| StoreError::Corrupt(format!("{}: {error}", dir.display())))?;
-        for entry in entries {
-            let entry = entry.map_err(|error| StoreError::Corrupt(error.to_string()))?;
-            if entry.path().is_dir() {
-                let tenant = entry.file_name().to_string_lossy().into_owned();
-                trails.open_tenant(&tenant, committed.get(&tenant).copied().unwrap_or(0))?;
-            }
+        let mut missing = Vec::new();
+        for tenant in tenants {
+            let size = indexed.get(&tenant).copied().unwrap_or(0);
+            missing.extend(trails.open_tenant(&tenant, size)?);
         }
-        for (tenant, size) in committed {
+        for (tenant, size) in indexed {
             if *size > 0 && !trails.tenants.contains_key(tenant) {
                 return Err(StoreError::Corrupt(format!(
-                    "the index covers {size} audit events of {tenant:?} but its trail is missing"
+                    "the index covers {size} audit events of {tenant:?} but its trail {} is \
+                     missing; restore it from a backup",
+                    dir.join(tenant).display()
                 )));
             }
         }
-        Ok(trails)
+        Ok((trails, missing))
     }
 
-    fn open_tenant(
-        &mut self,
-        tenant: &str,
-        committed: u64,
-    ) -> Result<&mut TenantTrail, StoreError> {
+    /// Opens one trail whose first `indexed` leaves the index holds; returns
+    /// the leaves it lacks.
+    fn open_tenant(&mut self, tenant: &str, indexed: u64) -> Result<Option<Missing>, StoreError> {
         let dir = tenant_dir(&self.dir, tenant)?;
-        let mut store = TrailStore::open(&dir).map_err(corrupt(tenant))?;
-        if store.size() < committed {
+        let store = TrailStore::open(&dir).map_err(corrupt(tenant))?;
+        if !store.recovery().is_clean() {
+            tracing::warn!(tenant, recovery = ?store.recovery(), "cut the torn tail of an audit trail");
+        }
+        let size = store.size();
+        if size < indexed {
             return Err(StoreError::Corrupt(format!(
-                "the trail of {tenant:?} holds {} events but the index covers {committed}",
-                store.size()
+                "the trail of {tenant:?} holds {size} events but the index covers {indexed}: \
+                 events are missing from {}; restore it from a backup and run `logbook verify`",
+                dir.display()
             )));
         }
-        if store.size() > committed {
-            tracing::warn!(
-                tenant,
-                from = store.size(),
-                to = committed,
-                "cutting audit events of an unfinished commit; the queue replays them"
-            );
-            store.truncate(committed).map_err(corrupt(tenant))?;
+        let checkpoints = CheckpointLog::open(&dir)?;
+        if let Some(latest) = checkpoints.latest() {
+            self.check_latest(tenant, &dir, &store, latest)?;
         }
-        let checkpoints: Vec<String> = read_checkpoints(&dir.join(CHECKPOINTS_FILE))?
-            .into_iter()
-            .filter(|note| {
-                Checkpoint::verify(note, &self.verifying).is_ok_and(|c| c.size <= committed)
-            })
-            .collect();
-        let last = checkpoints
-            .last()
-            .and_then(|note| Checkpoint::verify(note, &self.verifying).ok())
-            .map(|checkpoint| (checkpoint.size, Instant::now()));
-        Ok(self
-            .tenants
-            .entry(tenant.to_owned())
-            .or_insert(TenantTrail {
-                store,
+        let last_checkpoint_at = checkpoints.latest().map(|_| Instant::now());
+        self.tenants.insert(
+            tenant.to_owned(),
+            TenantTrail {
+                dir,
+                store: Arc::new(RwLock::new(store)),
                 pending: Vec::new(),
                 pending_ids: HashSet::new(),
-                committed,
+                committed: size,
                 checkpoints,
-                last_checkpoint: last,
-            }))
+                last_checkpoint_at,
+            },
+        );
+        Ok((size > indexed).then(|| Missing {
+            tenant: tenant.to_owned(),
+            from: indexed,
+            to: size,
+        }))
+    }
+
+    /// The newest checkpoint must verify and sign a prefix of the trail: new
+    /// leaves are never appended to a trail that lost signed ones or differs
+    /// from what was signed (that would fork it).
+    fn check_latest(
+        &self,
+        tenant: &str,
+        dir: &Path,
+        store: &TrailStore,
+        latest: &Signed,
+    ) -> Result<(), StoreError> {
+        let checkpoint = Checkpoint::verify(&latest.note, &self.verifying).map_err(|error| {
+            StoreError::Corrupt(format!(
+                "the newest checkpoint in {} does not verify with {} ({error}): the key or the \
+                 checkpoints were replaced; restore them from a backup",
+                dir.join(CHECKPOINTS_FILE).display(),
+                self.dir.join(KEY_FILE).display()
+            ))
+        })?;
+        if checkpoint.size > store.size() {
+            return Err(StoreError::Corrupt(format!(
+                "the trail of {tenant:?} holds {} events but a checkpoint signed {}: signed \
+                 events are missing from {}; restore it from a backup (`logbook verify` shows \
+                 what is missing)",
+                store.size(),
+                checkpoint.size,
+                dir.display()
+            )));
+        }
+        if store.root(checkpoint.size).map_err(corrupt(tenant))? != checkpoint.root {
+            return Err(StoreError::Corrupt(format!(
+                "the trail in {} does not match its newest signed checkpoint (size {}); run \
+                 `logbook verify` to find the altered events and restore them from a backup",
+                dir.display(),
+                checkpoint.size
+            )));
+        }
+        Ok(())
     }
 
     fn tenant(&mut self, tenant: &str) -> Result<&mut TenantTrail, StoreError> {
-        if self.tenants.contains_key(tenant) {
-            return self
-                .tenants
-                .get_mut(tenant)
-                .ok_or_else(|| StoreError::Corrupt("trail vanished".to_owned()));
+        if !self.tenants.contains_key(tenant) && self.open_tenant(tenant, 0)?.is_some() {
+            return Err(StoreError::Corrupt(format!(
+                "the trail of {tenant:?} appeared while the server was running; restart to \
+                 index it"
+            )));
         }
-        self.open_tenant(tenant, 0)
+        self.tenants
+            .get_mut(tenant)
+            .ok_or_else(|| StoreError::Corrupt("trail vanished".to_owned()))
+    }
+
+    /// The verifier key of the signing key.
+    pub(crate) fn verifying_key(&self) -> &VerifyingKey {
+        &self.verifying
     }
 
     /// Whether an event with this id is staged and not yet committed.
@@ -216,7 +320,7 @@ impl Trails {
     /// the API returns is exactly the leaf's bytes.
     pub(crate) fn assign(&mut self, event: &mut Event) -> Result<String, StoreError> {
         let trail = self.tenant(&event.tenant)?;
-        event.seq = Some(trail.store.size() + trail.pending.len() as u64);
+        event.seq = Some(read(&trail.store).size() + trail.pending.len() as u64);
         let value = serde_json::to_value(&*event).map_err(|error| {
             StoreError::Corrupt(format!("an audit event does not serialise: {error}"))
         })?;
@@ -233,15 +337,13 @@ impl Trails {
     pub(crate) fn flush(&mut self) -> Result<BTreeMap<String, u64>, StoreError> {
         let mut sizes = BTreeMap::new();
         for (tenant, trail) in &mut self.tenants {
+            let mut store = write(&trail.store);
             if !trail.pending.is_empty() {
-                trail
-                    .store
-                    .append(&trail.pending)
-                    .map_err(corrupt(tenant))?;
+                store.append(&trail.pending).map_err(corrupt(tenant))?;
                 trail.pending.clear();
                 trail.pending_ids.clear();
             }
-            sizes.insert(tenant.clone(), trail.store.size());
+            sizes.insert(tenant.clone(), store.size());
         }
         Ok(sizes)
     }
@@ -259,127 +361,125 @@ impl Trails {
     pub(crate) fn checkpoint_due(&mut self, now: Instant) -> Result<(), StoreError> {
         let policy = self.policy;
         for (tenant, trail) in &mut self.tenants {
-            let (last_size, last_time) =
-                trail.last_checkpoint.unwrap_or((0, now - policy.interval));
+            let last_size = trail.checkpoints.latest().map_or(0, |signed| signed.size);
             let new = trail.committed.saturating_sub(last_size);
             let due = new > 0
-                && (new >= policy.every_events || now.duration_since(last_time) >= policy.interval);
+                && (new >= policy.every_events
+                    || trail
+                        .last_checkpoint_at
+                        .is_none_or(|at| now.duration_since(at) >= policy.interval));
             if !due {
                 continue;
             }
             let checkpoint = Checkpoint {
                 tenant: tenant.clone(),
                 size: trail.committed,
-                root: trail.store.root(trail.committed).map_err(corrupt(tenant))?,
+                root: read(&trail.store)
+                    .root(trail.committed)
+                    .map_err(corrupt(tenant))?,
                 time: unix_now(),
             };
             let note = checkpoint
                 .sign(&self.key, KEY_NAME)
                 .map_err(|error| StoreError::Corrupt(format!("signing a checkpoint: {error}")))?;
-            let path = trail.store.dir().join(CHECKPOINTS_FILE);
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(|error| StoreError::Corrupt(format!("{}: {error}", path.display())))?;
-            let line = serde_json::json!({ "note": note }).to_string();
-            file.write_all(format!("{line}\n").as_bytes())
-                .and_then(|()| file.sync_data())
-                .map_err(|error| StoreError::Corrupt(format!("{}: {error}", path.display())))?;
-            trail.checkpoints.push(note);
-            trail.last_checkpoint = Some((trail.committed, now));
+            trail.checkpoints.append(Signed {
+                size: checkpoint.size,
+                note,
+            })?;
+            trail.last_checkpoint_at = Some(now);
         }
         Ok(())
     }
 
-    /// The verifier key text of the signing key.
-    pub(crate) fn public_key(&self) -> String {
-        self.verifying.to_text()
+    /// What a reader needs of a tenant's trail, if it has one.
+    pub(crate) fn view(&self, tenant: &str) -> Option<TrailView> {
+        self.tenants.get(tenant).map(|trail| TrailView {
+            dir: trail.dir.clone(),
+            store: Arc::clone(&trail.store),
+            committed: trail.committed,
+            checkpoints: trail.checkpoints.view(),
+        })
     }
+}
 
-    /// The newest signed checkpoint of a tenant.
-    pub(crate) fn latest_checkpoint(&self, tenant: &str) -> Option<String> {
-        self.tenants
-            .get(tenant)
-            .and_then(|trail| trail.checkpoints.last().cloned())
+impl TrailView {
+    /// The newest signed checkpoint.
+    pub(crate) fn latest_checkpoint(&self) -> Option<String> {
+        self.checkpoints.latest()
     }
 
     /// The signed checkpoint of exactly `size`, if one was made.
-    pub(crate) fn checkpoint_of_size(&self, tenant: &str, size: u64) -> Option<String> {
-        let trail = self.tenants.get(tenant)?;
-        trail
-            .checkpoints
-            .iter()
-            .rev()
-            .find(|note| Checkpoint::verify(note, &self.verifying).is_ok_and(|c| c.size == size))
-            .cloned()
+    pub(crate) fn checkpoint_of_size(
+        &self,
+        size: u64,
+        key: &VerifyingKey,
+    ) -> Result<Option<String>, StoreError> {
+        self.checkpoints.of_size(size, key)
     }
 
-    fn committed_trail(&self, tenant: &str, size: u64) -> Result<&TenantTrail, StoreError> {
-        let trail = self.tenants.get(tenant).ok_or_else(|| {
-            StoreError::OutOfRange(format!("tenant {tenant:?} has no audit events"))
-        })?;
-        if size == 0 || size > trail.committed {
+    fn check_committed(&self, size: u64) -> Result<(), StoreError> {
+        if size == 0 || size > self.committed {
             return Err(StoreError::OutOfRange(format!(
                 "size must be from 1 to {} (the committed audit events)",
-                trail.committed
+                self.committed
             )));
         }
-        Ok(trail)
+        Ok(())
     }
 
     /// The audit path of leaf `seq` in the tree of the first `size` leaves.
-    pub(crate) fn inclusion_proof(
-        &self,
-        tenant: &str,
-        seq: u64,
-        size: u64,
-    ) -> Result<Vec<Hash>, StoreError> {
-        let trail = self.committed_trail(tenant, size)?;
+    pub(crate) fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
+        self.check_committed(size)?;
         if seq >= size {
             return Err(StoreError::OutOfRange(format!(
                 "event {seq} is not in a tree of {size}"
             )));
         }
-        trail
-            .store
+        read(&self.store)
             .inclusion_proof(seq, size)
-            .map_err(corrupt(tenant))
-    }
-
-    /// The canonical bytes of committed leaves `from..to`.
-    pub(crate) fn leaves(
-        &self,
-        tenant: &str,
-        from: u64,
-        to: u64,
-    ) -> Result<Vec<Vec<u8>>, StoreError> {
-        let trail = self.committed_trail(tenant, to)?;
-        if from > to {
-            return Err(StoreError::OutOfRange(format!("from must be at most {to}")));
-        }
-        (from..to)
-            .map(|seq| trail.store.leaf(seq).map_err(corrupt(tenant)))
-            .collect()
+            .map_err(corrupt("inclusion proof"))
     }
 
     /// The consistency proof between the trees of `from` and `to` leaves.
-    pub(crate) fn consistency_proof(
-        &self,
-        tenant: &str,
-        from: u64,
-        to: u64,
-    ) -> Result<Vec<Hash>, StoreError> {
-        let trail = self.committed_trail(tenant, to)?;
+    pub(crate) fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
+        self.check_committed(to)?;
         if from == 0 || from > to {
             return Err(StoreError::OutOfRange(format!(
                 "from must be from 1 to {to}"
             )));
         }
-        trail
-            .store
+        read(&self.store)
             .consistency_proof(from, to)
-            .map_err(corrupt(tenant))
+            .map_err(corrupt("consistency proof"))
+    }
+
+    /// The canonical bytes of committed leaves `from..to`.
+    pub(crate) fn leaves(&self, from: u64, to: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.check_committed(to)?;
+        if from > to {
+            return Err(StoreError::OutOfRange(format!("from must be at most {to}")));
+        }
+        let leaves = self
+            .leaf_reader(from, to)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(corrupt("reading leaves"))?;
+        if leaves.len() as u64 != to - from {
+            return Err(StoreError::Corrupt(format!(
+                "{} holds {} of the leaves {from}..{to}",
+                self.dir.display(),
+                leaves.len()
+            )));
+        }
+        Ok(leaves)
+    }
+
+    /// Leaves `from..to` read from the file, without holding the store's lock
+    /// while reading. The caller checks that `to` is at most `committed`.
+    pub(crate) fn leaf_reader(&self, from: u64, to: u64) -> Result<LeafReader, StoreError> {
+        let span = read(&self.store)
+            .frame_span(from, to)
+            .map_err(corrupt("reading leaves"))?;
+        audit::read_leaves_in(&self.dir, span).map_err(corrupt("reading leaves"))
     }
 }
 
