@@ -106,8 +106,8 @@ async fn every_record_is_stored_once_across_restarts() {
     );
 
     // Events staged but not committed are lost with the process; the queue still has them.
-    let (start, end) = queue.append(record(150, 25)).await.unwrap();
-    let events = model::decode_record(&record(150, 25), start.0).unwrap();
+    let (at, end) = queue.append(record(150, 25)).await.unwrap();
+    let events = model::decode_record(&record(150, 25), at.0).unwrap();
     store.stage(events).await.unwrap();
     drop(store);
     queue.close().await;
