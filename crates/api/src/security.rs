@@ -7,7 +7,7 @@
 //! other event.
 
 use meta::AuditEntry;
-use model::{Event, Level, Stream, Timestamp};
+use model::{Event, Level, Source, Stream, Timestamp};
 use serde_json::{Map, Value, json};
 
 /// Who did something: a user, an API key, or an operator at the command line.
@@ -114,6 +114,7 @@ impl SecurityEvent<'_> {
             id: id.clone(),
             tenant: self.tenant.to_owned(),
             stream: Stream::Audit,
+            source: Some(Source::Logbook),
             seq: None,
             timestamp: now,
             received_at: now,

@@ -17,15 +17,16 @@ struct Migration {
     statements: &'static [&'static str],
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    statements: &[
-        "CREATE TABLE IF NOT EXISTS tenants (
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS tenants (
             id TEXT PRIMARY KEY,
             name TEXT NOT NULL,
             created_at BIGINT NOT NULL
         )",
-        "CREATE TABLE IF NOT EXISTS users (
+            "CREATE TABLE IF NOT EXISTS users (
             id TEXT PRIMARY KEY,
             tenant_id TEXT NOT NULL REFERENCES tenants (id),
             username TEXT NOT NULL UNIQUE,
@@ -36,8 +37,8 @@ const MIGRATIONS: &[Migration] = &[Migration {
             created_at BIGINT NOT NULL,
             password_changed_at BIGINT NOT NULL
         )",
-        "CREATE INDEX IF NOT EXISTS users_by_tenant ON users (tenant_id)",
-        "CREATE TABLE IF NOT EXISTS api_keys (
+            "CREATE INDEX IF NOT EXISTS users_by_tenant ON users (tenant_id)",
+            "CREATE TABLE IF NOT EXISTS api_keys (
             id TEXT PRIMARY KEY,
             tenant_id TEXT NOT NULL REFERENCES tenants (id),
             name TEXT NOT NULL,
@@ -49,8 +50,8 @@ const MIGRATIONS: &[Migration] = &[Migration {
             last_used_at BIGINT,
             revoked_at BIGINT
         )",
-        "CREATE INDEX IF NOT EXISTS api_keys_by_tenant ON api_keys (tenant_id)",
-        "CREATE TABLE IF NOT EXISTS sessions (
+            "CREATE INDEX IF NOT EXISTS api_keys_by_tenant ON api_keys (tenant_id)",
+            "CREATE TABLE IF NOT EXISTS sessions (
             id TEXT PRIMARY KEY,
             user_id TEXT NOT NULL REFERENCES users (id),
             refresh_hash TEXT NOT NULL UNIQUE,
@@ -59,27 +60,45 @@ const MIGRATIONS: &[Migration] = &[Migration {
             expires_at BIGINT NOT NULL,
             revoked_at BIGINT
         )",
-        "CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user_id)",
-        "CREATE INDEX IF NOT EXISTS sessions_by_previous ON sessions (previous_refresh_hash)",
-        "CREATE TABLE IF NOT EXISTS settings (
+            "CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user_id)",
+            "CREATE INDEX IF NOT EXISTS sessions_by_previous ON sessions (previous_refresh_hash)",
+            "CREATE TABLE IF NOT EXISTS settings (
             tenant_id TEXT NOT NULL REFERENCES tenants (id),
             name TEXT NOT NULL,
             value TEXT NOT NULL,
             updated_at BIGINT NOT NULL,
             PRIMARY KEY (tenant_id, name)
         )",
-        "CREATE TABLE IF NOT EXISTS server_secrets (
+            "CREATE TABLE IF NOT EXISTS server_secrets (
             name TEXT PRIMARY KEY,
             value TEXT NOT NULL
         )",
-        "CREATE TABLE IF NOT EXISTS audit_outbox (
+            "CREATE TABLE IF NOT EXISTS audit_outbox (
             id TEXT PRIMARY KEY,
             tenant_id TEXT NOT NULL,
             event TEXT NOT NULL,
             created_at BIGINT NOT NULL
         )",
-    ],
-}];
+        ],
+    },
+    // Security events enter the trail in the order their changes committed: each
+    // outbox entry takes the next number of the `audit_outbox` counter inside the
+    // change's transaction (see `outbox::insert`), and the drain follows it.
+    Migration {
+        version: 2,
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS counters (
+            name TEXT PRIMARY KEY,
+            value BIGINT NOT NULL
+        )",
+            "INSERT INTO counters (name, value) VALUES ('audit_outbox', 0)
+         ON CONFLICT (name) DO NOTHING",
+            // Not idempotent in SQLite (no `ADD COLUMN IF NOT EXISTS`): `migrate`
+            // accepts the failure when another process applied this version meanwhile.
+            "ALTER TABLE audit_outbox ADD COLUMN seq BIGINT NOT NULL DEFAULT 0",
+        ],
+    },
+];
 
 /// The newest schema version this binary knows.
 pub(crate) fn latest_version() -> i64 {
@@ -110,27 +129,45 @@ pub(crate) async fn migrate(pool: &AnyPool) -> Result<(), MetaError> {
         });
     }
     for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
-        let mut transaction = pool.begin().await.map_err(failed(migration.version))?;
-        for statement in migration.statements {
-            sqlx::query(*statement)
-                .execute(&mut *transaction)
-                .await
-                .map_err(failed(migration.version))?;
+        if let Err(error) = apply(pool, migration).await {
+            // Another process may have applied it first (two starts at once).
+            let applied: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                    .bind(migration.version)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(failed(migration.version))?;
+            if applied.is_none() {
+                return Err(error);
+            }
         }
-        sqlx::query(
-            "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)
-             ON CONFLICT (version) DO NOTHING",
-        )
-        .bind(migration.version)
-        .bind(now_millis())
-        .execute(&mut *transaction)
-        .await
-        .map_err(failed(migration.version))?;
-        transaction
-            .commit()
-            .await
-            .map_err(failed(migration.version))?;
-        tracing::info!(version = migration.version, "metadata schema migrated");
     }
+    Ok(())
+}
+
+/// Applies one migration and records it, in one transaction.
+async fn apply(pool: &AnyPool, migration: &Migration) -> Result<(), MetaError> {
+    let failed = |source| MetaError::Migrate {
+        version: migration.version,
+        source,
+    };
+    let mut transaction = pool.begin().await.map_err(failed)?;
+    for statement in migration.statements {
+        sqlx::query(*statement)
+            .execute(&mut *transaction)
+            .await
+            .map_err(failed)?;
+    }
+    sqlx::query(
+        "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)
+         ON CONFLICT (version) DO NOTHING",
+    )
+    .bind(migration.version)
+    .bind(now_millis())
+    .execute(&mut *transaction)
+    .await
+    .map_err(failed)?;
+    transaction.commit().await.map_err(failed)?;
+    tracing::info!(version = migration.version, "metadata schema migrated");
     Ok(())
 }

@@ -327,3 +327,45 @@ async fn reopening_keeps_data_and_does_not_migrate_twice() {
     let store = MetaStore::open_sqlite(dir.path()).await.unwrap();
     assert_eq!(store.tenants().await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn the_outbox_drains_in_the_order_changes_committed_not_by_id() {
+    for (engine, store, _guard) in stores().await {
+        let ids = |entries: Vec<AuditEntry>| -> Vec<String> {
+            entries.into_iter().map(|entry| entry.id).collect()
+        };
+        // Ids minted in one millisecond sort in any order; the drain must not.
+        store
+            .create_tenant(
+                "acme",
+                "Acme",
+                &[audit("03C", "acme"), audit("01A", "acme")],
+            )
+            .await
+            .unwrap();
+        store.record_audit(&[audit("02B", "acme")]).await.unwrap();
+        store.record_audit(&[audit("00Z", "acme")]).await.unwrap();
+        assert_eq!(
+            ids(store.outbox_batch(10).await.unwrap()),
+            ["03C", "01A", "02B", "00Z"],
+            "{engine}"
+        );
+        assert_eq!(
+            ids(store.outbox_batch(2).await.unwrap()),
+            ["03C", "01A"],
+            "{engine}: a batch is the oldest entries"
+        );
+        store
+            .outbox_remove(&["03C".into(), "01A".into(), "02B".into(), "00Z".into()])
+            .await
+            .unwrap();
+        // The numbering goes on after the outbox was emptied.
+        store.record_audit(&[audit("09Y", "acme")]).await.unwrap();
+        store.record_audit(&[audit("00A", "acme")]).await.unwrap();
+        assert_eq!(
+            ids(store.outbox_batch(10).await.unwrap()),
+            ["09Y", "00A"],
+            "{engine}"
+        );
+    }
+}

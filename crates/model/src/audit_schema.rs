@@ -31,20 +31,25 @@ fn invalid(field: &'static str, expected: &'static str, got: &Value) -> EventErr
     }
 }
 
+/// Checks the `action` every audit event needs: a missing, null or empty one
+/// is `missing_field`, one of another type `invalid_type`.
+pub(crate) fn require_action(attributes: &Map<String, Value>) -> Result<(), EventError> {
+    match attributes.get("action") {
+        Some(Value::String(action)) if !action.is_empty() => Ok(()),
+        None | Some(Value::Null) | Some(Value::String(_)) => {
+            Err(EventError::MissingAuditField("action"))
+        }
+        Some(other) => Err(invalid("action", "a non-empty string", other)),
+    }
+}
+
 /// Normalises the audit fields among `attributes` in place; `user_id` is the
 /// event's `userId`, the actor when no `actor` is given.
 pub(crate) fn normalize(
     attributes: &mut Map<String, Value>,
     user_id: Option<&str>,
 ) -> Result<(), EventError> {
-    match attributes.get("action") {
-        Some(Value::String(action)) if !action.is_empty() => {}
-        Some(other) if !other.is_null() => {
-            return Err(invalid("action", "a non-empty string", other));
-        }
-        _ => return Err(EventError::MissingAuditField("action")),
-    }
-
+    require_action(attributes)?;
     let actor = match attributes.remove("actor") {
         Some(Value::Object(mut actor)) => {
             let id = actor
@@ -73,7 +78,7 @@ pub(crate) fn normalize(
         }
         Some(Value::Null) | None => match user_id {
             Some(id) => json!({"id": id, "type": "user"}),
-            None => return Err(EventError::MissingAuditField("actor (or userId)")),
+            None => return Err(EventError::MissingAuditField("actor")),
         },
         Some(other) => match scalar(&other) {
             Some(id) => json!({"id": id, "type": "user"}),
@@ -199,37 +204,93 @@ mod tests {
 
     #[test]
     fn incomplete_audit_events_are_refused_by_name() {
+        // (input, code, the missing or wrong field the message names)
         let cases = [
+            // `action` is checked first, whether or not a message or actor is there.
+            (json!({"userId": "1"}), "missing_field", "`action`"),
             (
-                json!({"userId": "1", "message": "no action"}),
+                json!({"message": "hello", "userId": "1"}),
                 "missing_field",
+                "`action`",
             ),
-            (json!({"action": "a"}), "missing_field"),
+            (json!({"message": "hello"}), "missing_field", "`action`"),
+            (json!({}), "missing_field", "`action`"),
+            (
+                json!({"action": "", "userId": "1"}),
+                "missing_field",
+                "`action`",
+            ),
+            (
+                json!({"action": null, "userId": "1"}),
+                "missing_field",
+                "`action`",
+            ),
+            (json!({"action": "a"}), "missing_field", "`actor`"),
+            (
+                json!({"action": "a", "message": "m"}),
+                "missing_field",
+                "`actor`",
+            ),
             (
                 json!({"action": "a", "actor": {"type": "user"}}),
                 "missing_field",
+                "`actor.id`",
             ),
             (
                 json!({"action": "a", "userId": "1", "target": {"id": "x"}}),
                 "missing_field",
+                "`target.type`",
             ),
             (
                 json!({"action": "a", "userId": "1", "target": "x"}),
                 "invalid_type",
+                "`target`",
             ),
             (
                 json!({"action": "a", "userId": "1", "outcome": "maybe"}),
                 "invalid_type",
+                "`outcome`",
             ),
-            (json!({"action": 5, "userId": "1"}), "invalid_type"),
+            (
+                json!({"action": 5, "userId": "1"}),
+                "invalid_type",
+                "`action`",
+            ),
             (
                 json!({"action": "a", "userId": "1", "reason": {}}),
                 "invalid_type",
+                "`reason`",
+            ),
+            (
+                json!({"action": "a", "userId": "1", "service": "logbook"}),
+                "reserved_service",
+                "`logbook`",
+            ),
+            (
+                json!({"action": "a", "userId": "1", "id": "mine"}),
+                "invalid_id",
+                "`id`",
             ),
         ];
-        for (input, code) in cases {
+        for (input, code, named) in cases {
             let error = audit(input.clone()).expect_err("refused");
             assert_eq!(error.code(), code, "{input}: {error}");
+            assert!(error.to_string().contains(named), "{input}: {error}");
         }
+        // Every missing field gets the same message, stating the whole rule.
+        let missing = audit(json!({"userId": "1"}))
+            .expect_err("refused")
+            .to_string();
+        assert!(missing.contains("`action` and an actor"), "{missing}");
+    }
+
+    #[test]
+    fn the_source_is_the_servers_and_a_clients_source_is_an_attribute() {
+        let event =
+            audit(json!({"action": "a", "userId": "1", "source": "logbook"})).expect("valid");
+        assert_eq!(event.source, Some(crate::Source::Client));
+        assert_eq!(event.attributes["source"], json!("logbook"));
+        let text = serde_json::to_value(&event).expect("serialises");
+        assert_eq!(text["source"], json!("client"));
     }
 }

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::decode::{IngestContext, Limits};
 use crate::level::Level;
+use crate::source::Source;
 use crate::stream::Stream;
 use crate::timestamp::Timestamp;
 
@@ -21,6 +22,10 @@ pub struct Event {
     /// Logs (left out of the JSON, so log events read as they always did) or audit.
     #[serde(default, skip_serializing_if = "Stream::is_logs")]
     pub stream: Stream,
+    /// Who wrote an audit event (`client` or `logbook`), set by the server,
+    /// never taken from the client's JSON; absent on log events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
     /// An audit event's position in its tenant's trail, given by the store when
     /// it appends the event; absent on log events and before storage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,9 +83,13 @@ pub enum EventError {
     AuditIdChosen,
     #[error("service `{RESERVED_SERVICE}` is reserved for the events Logbook records about itself")]
     ReservedService,
-    #[error("an audit event needs `{0}`")]
+    /// A required audit field is absent; names it (`action`, `actor`, `actor.id`…).
+    #[error("`{0}` is missing: {AUDIT_RULE}")]
     MissingAuditField(&'static str),
 }
+
+/// What every audit event needs, as the API and the README state it.
+const AUDIT_RULE: &str = "an audit event needs `action` and an actor (`actor` with an `id`, or `userId`); a `target` needs `type` and `id`";
 
 /// The service name of the security events Logbook writes to the audit stream;
 /// clients cannot send audit events under it.
@@ -156,6 +165,11 @@ impl Event {
         let span_id = take_string(&mut object, SPAN_KEYS, "span_id")?;
         let host = take_string(&mut object, HOST_KEYS, "host")?;
         let user_id = take_scalar_string(&mut object, USER_KEYS, "user_id")?;
+        if context.stream == Stream::Audit {
+            // An audit event's rule is `action` and an actor; its message is
+            // optional (the action stands in), so `action` is checked first.
+            crate::audit_schema::require_action(&object)?;
+        }
         let message = match take_string(&mut object, MESSAGE_KEYS, "message")? {
             Some(message) if !message.is_empty() => message,
             _ => match object.get("action") {
@@ -180,6 +194,7 @@ impl Event {
             id,
             tenant: context.tenant.clone(),
             stream: context.stream,
+            source: (context.stream == Stream::Audit).then_some(Source::Client),
             seq: None,
             timestamp,
             received_at: context.received_at,

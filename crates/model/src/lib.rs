@@ -9,6 +9,7 @@ mod decode;
 mod event;
 mod level;
 mod record;
+mod source;
 mod stream;
 mod timestamp;
 
@@ -18,6 +19,7 @@ pub use decode::{
 pub use event::{Event, EventError, RESERVED_SERVICE};
 pub use level::Level;
 pub use record::{QueuedEvent, RecordError, decode_record, encode_record};
+pub use source::Source;
 pub use stream::Stream;
 pub use timestamp::{Timestamp, TimestampError};
 

@@ -43,6 +43,11 @@ pub struct QueuedEvent {
     /// The event's line, which is its canonical JSON.
     pub json: String,
     pub replace_existing: bool,
+    /// The event's place in arrival order: the queue position of its record
+    /// plus its index among the record's events. It breaks timestamp ties, so
+    /// a batch reads back in the order it was sent, and a replay after a crash
+    /// gives every event the same value again.
+    pub arrival: u64,
 }
 
 /// Encodes the accepted events of a batch as one queue record.
@@ -59,8 +64,13 @@ pub fn encode_record(batch: &DecodedBatch) -> Vec<u8> {
     record
 }
 
-/// Reads the events of a record.
-pub fn decode_record(record: &[u8]) -> Result<Vec<QueuedEvent>, RecordError> {
+/// Reads the events of the record that starts at queue position `position`.
+///
+/// Arrival numbers are `position + index`. A record takes at least as many
+/// positions as it has payload bytes (the queue's positions are byte offsets)
+/// and every event is at least one byte, so no two events of different records
+/// share a number and later records get larger ones.
+pub fn decode_record(record: &[u8], position: u64) -> Result<Vec<QueuedEvent>, RecordError> {
     let mut lines = record
         .split(|b| *b == b'\n')
         .filter(|line| !line.is_empty());
@@ -83,6 +93,7 @@ pub fn decode_record(record: &[u8]) -> Result<Vec<QueuedEvent>, RecordError> {
                 event,
                 json,
                 replace_existing,
+                arrival: position.saturating_add(index as u64),
             })
         })
         .collect()
@@ -99,7 +110,7 @@ mod tests {
         let body = br#"[{"message":"a"},{"id":"mine","message":"b"},{"message":"c"},{"id":"x","message":"d"}]"#;
         let batch =
             decode_batch(body, BatchFormat::Json, &context, &Limits::default()).expect("valid");
-        let events = decode_record(&encode_record(&batch)).expect("readable");
+        let events = decode_record(&encode_record(&batch), 0).expect("readable");
         let summary: Vec<(&str, bool)> = events
             .iter()
             .map(|e| (e.event.message.as_str(), e.replace_existing))
@@ -126,7 +137,7 @@ mod tests {
                 IngestContext::new("t", Timestamp::from_nanos(5), None).with_stream(stream);
             let batch =
                 decode_batch(body, BatchFormat::Json, &context, &Limits::default()).expect("valid");
-            let events = decode_record(&encode_record(&batch)).expect("readable");
+            let events = decode_record(&encode_record(&batch), 0).expect("readable");
             assert_eq!(events.len(), 2);
             for queued in &events {
                 assert_eq!(queued.event.stream, stream);
@@ -139,17 +150,50 @@ mod tests {
     }
 
     #[test]
+    fn arrivals_follow_the_queue_and_the_order_within_a_record() {
+        let context = IngestContext::new("t", Timestamp::from_nanos(5), None);
+        let body = br#"[{"message":"a"},{"message":"b"},{"message":"c"}]"#;
+        let batch =
+            decode_batch(body, BatchFormat::Json, &context, &Limits::default()).expect("valid");
+        let record = encode_record(&batch);
+        // The next record starts at least the record's length later.
+        let second_position = 1_000 + record.len() as u64;
+        let mut arrivals: Vec<u64> = decode_record(&record, 1_000)
+            .expect("readable")
+            .iter()
+            .map(|queued| queued.arrival)
+            .collect();
+        assert_eq!(arrivals, [1_000, 1_001, 1_002]);
+        arrivals.extend(
+            decode_record(&record, second_position)
+                .expect("readable")
+                .iter()
+                .map(|queued| queued.arrival),
+        );
+        assert!(
+            arrivals.windows(2).all(|pair| pair[0] < pair[1]),
+            "{arrivals:?}"
+        );
+        let again: Vec<u64> = decode_record(&record, 1_000)
+            .expect("readable")
+            .iter()
+            .map(|queued| queued.arrival)
+            .collect();
+        assert_eq!(again, arrivals[..3], "a replay gives the same numbers");
+    }
+
+    #[test]
     fn damaged_records_are_errors() {
         assert!(matches!(
-            decode_record(b""),
+            decode_record(b"", 0),
             Err(RecordError::MissingHeader)
         ));
         assert!(matches!(
-            decode_record(b"{\"v\":2}\n"),
+            decode_record(b"{\"v\":2}\n", 0),
             Err(RecordError::Version(2))
         ));
         assert!(matches!(
-            decode_record(b"{\"v\":1}\n{oops}\n"),
+            decode_record(b"{\"v\":1}\n{oops}\n", 0),
             Err(RecordError::Event { index: 0, .. })
         ));
     }

@@ -204,7 +204,7 @@ impl Worker {
                 },
             };
             for record in records {
-                match model::decode_record(&record.payload) {
+                match model::decode_record(&record.payload, record.position.0) {
                     Ok(events) => {
                         self.staged += events.len() as u64;
                         self.store.stage(events).await?;

@@ -106,8 +106,8 @@ async fn every_record_is_stored_once_across_restarts() {
     );
 
     // Events staged but not committed are lost with the process; the queue still has them.
-    let (_, end) = queue.append(record(150, 25)).await.unwrap();
-    let events = model::decode_record(&record(150, 25)).unwrap();
+    let (at, end) = queue.append(record(150, 25)).await.unwrap();
+    let events = model::decode_record(&record(150, 25), at.0).unwrap();
     store.stage(events).await.unwrap();
     drop(store);
     queue.close().await;
@@ -234,4 +234,103 @@ async fn a_lost_index_is_not_refilled_from_a_queue_that_released_records() {
         error.to_string().contains("Restore the index directory"),
         "{error}"
     );
+}
+
+/// Ids of every matching event from `after` on, oldest first, `limit` per page;
+/// also the cursor after the first page.
+async fn ids_from(
+    store: &Arc<dyn EventStore>,
+    after: Option<store::Cursor>,
+    limit: usize,
+) -> (Vec<String>, Option<store::Cursor>) {
+    let mut ids = Vec::new();
+    let mut cursor = after;
+    let mut first_cursor = None;
+    loop {
+        let page = store
+            .search(store::SearchRequest {
+                filter: Filter {
+                    tenant: "default".into(),
+                    stream: model::Stream::Logs,
+                    query: query::Query::All,
+                    from: None,
+                    to: None,
+                },
+                limit,
+                cursor,
+                order: store::Order::Ascending,
+            })
+            .await
+            .unwrap();
+        for event in page.events {
+            let event: serde_json::Value = serde_json::from_str(event.get()).unwrap();
+            ids.push(event["id"].as_str().unwrap().to_owned());
+        }
+        first_cursor = first_cursor.or(page.next_cursor);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return (ids, first_cursor),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_of_one_timestamp_keep_queue_order_across_a_crash_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let open_queue = || -> Arc<dyn Queue> {
+        Arc::new(EmbeddedQueue::open(EmbeddedQueueConfig::new(dir.path().join("queue"))).unwrap())
+    };
+    let open_store = || -> Arc<dyn EventStore> {
+        Arc::new(EmbeddedStore::open(&EmbeddedStoreConfig::new(dir.path().join("index"))).unwrap())
+    };
+    let expected = |range: std::ops::Range<usize>| -> Vec<String> {
+        range.map(|i| format!("ev-{i}")).collect()
+    };
+
+    // Every event of `record` has the same timestamp: only arrival orders them.
+    let queue = open_queue();
+    let store = open_store();
+    queue.append(record(0, 100)).await.unwrap();
+    let (_, end) = queue.append(record(100, 50)).await.unwrap();
+    let mut running = start(
+        Arc::clone(&queue),
+        Arc::clone(&store),
+        &dir.path().join("dead"),
+    );
+    wait_for_commit(&mut running, end).await;
+    // `cursor` is where the first page of 60 ends.
+    let (all, cursor) = ids_from(&store, None, 60).await;
+    assert_eq!(all, expected(0..150));
+    running.shutdown.send(true).unwrap();
+    running.task.await.unwrap().unwrap();
+
+    // Two more records are staged, then the process dies before the commit.
+    let (start_a, _) = queue.append(record(150, 25)).await.unwrap();
+    let (start_b, end) = queue.append(record(175, 25)).await.unwrap();
+    store
+        .stage(model::decode_record(&record(175, 25), start_b.0).unwrap())
+        .await
+        .unwrap();
+    store
+        .stage(model::decode_record(&record(150, 25), start_a.0).unwrap())
+        .await
+        .unwrap();
+    drop(store);
+    queue.close().await;
+    drop(queue);
+
+    // The replay gives every event the number it had, so the order is the
+    // queue's and a cursor from before the crash goes on exactly.
+    let queue = open_queue();
+    let store = open_store();
+    let mut running = start(
+        Arc::clone(&queue),
+        Arc::clone(&store),
+        &dir.path().join("dead"),
+    );
+    wait_for_commit(&mut running, end).await;
+    assert_eq!(ids_from(&store, None, 33).await.0, expected(0..200));
+    assert_eq!(ids_from(&store, cursor, 41).await.0, expected(60..200));
+    running.shutdown.send(true).unwrap();
+    running.task.await.unwrap().unwrap();
 }

@@ -1,19 +1,20 @@
 //! Pagination cursors: the sort key of the last event of a page.
 //!
-//! Events are ordered by (timestamp, key), where the key is a keyed hash of the
-//! event's tenant, stream and id (see the embedded store's `keys` module). The
-//! key is a strict bound, so a page never repeats an event of an earlier page
-//! and never skips one that was stored when the first page was read, however
-//! many events arrive in between.
+//! Events are ordered by (timestamp, arrival), where arrival is the event's
+//! place in the order the server received its partition's events (see
+//! `model::QueuedEvent::arrival`), unique within a partition. The pair is a
+//! strict bound, so a page never repeats an event of an earlier page and never
+//! skips one that was stored when the first page was read, however many events
+//! arrive in between.
 
 use std::fmt;
 use std::str::FromStr;
 
-/// A position in the (timestamp, key) order of a tenant's stream of events.
+/// A position in the (timestamp, arrival) order of a tenant's stream of events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Cursor {
     pub timestamp: i64,
-    pub key: u64,
+    pub arrival: u64,
 }
 
 /// A cursor string this server did not produce.
@@ -23,7 +24,7 @@ pub struct CursorError;
 
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}{:016x}", self.timestamp as u64, self.key)
+        write!(f, "{:016x}{:016x}", self.timestamp as u64, self.arrival)
     }
 }
 
@@ -35,8 +36,8 @@ impl FromStr for Cursor {
             return Err(CursorError);
         }
         let timestamp = u64::from_str_radix(&text[..16], 16).map_err(|_| CursorError)? as i64;
-        let key = u64::from_str_radix(&text[16..], 16).map_err(|_| CursorError)?;
-        Ok(Cursor { timestamp, key })
+        let arrival = u64::from_str_radix(&text[16..], 16).map_err(|_| CursorError)?;
+        Ok(Cursor { timestamp, arrival })
     }
 }
 
@@ -49,7 +50,7 @@ mod tests {
         for timestamp in [0, 1, -1, i64::MIN, i64::MAX, 1_771_416_000_000_000_000] {
             let cursor = Cursor {
                 timestamp,
-                key: 0x9e37_79b9_7f4a_7c15,
+                arrival: 0x9e37_79b9_7f4a_7c15,
             };
             assert_eq!(cursor.to_string().parse(), Ok(cursor));
         }

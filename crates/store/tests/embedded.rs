@@ -10,6 +10,13 @@ use serde_json::{Value, json};
 use store::embedded::{EmbeddedStore, EmbeddedStoreConfig};
 use store::{EventStore, Filter, HistogramRequest, Order, SearchRequest};
 
+/// A fresh queue position for each record, as the queue would give them, so
+/// that arrival numbers never repeat within a test.
+fn next_position() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1 << 20, std::sync::atomic::Ordering::Relaxed)
+}
+
 fn incoming(tenant: &str, events: &[Value]) -> Vec<QueuedEvent> {
     incoming_to(tenant, Stream::Logs, events)
 }
@@ -27,7 +34,7 @@ fn incoming_to(tenant: &str, stream: Stream, events: &[Value]) -> Vec<QueuedEven
     );
     let batch = decode_batch(&body, BatchFormat::Json, &context, &Limits::default()).unwrap();
     assert!(batch.rejected.is_empty(), "{:?}", batch.rejected);
-    let mut queued = decode_record(&encode_record(&batch)).unwrap();
+    let mut queued = decode_record(&encode_record(&batch), next_position()).unwrap();
     for event in &mut queued {
         event.event.stream = stream;
         event.json = serde_json::to_string(&event.event).unwrap();
@@ -228,6 +235,16 @@ async fn pages_follow_the_cursor_without_gaps_or_repeats() {
             sorted.reverse();
         }
         assert_eq!(times, sorted, "{order:?}: ordered by time");
+        let ids: Vec<&String> = seen.iter().map(|(_, id)| id).collect();
+        let mut sent: Vec<String> = (0..250).map(|i| format!("id-{i}")).collect();
+        if order == Order::Descending {
+            sent.reverse();
+        }
+        assert_eq!(
+            ids,
+            sent.iter().collect::<Vec<_>>(),
+            "{order:?}: ties in sent order"
+        );
     }
 }
 
@@ -632,4 +649,44 @@ async fn two_tenants_by_two_streams_are_four_partitions() {
         }
     }
     assert_eq!(store.footprint().await.unwrap().events, 8);
+}
+
+#[tokio::test]
+async fn source_is_the_servers_field_on_audit_and_an_attribute_on_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    store
+        .stage(incoming(
+            "default",
+            &[json!({"id": "log", "message": "m", "source": "logbook"})],
+        ))
+        .await
+        .unwrap();
+    let mut audit = incoming_to(
+        "default",
+        Stream::Audit,
+        &[
+            json!({"id": "own", "message": "key.create"}),
+            json!({"id": "client", "message": "refund", "source": "logbook"}),
+        ],
+    );
+    for (queued, source) in audit
+        .iter_mut()
+        .zip([model::Source::Logbook, model::Source::Client])
+    {
+        queued.event.source = Some(source);
+        queued.json = serde_json::to_string(&queued.event).unwrap();
+    }
+    store.stage(audit).await.unwrap();
+    store.commit(1).await.unwrap();
+
+    let audit_ids = |q: &'static str| stream_ids(&store, "default", Stream::Audit, q);
+    assert_eq!(audit_ids("source:logbook").await, ["own"]);
+    assert_eq!(audit_ids("source:client").await, ["client"]);
+    assert_eq!(audit_ids("attributes.source:logbook").await, ["client"]);
+    assert_eq!(
+        ids(&store, "default", "source:logbook").await,
+        ["log"],
+        "on logs, `source` is still an attribute"
+    );
 }

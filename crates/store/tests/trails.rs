@@ -16,6 +16,13 @@ use serde_json::{Value, json};
 use store::embedded::{CheckpointPolicy, EmbeddedStore, EmbeddedStoreConfig};
 use store::{AuditLog, EventStore};
 
+/// A fresh queue position for each record, as the queue would give them, so
+/// that arrival numbers never repeat within a test.
+fn next_position() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1 << 20, std::sync::atomic::Ordering::Relaxed)
+}
+
 fn config(dir: &std::path::Path) -> EmbeddedStoreConfig {
     let mut config = EmbeddedStoreConfig::new(dir.join("index"));
     config.audit_dir = dir.join("audit");
@@ -39,7 +46,7 @@ fn audit_events(tenant: &str, events: &[Value], replace: bool) -> Vec<QueuedEven
     .with_stream(Stream::Audit);
     let batch = decode_batch(&body, BatchFormat::Json, &context, &Limits::default()).unwrap();
     assert!(batch.rejected.is_empty(), "{:?}", batch.rejected);
-    let mut queued = decode_record(&encode_record(&batch)).unwrap();
+    let mut queued = decode_record(&encode_record(&batch), next_position()).unwrap();
     for event in &mut queued {
         event.replace_existing = replace;
     }

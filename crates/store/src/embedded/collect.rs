@@ -13,14 +13,15 @@ use crate::{Cursor, Order, Stats};
 
 /// Fast-field names the collectors read.
 const TIMESTAMP: &str = "timestamp";
-const KEY: &str = "key";
+const ARRIVAL: &str = "arrival";
 const SERVICE: &str = "service";
 const LEVEL: &str = "level";
 
 /// The sort key as one number in which "comes first on the page" is "larger",
 /// whatever the order, so one heap serves both orders.
 fn rank(cursor: Cursor, order: Order) -> u128 {
-    let key = (u128::from((cursor.timestamp as u64) ^ (1 << 63)) << 64) | u128::from(cursor.key);
+    let key =
+        (u128::from((cursor.timestamp as u64) ^ (1 << 63)) << 64) | u128::from(cursor.arrival);
     match order {
         Order::Descending => key,
         Order::Ascending => !key,
@@ -40,7 +41,7 @@ pub(crate) struct TopByTimeSegment {
     order: Order,
     segment: SegmentOrdinal,
     timestamps: Column<i64>,
-    keys: Column<u64>,
+    arrivals: Column<u64>,
     heap: BinaryHeap<Reverse<(u128, Cursor, DocId)>>,
 }
 
@@ -59,7 +60,7 @@ impl Collector for TopByTime {
             order: self.order,
             segment,
             timestamps: reader.fast_fields().i64(TIMESTAMP)?,
-            keys: reader.fast_fields().u64(KEY)?,
+            arrivals: reader.fast_fields().u64(ARRIVAL)?,
             heap: BinaryHeap::with_capacity(self.limit + 1),
         })
     }
@@ -92,7 +93,7 @@ impl SegmentCollector for TopByTimeSegment {
         }
         let cursor = Cursor {
             timestamp: self.timestamps.first(doc).unwrap_or(i64::MIN),
-            key: self.keys.first(doc).unwrap_or(0),
+            arrival: self.arrivals.first(doc).unwrap_or(0),
         };
         let key = rank(cursor, self.order);
         if self.after.is_some_and(|after| key >= after) {

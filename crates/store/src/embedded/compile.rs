@@ -34,6 +34,7 @@ pub(crate) fn compile_filter(
         fields,
         keys,
         partition: &partition,
+        stream: filter.stream,
         analyzer: super::schema::text_analyzer(),
     };
     let mut clauses: Vec<(Occur, BoxQuery)> = vec![(
@@ -65,6 +66,7 @@ struct Compiler<'a> {
     keys: &'a EventKeys,
     /// The filter's partition, which `id:` keys are computed in.
     partition: &'a str,
+    stream: Stream,
     analyzer: TextAnalyzer,
 }
 
@@ -145,6 +147,8 @@ impl Compiler<'_> {
             "span_id" | "spanId" => Target::Exact(fields.span_id),
             "user_id" | "userId" => Target::Exact(fields.user_id),
             "source_ip" => Target::Exact(fields.source_ip),
+            // Logbook's own field on the audit stream; on logs, still an attribute.
+            "source" if self.stream == Stream::Audit => Target::Exact(fields.source),
             "id" => Target::Id,
             "level" => Target::Level,
             "timestamp" => Target::Timestamp,

@@ -293,13 +293,26 @@ impl Inner {
     fn document(&self, incoming: QueuedEvent) -> TantivyDocument {
         let fields = &self.fields;
         let QueuedEvent {
-            mut event, json, ..
+            mut event,
+            json,
+            arrival,
+            ..
         } = incoming;
         let mut document = TantivyDocument::new();
         let partition = schema::partition(&event.tenant, event.stream);
         document.add_text(fields.tenant, &partition);
         document.add_i64(fields.timestamp, event.timestamp.nanos());
         document.add_u64(fields.key, self.keys.key(&partition, &event.id));
+        // The trail's sequence is the audit partition's arrival order, and the
+        // one an index rebuilt from the trail's leaves can give again.
+        let arrival = match event.stream {
+            Stream::Audit => event.seq.unwrap_or(arrival),
+            Stream::Logs => arrival,
+        };
+        document.add_u64(fields.arrival, arrival);
+        if let Some(source) = event.source {
+            document.add_text(fields.source, source.as_str());
+        }
         if let Some(service) = &event.service {
             document.add_text(fields.service, service);
         }

@@ -39,6 +39,8 @@ impl Inner {
                         event,
                         json,
                         replace_existing: false,
+                        // An audit event's arrival order is its sequence number.
+                        arrival: seq,
                     }))
                     .map_err(engine("re-indexing an audit event"))?;
                 seq += 1;

@@ -31,9 +31,16 @@ pub(crate) struct Fields {
     pub tenant: Field,
     /// Event timestamp, nanoseconds since the epoch.
     pub timestamp: Field,
-    /// The event key (`keys.rs`) of partition and id: breaks timestamp ties in
-    /// the sort order and finds an event by id.
+    /// The event key (`keys.rs`) of partition and id: finds an event by id
+    /// (get and replace).
     pub key: Field,
+    /// The event's place in arrival order within its partition, which breaks
+    /// timestamp ties in the sort order: for a log event the queue position of
+    /// its record plus its index in the record ([`model::QueuedEvent::arrival`]),
+    /// for an audit event its sequence number in the tenant's trail.
+    pub arrival: Field,
+    /// Who wrote an audit event (`client` or `logbook`); log events have none.
+    pub source: Field,
     pub service: Field,
     /// [`model::Level::rank`].
     pub level: Field,
@@ -95,7 +102,8 @@ pub(crate) fn build() -> (Schema, Fields) {
     let fields = Fields {
         tenant: builder.add_text_field("tenant", exact.clone()),
         timestamp: builder.add_i64_field("timestamp", FAST),
-        key: builder.add_u64_field("key", INDEXED | FAST),
+        key: builder.add_u64_field("key", INDEXED),
+        arrival: builder.add_u64_field("arrival", FAST),
         service: builder.add_text_field("service", exact.clone().set_fast("raw")),
         level: builder.add_u64_field("level", INDEXED | FAST),
         message: builder.add_text_field("message", text),
@@ -103,7 +111,8 @@ pub(crate) fn build() -> (Schema, Fields) {
         trace_id: builder.add_text_field("trace_id", exact.clone()),
         span_id: builder.add_text_field("span_id", exact.clone()),
         user_id: builder.add_text_field("user_id", exact.clone()),
-        source_ip: builder.add_text_field("source_ip", exact),
+        source_ip: builder.add_text_field("source_ip", exact.clone()),
+        source: builder.add_text_field("source", exact),
         attributes: builder.add_json_field("attributes", attributes),
         document: builder.add_bytes_field("document", STORED),
     };
