@@ -330,7 +330,9 @@ async fn reopening_keeps_data_and_does_not_migrate_twice() {
 
 #[tokio::test]
 async fn the_outbox_drains_in_the_order_changes_committed_not_by_id() {
-    for (engine, store, _guard) in stores().await {
+    for (engine, store, _guard) in
+        stores("the_outbox_drains_in_the_order_changes_committed_not_by_id").await
+    {
         let ids = |entries: Vec<AuditEntry>| -> Vec<String> {
             entries.into_iter().map(|entry| entry.id).collect()
         };
