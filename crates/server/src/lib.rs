@@ -169,6 +169,7 @@ pub async fn start_on(
         decode_permits: Arc::new(tokio::sync::Semaphore::new(api::CONCURRENT_DECODES)),
         auth: Arc::new(auth_state),
         audit: audit_log,
+        query_limits: config.query_limits(),
     };
     let (stop_outbox, outbox_stop_signal) = watch::channel(false);
     let outbox = tokio::spawn(outbox::run(
