@@ -289,7 +289,7 @@ impl Compiler<'_> {
             let mut seen = 0usize;
             while terms.advance() {
                 seen += 1;
-                if seen % 256 == 0 {
+                if seen.is_multiple_of(256) {
                     budget.check()?;
                 }
                 if found.len() >= *max_terms && !found.contains(terms.key()) {
