@@ -34,6 +34,11 @@
 //! - The tree is normalised: nested `AND`/`OR` are flattened, double negation cancels,
 //!   `*` is dropped from an `AND` and turns an `OR` into "everything".
 //!
+//! [`parse_within`] also refuses a query beyond [`Limits`] (length, number of terms, characters
+//! before a prefix's `*`) with a [`ParseErrorKind::TooComplex`] error at the offending term.
+//! Every [`Query::Field`] and [`Query::TextPrefix`] keeps the byte offset of its term, so errors
+//! found later (an unknown level, a prefix matching too many terms) can point at it too.
+//!
 //! Errors ([`ParseError`]) carry the byte offset of the problem: the opening quote of an
 //! unterminated quote, the `(` of an unclosed group, the dangling operator (`a AND`,
 //! `OR b`, `NOT`), the `:` of an empty value (`service:`), the operator of a comparison
