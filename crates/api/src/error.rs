@@ -97,6 +97,46 @@ impl From<store::StoreError> for ApiError {
                 ApiError::bad_request("invalid_query", message)
                     .at(serde_json::json!({"parameter": "q"}))
             }
+            store::StoreError::InvalidTerm { position, message } => ApiError::bad_request(
+                "invalid_query",
+                format!("{message} (in q at byte {position})"),
+            )
+            .at(serde_json::json!({"parameter": "q", "position": position})),
+            store::StoreError::QueryTooComplex { position, message } => {
+                let location = match position {
+                    Some(position) => serde_json::json!({"parameter": "q", "position": position}),
+                    None => serde_json::json!({"parameter": "q"}),
+                };
+                ApiError::bad_request("query_too_complex", message).at(location)
+            }
+            store::StoreError::QueryTimeout(limit) => {
+                let mut error = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "query_timeout",
+                    format!(
+                        "the query was stopped after {} ms (query.timeout_ms); narrow it with a time range or more specific terms",
+                        limit.as_millis()
+                    ),
+                );
+                error.retry_after_seconds = Some(1);
+                error
+            }
+            store::StoreError::TooManyQueries(limit) => {
+                let mut error = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_queries",
+                    format!(
+                        "this tenant already runs {limit} queries (query.max_concurrent_per_tenant); retry when one has finished"
+                    ),
+                );
+                error.retry_after_seconds = Some(1);
+                error
+            }
+            store::StoreError::Cancelled => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "query_cancelled",
+                "the query was cancelled",
+            ),
             store::StoreError::OutOfRange(message) => {
                 ApiError::bad_request("out_of_range", message)
             }

@@ -73,6 +73,9 @@ pub struct AppState {
     pub auth: Arc<access::AuthState>,
     /// Checkpoints and proofs of the audit trails.
     pub audit: Arc<dyn store::AuditLog>,
+    /// Bounds on the query language (length, terms, prefix length) checked
+    /// before a query reaches the store.
+    pub query_limits: query::Limits,
 }
 
 /// How many request bodies are decoded at the same time.

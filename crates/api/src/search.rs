@@ -21,8 +21,12 @@ const DEFAULT_LIMIT: usize = 100;
 /// The largest page.
 const MAX_LIMIT: usize = 1000;
 
-/// The parameters every read shares.
+// Every parameter struct refuses parameters it does not know (`deny_unknown_fields`
+// does not work through `#[serde(flatten)]`, hence the repeated filter fields).
+
+/// The parameters every read shares (all of `/v1/stats`).
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct FilterParams {
     q: Option<String>,
     from: Option<String>,
@@ -30,26 +34,37 @@ pub(crate) struct FilterParams {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct SearchParams {
-    #[serde(flatten)]
-    filter: FilterParams,
+    q: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
     order: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct HistogramParams {
-    #[serde(flatten)]
-    filter: FilterParams,
+    q: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
     interval: Option<String>,
 }
+
+/// For endpoints that take no parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NoParams {}
 
 #[derive(Serialize)]
 struct SearchAnswer {
     events: Vec<Box<RawValue>>,
     next_cursor: Option<String>,
     took_ms: f64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -57,6 +72,8 @@ struct StatsAnswer {
     #[serde(flatten)]
     stats: Stats,
     took_ms: f64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -64,12 +81,29 @@ struct HistogramAnswer {
     interval: String,
     buckets: Vec<Bucket>,
     took_ms: f64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
 fn params<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    query
-        .map(|Query(params)| params)
-        .map_err(|rejection| ApiError::bad_request("invalid_parameter", rejection.body_text()))
+    query.map(|Query(params)| params).map_err(parameter_error)
+}
+
+/// A 400 `invalid_parameter` for a query string that does not fit, naming the
+/// parameter at fault when serde can tell which (an unknown one).
+pub(crate) fn parameter_error(rejection: QueryRejection) -> ApiError {
+    let message = rejection.body_text();
+    let unknown = message
+        .split_once("unknown field `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(name, _)| name.to_owned());
+    match unknown {
+        Some(name) => invalid_parameter(
+            &name,
+            format!("unknown parameter `{name}`; see the README for this endpoint's parameters"),
+        ),
+        None => ApiError::bad_request("invalid_parameter", message),
+    }
 }
 
 fn invalid_parameter(parameter: &str, message: impl Into<String>) -> ApiError {
@@ -81,11 +115,20 @@ fn millis_since(start: Instant) -> f64 {
 }
 
 impl FilterParams {
-    fn into_filter(self, tenant: &str, stream: Stream) -> Result<Filter, ApiError> {
+    fn into_filter(
+        self,
+        tenant: &str,
+        stream: Stream,
+        limits: &query::Limits,
+    ) -> Result<Filter, ApiError> {
         let text = self.q.unwrap_or_default();
-        let query = query::parse(&text).map_err(|error| {
+        let query = query::parse_within(&text, limits).map_err(|error| {
+            let code = match error.kind {
+                query::ParseErrorKind::Syntax => "invalid_query",
+                query::ParseErrorKind::TooComplex => "query_too_complex",
+            };
             ApiError::bad_request(
-                "invalid_query",
+                code,
                 format!("{} (in q at byte {})", error.message, error.position),
             )
             .at(json!({"parameter": "q", "position": error.position}))
@@ -135,6 +178,11 @@ async fn search(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let params = params(query)?;
+    let filter = FilterParams {
+        q: params.q,
+        from: params.from,
+        to: params.to,
+    };
     let limit = match params.limit.as_deref() {
         None | Some("") => DEFAULT_LIMIT,
         Some(text) => match text.parse::<usize>() {
@@ -160,16 +208,18 @@ async fn search(
         Some(_) => return Err(invalid_parameter("order", "order must be asc or desc")),
     };
     let request = SearchRequest {
-        filter: params.filter.into_filter(&principal.tenant, stream)?,
+        filter: filter.into_filter(&principal.tenant, stream, &state.query_limits)?,
         limit,
         cursor,
         order,
     };
+    let warnings = state.store.warnings(&request.filter).await?;
     let page = state.store.search(request).await?;
     Ok(axum::Json(SearchAnswer {
         events: page.events,
         next_cursor: page.next_cursor.map(|cursor| cursor.to_string()),
         took_ms: millis_since(started),
+        warnings,
     })
     .into_response())
 }
@@ -179,7 +229,9 @@ pub(crate) async fn get_log(
     state: State<AppState>,
     principal: Extension<Principal>,
     id: Result<Path<String>, PathRejection>,
+    query: Result<Query<NoParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    params(query)?;
     get_event(state, principal, Stream::Logs, id).await
 }
 
@@ -188,7 +240,9 @@ pub(crate) async fn get_audit(
     state: State<AppState>,
     principal: Extension<Principal>,
     id: Result<Path<String>, PathRejection>,
+    query: Result<Query<NoParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    params(query)?;
     get_event(state, principal, Stream::Audit, id).await
 }
 
@@ -216,11 +270,14 @@ pub(crate) async fn stats(
     query: Result<Query<FilterParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let filter = params(query)?.into_filter(&principal.tenant, Stream::Logs)?;
+    let filter =
+        params(query)?.into_filter(&principal.tenant, Stream::Logs, &state.query_limits)?;
+    let warnings = state.store.warnings(&filter).await?;
     let stats = state.store.stats(filter).await?;
     Ok(axum::Json(StatsAnswer {
         stats,
         took_ms: millis_since(started),
+        warnings,
     })
     .into_response())
 }
@@ -239,15 +296,22 @@ pub(crate) async fn histogram(
             "interval must be a positive number with a unit: ms, s, m, h or d (e.g. 30s, 1m, 1h)",
         )
     })?;
+    let filter = FilterParams {
+        q: params.q,
+        from: params.from,
+        to: params.to,
+    };
     let request = HistogramRequest {
-        filter: params.filter.into_filter(&principal.tenant, Stream::Logs)?,
+        filter: filter.into_filter(&principal.tenant, Stream::Logs, &state.query_limits)?,
         interval_nanos,
     };
+    let warnings = state.store.warnings(&request.filter).await?;
     let buckets = state.store.histogram(request).await?;
     Ok(axum::Json(HistogramAnswer {
         interval,
         buckets,
         took_ms: millis_since(started),
+        warnings,
     })
     .into_response())
 }

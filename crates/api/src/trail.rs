@@ -15,14 +15,17 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::access::Principal;
+use crate::search::{NoParams, parameter_error};
 use crate::{ApiError, AppState};
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct SizeParams {
     size: Option<u64>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct RangeParams {
     from: u64,
     to: u64,
@@ -30,10 +33,6 @@ pub(crate) struct RangeParams {
 
 fn hex(hash: &[u8]) -> String {
     hash.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-fn bad_parameters(rejection: QueryRejection) -> ApiError {
-    ApiError::bad_request("invalid_parameter", rejection.body_text())
 }
 
 /// A signed note with its fields read back, for clients that do not parse notes.
@@ -73,8 +72,12 @@ async fn signed_checkpoint(
 }
 
 /// `GET /v1/audit/public-key`: the key checkpoints are signed with.
-pub(crate) async fn public_key(State(state): State<AppState>) -> Response {
-    axum::Json(json!({"public_key": state.audit.public_key()})).into_response()
+pub(crate) async fn public_key(
+    State(state): State<AppState>,
+    params: Result<Query<NoParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    params.map_err(parameter_error)?;
+    Ok(axum::Json(json!({"public_key": state.audit.public_key()})).into_response())
 }
 
 /// `GET /v1/audit/checkpoint[?size=N]`.
@@ -83,7 +86,7 @@ pub(crate) async fn checkpoint(
     Extension(principal): Extension<Principal>,
     params: Result<Query<SizeParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(bad_parameters)?;
+    let Query(params) = params.map_err(parameter_error)?;
     let note = signed_checkpoint(&state, &principal.tenant, params.size).await?;
     Ok(axum::Json(checkpoint_json(&state, &note)?).into_response())
 }
@@ -98,7 +101,7 @@ pub(crate) async fn inclusion(
 ) -> Result<Response, ApiError> {
     let Path(id) =
         id.map_err(|rejection| ApiError::bad_request("invalid_parameter", rejection.body_text()))?;
-    let Query(params) = params.map_err(bad_parameters)?;
+    let Query(params) = params.map_err(parameter_error)?;
     let event = state
         .store
         .get(&principal.tenant, Stream::Audit, &id)
@@ -153,7 +156,7 @@ pub(crate) async fn consistency(
     Extension(principal): Extension<Principal>,
     params: Result<Query<RangeParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(RangeParams { from, to }) = params.map_err(bad_parameters)?;
+    let Query(RangeParams { from, to }) = params.map_err(parameter_error)?;
     let proof = state
         .audit
         .consistency_proof(&principal.tenant, from, to)
@@ -207,7 +210,7 @@ pub(crate) async fn export(
     Extension(principal): Extension<Principal>,
     params: Result<Query<SizeParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(bad_parameters)?;
+    let Query(params) = params.map_err(parameter_error)?;
     let note = signed_checkpoint(&state, &principal.tenant, params.size).await?;
     let size = checkpoint_json(&state, &note)?["size"]
         .as_u64()

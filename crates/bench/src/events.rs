@@ -99,13 +99,14 @@ impl Batch {
 /// Builds batches of `batch` events each, cycling through the lines of `sources`
 /// (interleaved round-robin), until every line was used once and at least one batch
 /// exists, with at most `max_events` events (rounded up to a whole batch) and stopping
-/// once `max_bytes` is exceeded. Timestamps are `base_ms` plus one millisecond per event.
+/// once `max_bytes` is exceeded. Timestamps are one millisecond apart and the last
+/// possible one is `end_ms`, so with `end_ms` now no event lies in the future.
 pub(crate) fn build_pool(
     sources: &[Source],
     batch: usize,
     max_events: usize,
     max_bytes: usize,
-    base_ms: u64,
+    end_ms: u64,
     shape: Shape,
 ) -> anyhow::Result<Vec<Batch>> {
     if batch == 0 {
@@ -117,6 +118,7 @@ pub(crate) fn build_pool(
     }
     let wanted = order.len().min(max_events).max(1);
     let batches = wanted.div_ceil(batch);
+    let base_ms = end_ms.saturating_sub((batches * batch).saturating_sub(1) as u64);
     let mut pool = Vec::with_capacity(batches);
     let mut total_bytes = 0;
     let mut next = 0;
@@ -502,7 +504,9 @@ mod tests {
             .collect();
         assert_eq!(levels, ["info", "error", "warn", "info"]);
         assert_eq!(events[1]["message"], "second ERROR \u{fffd} line");
-        assert_eq!(events[3]["timestamp"], 1003);
+        // One millisecond apart, the last at the end time given (now, in a real run).
+        assert_eq!(events[0]["timestamp"], 997);
+        assert_eq!(events[3]["timestamp"], 1000);
         assert!(events.iter().all(|e| e["service"] == "tiny"));
 
         let first = pool[0].prefix(1);

@@ -153,6 +153,7 @@ fn word(input: &str, start: usize) -> Result<(TokenKind, usize), ParseError> {
         let term = Query::Field {
             field: name.to_owned(),
             predicate,
+            position: start,
         };
         return Ok((TokenKind::Term(term), end));
     }
@@ -188,7 +189,10 @@ fn text_term(text: &str, pos: usize) -> Result<Query, ParseError> {
     Ok(match strip_wildcard(text, pos)? {
         None => Query::Text(text.to_owned()),
         Some("") => Query::All,
-        Some(stem) => Query::TextPrefix(stem.to_owned()),
+        Some(stem) => Query::TextPrefix {
+            prefix: stem.to_owned(),
+            position: pos,
+        },
     })
 }
 

@@ -1,13 +1,18 @@
 //! Table-driven and randomized tests for the query parser.
 
-use crate::{Comparison, ParseError, Predicate, Query, parse};
+use crate::{
+    Comparison, Limits, ParseError, ParseErrorKind, Predicate, Query, parse, parse_within,
+};
 
 fn text(s: &str) -> Query {
     Query::Text(s.to_owned())
 }
 
 fn text_prefix(s: &str) -> Query {
-    Query::TextPrefix(s.to_owned())
+    Query::TextPrefix {
+        prefix: s.to_owned(),
+        position: 0,
+    }
 }
 
 fn phrase(s: &str) -> Query {
@@ -18,6 +23,7 @@ fn field(name: &str, predicate: Predicate) -> Query {
     Query::Field {
         field: name.to_owned(),
         predicate,
+        position: 0,
     }
 }
 
@@ -55,8 +61,94 @@ fn not(query: Query) -> Query {
     Query::Not(Box::new(query))
 }
 
+/// The tree with every term position zeroed, to compare structure only.
+fn without_positions(query: Query) -> Query {
+    match query {
+        Query::And(items) => Query::And(items.into_iter().map(without_positions).collect()),
+        Query::Or(items) => Query::Or(items.into_iter().map(without_positions).collect()),
+        Query::Not(inner) => Query::Not(Box::new(without_positions(*inner))),
+        Query::TextPrefix { prefix, .. } => Query::TextPrefix {
+            prefix,
+            position: 0,
+        },
+        Query::Field {
+            field, predicate, ..
+        } => Query::Field {
+            field,
+            predicate,
+            position: 0,
+        },
+        other => other,
+    }
+}
+
 fn check(input: &str, expected: Query) {
-    assert_eq!(parse(input), Ok(expected), "input: {input:?}");
+    assert_eq!(
+        parse(input).map(without_positions),
+        Ok(expected),
+        "input: {input:?}"
+    );
+}
+
+#[test]
+fn terms_carry_their_byte_offset() {
+    let query = parse("é level:>=warnn OR (pay* -x:1)").expect("valid");
+    let expected = or(vec![
+        and(vec![
+            text("é"),
+            Query::Field {
+                field: "level".into(),
+                predicate: Predicate::Compare(Comparison::Ge, "warnn".into()),
+                position: 3,
+            },
+        ]),
+        and(vec![
+            Query::TextPrefix {
+                prefix: "pay".into(),
+                position: 21,
+            },
+            not(Query::Field {
+                field: "x".into(),
+                predicate: Predicate::Equals("1".into()),
+                position: 27,
+            }),
+        ]),
+    ]);
+    assert_eq!(query, expected);
+}
+
+#[test]
+fn limits_refuse_long_queries_many_terms_and_short_prefixes() {
+    let limits = Limits {
+        max_bytes: 20,
+        max_terms: 3,
+        min_prefix_chars: 2,
+    };
+    let cases: Vec<(&str, usize, &str)> = vec![
+        ("aaaaaaaaaaaaaaaaaaaaé", 20, "query.max_bytes"),
+        ("aaaaaaaaaaaaaaaaaaaé", 19, "query.max_bytes"),
+        ("a b c d", 6, "query.max_terms"),
+        ("a OR (b -c) \"d\"", 12, "query.max_terms"),
+        ("ab a*", 3, "query.min_prefix_chars"),
+        ("service:p*", 0, "query.min_prefix_chars"),
+        ("é*", 0, "query.min_prefix_chars"),
+    ];
+    for (input, position, limit) in cases {
+        match parse_within(input, &limits) {
+            Err(err) => {
+                assert_eq!(err.kind, ParseErrorKind::TooComplex, "{input:?}: {err}");
+                assert_eq!(err.position, position, "{input:?}: {err}");
+                assert!(err.message.contains(limit), "{input:?}: {err}");
+            }
+            Ok(query) => panic!("{input:?} parsed as {query:?}"),
+        }
+    }
+    for fine in ["a b c", "ab* service:pa*", "a OR b", "\"a b c d e f\""] {
+        assert!(parse_within(fine, &limits).is_ok(), "{fine:?}");
+    }
+    // Syntax errors stay syntax errors.
+    let err = parse_within("(a", &limits).expect_err("unclosed");
+    assert_eq!(err.kind, ParseErrorKind::Syntax);
 }
 
 #[test]

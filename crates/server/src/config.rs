@@ -27,6 +27,7 @@ pub struct Config {
     pub limits: LimitSettings,
     pub audit: AuditSettings,
     pub http: HttpSettings,
+    pub query: QuerySettings,
     /// First-start credentials chosen by the operator; from the environment only.
     #[serde(skip)]
     pub bootstrap: BootstrapSettings,
@@ -71,6 +72,43 @@ impl Default for HttpSettings {
             header_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
             max_connections: 1_024,
+        }
+    }
+}
+
+/// Bounds on the cost of searches, stats and histograms; see the README.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuerySettings {
+    /// The longest `q`, in bytes.
+    pub max_bytes: usize,
+    /// The most terms (words, phrases, prefixes, `field:value`) in one `q`.
+    pub max_terms: usize,
+    /// The fewest characters before the `*` of a prefix.
+    pub min_prefix_chars: usize,
+    /// The most index terms one prefix may match.
+    pub max_prefix_terms: usize,
+    /// A query still running after this long is stopped (`503 query_timeout`).
+    pub timeout_ms: u64,
+    /// Queries one tenant may run at once; one more answers `429 too_many_queries`.
+    pub max_concurrent_per_tenant: usize,
+    /// Queries run at once over all tenants (0: one less than the cores, at
+    /// least 1), so indexing always keeps a core.
+    pub max_concurrent: usize,
+}
+
+impl Default for QuerySettings {
+    fn default() -> Self {
+        let language = query::Limits::default();
+        let store = store::embedded::QueryLimits::default();
+        QuerySettings {
+            max_bytes: language.max_bytes,
+            max_terms: language.max_terms,
+            min_prefix_chars: language.min_prefix_chars,
+            max_prefix_terms: store.max_prefix_terms,
+            timeout_ms: store.timeout.as_millis() as u64,
+            max_concurrent_per_tenant: store.max_concurrent_per_tenant,
+            max_concurrent: 0,
         }
     }
 }
@@ -231,6 +269,7 @@ impl Default for Config {
             limits: LimitSettings::default(),
             audit: AuditSettings::default(),
             http: HttpSettings::default(),
+            query: QuerySettings::default(),
             bootstrap: BootstrapSettings::default(),
         }
     }
@@ -322,6 +361,23 @@ impl Config {
                 every_events: self.audit.checkpoint_every_events.max(1),
                 interval: Duration::from_millis(self.audit.checkpoint_interval_ms.max(1)),
             },
+            queries: store::embedded::QueryLimits {
+                timeout: Duration::from_millis(self.query.timeout_ms.max(1)),
+                max_prefix_terms: self.query.max_prefix_terms.max(1),
+                max_concurrent: match self.query.max_concurrent {
+                    0 => store::embedded::default_concurrency(),
+                    n => n,
+                },
+                max_concurrent_per_tenant: self.query.max_concurrent_per_tenant.max(1),
+            },
+        }
+    }
+
+    pub(crate) fn query_limits(&self) -> query::Limits {
+        query::Limits {
+            max_bytes: self.query.max_bytes,
+            max_terms: self.query.max_terms.max(1),
+            min_prefix_chars: self.query.min_prefix_chars,
         }
     }
 

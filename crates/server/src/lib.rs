@@ -176,6 +176,7 @@ pub async fn start_on(
         )),
         auth: Arc::new(auth_state),
         audit: audit_log,
+        query_limits: config.query_limits(),
     };
     let (stop_outbox, outbox_stop_signal) = watch::channel(false);
     let outbox = tokio::spawn(outbox::run(

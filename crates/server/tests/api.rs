@@ -489,7 +489,7 @@ async fn bad_input_gets_a_clear_json_error() {
             "/v1/logs",
             &[("q", "level:loud")],
             "invalid_query",
-            json!({"parameter": "q"}),
+            json!({"parameter": "q", "position": 0}),
         ),
         (
             "/v1/logs",

@@ -26,6 +26,25 @@ pub enum StoreError {
     /// The query is well-formed but cannot run (unknown level, a range on a text field…).
     #[error("{0}")]
     InvalidQuery(String),
+    /// One term of the query cannot run; `position` is its byte offset in the query text.
+    #[error("{message} (at byte {position})")]
+    InvalidTerm { position: usize, message: String },
+    /// The query would cost more than a configured limit allows (a prefix matching
+    /// too many terms); `position` is the offending term's byte offset, if known.
+    #[error("{message}")]
+    QueryTooComplex {
+        position: Option<usize>,
+        message: String,
+    },
+    /// The query ran out of time and was stopped.
+    #[error("the query did not finish within {0:?}")]
+    QueryTimeout(std::time::Duration),
+    /// The query was stopped because its caller went away.
+    #[error("the query was cancelled")]
+    Cancelled,
+    /// The tenant already runs as many queries as it may at once.
+    #[error("{0} queries of this tenant are already running")]
+    TooManyQueries(usize),
     #[error("storage engine error while {context}: {source}")]
     Engine {
         context: &'static str,
@@ -71,6 +90,12 @@ pub trait EventStore: Send + Sync + 'static {
     async fn stats(&self, filter: Filter) -> Result<Stats, StoreError>;
     /// Counts of matching events per time bucket.
     async fn histogram(&self, request: HistogramRequest) -> Result<Vec<Bucket>, StoreError>;
+    /// Remarks about a filter that runs but probably does not mean what it says,
+    /// such as a field that no event of the tenant's stream has (a typo).
+    async fn warnings(&self, filter: &Filter) -> Result<Vec<String>, StoreError> {
+        let _ = filter;
+        Ok(Vec::new())
+    }
     /// Events stored and bytes on disk, for readiness and benchmarks.
     async fn footprint(&self) -> Result<Footprint, StoreError>;
 }

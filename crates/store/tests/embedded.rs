@@ -346,12 +346,52 @@ async fn semantic_query_errors_are_invalid_queries() {
         "tenant:other",
         "timestamp:>soon",
     ] {
-        let error = store.stats(filter("default", q)).await.unwrap_err();
+        let error = store
+            .stats(filter("default", &format!("ok {q}")))
+            .await
+            .unwrap_err();
         assert!(
-            matches!(error, store::StoreError::InvalidQuery(_)),
+            matches!(error, store::StoreError::InvalidTerm { position: 3, .. }),
             "{q}: {error}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_prefix_matching_too_many_terms_is_refused_where_it_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EmbeddedStoreConfig::new(dir.path());
+    config.queries.max_prefix_terms = 3;
+    let store = EmbeddedStore::open(&config).unwrap();
+    let events: Vec<Value> = (0..5)
+        .map(|i| json!({"message": format!("word{i}"), "service": format!("svc{i}")}))
+        .collect();
+    store.stage(incoming("default", &events)).await.unwrap();
+    store.commit(1).await.unwrap();
+    for q in ["x OR word*", "x OR message:wor*", "x OR service:svc*"] {
+        let error = store.stats(filter("default", q)).await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                store::StoreError::QueryTooComplex {
+                    position: Some(5),
+                    ..
+                }
+            ),
+            "{q}: {error}"
+        );
+    }
+    for q in ["word1*", "word*3", "service:svc1*"] {
+        store.stats(filter("default", q)).await.unwrap();
+    }
+    assert_eq!(
+        store
+            .stats(filter("default", "word1*"))
+            .await
+            .unwrap()
+            .total,
+        1
+    );
 }
 
 #[tokio::test]

@@ -4,23 +4,34 @@
 //! `timestamp`, ids…) map to their columns and anything else is a path into the
 //! attributes, so `metadata.orderId` and `attributes.metadata.orderId` are the same.
 
+use std::collections::BTreeSet;
 use std::ops::Bound;
 
 use model::{Level, Stream, Timestamp};
 use query::{Comparison, Predicate, Query};
-use tantivy::Term;
 use tantivy::query::{
     AllQuery, BooleanQuery, EmptyQuery, InvertedIndexRangeQuery, Occur, PhraseQuery, RangeQuery,
     TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
+use tantivy::{Searcher, Term};
 
+use super::engine;
 use super::keys::EventKeys;
+use super::queries::Budget;
 use super::schema::{Fields, partition};
 use crate::{Filter, StoreError};
 
 type BoxQuery = Box<dyn tantivy::query::Query>;
+
+/// What a prefix may expand to: the index it is looked up in, the query's
+/// budget and the most terms it may match.
+pub(crate) struct Expansion<'a> {
+    pub searcher: &'a Searcher,
+    pub budget: &'a Budget,
+    pub max_terms: usize,
+}
 
 /// Compiles a whole read filter: partition (tenant and stream), time range and
 /// the user's query.
@@ -28,6 +39,7 @@ pub(crate) fn compile_filter(
     fields: &Fields,
     keys: &EventKeys,
     filter: &Filter,
+    expansion: &Expansion<'_>,
 ) -> Result<BoxQuery, StoreError> {
     let partition = partition(&filter.tenant, filter.stream);
     let compiler = Compiler {
@@ -36,6 +48,7 @@ pub(crate) fn compile_filter(
         partition: &partition,
         stream: filter.stream,
         analyzer: super::schema::text_analyzer(),
+        expansion,
     };
     let mut clauses: Vec<(Occur, BoxQuery)> = vec![(
         Occur::Must,
@@ -68,10 +81,11 @@ struct Compiler<'a> {
     partition: &'a str,
     stream: Stream,
     analyzer: TextAnalyzer,
+    expansion: &'a Expansion<'a>,
 }
 
 /// Where a query field name points.
-enum Target {
+pub(crate) enum Target {
     Message,
     Exact(Field),
     Id,
@@ -108,11 +122,16 @@ impl Compiler<'_> {
                 (Occur::MustNot, self.compile(inner)?),
             ])),
             Query::Text(words) | Query::Phrase(words) => self.full_text(words),
-            Query::TextPrefix(prefix) => prefix_query(Term::from_field_text(
-                self.fields.message,
-                &prefix.to_lowercase(),
-            )),
-            Query::Field { field, predicate } => self.field(field, predicate)?,
+            Query::TextPrefix { prefix, position } => {
+                let prefix = prefix.to_lowercase();
+                self.prefix(Term::from_field_text(self.fields.message, &prefix), &prefix)
+                    .map_err(at(*position))?
+            }
+            Query::Field {
+                field,
+                predicate,
+                position,
+            } => self.field(field, predicate).map_err(at(*position))?,
         })
     }
 
@@ -137,47 +156,19 @@ impl Compiler<'_> {
         }
     }
 
-    fn target(&self, name: &str) -> Result<Target, StoreError> {
-        let fields = self.fields;
-        Ok(match name {
-            "message" | "msg" => Target::Message,
-            "service" => Target::Exact(fields.service),
-            "host" | "hostname" => Target::Exact(fields.host),
-            "trace_id" | "traceId" => Target::Exact(fields.trace_id),
-            "span_id" | "spanId" => Target::Exact(fields.span_id),
-            "user_id" | "userId" => Target::Exact(fields.user_id),
-            "source_ip" => Target::Exact(fields.source_ip),
-            // Logbook's own field on the audit stream; on logs, still an attribute.
-            "source" if self.stream == Stream::Audit => Target::Exact(fields.source),
-            "id" => Target::Id,
-            "level" => Target::Level,
-            "timestamp" => Target::Timestamp,
-            "tenant" | "received_at" | "attributes" => {
-                return Err(StoreError::InvalidQuery(format!(
-                    "field `{name}` cannot be searched"
-                )));
-            }
-            other => Target::Attribute(
-                other
-                    .strip_prefix("attributes.")
-                    .unwrap_or(other)
-                    .to_owned(),
-            ),
-        })
-    }
-
     fn field(&self, name: &str, predicate: &Predicate) -> Result<BoxQuery, StoreError> {
-        let target = self.target(name)?;
+        let target = target(self.fields, self.stream, name)?;
         match (target, predicate) {
             (Target::Message, Predicate::Equals(text)) => Ok(self.full_text(text)),
-            (Target::Message, Predicate::Prefix(prefix)) => Ok(prefix_query(
-                Term::from_field_text(self.fields.message, &prefix.to_lowercase()),
-            )),
+            (Target::Message, Predicate::Prefix(prefix)) => {
+                let prefix = prefix.to_lowercase();
+                self.prefix(Term::from_field_text(self.fields.message, &prefix), &prefix)
+            }
             (Target::Exact(field), Predicate::Equals(value)) => {
                 Ok(term_query(Term::from_field_text(field, value)))
             }
             (Target::Exact(field), Predicate::Prefix(prefix)) => {
-                Ok(prefix_query(Term::from_field_text(field, prefix)))
+                self.prefix(Term::from_field_text(field, prefix), prefix)
             }
             (Target::Id, Predicate::Equals(id)) => Ok(term_query(Term::from_field_u64(
                 self.fields.key,
@@ -223,9 +214,10 @@ impl Compiler<'_> {
                 Ok(self.attribute_equals(&path, value))
             }
             (Target::Attribute(path), Predicate::Prefix(prefix)) => {
+                let prefix = prefix.to_lowercase();
                 let mut term = self.attribute_term(&path);
-                term.append_type_and_str(&prefix.to_lowercase());
-                Ok(prefix_query(term))
+                term.append_type_and_str(&prefix);
+                self.prefix(term, &prefix)
             }
             (Target::Attribute(path), Predicate::Compare(comparison, text)) => {
                 let value = parse_number(name, text)?;
@@ -264,6 +256,63 @@ impl Compiler<'_> {
                 )))
             }
         }
+    }
+
+    /// Every term that starts with the bytes of `term` (the prefix `shown`), as
+    /// a union of the terms the index holds: refused if there are more than
+    /// the expansion allows, and looked up within the query's budget.
+    fn prefix(&self, term: Term, shown: &str) -> Result<BoxQuery, StoreError> {
+        let Expansion {
+            searcher,
+            budget,
+            max_terms,
+        } = self.expansion;
+        let lower = term.serialized_value_bytes().to_vec();
+        let mut upper = lower.clone();
+        upper.push(0xff);
+        let too_many = || StoreError::QueryTooComplex {
+            position: None,
+            message: format!(
+                "the prefix '{shown}*' matches more than {max_terms} terms, the limit (query.max_prefix_terms); use a longer prefix"
+            ),
+        };
+        let mut found: BTreeSet<Vec<u8>> = BTreeSet::new();
+        for segment in searcher.segment_readers() {
+            let index = segment
+                .inverted_index(term.field())
+                .map_err(engine("expanding a prefix"))?;
+            let mut terms = index
+                .terms()
+                .range()
+                .ge(&lower)
+                .lt(&upper)
+                .into_stream()
+                .map_err(|error| engine("expanding a prefix")(error.into()))?;
+            let mut seen = 0usize;
+            while terms.advance() {
+                seen += 1;
+                if seen.is_multiple_of(256) {
+                    budget.check()?;
+                }
+                if found.len() >= *max_terms && !found.contains(terms.key()) {
+                    return Err(too_many());
+                }
+                found.insert(terms.key().to_vec());
+            }
+        }
+        if found.is_empty() {
+            return Ok(Box::new(EmptyQuery));
+        }
+        let clauses = found
+            .into_iter()
+            .map(|bytes| {
+                let mut each = term.clone();
+                each.truncate_value_bytes(0);
+                each.append_bytes(&bytes);
+                (Occur::Should, term_query(each))
+            })
+            .collect();
+        Ok(Box::new(BooleanQuery::new(clauses)))
     }
 
     fn attribute_term(&self, path: &str) -> Term {
@@ -373,6 +422,35 @@ impl Compiler<'_> {
     }
 }
 
+/// Where the field `name` of a query on `stream` points.
+pub(crate) fn target(fields: &Fields, stream: Stream, name: &str) -> Result<Target, StoreError> {
+    Ok(match name {
+        "message" | "msg" => Target::Message,
+        "service" => Target::Exact(fields.service),
+        "host" | "hostname" => Target::Exact(fields.host),
+        "trace_id" | "traceId" => Target::Exact(fields.trace_id),
+        "span_id" | "spanId" => Target::Exact(fields.span_id),
+        "user_id" | "userId" => Target::Exact(fields.user_id),
+        "source_ip" => Target::Exact(fields.source_ip),
+        // Logbook's own field on the audit stream; on logs, still an attribute.
+        "source" if stream == Stream::Audit => Target::Exact(fields.source),
+        "id" => Target::Id,
+        "level" => Target::Level,
+        "timestamp" => Target::Timestamp,
+        "tenant" | "received_at" | "attributes" => {
+            return Err(StoreError::InvalidQuery(format!(
+                "field `{name}` cannot be searched"
+            )));
+        }
+        other => Target::Attribute(
+            other
+                .strip_prefix("attributes.")
+                .unwrap_or(other)
+                .to_owned(),
+        ),
+    })
+}
+
 /// The events of `tenant`'s `stream` whose key is that of `id`: the event with
 /// that id, and in theory another whose key collides (callers that must be
 /// exact check the id of what they find).
@@ -400,14 +478,19 @@ fn term_query(term: Term) -> BoxQuery {
     Box::new(TermQuery::new(term, IndexRecordOption::Basic))
 }
 
-/// Every term that starts with the bytes of `term`.
-fn prefix_query(term: Term) -> BoxQuery {
-    let mut upper = term.clone();
-    upper.append_bytes(&[0xff]);
-    Box::new(InvertedIndexRangeQuery::new(
-        Bound::Included(term),
-        Bound::Excluded(upper),
-    ))
+/// Places a term's error at its byte offset in the query.
+fn at(position: usize) -> impl Fn(StoreError) -> StoreError {
+    move |error| match error {
+        StoreError::InvalidQuery(message) => StoreError::InvalidTerm { position, message },
+        StoreError::QueryTooComplex {
+            position: None,
+            message,
+        } => StoreError::QueryTooComplex {
+            position: Some(position),
+            message,
+        },
+        other => other,
+    }
 }
 
 fn timestamp_range(field: Field, lower: Bound<i64>, upper: Bound<i64>) -> BoxQuery {

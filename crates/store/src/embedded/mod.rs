@@ -8,6 +8,8 @@ mod checkpoints;
 mod collect;
 mod compile;
 mod keys;
+mod known;
+mod queries;
 mod reindex;
 mod schema;
 mod trails;
@@ -26,7 +28,10 @@ use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Tant
 
 pub use self::checkpoints::CHECKPOINTS_FILE;
 use self::collect::{HistogramCollector, StatsCollector, TopByTime};
+use self::compile::Expansion;
 use self::keys::EventKeys;
+use self::queries::{Admission, Bounded, Budget};
+pub use self::queries::{QueryLimits, default_concurrency};
 use self::schema::Fields;
 pub use self::trails::{CheckpointPolicy, KEY_FILE, KEY_NAME};
 use self::trails::{TrailView, Trails};
@@ -51,6 +56,8 @@ pub struct EmbeddedStoreConfig {
     /// Where the tenants' audit trails and the checkpoint signing key live.
     pub audit_dir: PathBuf,
     pub checkpoints: CheckpointPolicy,
+    /// Deadline, prefix expansion and concurrency of searches, stats and histograms.
+    pub queries: QueryLimits,
 }
 
 impl EmbeddedStoreConfig {
@@ -60,6 +67,7 @@ impl EmbeddedStoreConfig {
         EmbeddedStoreConfig {
             audit_dir: dir.join("audit"),
             checkpoints: CheckpointPolicy::default(),
+            queries: QueryLimits::default(),
             dir,
             writer_memory_bytes: 256 * 1024 * 1024,
             indexer_threads: 1,
@@ -87,6 +95,7 @@ struct Inner {
     trails: Mutex<Trails>,
     /// Verifies checkpoints; its text is the published public key.
     verifying: audit::VerifyingKey,
+    admission: Admission,
 }
 
 /// The commit payload: what the last commit covers.
@@ -178,6 +187,7 @@ impl EmbeddedStore {
             writer: Mutex::new(writer),
             verifying: trails.verifying_key().clone(),
             trails: Mutex::new(trails),
+            admission: Admission::new(config.queries),
         });
         if !missing.is_empty() {
             inner.reindex(&missing, position)?;
@@ -196,6 +206,28 @@ impl EmbeddedStore {
         tokio::task::spawn_blocking(move || work(&inner))
             .await
             .map_err(|error| StoreError::Task(error.to_string()))?
+    }
+
+    /// Runs a query of `tenant` off the async runtime within the query limits:
+    /// admitted under the tenant's and the store's caps, stopped at its
+    /// deadline, and cancelled when the returned future is dropped (the client
+    /// went away).
+    async fn query<T, F>(&self, tenant: &str, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner, &Budget) -> Result<T, StoreError> + Send + 'static,
+    {
+        let budget = Budget::new(self.inner.admission.limits().timeout);
+        let _cancel = budget.cancel_on_drop();
+        let admitted = self.inner.admission.admit(tenant, &budget).await?;
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let _admitted = admitted;
+            budget.check()?;
+            work(&inner, &budget)
+        })
+        .await
+        .map_err(|error| StoreError::Task(error.to_string()))?
     }
 }
 
@@ -355,15 +387,47 @@ impl Inner {
             .map_err(|error| StoreError::Corrupt(format!("event {address:?} is not JSON: {error}")))
     }
 
-    fn search(&self, request: &SearchRequest) -> Result<SearchPage, StoreError> {
-        let query = compile::compile_filter(&self.fields, &self.keys, &request.filter)?;
+    /// Compiles a filter for `searcher`, expanding prefixes within the limits.
+    fn compile(
+        &self,
+        filter: &Filter,
+        searcher: &tantivy::Searcher,
+        budget: &Budget,
+    ) -> Result<Box<dyn tantivy::query::Query>, StoreError> {
+        let expansion = Expansion {
+            searcher,
+            budget,
+            max_terms: self.admission.limits().max_prefix_terms,
+        };
+        compile::compile_filter(&self.fields, &self.keys, filter, &expansion)
+    }
+
+    /// Runs `collector` over the events `filter` matches, within `budget`.
+    fn collect<C: tantivy::collector::Collector>(
+        &self,
+        filter: &Filter,
+        collector: C,
+        budget: &Budget,
+    ) -> Result<(tantivy::Searcher, C::Fruit), StoreError> {
         let searcher = self.reader.searcher();
+        let query = self.compile(filter, &searcher, budget)?;
+        let bounded = Bounded {
+            inner: collector,
+            budget: budget.clone(),
+        };
+        let fruit = searcher
+            .search(&query, &bounded)
+            .map_err(|error| budget.explain(query_error(error)))?;
+        Ok((searcher, fruit))
+    }
+
+    fn search(&self, request: &SearchRequest, budget: &Budget) -> Result<SearchPage, StoreError> {
         let collector = TopByTime {
             limit: request.limit + 1,
             after: request.cursor,
             order: request.order,
         };
-        let mut hits = searcher.search(&query, &collector).map_err(query_error)?;
+        let (searcher, mut hits) = self.collect(&request.filter, collector, budget)?;
         let more = hits.len() > request.limit;
         hits.truncate(request.limit);
         let next_cursor = if more {
@@ -462,7 +526,9 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn search(&self, request: SearchRequest) -> Result<SearchPage, StoreError> {
-        self.blocking(move |inner| inner.search(&request)).await
+        let tenant = request.filter.tenant.clone();
+        self.query(&tenant, move |inner, budget| inner.search(&request, budget))
+            .await
     }
 
     async fn get(
@@ -477,13 +543,9 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn stats(&self, filter: Filter) -> Result<Stats, StoreError> {
-        self.blocking(move |inner| {
-            let query = compile::compile_filter(&inner.fields, &inner.keys, &filter)?;
-            inner
-                .reader
-                .searcher()
-                .search(&query, &StatsCollector)
-                .map_err(query_error)
+        let tenant = filter.tenant.clone();
+        self.query(&tenant, move |inner, budget| {
+            Ok(inner.collect(&filter, StatsCollector, budget)?.1)
         })
         .await
     }
@@ -494,16 +556,12 @@ impl EventStore for EmbeddedStore {
                 "the interval must be positive".into(),
             ));
         }
-        self.blocking(move |inner| {
-            let query = compile::compile_filter(&inner.fields, &inner.keys, &request.filter)?;
+        let tenant = request.filter.tenant.clone();
+        self.query(&tenant, move |inner, budget| {
             let collector = HistogramCollector {
                 interval_nanos: request.interval_nanos,
             };
-            let counts = inner
-                .reader
-                .searcher()
-                .search(&query, &collector)
-                .map_err(query_error)?;
+            let (_, counts) = inner.collect(&request.filter, collector, budget)?;
             Ok(counts
                 .into_iter()
                 .map(|(start, count)| Bucket {
@@ -511,6 +569,30 @@ impl EventStore for EmbeddedStore {
                     count,
                 })
                 .collect())
+        })
+        .await
+    }
+
+    async fn warnings(&self, filter: &Filter) -> Result<Vec<String>, StoreError> {
+        let paths = known::attribute_paths(&self.inner.fields, filter.stream, &filter.query);
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (tenant, stream) = (filter.tenant.clone(), filter.stream);
+        self.blocking(move |inner| {
+            let searcher = inner.reader.searcher();
+            let partition = schema::partition(&tenant, stream);
+            let mut warnings = Vec::new();
+            for (name, path) in paths {
+                if known::has_attribute(&inner.fields, &searcher, &partition, &path)?
+                    == Some(false)
+                {
+                    warnings.push(format!(
+                        "field \"{name}\" is not a known field and no stored event has the attribute \"{path}\""
+                    ));
+                }
+            }
+            Ok(warnings)
         })
         .await
     }
