@@ -33,12 +33,41 @@ pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// Refuses a body announced as larger than `max` before any of it is read.
-pub(crate) fn check_announced(announced: Option<u64>, max: usize) -> Result<(), ApiError> {
+/// Refuses a body announced as larger than `max` before any of it is kept.
+pub(crate) async fn check_announced(
+    announced: Option<u64>,
+    max: usize,
+    body: &mut Body,
+) -> Result<(), ApiError> {
     match announced {
-        Some(length) if length > max as u64 => Err(too_large(max)),
+        Some(length) if length > max as u64 => {
+            linger(body).await;
+            Err(too_large(max))
+        }
         _ => Ok(()),
     }
+}
+
+/// How much of a refused body is read and thrown away before answering.
+const LINGER_BYTES: usize = 1024 * 1024;
+/// How long a refused body is read and thrown away before answering.
+const LINGER_TIME: Duration = Duration::from_secs(1);
+
+/// Reads and discards a little of a body about to be refused, so a client
+/// still sending it receives the answer: closing a socket with unread data
+/// resets the connection, and the client would see a reset instead of the
+/// 413. Bounded in bytes and time, and nothing is kept.
+async fn linger(body: &mut Body) {
+    let draining = async {
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            match body.frame().await {
+                Some(Ok(frame)) => drained += frame.data_ref().map_or(0, |data| data.len()),
+                _ => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, draining).await;
 }
 
 /// Reads a whole body of at most `max` bytes within `timeout`, taking its size
@@ -53,13 +82,13 @@ pub(crate) async fn read(
     budget: &std::sync::Arc<Semaphore>,
     mut on_chunk: impl FnMut(&[u8]) -> Result<(), ApiError>,
 ) -> Result<Buffered, ApiError> {
-    check_announced(announced, max)?;
+    let mut body = body;
+    check_announced(announced, max, &mut body).await?;
     let mut permit = match announced {
         Some(length) => Some(reserve(budget, length)?),
         None => None,
     };
     let reading = async {
-        let mut body = body;
         let mut kept = BytesMut::with_capacity(announced.unwrap_or(0) as usize);
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|error| {
@@ -72,6 +101,7 @@ pub(crate) async fn read(
                 continue;
             };
             if kept.len() + chunk.len() > max {
+                linger(&mut body).await;
                 return Err(too_large(max));
             }
             let kept_after = (kept.len() + chunk.len()) as u64;

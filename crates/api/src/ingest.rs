@@ -125,7 +125,8 @@ async fn ingest(
     // The tenant pays for its bytes before they are read: the announced length up
     // front, or each chunk as it arrives.
     let announced = body::content_length(&headers);
-    body::check_announced(announced, limits.max_body_bytes)?;
+    let mut body = body;
+    body::check_announced(announced, limits.max_body_bytes, &mut body).await?;
     if let Some(length) = announced {
         state.auth.limits.admit_bytes(&principal, length)?;
     }
@@ -149,7 +150,7 @@ async fn ingest(
     let (body, budget) = (buffered.bytes, buffered.permit);
     // Decoding takes memory in proportion to the body; a few at a time keep the
     // total bounded however many clients send at once.
-    let _permit = state
+    let decode_permit = state
         .decode_permits
         .acquire()
         .await
@@ -168,6 +169,9 @@ async fn ingest(
     })
     .await
     .map_err(|error| ApiError::internal("decoding a request", &error))??;
+    // Decoding is done: the permit must not be held while the queue syncs or
+    // while a client waits for its events to become searchable.
+    drop(decode_permit);
 
     if decoded.ids.is_empty() {
         let errors: Vec<RejectionBody> = decoded.rejected.iter().map(RejectionBody::from).collect();
