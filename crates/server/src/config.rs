@@ -445,6 +445,10 @@ impl Config {
             header_timeout: Duration::from_millis(self.http.header_timeout_ms.max(1)),
             idle_timeout: Duration::from_millis(self.http.idle_timeout_ms.max(1)),
             max_connections: self.http.max_connections.max(1),
+            // A little beyond ingest's own body timeout, so ingest answers its
+            // 408 first; other routes' bodies get the same bound.
+            body_timeout: Duration::from_millis(self.ingest.body_timeout_ms.max(1))
+                + Duration::from_secs(1),
         }
     }
 

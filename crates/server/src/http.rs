@@ -1,9 +1,12 @@
 //! Serving the API over HTTP/1.1 connections that cannot hold the server's
 //! resources: at most `max_connections` at once (more are closed as soon as they
 //! are accepted), a client must finish a request's headers within the header
-//! timeout, and a keep-alive connection waiting for its next request is closed
-//! after the idle timeout. Shutdown stops accepting, lets requests in flight
-//! finish and closes idle connections.
+//! timeout, a keep-alive connection waiting for its next request is closed
+//! after the idle timeout, a request's body must arrive within the body
+//! timeout on every route, and a request in flight that reads and writes
+//! nothing for the idle timeout (a stalled body, an answer nobody reads) is
+//! cut. Shutdown stops accepting, lets requests in flight finish and closes
+//! idle connections.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -34,6 +37,8 @@ pub(crate) struct ConnectionLimits {
     pub(crate) idle_timeout: Duration,
     /// Connections open at once.
     pub(crate) max_connections: usize,
+    /// How long any request's body may take to arrive, on every route.
+    pub(crate) body_timeout: Duration,
 }
 
 /// Accepts connections until `stop` fires, then waits for the open ones to finish.
@@ -92,6 +97,8 @@ struct Activity {
     /// Milliseconds since `started` when the next request's first byte arrived;
     /// [`NOT_STARTED`] while none has.
     head_since: AtomicU64,
+    /// Milliseconds since `started` when a byte was last read or written.
+    last_progress: AtomicU64,
     /// Wakes the watchdog when a request starts or ends, so it sleeps until the
     /// deadline that now applies.
     changed: Notify,
@@ -105,17 +112,26 @@ impl Activity {
     }
 
     /// How long until the connection must be closed, if nothing changes.
-    fn remaining(&self, limits: &ConnectionLimits) -> Option<Duration> {
-        if self.in_flight.load(Ordering::Acquire) > 0 {
-            return None;
-        }
+    fn remaining(&self, limits: &ConnectionLimits) -> Duration {
         let now = self.now();
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            // A request in flight may think (a query, a wait for searchability)
+            // but not stall: no byte read or written for the idle timeout
+            // means a client that stopped sending its body or reading its answer.
+            let since = self.last_progress.load(Ordering::Acquire);
+            let deadline = since.saturating_add(limits.idle_timeout.as_millis() as u64);
+            return Duration::from_millis(deadline.saturating_sub(now));
+        }
         let (since, timeout) = match self.head_since.load(Ordering::Acquire) {
             NOT_STARTED => (self.idle_since.load(Ordering::Acquire), limits.idle_timeout),
             head => (head, limits.header_timeout),
         };
         let deadline = since.saturating_add(timeout.as_millis() as u64);
-        Some(Duration::from_millis(deadline.saturating_sub(now)))
+        Duration::from_millis(deadline.saturating_sub(now))
+    }
+
+    fn progressed(&self) {
+        self.last_progress.store(self.now(), Ordering::Release);
     }
 }
 
@@ -153,6 +169,7 @@ async fn serve_connection(
         idle_since: AtomicU64::new(0),
         // The first request's headers are due from the start.
         head_since: AtomicU64::new(0),
+        last_progress: AtomicU64::new(0),
         changed: Notify::new(),
     });
     let io = TokioIo::new(Watched {
@@ -163,6 +180,7 @@ async fn serve_connection(
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         let in_flight = InFlight::start(&service_activity);
         request.extensions_mut().insert(ConnectInfo(peer));
+        let request = request.map(|body| DeadlineBody::new(body, limits.body_timeout));
         let mut router = router.clone();
         async move {
             let response = router.call(request).await?;
@@ -187,12 +205,10 @@ async fn serve_connection(
     loop {
         let watchdog = async {
             loop {
-                // While a request is in flight its handler bounds it: wait for it to end.
-                let wait = match activity.remaining(&limits) {
-                    Some(remaining) if remaining.is_zero() => return,
-                    Some(remaining) => remaining,
-                    None => Duration::MAX,
-                };
+                let wait = activity.remaining(&limits);
+                if wait.is_zero() {
+                    return;
+                }
                 let _ = tokio::time::timeout(wait, activity.changed.notified()).await;
             }
         };
@@ -204,7 +220,7 @@ async fn serve_connection(
                 return;
             }
             () = watchdog => {
-                tracing::debug!(%peer, "closing a connection that sent no complete request in time");
+                tracing::debug!(%peer, "closing a connection that sent or read nothing in time");
                 return;
             }
             () = stopped(&mut stop), if !stopping => {
@@ -230,6 +246,9 @@ impl AsyncRead for Watched {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         let activity = &self.activity;
+        if buf.filled().len() > before {
+            activity.progressed();
+        }
         if buf.filled().len() > before
             && activity.in_flight.load(Ordering::Acquire) == 0
             && activity.head_since.load(Ordering::Acquire) == NOT_STARTED
@@ -246,7 +265,11 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(written)) if written > 0) {
+            self.activity.progressed();
+        }
+        polled
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -262,10 +285,56 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(written)) if written > 0) {
+            self.activity.progressed();
+        }
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+/// A request body that fails once it has taken longer than its deadline to
+/// arrive, so no handler (a login's JSON, an admin request) can be held by a
+/// client that sends its body a byte at a time.
+struct DeadlineBody {
+    inner: Incoming,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl DeadlineBody {
+    fn new(inner: Incoming, timeout: Duration) -> Self {
+        DeadlineBody {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+        }
+    }
+}
+
+impl hyper::body::Body for DeadlineBody {
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err("the request body did not arrive in time".into())));
+        }
+        Pin::new(&mut self.inner)
+            .poll_frame(cx)
+            .map_err(|error| error.into())
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -135,6 +135,49 @@ async fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
     server.stop().await;
 }
 
+/// Starts a login whose body announces 100 bytes and sends 10, then stalls.
+async fn stalled_login(server: &TestServer) -> TcpStream {
+    let mut stream = connect(server).await;
+    stream
+        .write_all(
+            b"POST /v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"username",
+        )
+        .await
+        .unwrap();
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_on_any_route_does_not_hold_its_connection() {
+    // The body's own deadline: the login is answered (or cut) once it passes.
+    let server = TestServer::start_with(|config| config.ingest.body_timeout_ms = 300).await;
+    let mut stream = stalled_login(&server).await;
+    let (_, closed) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    let closed = closed.expect("a login whose body never came held its connection");
+    assert!(
+        closed >= Duration::from_millis(1_000),
+        "closed early: {closed:?}"
+    );
+    server.stop().await;
+
+    // A request in flight that moves no byte for the idle timeout is cut, even
+    // when its body's deadline is far away.
+    let server = TestServer::start_with(|config| {
+        config.ingest.body_timeout_ms = 60_000;
+        config.http.idle_timeout_ms = 500;
+    })
+    .await;
+    let mut stream = stalled_login(&server).await;
+    let (_, closed) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    let closed = closed.expect("a stalled request held its connection");
+    assert!(
+        closed >= Duration::from_millis(400),
+        "closed early: {closed:?}"
+    );
+    assert!(closed < Duration::from_secs(5), "closed late: {closed:?}");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_maximum_are_closed() {
     let server = TestServer::start_with(|config| config.http.max_connections = 2).await;
