@@ -56,7 +56,7 @@ pub enum PipelineError {
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error(
-        "the store's last commit covers the queue up to {committed:?}, but the queue now starts at {first:?}: queued events were removed before they were stored"
+        "the index covers the queue up to {committed:?}, but the queue now starts at {first:?}: the index is older than the queue (restored from an older backup?) and the records between were released. Restore a newer index, or start once with pipeline.resume_after_index_loss = true to go on from where the queue starts and accept that the log events between are not searchable; the audit trails are kept and re-indexed either way"
     )]
     Gap {
         committed: Position,
@@ -70,7 +70,7 @@ pub enum PipelineError {
         durable_end: Position,
     },
     #[error(
-        "the index has no commit, but the queue starts at {first:?}: the records before it were stored in an index that is gone (removed, or restored from before its first commit) and cannot be replayed. Restore the index directory from a backup (the queue replays what came after it), or start once with pipeline.resume_after_index_loss = true to index what the queue still holds and accept that older log events are no longer searchable; the audit trails are kept and re-indexed either way"
+        "the index has no commit, but the queue starts at {first:?}: the records before it were stored in an index that is gone (removed, or restored from before its first commit) and cannot be replayed. Restore an index backup taken after the queue's oldest record (the queue replays what came after it), or start once with pipeline.resume_after_index_loss = true to index what the queue still holds and accept that older log events are no longer searchable; the audit trails are kept and re-indexed either way"
     )]
     IndexLost { first: Position },
     #[error("cannot set aside an unreadable queue record at {position:?} in {dir}: {source}")]
@@ -110,9 +110,21 @@ pub async fn run(
         None if first == Position(0) || config.resume_after_index_loss => first,
         None => return Err(PipelineError::IndexLost { first }),
     };
-    if committed < first {
-        return Err(PipelineError::Gap { committed, first });
-    }
+    // An index older than the queue's oldest record (restored from an older
+    // backup): the records between were released and are gone.
+    let committed = match committed < first {
+        true if config.resume_after_index_loss => {
+            tracing::warn!(
+                index = committed.0,
+                queue = first.0,
+                "the index is older than the queue; resuming where the queue starts, as \
+                 pipeline.resume_after_index_loss asks: log events in between are not searchable"
+            );
+            first
+        }
+        true => return Err(PipelineError::Gap { committed, first }),
+        false => committed,
+    };
     let durable_end = queue.stats().durable_end;
     if committed > durable_end {
         return Err(PipelineError::QueueBehind {

@@ -44,11 +44,21 @@ fn start(
     store: Arc<dyn EventStore>,
     dead_letter_dir: &std::path::Path,
 ) -> Running {
+    start_with(queue, store, dead_letter_dir, false)
+}
+
+fn start_with(
+    queue: Arc<dyn Queue>,
+    store: Arc<dyn EventStore>,
+    dead_letter_dir: &std::path::Path,
+    resume_after_index_loss: bool,
+) -> Running {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (progress_tx, progress) = watch::channel(Progress::default());
     let config = WorkerConfig {
         commit_interval: Duration::from_millis(20),
         dead_letter_dir: dead_letter_dir.to_owned(),
+        resume_after_index_loss,
         ..WorkerConfig::default()
     };
     let task = tokio::spawn(pipeline::run(
@@ -231,9 +241,86 @@ async fn a_lost_index_is_not_refilled_from_a_queue_that_released_records() {
         "{error}"
     );
     assert!(
-        error.to_string().contains("Restore the index directory"),
+        error.to_string().contains("Restore an index backup"),
         "{error}"
     );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_older_than_the_queue_needs_the_operator_then_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let open_queue = || -> Arc<dyn Queue> {
+        let config = EmbeddedQueueConfig {
+            segment_bytes: 4096,
+            ..EmbeddedQueueConfig::new(dir.path().join("queue"))
+        };
+        Arc::new(EmbeddedQueue::open(config).unwrap())
+    };
+    let open_store = || -> Arc<dyn EventStore> {
+        let mut config = EmbeddedStoreConfig::new(dir.path().join("index"));
+        config.audit_dir = dir.path().join("audit");
+        Arc::new(EmbeddedStore::open(&config).unwrap())
+    };
+    let dead = dir.path().join("dead");
+    // An index backup after the first 50 events…
+    let queue = open_queue();
+    let store = open_store();
+    let mut end = queue::Position(0);
+    for first in (0..50).step_by(10) {
+        end = queue.append(record(first, 10)).await.unwrap().1;
+    }
+    let mut running = start(Arc::clone(&queue), Arc::clone(&store), &dead);
+    wait_for_commit(&mut running, end).await;
+    running.shutdown.send(true).unwrap();
+    running.task.await.unwrap().unwrap();
+    copy_dir(&dir.path().join("index"), &dir.path().join("backup"));
+    // …then 150 more, and the queue releases the segments the index holds.
+    let mut running = start(Arc::clone(&queue), Arc::clone(&store), &dead);
+    for first in (50..200).step_by(10) {
+        end = queue.append(record(first, 10)).await.unwrap().1;
+    }
+    wait_for_commit(&mut running, end).await;
+    running.shutdown.send(true).unwrap();
+    running.task.await.unwrap().unwrap();
+    queue.close().await;
+    drop((queue, store));
+
+    // The index is restored from the older backup.
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+    copy_dir(&dir.path().join("backup"), &dir.path().join("index"));
+    let queue = open_queue();
+    let first = queue.stats().first;
+    let store = open_store();
+    assert!(store.committed_position().await.unwrap() < Some(first.0));
+    let running = start(Arc::clone(&queue), Arc::clone(&store), &dead);
+    let error = running.task.await.unwrap().unwrap_err();
+    assert!(
+        matches!(error, pipeline::PipelineError::Gap { .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("resume_after_index_loss"),
+        "the refusal says what to do: {error}"
+    );
+    assert_eq!(total(&store).await, 50, "the refusal changed nothing");
+
+    // The operator accepts the loss: the worker goes on from where the queue starts.
+    let mut running = start_with(Arc::clone(&queue), Arc::clone(&store), &dead, true);
+    wait_for_commit(&mut running, end).await;
+    let stored = total(&store).await;
+    assert!(stored > 50 && stored < 200, "{stored} events stored");
+    running.shutdown.send(true).unwrap();
+    running.task.await.unwrap().unwrap();
 }
 
 /// Ids of every matching event from `after` on, oldest first, `limit` per page;
