@@ -174,6 +174,12 @@ pub(crate) struct Admission {
     limits: QueryLimits,
     slots: Arc<Semaphore>,
     running: Arc<Mutex<HashMap<String, usize>>>,
+    /// Each tenant's ticket to the line for store-wide slots: one query per
+    /// tenant waits there at a time, the tenant's others wait for the ticket,
+    /// so another tenant's query never queues behind a burst of one tenant's.
+    /// One small entry per tenant that ever queried (tenants are few and made
+    /// by an admin).
+    tickets: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 /// A query's place in the caps; released when dropped (when the blocking work
@@ -225,6 +231,7 @@ impl Admission {
             limits,
             slots: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
             running: Arc::new(Mutex::new(HashMap::new())),
+            tickets: Mutex::new(HashMap::new()),
         }
     }
 
@@ -233,7 +240,8 @@ impl Admission {
     }
 
     /// Admits a query of `tenant`: refused at once if the tenant is at its cap,
-    /// otherwise waits for a store-wide slot until the budget's deadline.
+    /// otherwise takes a free store-wide slot or waits for one until the
+    /// budget's deadline, behind at most one waiting query of each tenant.
     pub(crate) async fn admit(
         &self,
         tenant: &str,
@@ -257,10 +265,27 @@ impl Admission {
             armed: true,
         };
         let deadline = tokio::time::Instant::from_std(budget.deadline());
-        let slot = tokio::time::timeout_at(deadline, Arc::clone(&self.slots).acquire_owned())
-            .await
-            .map_err(|_| StoreError::QueryTimeout(self.limits.timeout))?
-            .map_err(|_| StoreError::Task("the query slots are closed".into()))?;
+        let timed_out = |_| StoreError::QueryTimeout(self.limits.timeout);
+        let slot = match Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                let ticket = Arc::clone(
+                    self.tickets
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .entry(tenant.to_owned())
+                        .or_insert_with(|| Arc::new(Semaphore::new(1))),
+                );
+                let _ticket = tokio::time::timeout_at(deadline, ticket.acquire_owned())
+                    .await
+                    .map_err(timed_out)?
+                    .map_err(|_| StoreError::Task("the query line is closed".into()))?;
+                tokio::time::timeout_at(deadline, Arc::clone(&self.slots).acquire_owned())
+                    .await
+                    .map_err(timed_out)?
+                    .map_err(|_| StoreError::Task("the query slots are closed".into()))?
+            }
+        };
         place.armed = false;
         Ok(Admitted {
             _slot: slot,
@@ -427,5 +452,38 @@ mod tests {
         drop(again);
         // A refused or timed-out admission left no count behind.
         assert!(admission.running.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn another_tenant_does_not_queue_behind_one_tenants_burst() {
+        let admission = Arc::new(Admission::new(QueryLimits {
+            timeout: Duration::from_secs(5),
+            max_prefix_terms: 10,
+            max_concurrent: 1,
+            max_concurrent_per_tenant: 4,
+        }));
+        let budget = || Budget::new(Duration::from_secs(5));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let running = admission.admit("a", &budget()).await.unwrap();
+        let mut queued = Vec::new();
+        // A sends three more queries, then B one: B must not wait for all of A's.
+        for tenant in ["a", "a", "a", "b"] {
+            let admission = Arc::clone(&admission);
+            let order = Arc::clone(&order);
+            queued.push(tokio::spawn(async move {
+                let admitted = admission.admit(tenant, &budget()).await.unwrap();
+                order.lock().unwrap().push(tenant);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                drop(admitted);
+            }));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(running);
+        for task in queued {
+            task.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        let b = order.iter().position(|tenant| *tenant == "b").unwrap();
+        assert!(b <= 1, "b ran after {b} of a's queries: {order:?}");
     }
 }
