@@ -53,6 +53,7 @@ pub(crate) fn has_attribute(
     searcher: &Searcher,
     partition: &str,
     path: &str,
+    budget: &super::queries::Budget,
 ) -> Result<Option<bool>, StoreError> {
     let prefix = Term::from_field_json_path(fields.attributes, path, true);
     let lower = prefix.serialized_value_bytes().to_vec();
@@ -78,6 +79,7 @@ pub(crate) fn has_attribute(
             if checked == MAX_TERMS_CHECKED {
                 return Ok(None);
             }
+            budget.check()?;
             checked += 1;
             let Some(mut members) = tenants
                 .read_postings(&partition_term, IndexRecordOption::Basic)

@@ -579,12 +579,14 @@ impl EventStore for EmbeddedStore {
             return Ok(Vec::new());
         }
         let (tenant, stream) = (filter.tenant.clone(), filter.stream);
-        self.blocking(move |inner| {
+        // Looking terms up costs like a query, so it runs as one: admitted,
+        // under a deadline, cancelled with its caller.
+        self.query(&filter.tenant, move |inner, budget| {
             let searcher = inner.reader.searcher();
             let partition = schema::partition(&tenant, stream);
             let mut warnings = Vec::new();
             for (name, path) in paths {
-                if known::has_attribute(&inner.fields, &searcher, &partition, &path)?
+                if known::has_attribute(&inner.fields, &searcher, &partition, &path, budget)?
                     == Some(false)
                 {
                     warnings.push(format!(
