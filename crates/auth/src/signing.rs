@@ -297,6 +297,19 @@ impl ReplayGuard {
     }
 }
 
+impl ReplayGuard {
+    /// Whether `signature` of `key_id` was already used within its window,
+    /// without remembering it: lets a replay be refused before it costs the
+    /// key's owner a unit of its rate limit.
+    pub fn was_used(&self, key_id: &str, signature: &[u8; 32], now_unix_seconds: i64) -> bool {
+        let seen = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.keys
+            .get(key_id)
+            .and_then(|key| key.expiries.get(signature))
+            .is_some_and(|expiry| *expiry > now_unix_seconds)
+    }
+}
+
 impl KeySeen {
     /// Drops every entry that has expired by `now`.
     fn sweep(&mut self, now: i64) {

@@ -303,6 +303,40 @@ fn code(response: &Response) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_are_refused_before_they_spend_the_keys_rate() {
+    let server = TestServer::start_with(|config| {
+        config.limits.requests_per_second = 0.5;
+        config.limits.request_burst = 2.0;
+    })
+    .await;
+    let (key_id, secret) = signing_key(&server, &["logs:read"]).await;
+    let mut client = server.client_with(None).await;
+    let now = now_seconds();
+    let first = client.send(signed_me(&key_id, &secret, now)).await.unwrap();
+    assert_eq!(first.status, 200, "{:?}", first.json());
+    // Someone who captured that request replays it again and again…
+    for _ in 0..5 {
+        let replayed = client.send(signed_me(&key_id, &secret, now)).await.unwrap();
+        assert_eq!(
+            (replayed.status, code(&replayed).as_str()),
+            (401, "replayed_signature")
+        );
+    }
+    // …and the owner still has the rest of its burst.
+    let owner = client
+        .send(signed_me(&key_id, &secret, now + 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        owner.status,
+        200,
+        "replays spent the owner's rate: {:?}",
+        owner.json()
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_signed_requests_are_not_remembered_and_keys_have_their_own_share() {
     let server = TestServer::start_with(|config| {
         config.auth.signatures_per_key = 3;

@@ -283,6 +283,18 @@ pub(crate) struct SignatureToRemember {
 }
 
 impl SignatureToRemember {
+    /// Refuses a replayed signature before anything is charged for it.
+    pub(crate) fn refuse_replay(&self, state: &AppState) -> Result<(), ApiError> {
+        match state
+            .auth
+            .replays
+            .was_used(&self.key_id, &self.signature, self.at)
+        {
+            true => Err(replayed()),
+            false => Ok(()),
+        }
+    }
+
     /// Refuses the request if its signature was used before, or if its key's
     /// share of the replay guard is full.
     pub(crate) fn remember(self, state: &AppState) -> Result<(), ApiError> {
@@ -292,10 +304,7 @@ impl SignatureToRemember {
             .first_use(&self.key_id, &self.signature, self.at)
         {
             Replay::Fresh => Ok(()),
-            Replay::Replayed => Err(unauthorized(
-                "replayed_signature",
-                "this signature was already used; sign each request afresh",
-            )),
+            Replay::Replayed => Err(replayed()),
             Replay::Full => {
                 let mut error = ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -380,4 +389,11 @@ async fn signed(
     // The body's budget is returned here; the handler reserves it again as it reads.
     let request = Request::from_parts(parts, Body::from(buffered.bytes));
     Ok((principal, request, Some(remember)))
+}
+
+fn replayed() -> ApiError {
+    unauthorized(
+        "replayed_signature",
+        "this signature was already used; sign each request afresh",
+    )
 }

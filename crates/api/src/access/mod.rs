@@ -317,6 +317,11 @@ pub(crate) async fn guard(
             format!("this request needs {needed}"),
         ));
     }
+    // A replay is refused before it is charged to the key's rate limit, so
+    // whoever captured a signed request cannot spend its owner's budget.
+    if let Some(signature) = &signature {
+        signature.refuse_replay(&state)?;
+    }
     let headers = state.auth.limits.admit_request(&principal)?;
     // Only now, with the key allowed and within its rate, is its signature
     // remembered: refused requests cannot fill the replay guard.
