@@ -89,12 +89,17 @@ pub(crate) async fn ingest_logs(
     state: State<AppState>,
     peer: ConnectInfo<SocketAddr>,
     principal: Extension<Principal>,
+    charged: Option<Extension<body::AlreadyCharged>>,
     query: Result<Query<IngestParams>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let wait = IngestParams::from_query(query)?;
-    ingest(state, peer, principal, Stream::Logs, wait, headers, body).await
+    let request = IngestRequest {
+        stream: Stream::Logs,
+        wait_searchable: IngestParams::from_query(query)?,
+        already_charged: charged.is_some(),
+    };
+    ingest(state, peer, principal, request, headers, body).await
 }
 
 /// `POST /v1/audit`.
@@ -102,20 +107,36 @@ pub(crate) async fn ingest_audit(
     state: State<AppState>,
     peer: ConnectInfo<SocketAddr>,
     principal: Extension<Principal>,
+    charged: Option<Extension<body::AlreadyCharged>>,
     query: Result<Query<IngestParams>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let wait = IngestParams::from_query(query)?;
-    ingest(state, peer, principal, Stream::Audit, wait, headers, body).await
+    let request = IngestRequest {
+        stream: Stream::Audit,
+        wait_searchable: IngestParams::from_query(query)?,
+        already_charged: charged.is_some(),
+    };
+    ingest(state, peer, principal, request, headers, body).await
+}
+
+/// What an ingest request asks for, beyond its body.
+struct IngestRequest {
+    stream: Stream,
+    wait_searchable: bool,
+    /// The body was read (and charged) already, while a signature was checked.
+    already_charged: bool,
 }
 
 async fn ingest(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Extension(principal): Extension<Principal>,
-    stream: Stream,
-    wait_searchable: bool,
+    IngestRequest {
+        stream,
+        wait_searchable,
+        already_charged,
+    }: IngestRequest,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -127,7 +148,7 @@ async fn ingest(
     let announced = body::content_length(&headers);
     let mut body = body;
     body::check_announced(announced, limits.max_body_bytes, &mut body).await?;
-    if let Some(length) = announced {
+    if let Some(length) = announced.filter(|_| !already_charged) {
         state.auth.limits.admit_bytes(&principal, length)?;
     }
     let buffered = body::read(
@@ -136,9 +157,10 @@ async fn ingest(
         limits.body_timeout,
         announced,
         &state.body_budget,
-        |chunk| match announced {
-            Some(_) => Ok(()),
-            None => state
+        &principal.tenant,
+        |chunk| match announced.is_some() || already_charged {
+            true => Ok(()),
+            false => state
                 .auth
                 .limits
                 .admit_bytes(&principal, chunk.len() as u64),

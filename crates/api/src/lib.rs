@@ -8,7 +8,7 @@ pub mod access;
 pub mod accounts;
 mod admin_routes;
 mod auth_routes;
-mod body;
+pub mod body;
 mod decompress;
 mod error;
 mod health;
@@ -66,9 +66,9 @@ pub struct AppState {
     pub progress: watch::Receiver<Progress>,
     /// Bounds how many request bodies are decoded at once.
     pub decode_permits: Arc<tokio::sync::Semaphore>,
-    /// One permit per byte of request body the server may buffer at once, over
-    /// all requests ([`IngestLimits::max_buffered_bytes`]).
-    pub body_budget: Arc<tokio::sync::Semaphore>,
+    /// The bytes of request body the server may buffer at once, over all
+    /// requests ([`IngestLimits::max_buffered_bytes`]), a quarter per tenant.
+    pub body_budget: Arc<body::BodyBudget>,
     /// Accounts, keys, sessions and rate limits.
     pub auth: Arc<access::AuthState>,
     /// Checkpoints and proofs of the audit trails.

@@ -168,12 +168,7 @@ pub async fn start_on(
         limits: Arc::new(config.ingest_limits()),
         progress,
         decode_permits: Arc::new(tokio::sync::Semaphore::new(api::CONCURRENT_DECODES)),
-        body_budget: Arc::new(tokio::sync::Semaphore::new(
-            config
-                .ingest
-                .max_buffered_bytes
-                .min(tokio::sync::Semaphore::MAX_PERMITS),
-        )),
+        body_budget: Arc::new(api::body::BodyBudget::new(config.ingest.max_buffered_bytes)),
         auth: Arc::new(auth_state),
         audit: audit_log,
         query_limits: config.query_limits(),

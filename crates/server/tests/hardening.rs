@@ -430,7 +430,8 @@ async fn refused_signed_requests_are_not_remembered_and_keys_have_their_own_shar
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_are_charged_before_reading_and_bounded_in_total() {
     let server = TestServer::start_with(|config| {
-        config.ingest.max_buffered_bytes = 1_000;
+        // A tenant may hold a quarter: 1,000 bytes.
+        config.ingest.max_buffered_bytes = 4_000;
         config.limits.tenant_byte_burst = 5_000.0;
     })
     .await;
@@ -443,7 +444,7 @@ async fn bodies_are_charged_before_reading_and_bounded_in_total() {
     let head = read_head(&mut stream, Duration::from_secs(3)).await;
     assert_eq!(status_of(&head), 413, "{head}");
 
-    // A slow body holds 800 of the 1,000 buffered bytes; a second body cannot fit.
+    // A slow body holds 800 of the tenant's 1,000 buffered bytes; a second body cannot fit.
     let mut slow = connect(&server).await;
     let head = format!(
         "POST /v1/logs HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {TEST_KEY}\r\ncontent-type: application/json\r\ncontent-length: 800\r\n\r\n{{\"message\":\""

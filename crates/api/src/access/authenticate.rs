@@ -374,7 +374,13 @@ async fn signed(
         state.limits.body_timeout,
         crate::body::content_length(&parts.headers),
         &state.body_budget,
+        &principal.tenant,
         |chunk| {
+            // The tenant pays for what it makes the server read, signed or not.
+            state
+                .auth
+                .limits
+                .admit_bytes(&principal, chunk.len() as u64)?;
             verifier.update(chunk);
             Ok(())
         },
@@ -387,7 +393,8 @@ async fn signed(
         at: now,
     };
     // The body's budget is returned here; the handler reserves it again as it reads.
-    let request = Request::from_parts(parts, Body::from(buffered.bytes));
+    let mut request = Request::from_parts(parts, Body::from(buffered.bytes));
+    request.extensions_mut().insert(crate::body::AlreadyCharged);
     Ok((principal, request, Some(remember)))
 }
 
