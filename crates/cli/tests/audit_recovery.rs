@@ -207,7 +207,7 @@ async fn losing_the_index_after_the_queue_released_records_needs_the_operator() 
     let server = spawn_with(root.path(), port, Stdio::piped(), &settings);
     let text = refusal(server).await;
     assert!(
-        text.contains("the index has no commit") && text.contains("Restore the index directory"),
+        text.contains("the index has no commit") && text.contains("Restore an index backup"),
         "{text}"
     );
     // Nothing signed was cut meanwhile.
