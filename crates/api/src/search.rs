@@ -106,6 +106,31 @@ pub(crate) fn parameter_error(rejection: QueryRejection) -> ApiError {
     }
 }
 
+/// A cursor as the client sees it: the store's sort position, sealed for the
+/// tenant (it would otherwise show offsets in the queue every tenant shares).
+fn seal_cursor(state: &AppState, tenant: &str, cursor: Cursor) -> String {
+    let (high, low) = state
+        .auth
+        .cursor_seal
+        .seal(tenant, (cursor.timestamp as u64, cursor.arrival));
+    format!("{high:016x}{low:016x}")
+}
+
+/// Opens a cursor [`seal_cursor`] made.
+fn open_cursor(state: &AppState, tenant: &str, text: &str) -> Result<Cursor, ApiError> {
+    let sealed = text
+        .parse::<Cursor>()
+        .map_err(|error| invalid_parameter("cursor", error.to_string()))?;
+    let (timestamp, arrival) = state
+        .auth
+        .cursor_seal
+        .open(tenant, (sealed.timestamp as u64, sealed.arrival));
+    Ok(Cursor {
+        timestamp: timestamp as i64,
+        arrival,
+    })
+}
+
 fn invalid_parameter(parameter: &str, message: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_parameter", message).at(json!({"parameter": parameter}))
 }
@@ -197,10 +222,7 @@ async fn search(
     };
     let cursor = match params.cursor.as_deref() {
         None | Some("") => None,
-        Some(text) => Some(
-            text.parse::<Cursor>()
-                .map_err(|error| invalid_parameter("cursor", error.to_string()))?,
-        ),
+        Some(text) => Some(open_cursor(&state, &principal.tenant, text)?),
     };
     let order = match params.order.as_deref() {
         None | Some("") | Some("desc") => Order::Descending,
@@ -217,7 +239,9 @@ async fn search(
     let page = state.store.search(request).await?;
     Ok(axum::Json(SearchAnswer {
         events: page.events,
-        next_cursor: page.next_cursor.map(|cursor| cursor.to_string()),
+        next_cursor: page
+            .next_cursor
+            .map(|cursor| seal_cursor(&state, &principal.tenant, cursor)),
         took_ms: millis_since(started),
         warnings,
     })

@@ -9,6 +9,7 @@
 //! the cryptography and the arithmetic.
 
 pub mod apikey;
+pub mod cursor;
 mod encoding;
 pub mod jwt;
 mod mac;

@@ -258,3 +258,70 @@ async fn audit_events_are_checked_by_one_documented_rule() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursors_do_not_show_positions_in_the_shared_queue() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let events: Vec<Value> = (0..3)
+        .map(|i| json!({"service": "cursor-test", "message": format!("event {i}"), "timestamp": "2026-02-18T12:00:00Z"}))
+        .collect();
+    let response = client
+        .post(
+            "/v1/logs?wait=searchable",
+            "application/json",
+            serde_json::to_vec(&events).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status, 202);
+    // Consecutive events of one record differ by 1 in arrival order; their
+    // cursors must not show it (nor the timestamp they share).
+    let mut cursors = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..2 {
+        let page = search(
+            &mut client,
+            &[
+                ("q", "service:cursor-test"),
+                ("limit", "1"),
+                ("order", "asc"),
+                ("cursor", &cursor),
+            ],
+        )
+        .await;
+        cursor = page["next_cursor"].as_str().unwrap().to_owned();
+        cursors.push(cursor.clone());
+    }
+    let halves = |text: &str| {
+        (
+            u64::from_str_radix(&text[..16], 16).unwrap(),
+            u64::from_str_radix(&text[16..], 16).unwrap(),
+        )
+    };
+    let (first, second) = (halves(&cursors[0]), halves(&cursors[1]));
+    assert_ne!(first.0, second.0, "the shared timestamp shows: {cursors:?}");
+    assert!(
+        first.1.abs_diff(second.1) > 1 << 32,
+        "the arrival numbers show: {cursors:?}"
+    );
+    // They still page exactly: the third event comes next, then nothing.
+    let page = search(
+        &mut client,
+        &[
+            ("q", "service:cursor-test"),
+            ("limit", "5"),
+            ("order", "asc"),
+            ("cursor", &cursor),
+        ],
+    )
+    .await;
+    let messages: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(messages, ["event 2"]);
+    server.stop().await;
+}

@@ -49,6 +49,9 @@ pub struct AuthState {
     pub(crate) limits: RateLimits,
     /// Bounds the CPU and memory that password hashing takes at once.
     pub(crate) password_checks: tokio::sync::Semaphore,
+    /// Seals pagination cursors (keyed from the signing master secret, so
+    /// every process sharing the metadata store opens the others' cursors).
+    pub(crate) cursor_seal: auth::cursor::CursorSeal,
     pub(crate) config: AccessConfig,
 }
 
@@ -64,6 +67,7 @@ impl AuthState {
         AuthState {
             meta,
             jwt,
+            cursor_seal: auth::cursor::CursorSeal::new(&signing_master),
             signing_master,
             replays: ReplayGuard::new(window, config.signatures_per_key),
             limits: RateLimits::new(&config.rates),
