@@ -574,6 +574,12 @@ async fn wrong_passwords_from_one_address_do_not_lock_the_owner_out() {
     }
     let ceiling = login(&server, [127, 0, 0, 4], "admin", "guess").await;
     assert_eq!(ceiling.0, 429, "{}", ceiling.1);
+    // With the account at its ceiling, the owner still logs in from the
+    // address it logged in from before; a new address waits.
+    let owner = login(&server, [127, 0, 0, 1], "admin", TEST_ADMIN_PASSWORD).await;
+    assert_eq!(owner.0, 200, "the owner was locked out: {}", owner.1);
+    let elsewhere = login(&server, [127, 0, 0, 5], "admin", TEST_ADMIN_PASSWORD).await;
+    assert_eq!(elsewhere.0, 429, "{}", elsewhere.1);
     server.stop().await;
 }
 

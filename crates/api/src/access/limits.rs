@@ -4,8 +4,10 @@
 //! Buckets live in this process. With several API processes each enforces its
 //! own share; the configured rates are per process (see the README).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Instant;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use auth::ratelimit::{Buckets, Decision, Quota};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -46,7 +48,18 @@ pub struct RateLimits {
     failures_by_account_and_address: Buckets<(String, IpAddr)>,
     failures_by_account: Buckets<String>,
     failures_by_address: Buckets<IpAddr>,
+    /// Addresses each account logged in from successfully, lately: attempts
+    /// from them skip the per-account ceiling, so attackers spreading guesses
+    /// over many addresses cannot lock the owner out of a place it uses.
+    trusted: Mutex<HashMap<String, Vec<(IpAddr, Instant)>>>,
 }
+
+/// How long a successful login's address stays trusted for its account.
+const TRUSTED_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Addresses remembered per account (the most recent ones).
+const TRUSTED_PER_ACCOUNT: usize = 8;
+/// Accounts remembered; only accounts that logged in successfully enter.
+const TRUSTED_ACCOUNTS: usize = 100_000;
 
 impl RateLimits {
     /// Empty buckets with these settings.
@@ -62,6 +75,7 @@ impl RateLimits {
             ),
             failures_by_account: Buckets::new(settings.login_failures_per_account, MAX_TRACKED),
             failures_by_address: Buckets::new(settings.login_failures_per_address, MAX_TRACKED),
+            trusted: Mutex::new(HashMap::new()),
         }
     }
 
@@ -121,10 +135,14 @@ impl RateLimits {
         let account = username.to_owned();
         let pair = (account.clone(), address);
         let by_pair = self.failures_by_account_and_address.take(&pair, 1.0, now);
-        let by_account = self.failures_by_account.take(&account, 1.0, now);
+        // From an address the account logged in from lately, only the
+        // (account, address) and address throttles apply.
+        let by_account = (!self.is_trusted(&account, address, now))
+            .then(|| self.failures_by_account.take(&account, 1.0, now));
         let by_address = self.failures_by_address.take(&address, 1.0, now);
-        let waits: Vec<f64> = [by_pair, by_account, by_address]
+        let waits: Vec<f64> = [Some(by_pair), by_account, Some(by_address)]
             .into_iter()
+            .flatten()
             .filter_map(|decision| match decision {
                 Decision::Allowed { .. } => None,
                 Decision::Limited {
@@ -141,7 +159,7 @@ impl RateLimits {
         if matches!(by_pair, Decision::Allowed { .. }) {
             self.failures_by_account_and_address.refund(&pair, 1.0, now);
         }
-        if matches!(by_account, Decision::Allowed { .. }) {
+        if matches!(by_account, Some(Decision::Allowed { .. })) {
             self.failures_by_account.refund(&account, 1.0, now);
         }
         if matches!(by_address, Decision::Allowed { .. }) {
@@ -157,13 +175,48 @@ impl RateLimits {
         Err(error)
     }
 
+    /// Whether `account` logged in successfully from `address` lately.
+    fn is_trusted(&self, account: &str, address: IpAddr, now: Instant) -> bool {
+        let trusted = self.trusted.lock().unwrap_or_else(|p| p.into_inner());
+        trusted.get(account).is_some_and(|addresses| {
+            addresses
+                .iter()
+                .any(|(known, since)| *known == address && now.duration_since(*since) < TRUSTED_FOR)
+        })
+    }
+
+    /// Remembers a successful login's address for its account.
+    fn trust(&self, account: &str, address: IpAddr, now: Instant) {
+        let mut trusted = self.trusted.lock().unwrap_or_else(|p| p.into_inner());
+        if trusted.len() >= TRUSTED_ACCOUNTS && !trusted.contains_key(account) {
+            trusted.retain(|_, addresses| {
+                addresses.retain(|(_, since)| now.duration_since(*since) < TRUSTED_FOR);
+                !addresses.is_empty()
+            });
+            if trusted.len() >= TRUSTED_ACCOUNTS {
+                return;
+            }
+        }
+        let addresses = trusted.entry(account.to_owned()).or_default();
+        addresses.retain(|(known, _)| *known != address);
+        addresses.push((address, now));
+        if addresses.len() > TRUSTED_PER_ACCOUNT {
+            addresses.remove(0);
+        }
+    }
+
     /// The attempt reserved by [`RateLimits::reserve_login`] succeeded: it is not a failure.
     pub(crate) fn login_succeeded(&self, username: &str, address: IpAddr) {
         let now = Instant::now();
         let account = username.to_owned();
+        let trusted = self.is_trusted(&account, address, now);
+        self.trust(&account, address, now);
         self.failures_by_account_and_address
             .refund(&(account.clone(), address), 1.0, now);
-        self.failures_by_account.refund(&account, 1.0, now);
+        if !trusted {
+            // A trusted address did not pay the per-account ceiling.
+            self.failures_by_account.refund(&account, 1.0, now);
+        }
         self.failures_by_address.refund(&address, 1.0, now);
     }
 }
