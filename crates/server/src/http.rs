@@ -51,6 +51,10 @@ pub(crate) async fn serve(
     // One permit per open connection; shutdown waits until all are back.
     let max_connections = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let open = Arc::new(Semaphore::new(max_connections));
+    // Owns every connection task: if this future is dropped (shutdown gave
+    // up waiting), the connections are aborted with it, not left running
+    // against a closed queue and store.
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -71,7 +75,10 @@ pub(crate) async fn serve(
         };
         let router = router.clone();
         let stop = stop.clone();
-        tokio::spawn(async move {
+        // Finished connections are reaped as new ones come, so the set stays
+        // as large as the open connections.
+        while connections.try_join_next().is_some() {}
+        connections.spawn(async move {
             serve_connection(stream, peer, router, limits, stop).await;
             drop(permit);
         });
