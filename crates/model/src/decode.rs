@@ -246,50 +246,31 @@ fn decode_ndjson(
     limits: &Limits,
     batch: &mut DecodedBatch,
 ) -> Result<(), DecodeError> {
-    let mut index = 0;
-    for (line_number, line) in text.lines().enumerate().map(|(n, line)| (n + 1, line)) {
-        if line.trim().is_empty() {
-            continue;
-        }
-        if index == limits.max_batch_events {
-            return Err(DecodeError::TooManyEvents {
-                max: limits.max_batch_events,
-            });
-        }
-        if line.len() > limits.max_event_bytes {
-            batch.reject(
+    decode_lines(
+        text,
+        limits,
+        batch,
+        |batch, index, line_number, line| match serde_json::from_str::<Value>(line) {
+            Ok(Value::Object(object)) => {
+                batch.push(index, Some(line_number), Ok(object), context, limits)
+            }
+            Ok(other) => batch.reject(
                 index,
                 Some(line_number),
-                &EventError::TooLarge {
-                    size: line.len(),
-                    max: limits.max_event_bytes,
-                },
-            );
-        } else {
-            match serde_json::from_str::<Value>(line) {
-                Ok(Value::Object(object)) => {
-                    batch.push(index, Some(line_number), Ok(object), context, limits)
-                }
-                Ok(other) => batch.reject(
-                    index,
-                    Some(line_number),
-                    &EventError::NotAnObject(type_name(&other)),
+                &EventError::NotAnObject(type_name(&other)),
+            ),
+            Err(error) => batch.rejected.push(Rejection {
+                index,
+                line: Some(line_number),
+                code: "malformed_json",
+                message: format!(
+                    "malformed JSON at line {line_number}, column {}: {}",
+                    error.column(),
+                    describe(&error)
                 ),
-                Err(error) => batch.rejected.push(Rejection {
-                    index,
-                    line: Some(line_number),
-                    code: "malformed_json",
-                    message: format!(
-                        "malformed JSON at line {line_number}, column {}: {}",
-                        error.column(),
-                        describe(&error)
-                    ),
-                }),
-            }
-        }
-        index += 1;
-    }
-    Ok(())
+            }),
+        },
+    )
 }
 
 /// Plain text, one event per line: what `curl --data-binary @app.log` or a
@@ -299,6 +280,22 @@ fn decode_text(
     context: &IngestContext,
     limits: &Limits,
     batch: &mut DecodedBatch,
+) -> Result<(), DecodeError> {
+    decode_lines(text, limits, batch, |batch, index, line_number, line| {
+        let mut object = Map::new();
+        object.insert("message".to_owned(), Value::String(line.to_owned()));
+        batch.push(index, Some(line_number), Ok(object), context, limits);
+    })
+}
+
+/// One event per non-blank line: counts them against the batch limit, refuses
+/// a line over the event size limit, and hands the others to `event` with
+/// their index among the events and their 1-based line number.
+fn decode_lines(
+    text: &str,
+    limits: &Limits,
+    batch: &mut DecodedBatch,
+    mut event: impl FnMut(&mut DecodedBatch, usize, usize, &str),
 ) -> Result<(), DecodeError> {
     let mut index = 0;
     for (line_number, line) in text.lines().enumerate().map(|(n, line)| (n + 1, line)) {
@@ -317,9 +314,7 @@ fn decode_text(
             };
             batch.reject(index, Some(line_number), &error);
         } else {
-            let mut object = Map::new();
-            object.insert("message".to_owned(), Value::String(line.to_owned()));
-            batch.push(index, Some(line_number), Ok(object), context, limits);
+            event(batch, index, line_number, line);
         }
         index += 1;
     }
