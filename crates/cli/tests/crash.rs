@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -111,27 +110,7 @@ async fn acknowledged_events_survive_kill_9_exactly_once() {
     }
 
     // Read every stored event back, page by page.
-    let mut stored: HashMap<String, usize> = HashMap::new();
-    let mut cursor = String::new();
-    loop {
-        let page = client
-            .get(&format!(
-                "/v1/logs?q=service:crash-test&limit=1000&cursor={cursor}"
-            ))
-            .await
-            .unwrap()
-            .json()
-            .unwrap();
-        for event in page["events"].as_array().unwrap() {
-            *stored
-                .entry(event["id"].as_str().unwrap().to_owned())
-                .or_default() += 1;
-        }
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = next.to_owned(),
-            None => break,
-        }
-    }
+    let stored = common::stored_ids(&mut client, "service:crash-test").await;
     let duplicated: Vec<_> = stored.iter().filter(|(_, n)| **n > 1).collect();
     assert!(
         duplicated.is_empty(),

@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -125,31 +124,10 @@ async fn a_full_disk_answers_503_queue_unavailable_and_loses_nothing_acknowledge
     let mut child = spawn_server(dir.path(), port, false);
     let mut client = common::connect_when_up(&url, KEY).await;
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut stored: HashMap<String, usize> = HashMap::new();
-    loop {
-        stored.clear();
-        let mut cursor = String::new();
-        loop {
-            let page = client
-                .get(&format!(
-                    "/v1/logs?q=service:disk-full-test&limit=1000&cursor={cursor}"
-                ))
-                .await
-                .unwrap()
-                .json()
-                .unwrap();
-            for event in page["events"].as_array().unwrap() {
-                *stored
-                    .entry(event["id"].as_str().unwrap().to_owned())
-                    .or_default() += 1;
-            }
-            match page["next_cursor"].as_str() {
-                Some(next) => cursor = next.to_owned(),
-                None => break,
-            }
-        }
+    let stored = loop {
+        let stored = common::stored_ids(&mut client, "service:disk-full-test").await;
         if acknowledged.iter().all(|id| stored.contains_key(id)) {
-            break;
+            break stored;
         }
         assert!(
             Instant::now() < deadline,
@@ -161,7 +139,7 @@ async fn a_full_disk_answers_503_queue_unavailable_and_loses_nothing_acknowledge
             acknowledged.len()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    };
     assert!(stored.values().all(|count| *count == 1), "stored once each");
     let after = client
         .post("/v1/logs", "application/json", batch(1000))

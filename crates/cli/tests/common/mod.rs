@@ -43,3 +43,30 @@ pub async fn connect_when_up(url: &str, token: &str) -> HttpClient {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// How many times each id is stored among the log events matching `q`, read
+/// page by page with cursors.
+pub async fn stored_ids(
+    client: &mut HttpClient,
+    q: &str,
+) -> std::collections::HashMap<String, usize> {
+    let mut stored = std::collections::HashMap::new();
+    let mut cursor = String::new();
+    loop {
+        let page = client
+            .get(&format!("/v1/logs?q={q}&limit=1000&cursor={cursor}"))
+            .await
+            .unwrap()
+            .json()
+            .unwrap();
+        for event in page["events"].as_array().unwrap() {
+            *stored
+                .entry(event["id"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => return stored,
+        }
+    }
+}
