@@ -25,23 +25,7 @@ fn spawn_server(root: &Path, port: u16, stderr: Stdio) -> Child {
 }
 
 fn spawn_with(root: &Path, port: u16, stderr: Stdio, settings: &str) -> Child {
-    let config = root.join("logbook.toml");
-    std::fs::write(&config, settings).unwrap();
-    common::logbook()
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--config",
-        ])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(root.join("data"))
-        .env("LOGBOOK_BOOTSTRAP_KEY", KEY)
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap()
+    common::serve_with_settings(root, port, KEY, settings, stderr)
 }
 
 fn stop(mut child: Child) {

@@ -18,26 +18,13 @@ use serde_json::{Value, json};
 const KEY: &str = "lbk_audit-trail-test-key-0123456789abcdefgh";
 
 fn spawn_server(root: &Path, port: u16) -> Child {
-    let config = root.join("logbook.toml");
-    std::fs::write(
-        &config,
+    common::serve_with_settings(
+        root,
+        port,
+        KEY,
         "[pipeline]\ncommit_interval_ms = 100\n[audit]\ncheckpoint_every_events = 10\ncheckpoint_interval_ms = 200\n[store]\nwriter_memory_bytes = 33554432\n",
+        Stdio::inherit(),
     )
-    .unwrap();
-    common::logbook()
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--config",
-        ])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(root.join("data"))
-        .env("LOGBOOK_BOOTSTRAP_KEY", KEY)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap()
 }
 
 fn stop(mut child: Child) {

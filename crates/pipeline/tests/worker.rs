@@ -194,21 +194,28 @@ async fn unreadable_records_are_set_aside_and_counted() {
     running.task.await.unwrap().unwrap();
 }
 
+/// A queue under `dir` whose segments are small, so commits release some.
+fn small_segment_queue(dir: &std::path::Path) -> Arc<dyn Queue> {
+    let config = EmbeddedQueueConfig {
+        segment_bytes: 4096,
+        ..EmbeddedQueueConfig::new(dir.join("queue"))
+    };
+    Arc::new(EmbeddedQueue::open(config).unwrap())
+}
+
+/// A store under `dir` whose audit trails live outside `index/`, as in a
+/// data directory, so the index can be lost without them.
+fn store_beside_its_trails(dir: &std::path::Path) -> Arc<dyn EventStore> {
+    let mut config = EmbeddedStoreConfig::new(dir.join("index"));
+    config.audit_dir = dir.join("audit");
+    Arc::new(EmbeddedStore::open(&config).unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_index_is_not_refilled_from_a_queue_that_released_records() {
     let dir = tempfile::tempdir().unwrap();
-    let open_queue = || -> Arc<dyn Queue> {
-        let config = EmbeddedQueueConfig {
-            segment_bytes: 4096,
-            ..EmbeddedQueueConfig::new(dir.path().join("queue"))
-        };
-        Arc::new(EmbeddedQueue::open(config).unwrap())
-    };
-    let open_store = || -> Arc<dyn EventStore> {
-        let mut config = EmbeddedStoreConfig::new(dir.path().join("index"));
-        config.audit_dir = dir.path().join("audit");
-        Arc::new(EmbeddedStore::open(&config).unwrap())
-    };
+    let open_queue = || small_segment_queue(dir.path());
+    let open_store = || store_beside_its_trails(dir.path());
     let queue = open_queue();
     let store = open_store();
     let mut end = queue::Position(0);
@@ -259,18 +266,8 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_index_older_than_the_queue_needs_the_operator_then_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let open_queue = || -> Arc<dyn Queue> {
-        let config = EmbeddedQueueConfig {
-            segment_bytes: 4096,
-            ..EmbeddedQueueConfig::new(dir.path().join("queue"))
-        };
-        Arc::new(EmbeddedQueue::open(config).unwrap())
-    };
-    let open_store = || -> Arc<dyn EventStore> {
-        let mut config = EmbeddedStoreConfig::new(dir.path().join("index"));
-        config.audit_dir = dir.path().join("audit");
-        Arc::new(EmbeddedStore::open(&config).unwrap())
-    };
+    let open_queue = || small_segment_queue(dir.path());
+    let open_store = || store_beside_its_trails(dir.path());
     let dead = dir.path().join("dead");
     // An index backup after the first 50 events…
     let queue = open_queue();

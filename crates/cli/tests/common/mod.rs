@@ -2,7 +2,8 @@
 //! clean environment, and a client that waits for the server to come up.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bench::client::HttpClient;
@@ -69,4 +70,32 @@ pub async fn stored_ids(
             None => return stored,
         }
     }
+}
+
+/// `logbook serve` on `port` with `settings` as its TOML file and the data
+/// directory under `root`, its first key chosen as `key`.
+pub fn serve_with_settings(
+    root: &Path,
+    port: u16,
+    key: &str,
+    settings: &str,
+    stderr: Stdio,
+) -> Child {
+    let config = root.join("logbook.toml");
+    std::fs::write(&config, settings).unwrap();
+    logbook()
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(root.join("data"))
+        .env("LOGBOOK_BOOTSTRAP_KEY", key)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
 }
