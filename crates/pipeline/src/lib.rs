@@ -249,7 +249,7 @@ impl Worker {
         if self.next == self.progress.borrow().committed {
             return Ok(());
         }
-        self.store.commit(self.next.0).await?;
+        self.store.commit(Some(self.next.0)).await?;
         self.queue.release(self.next).await?;
         let (next, staged) = (self.next, self.staged);
         self.progress.send_modify(|p| {

@@ -45,12 +45,17 @@ pub enum StoreError {
     /// The tenant already runs as many queries as it may at once.
     #[error("{0} queries of this tenant are already running")]
     TooManyQueries(usize),
+    /// The storage engine failed for a reason of its own.
     #[error("storage engine error while {context}: {source}")]
     Engine {
         context: &'static str,
         #[source]
-        source: tantivy::TantivyError,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The storage engine cannot be reached (a database that is down or
+    /// refuses connections); the caller may retry later.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
     /// A size, sequence number or range outside what is stored.
     #[error("{0}")]
     OutOfRange(String),
@@ -75,8 +80,12 @@ pub trait EventStore: Send + Sync + 'static {
     async fn committed_position(&self) -> Result<Option<u64>, StoreError>;
     /// Adds events to the next commit.
     async fn stage(&self, events: Vec<QueuedEvent>) -> Result<(), StoreError>;
-    /// Makes staged events visible and durable, together with `position`.
-    async fn commit(&self, position: u64) -> Result<(), StoreError>;
+    /// Makes staged events visible and durable, together with `position` when
+    /// given: the queue position the commit covers, for queues whose consumer
+    /// resumes from the store's record (the embedded queue). Queues that track
+    /// their consumers themselves (consumer groups) pass `None`, and replays are
+    /// made harmless by event ids instead.
+    async fn commit(&self, position: Option<u64>) -> Result<(), StoreError>;
     /// One page of matching events, ordered by timestamp.
     async fn search(&self, request: SearchRequest) -> Result<SearchPage, StoreError>;
     /// The event with this id in this tenant's stream.

@@ -103,7 +103,7 @@ async fn queries_find_exactly_what_they_describe() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;
     store.stage(incoming("default", &sample())).await.unwrap();
-    store.commit(7).await.unwrap();
+    store.commit(Some(7)).await.unwrap();
 
     let cases: &[(&str, &[&str])] = &[
         ("", &["e4", "e3", "e2", "e1"]),
@@ -166,7 +166,7 @@ async fn tenants_never_see_each_other() {
         ))
         .await
         .unwrap();
-    store.commit(1).await.unwrap();
+    store.commit(Some(1)).await.unwrap();
     assert_eq!(ids(&store, "b", "").await, ["e1"]);
     assert_eq!(ids(&store, "a", "secret").await, Vec::<String>::new());
     assert!(
@@ -200,7 +200,7 @@ async fn pages_follow_the_cursor_without_gaps_or_repeats() {
         .map(|i| json!({"id": format!("id-{i}"), "timestamp": 1_000 + (i / 10), "message": "tick"}))
         .collect();
     store.stage(incoming("default", &events)).await.unwrap();
-    store.commit(1).await.unwrap();
+    store.commit(Some(1)).await.unwrap();
     for order in [Order::Descending, Order::Ascending] {
         let mut seen = Vec::new();
         let mut cursor = None;
@@ -253,7 +253,7 @@ async fn stats_histogram_and_replacement() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;
     store.stage(incoming("default", &sample())).await.unwrap();
-    store.commit(3).await.unwrap();
+    store.commit(Some(3)).await.unwrap();
     let stats = store.stats(filter("default", "")).await.unwrap();
     assert_eq!(stats.total, 4);
     assert_eq!(stats.by_service.get("order-service"), Some(&1));
@@ -292,7 +292,7 @@ async fn stats_histogram_and_replacement() {
         ))
         .await
         .unwrap();
-    store.commit(4).await.unwrap();
+    store.commit(Some(4)).await.unwrap();
     assert_eq!(store.stats(filter("default", "")).await.unwrap().total, 4);
     assert!(
         store
@@ -312,7 +312,7 @@ async fn commits_carry_the_queue_position_across_reopen() {
         let store = open(dir.path()).await;
         assert_eq!(store.committed_position().await.unwrap(), None);
         store.stage(incoming("default", &sample())).await.unwrap();
-        store.commit(42).await.unwrap();
+        store.commit(Some(42)).await.unwrap();
         // Staged but never committed: gone after a restart, the queue replays it.
         store
             .stage(incoming(
@@ -367,7 +367,7 @@ async fn a_prefix_matching_too_many_terms_is_refused_where_it_stands() {
         .map(|i| json!({"message": format!("word{i}"), "service": format!("svc{i}")}))
         .collect();
     store.stage(incoming("default", &events)).await.unwrap();
-    store.commit(1).await.unwrap();
+    store.commit(Some(1)).await.unwrap();
     for q in ["x OR word*", "x OR message:wor*", "x OR service:svc*"] {
         let error = store.stats(filter("default", q)).await.unwrap_err();
         assert!(
@@ -402,7 +402,7 @@ async fn a_histogram_with_too_many_buckets_is_refused() {
         .map(|i| json!({"timestamp": 1_000 + i, "message": "m"}))
         .collect();
     store.stage(incoming("default", &events)).await.unwrap();
-    store.commit(1).await.unwrap();
+    store.commit(Some(1)).await.unwrap();
     let second = 1_000_000_000;
     let fine = HistogramRequest {
         filter: filter("default", ""),
@@ -457,7 +457,7 @@ async fn the_same_id_in_both_streams_is_two_events_each_in_its_own_stream() {
         ))
         .await
         .unwrap();
-    store.commit(1).await.unwrap();
+    store.commit(Some(1)).await.unwrap();
 
     // Search: every query sees its own stream only, `*` and `id:` included.
     for q in ["", "*", "id:same"] {
@@ -565,7 +565,7 @@ async fn replacing_by_client_id_stays_within_the_stream() {
         ))
         .await
         .unwrap();
-    store.commit(1).await.unwrap();
+    store.commit(Some(1)).await.unwrap();
 
     // A log event with the audit event's id replaces the log event only…
     store
@@ -576,7 +576,7 @@ async fn replacing_by_client_id_stays_within_the_stream() {
         ))
         .await
         .unwrap();
-    store.commit(2).await.unwrap();
+    store.commit(Some(2)).await.unwrap();
     let message = |event: Option<Value>| event.unwrap()["message"].as_str().unwrap().to_owned();
     assert_eq!(
         message(stored(&store, "default", Stream::Logs, "x").await),
@@ -597,7 +597,7 @@ async fn replacing_by_client_id_stays_within_the_stream() {
         ))
         .await
         .unwrap();
-    store.commit(3).await.unwrap();
+    store.commit(Some(3)).await.unwrap();
     assert_eq!(
         message(stored(&store, "default", Stream::Logs, "x").await),
         "replaced log"
@@ -644,7 +644,7 @@ async fn two_tenants_by_two_streams_are_four_partitions() {
             .await
             .unwrap();
     }
-    store.commit(1).await.unwrap();
+    store.commit(Some(1)).await.unwrap();
     for (tenant, stream) in cells {
         let label = format!("{tenant}-{stream}");
         assert_eq!(
@@ -718,7 +718,7 @@ async fn source_is_the_servers_field_on_audit_and_an_attribute_on_logs() {
         queued.json = serde_json::to_string(&queued.event).unwrap();
     }
     store.stage(audit).await.unwrap();
-    store.commit(1).await.unwrap();
+    store.commit(Some(1)).await.unwrap();
 
     let audit_ids = |q: &'static str| stream_ids(&store, "default", Stream::Audit, q);
     assert_eq!(audit_ids("source:logbook").await, ["own"]);

@@ -75,7 +75,7 @@ async fn audit_events_are_numbered_per_tenant_checkpointed_and_provable() {
     let acme_ids: Vec<String> = acme.iter().map(|e| e.event.id.clone()).collect();
     store.stage(acme).await.unwrap();
     store.stage(globex).await.unwrap();
-    store.commit(1).await.unwrap();
+    store.commit(Some(1)).await.unwrap();
 
     for (seq, id) in acme_ids.iter().enumerate() {
         assert_eq!(stored(&store, "acme", id).await["seq"], json!(seq));
@@ -91,7 +91,7 @@ async fn audit_events_are_numbered_per_tenant_checkpointed_and_provable() {
         .stage(audit_events("globex", &actions(3, "few"), false))
         .await
         .unwrap();
-    store.commit(2).await.unwrap();
+    store.commit(Some(2)).await.unwrap();
     let globex = store.checkpoint("globex", None).await.unwrap().unwrap();
     assert_eq!(
         Checkpoint::verify(&globex, &key).unwrap().size,
@@ -121,7 +121,7 @@ async fn audit_events_are_numbered_per_tenant_checkpointed_and_provable() {
         .stage(audit_events("acme", &actions(10, "more"), false))
         .await
         .unwrap();
-    store.commit(2).await.unwrap();
+    store.commit(Some(2)).await.unwrap();
     let newer = Checkpoint::verify(
         &store.checkpoint("acme", None).await.unwrap().unwrap(),
         &key,
@@ -161,10 +161,10 @@ async fn leaves_beyond_the_index_commit_are_reindexed_and_replays_keep_their_num
     {
         let store = EmbeddedStore::open(&config(dir.path())).unwrap();
         store.stage(first).await.unwrap();
-        store.commit(1).await.unwrap();
+        store.commit(Some(1)).await.unwrap();
         copy_index(&dir.path().join("index"), &dir.path().join("backup"));
         store.stage(second.clone()).await.unwrap();
-        store.commit(2).await.unwrap();
+        store.commit(Some(2)).await.unwrap();
         assert_eq!(
             latest_size(&store, "acme").await,
             22,
@@ -188,7 +188,7 @@ async fn leaves_beyond_the_index_commit_are_reindexed_and_replays_keep_their_num
     }
     // The queue replays the second batch from position 1: nothing is numbered again.
     store.stage(second.clone()).await.unwrap();
-    store.commit(2).await.unwrap();
+    store.commit(Some(2)).await.unwrap();
     for (offset, id) in ids(&second).iter().enumerate() {
         assert_eq!(stored(&store, "acme", id).await["seq"], json!(12 + offset));
     }
@@ -199,7 +199,7 @@ async fn leaves_beyond_the_index_commit_are_reindexed_and_replays_keep_their_num
     );
     let third = audit_events("acme", &actions(1, "third"), false);
     store.stage(third.clone()).await.unwrap();
-    store.commit(3).await.unwrap();
+    store.commit(Some(3)).await.unwrap();
     assert_eq!(
         stored(&store, "acme", &third[0].event.id).await["seq"],
         json!(22)
@@ -214,9 +214,9 @@ async fn a_lost_index_is_rebuilt_from_the_trails_and_a_full_replay_adds_nothing(
     {
         let store = EmbeddedStore::open(&config(dir.path())).unwrap();
         store.stage(acme.clone()).await.unwrap();
-        store.commit(1).await.unwrap();
+        store.commit(Some(1)).await.unwrap();
         store.stage(globex.clone()).await.unwrap();
-        store.commit(2).await.unwrap();
+        store.commit(Some(2)).await.unwrap();
     }
     std::fs::remove_dir_all(dir.path().join("index")).unwrap();
 
@@ -249,7 +249,7 @@ async fn a_lost_index_is_rebuilt_from_the_trails_and_a_full_replay_adds_nothing(
     // The queue replays everything it still holds, server events and client events alike.
     store.stage(acme.clone()).await.unwrap();
     store.stage(globex.clone()).await.unwrap();
-    store.commit(2).await.unwrap();
+    store.commit(Some(2)).await.unwrap();
     for (seq, id) in ids(&acme).iter().enumerate() {
         assert_eq!(stored(&store, "acme", id).await["seq"], json!(seq));
     }
@@ -270,7 +270,7 @@ async fn a_trail_missing_signed_events_or_its_key_is_refused() {
             .stage(audit_events("acme", &actions(12, "a"), false))
             .await
             .unwrap();
-        store.commit(1).await.unwrap();
+        store.commit(Some(1)).await.unwrap();
         assert_eq!(latest_size(&store, "acme").await, 12);
     }
     let message = |result: Result<EmbeddedStore, store::StoreError>| match result {
@@ -317,7 +317,7 @@ async fn every_checkpoint_is_served_by_its_size_after_a_restart() {
                     ))
                     .await
                     .unwrap();
-                store.commit(commit).await.unwrap();
+                store.commit(Some(commit)).await.unwrap();
             }
         }
         let key = VerifyingKey::from_text(&store.public_key()).unwrap();
@@ -341,9 +341,9 @@ async fn a_server_event_drained_twice_is_in_the_trail_once() {
     store.stage(events.clone()).await.unwrap();
     // The same events again, before and after the commit.
     store.stage(events.clone()).await.unwrap();
-    store.commit(1).await.unwrap();
+    store.commit(Some(1)).await.unwrap();
     store.stage(events.clone()).await.unwrap();
-    store.commit(2).await.unwrap();
+    store.commit(Some(2)).await.unwrap();
     for (seq, event) in events.iter().enumerate() {
         assert_eq!(
             stored(&store, "acme", &event.event.id).await["seq"],

@@ -128,7 +128,10 @@ fn read_payload(index: &Index) -> Result<Option<CommitPayload>, StoreError> {
 }
 
 fn engine(context: &'static str) -> impl FnOnce(tantivy::TantivyError) -> StoreError {
-    move |source| StoreError::Engine { context, source }
+    move |source| StoreError::Engine {
+        context,
+        source: Box::new(source),
+    }
 }
 
 impl EmbeddedStore {
@@ -464,7 +467,7 @@ fn query_error(error: tantivy::TantivyError) -> StoreError {
         tantivy::TantivyError::InvalidArgument(message) => StoreError::InvalidQuery(message),
         source => StoreError::Engine {
             context: "searching",
-            source,
+            source: Box::new(source),
         },
     }
 }
@@ -520,8 +523,8 @@ impl EventStore for EmbeddedStore {
         .await
     }
 
-    async fn commit(&self, position: u64) -> Result<(), StoreError> {
-        self.blocking(move |inner| inner.commit(Some(position)))
+    async fn commit(&self, position: Option<u64>) -> Result<(), StoreError> {
+        self.blocking(move |inner| inner.commit(position))
             .await
     }
 
