@@ -5,13 +5,18 @@
 //! events together with the position after them. A crash between two commits
 //! replays exactly the uncommitted records; nothing is lost or stored twice.
 //! Only after a commit does the worker release the queue up to that position.
+//!
+//! Over a queue with consumer groups (Redis Streams) several workers share the
+//! work; a record is acknowledged only after the commit that holds its events,
+//! and a record handed out again (its worker died) replaces its events'
+//! earlier copies instead of adding new ones.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use queue::{Position, Queue, QueueError};
+use queue::{Consumer, Position, Queue, QueueError, Record, Resume};
 use store::{EventStore, StoreError};
 use tokio::sync::watch;
 
@@ -91,6 +96,9 @@ pub struct Progress {
     /// Records that could not be decoded and were set aside in the dead-letter directory.
     pub skipped_records: u64,
     pub running: bool,
+    /// The last commit failed because the store was unavailable; the worker
+    /// is retrying it.
+    pub store_failing: bool,
 }
 
 /// Drains `queue` into `store` until `shutdown` turns true, then commits what
@@ -102,6 +110,45 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
     progress: watch::Sender<Progress>,
 ) -> Result<(), PipelineError> {
+    let resume = queue.resume();
+    let start = match resume {
+        Resume::FromStore => resume_from_store(queue.as_ref(), store.as_ref(), &config).await?,
+        Resume::Group => Position(0),
+    };
+    let consumer = Arc::clone(&queue).consumer(start).await?;
+    progress.send_modify(|p| {
+        p.committed = start;
+        p.running = true;
+    });
+
+    let mut worker = Worker {
+        consumer,
+        store,
+        progress,
+        resume,
+        next: start,
+        unacked: Vec::new(),
+        staged: 0,
+        last_commit: Instant::now(),
+    };
+    let result = worker.drain(&config, &mut shutdown).await;
+    // Whatever stopped the loop, keep what is already staged if the store still can.
+    let result = match result {
+        Ok(()) => worker.commit(&mut shutdown).await,
+        Err(error) => Err(error),
+    };
+    worker.progress.send_modify(|p| p.running = false);
+    result
+}
+
+/// Where a [`Resume::FromStore`] queue's consumer starts: the position the
+/// store's last commit covers, after checking that the queue still holds
+/// everything after it.
+async fn resume_from_store(
+    queue: &dyn Queue,
+    store: &dyn EventStore,
+    config: &WorkerConfig,
+) -> Result<Position, PipelineError> {
     let first = queue.stats().first;
     let committed = match store.committed_position().await? {
         Some(position) => Position(position),
@@ -132,33 +179,11 @@ pub async fn run(
             durable_end,
         });
     }
-    // The queue forgets releases across restarts; what the store holds is released.
-    queue.release(committed).await?;
     tracing::info!(
         position = committed.0,
         "worker resumes from the store's last commit"
     );
-    progress.send_modify(|p| {
-        p.committed = committed;
-        p.running = true;
-    });
-
-    let mut worker = Worker {
-        queue,
-        store,
-        progress,
-        next: committed,
-        staged: 0,
-        last_commit: Instant::now(),
-    };
-    let result = worker.drain(&config, &mut shutdown).await;
-    // Whatever stopped the loop, keep what is already staged if the store still can.
-    let result = match result {
-        Ok(()) => worker.commit().await,
-        Err(error) => Err(error),
-    };
-    worker.progress.send_modify(|p| p.running = false);
-    result
+    Ok(committed)
 }
 
 /// Writes a record the worker cannot read to the dead-letter directory, synced,
@@ -183,11 +208,15 @@ fn set_aside(dir: &Path, record: &queue::Record) -> Result<PathBuf, PipelineErro
 }
 
 struct Worker {
-    queue: Arc<dyn Queue>,
+    consumer: Box<dyn Consumer>,
     store: Arc<dyn EventStore>,
     progress: watch::Sender<Progress>,
+    resume: Resume,
     /// Where the next unread record starts.
     next: Position,
+    /// Records read since the last commit (their payloads dropped), to
+    /// acknowledge once it succeeds.
+    unacked: Vec<Record>,
     /// Events staged since the last commit.
     staged: u64,
     last_commit: Instant,
@@ -205,8 +234,8 @@ impl Worker {
             }
             let wait = config.commit_interval.min(Duration::from_millis(100));
             let read = self
-                .queue
-                .read(self.next, config.read_records, config.read_bytes, wait);
+                .consumer
+                .read(config.read_records, config.read_bytes, wait);
             let records = tokio::select! {
                 records = read => records?,
                 changed = shutdown.changed() => match changed {
@@ -215,9 +244,16 @@ impl Worker {
                     Err(_) => return Ok(()),
                 },
             };
-            for record in records {
+            for mut record in records {
                 match model::decode_record(&record.payload, record.position.0) {
-                    Ok(events) => {
+                    Ok(mut events) => {
+                        if record.redelivered {
+                            // Its events may be stored already: each replaces
+                            // its earlier copy instead of adding a second one.
+                            for event in &mut events {
+                                event.replace_existing = true;
+                            }
+                        }
                         self.staged += events.len() as u64;
                         self.store.stage(events).await?;
                     }
@@ -232,31 +268,90 @@ impl Worker {
                         self.progress.send_modify(|p| p.skipped_records += 1);
                     }
                 }
-                self.next = record.next;
+                self.next = self.next.max(record.next);
+                record.payload = bytes::Bytes::new();
+                self.unacked.push(record);
             }
             let due = self.staged >= config.commit_events as u64
                 || self.last_commit.elapsed() >= config.commit_interval;
             if due {
-                self.commit().await?;
+                self.commit(shutdown).await?;
             }
         }
     }
 
-    /// Commits staged events with the position after them, then releases the
-    /// queue up to it. Does nothing if nothing was read since the last commit.
-    async fn commit(&mut self) -> Result<(), PipelineError> {
+    /// Commits staged events (with the position after them, for queues that
+    /// resume from the store), then acknowledges their records. Does nothing
+    /// if nothing was read since the last commit. A store that is unavailable
+    /// is retried with growing pauses until it answers or a stop is asked.
+    async fn commit(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), PipelineError> {
         self.last_commit = Instant::now();
-        if self.next == self.progress.borrow().committed {
+        if self.unacked.is_empty() {
             return Ok(());
         }
-        self.store.commit(Some(self.next.0)).await?;
-        self.queue.release(self.next).await?;
+        let mark = match self.resume {
+            Resume::FromStore => Some(self.next.0),
+            Resume::Group => None,
+        };
+        let mut backoff = Backoff::default();
+        loop {
+            match self.store.commit(mark).await {
+                Ok(()) => break,
+                Err(StoreError::Unavailable(reason)) => {
+                    let pause = backoff.next_pause();
+                    tracing::warn!(
+                        %reason,
+                        retry_in_ms = pause.as_millis() as u64,
+                        "the store is unavailable; the commit will be retried"
+                    );
+                    self.progress.send_modify(|p| p.store_failing = true);
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        // A stop while the store is down keeps the records
+                        // unacknowledged: they are read again after a restart.
+                        _ = shutdown.changed() => if *shutdown.borrow() {
+                            return Err(StoreError::Unavailable(reason).into());
+                        },
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        self.consumer.ack(&self.unacked).await?;
         let (next, staged) = (self.next, self.staged);
         self.progress.send_modify(|p| {
             p.committed = next;
             p.committed_events += staged;
+            p.store_failing = false;
         });
+        self.unacked.clear();
         self.staged = 0;
         Ok(())
+    }
+}
+
+/// Exponential pauses with full jitter between retries of a failing store:
+/// from 100 ms, doubling up to 30 s, each drawn uniformly below its ceiling so
+/// that many workers do not retry in step.
+#[derive(Debug, Default)]
+struct Backoff {
+    attempts: u32,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(30);
+
+    fn next_pause(&mut self) -> Duration {
+        let ceiling = Self::FIRST
+            .saturating_mul(1 << self.attempts.min(16))
+            .min(Self::MAX);
+        self.attempts = self.attempts.saturating_add(1);
+        // Jitter needs no cryptographic quality: the clock's nanoseconds do.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |now| now.subsec_nanos());
+        let fraction = f64::from(nanos % 1_000_000) / 1_000_000.0;
+        ceiling.mul_f64(fraction).max(Self::FIRST / 2)
     }
 }

@@ -14,7 +14,7 @@ use tracing::{error, info, warn};
 
 use crate::segment::{self, HEADER_LEN, Segment, Span};
 use crate::writer::{Request, Writer};
-use crate::{Position, Queue, QueueError, QueueStats, Record};
+use crate::{Consumer, Position, Queue, QueueError, QueueStats, Record, Resume};
 
 const LOCK_FILE: &str = "lock";
 
@@ -317,6 +317,117 @@ fn open_and_scan(
     Ok((file, scan))
 }
 
+impl EmbeddedQueue {
+    /// Reads durable records starting exactly at `from`.
+    ///
+    /// `from` must be a record boundary returned earlier, or
+    /// `stats().first`/`released`. Returns at most `max_records` records and
+    /// roughly `max_bytes` payload bytes (always at least one record if
+    /// available). If none is available yet, waits up to `wait` for one to
+    /// become durable, then returns what there is (possibly empty).
+    pub async fn read(
+        &self,
+        from: Position,
+        max_records: usize,
+        max_bytes: usize,
+        wait: Duration,
+    ) -> Result<Vec<Record>, QueueError> {
+        if max_records == 0 {
+            return Ok(Vec::new());
+        }
+        // Subscribe before looking, so an append landing in between still wakes us.
+        let mut durable = self.shared.durable.subscribe();
+        let spans = match self.spans_from(from)? {
+            Some(spans) => spans,
+            None => {
+                let arrived =
+                    tokio::time::timeout(wait, durable.wait_for(|end| *end > from.0)).await;
+                if !matches!(arrived, Ok(Ok(_))) {
+                    return Ok(Vec::new());
+                }
+                match self.spans_from(from)? {
+                    Some(spans) => spans,
+                    None => return Ok(Vec::new()),
+                }
+            }
+        };
+        tokio::task::spawn_blocking(move || {
+            segment::read_records(&spans, from.0, max_records, max_bytes)
+        })
+        .await
+        .map_err(|e| QueueError::io("reading queue segments", std::io::Error::other(e)))?
+    }
+
+    /// Tells the queue that everything before `upto` is processed; whole
+    /// segments entirely before it are deleted.
+    pub async fn release(&self, upto: Position) -> Result<(), QueueError> {
+        let doomed: Vec<Arc<Segment>> = {
+            let mut state = self.shared.lock();
+            // Releasing past the durable end would pre-release records not yet written.
+            let upto = upto.0.min(state.durable_end);
+            state.released = state.released.max(upto);
+            let released = state.released;
+            let starts: Vec<u64> = state.segments.keys().copied().collect();
+            // A segment ends where the next one starts; the last (active) one has no successor and is never deleted.
+            let deletable = starts
+                .windows(2)
+                .take_while(|pair| pair[1] <= released)
+                .count();
+            starts[..deletable]
+                .iter()
+                .filter_map(|start| state.segments.remove(start))
+                .collect()
+        };
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        let dir = self.shared.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            for segment in &doomed {
+                std::fs::remove_file(&segment.path).map_err(|e| {
+                    QueueError::io(format!("deleting segment {}", segment.path.display()), e)
+                })?;
+            }
+            segment::sync_dir(&dir)
+        })
+        .await
+        .map_err(|e| QueueError::io("deleting released segments", std::io::Error::other(e)))?
+    }
+}
+
+/// The embedded queue's only consumer: it reads on from where the store's
+/// last commit left off, and an acknowledgement releases everything before it.
+struct EmbeddedConsumer {
+    queue: Arc<EmbeddedQueue>,
+    next: Position,
+}
+
+#[async_trait::async_trait]
+impl Consumer for EmbeddedConsumer {
+    async fn read(
+        &mut self,
+        max_records: usize,
+        max_bytes: usize,
+        wait: Duration,
+    ) -> Result<Vec<Record>, QueueError> {
+        let records = self
+            .queue
+            .read(self.next, max_records, max_bytes, wait)
+            .await?;
+        if let Some(last) = records.last() {
+            self.next = last.next;
+        }
+        Ok(records)
+    }
+
+    async fn ack(&mut self, records: &[Record]) -> Result<(), QueueError> {
+        match records.iter().map(|record| record.next).max() {
+            Some(upto) => self.queue.release(upto).await,
+            None => Ok(()),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Queue for EmbeddedQueue {
     async fn append(&self, payload: Bytes) -> Result<(Position, Position), QueueError> {
@@ -352,76 +463,23 @@ impl Queue for EmbeddedQueue {
         acknowledged.await.map_err(|_| QueueError::Closed)?
     }
 
-    async fn read(
-        &self,
-        from: Position,
-        max_records: usize,
-        max_bytes: usize,
-        wait: Duration,
-    ) -> Result<Vec<Record>, QueueError> {
-        if max_records == 0 {
-            return Ok(Vec::new());
-        }
-        // Subscribe before looking, so an append landing in between still wakes us.
-        let mut durable = self.shared.durable.subscribe();
-        let spans = match self.spans_from(from)? {
-            Some(spans) => spans,
-            None => {
-                let arrived =
-                    tokio::time::timeout(wait, durable.wait_for(|end| *end > from.0)).await;
-                if !matches!(arrived, Ok(Ok(_))) {
-                    return Ok(Vec::new());
-                }
-                match self.spans_from(from)? {
-                    Some(spans) => spans,
-                    None => return Ok(Vec::new()),
-                }
-            }
-        };
-        tokio::task::spawn_blocking(move || {
-            segment::read_records(&spans, from.0, max_records, max_bytes)
-        })
-        .await
-        .map_err(|e| QueueError::io("reading queue segments", std::io::Error::other(e)))?
+    fn resume(&self) -> Resume {
+        Resume::FromStore
     }
 
-    async fn release(&self, upto: Position) -> Result<(), QueueError> {
-        let doomed: Vec<Arc<Segment>> = {
-            let mut state = self.shared.lock();
-            // Releasing past the durable end would pre-release records not yet written.
-            let upto = upto.0.min(state.durable_end);
-            state.released = state.released.max(upto);
-            let released = state.released;
-            let starts: Vec<u64> = state.segments.keys().copied().collect();
-            // A segment ends where the next one starts; the last (active) one has no successor and is never deleted.
-            let deletable = starts
-                .windows(2)
-                .take_while(|pair| pair[1] <= released)
-                .count();
-            starts[..deletable]
-                .iter()
-                .filter_map(|start| state.segments.remove(start))
-                .collect()
-        };
-        if doomed.is_empty() {
-            return Ok(());
-        }
-        let dir = self.shared.dir.clone();
-        tokio::task::spawn_blocking(move || {
-            for segment in &doomed {
-                std::fs::remove_file(&segment.path).map_err(|e| {
-                    QueueError::io(format!("deleting segment {}", segment.path.display()), e)
-                })?;
-            }
-            segment::sync_dir(&dir)
-        })
-        .await
-        .map_err(|e| QueueError::io("deleting released segments", std::io::Error::other(e)))?
+    async fn consumer(self: Arc<Self>, start: Position) -> Result<Box<dyn Consumer>, QueueError> {
+        // The queue forgets releases across restarts; what the store holds is released.
+        self.release(start).await?;
+        Ok(Box::new(EmbeddedConsumer {
+            queue: self,
+            next: start,
+        }))
     }
 
     fn stats(&self) -> QueueStats {
         let state = self.shared.lock();
         QueueStats {
+            backend: "embedded",
             first: Position(state.first()),
             durable_end: Position(state.durable_end),
             released: Position(state.released),
@@ -430,6 +488,7 @@ impl Queue for EmbeddedQueue {
             max_bytes: self.max_bytes,
             syncs: self.shared.syncs.load(Ordering::Relaxed),
             failed: state.failure.is_some(),
+            ..QueueStats::default()
         }
     }
 

@@ -5,6 +5,8 @@
 //! single writer thread group-commits concurrent appends.
 
 mod embedded;
+#[cfg(feature = "redis")]
+mod redis_streams;
 mod segment;
 #[cfg(test)]
 mod tests;
@@ -15,6 +17,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use embedded::{EmbeddedQueue, EmbeddedQueueConfig};
+#[cfg(feature = "redis")]
+pub use redis_streams::{RedisQueue, RedisQueueConfig};
+
 
 /// Logical position in the queue: a byte offset in the log's address space, monotonically increasing, never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -29,11 +34,20 @@ pub struct Record {
     pub next: Position,
     /// The bytes given to [`Queue::append`].
     pub payload: Bytes,
+    /// The record was handed out before and not acknowledged (its consumer
+    /// died, or timed out): its events may already be in the store.
+    pub redelivered: bool,
+    /// The broker's own id of the record, which acknowledges it; `None` for
+    /// queues acknowledged by position.
+    pub receipt: Option<String>,
 }
 
 /// A point-in-time summary of the queue, for metrics and health checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Fields a backend has no notion of stay at their defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QueueStats {
+    /// Which implementation this is (`embedded`, `redis`).
+    pub backend: &'static str,
     /// Oldest retained position.
     pub first: Position,
     /// End of the durable (fsynced, readable) records.
@@ -48,8 +62,14 @@ pub struct QueueStats {
     pub max_bytes: u64,
     /// Number of data syncs (`fdatasync`) performed since open; far fewer than appends under concurrency.
     pub syncs: u64,
-    /// The writer stopped after an I/O error: appends fail until the queue is reopened.
+    /// The writer stopped after an I/O error, or the broker cannot be
+    /// reached: appends fail until that is fixed.
     pub failed: bool,
+    /// Records appended and not yet acknowledged, where the backend counts them.
+    pub pending_records: Option<u64>,
+    /// Conditions an operator should know about, such as a broker whose
+    /// persistence settings can lose acknowledged records.
+    pub warnings: Vec<String>,
 }
 
 /// Everything that can go wrong in a queue operation.
@@ -152,37 +172,65 @@ impl QueueError {
     }
 }
 
-/// The seam between ingest and processing. The embedded log implements it now; Redis Streams, Kafka and RabbitMQ backends will later.
+/// How a queue's consumers know where to go on after a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// From the position recorded with the store's last commit: the queue
+    /// keeps no consumer state of its own (the embedded log). Exactly-once
+    /// comes from committing that position with the events.
+    FromStore,
+    /// From the queue's own record of what each consumer group acknowledged
+    /// (Redis Streams): records handed out and not acknowledged in time are
+    /// handed out again, marked [`Record::redelivered`].
+    Group,
+}
+
+/// The seam between ingest and processing. The embedded log and Redis
+/// Streams implement it; every implementation passes the conformance suite in
+/// `tests/conformance.rs`.
 ///
-/// Delivery is at-least-once: a consumer reads from a position it persisted
-/// itself, and calls `release` once everything before a position is safely
-/// processed.
+/// Delivery is at-least-once: a record read and not acknowledged is read
+/// again, by the same consumer after a restart or, for [`Resume::Group`]
+/// queues, by another consumer once its visibility timeout passed.
 #[async_trait::async_trait]
 pub trait Queue: Send + Sync + 'static {
-    /// Appends one record; returns (start position, next position) only once the record is durable.
+    /// Appends one record; returns (start position, next position) only once
+    /// the record is durable. Positions grow with every append and are never
+    /// reused; a record takes at least as many positions as it has bytes.
     async fn append(&self, payload: Bytes) -> Result<(Position, Position), QueueError>;
 
-    /// Reads durable records starting exactly at `from`.
-    ///
-    /// `from` must be a record boundary returned earlier, or
-    /// `stats().first`/`released`. Returns at most `max_records` records and
-    /// roughly `max_bytes` payload bytes (always at least one record if
-    /// available). If none is available yet, waits up to `wait` for one to
-    /// become durable, then returns what there is (possibly empty).
+    /// How consumers of this queue resume.
+    fn resume(&self) -> Resume;
+
+    /// Opens a consumer. A [`Resume::FromStore`] queue starts it at `start`
+    /// (the store's committed position) and forgets what lies before it;
+    /// [`Resume::Group`] queues ignore `start`.
+    async fn consumer(self: std::sync::Arc<Self>, start: Position)
+    -> Result<Box<dyn Consumer>, QueueError>;
+
+    /// Current positions and sizes.
+    fn stats(&self) -> QueueStats;
+
+    /// Stops accepting appends after finishing (and syncing) everything
+    /// already submitted; later appends fail with Closed.
+    async fn close(&self);
+}
+
+/// One reader of a queue, owned by one pipeline worker.
+#[async_trait::async_trait]
+pub trait Consumer: Send {
+    /// Reads the next records: at most `max_records` and roughly `max_bytes`
+    /// of payload (always at least one record if any is available). If none
+    /// is available, waits up to `wait`, then returns what there is
+    /// (possibly nothing).
     async fn read(
-        &self,
-        from: Position,
+        &mut self,
         max_records: usize,
         max_bytes: usize,
         wait: Duration,
     ) -> Result<Vec<Record>, QueueError>;
 
-    /// Tells the queue that everything before `upto` is processed; whole segments entirely before it are deleted.
-    async fn release(&self, upto: Position) -> Result<(), QueueError>;
-
-    /// Current positions and sizes.
-    fn stats(&self) -> QueueStats;
-
-    /// Stops the writer after finishing (and syncing) everything already submitted; later appends fail with Closed.
-    async fn close(&self);
+    /// Acknowledges records whose events the store has committed; they are
+    /// never handed out again.
+    async fn ack(&mut self, records: &[Record]) -> Result<(), QueueError>;
 }

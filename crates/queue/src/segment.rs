@@ -268,6 +268,8 @@ pub(crate) fn read_records(
                 position: Position(pos),
                 next: Position(next),
                 payload: Bytes::copy_from_slice(payload),
+                redelivered: false,
+                receipt: None,
             });
             total += len as usize;
             pos = next;
