@@ -130,6 +130,7 @@ pub async fn run(
         unacked: Vec::new(),
         staged: 0,
         last_commit: Instant::now(),
+        queue_backoff: Backoff::default(),
     };
     let result = worker.drain(&config, &mut shutdown).await;
     // Whatever stopped the loop, keep what is already staged if the store still can.
@@ -220,6 +221,8 @@ struct Worker {
     /// Events staged since the last commit.
     staged: u64,
     last_commit: Instant,
+    /// Pauses between reads while the queue is unavailable.
+    queue_backoff: Backoff,
 }
 
 impl Worker {
@@ -237,12 +240,30 @@ impl Worker {
                 .consumer
                 .read(config.read_records, config.read_bytes, wait);
             let records = tokio::select! {
-                records = read => records?,
+                records = read => records,
                 changed = shutdown.changed() => match changed {
                     Ok(()) => continue,
                     // The sender is gone: nobody can ask for a stop any more, so stop now.
                     Err(_) => return Ok(()),
                 },
+            };
+            let records = match records {
+                Ok(records) => {
+                    self.queue_backoff = Backoff::default();
+                    records
+                }
+                // A broker that cannot be reached is waited for, not given up on.
+                Err(QueueError::Unavailable(reason)) => {
+                    let pause = self.queue_backoff.next_pause();
+                    tracing::warn!(
+                        %reason,
+                        retry_in_ms = pause.as_millis() as u64,
+                        "the queue is unavailable; reading again later"
+                    );
+                    pause_unless_stopped(pause, shutdown).await;
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
             };
             for mut record in records {
                 match model::decode_record(&record.payload, record.position.0) {
@@ -317,7 +338,26 @@ impl Worker {
                 Err(error) => return Err(error.into()),
             }
         }
-        self.consumer.ack(&self.unacked).await?;
+        // The events are stored; an acknowledgement that cannot reach the
+        // broker is retried, and if it never arrives the records come back and
+        // replace their stored copies.
+        let mut ack_backoff = Backoff::default();
+        loop {
+            match self.consumer.ack(&self.unacked).await {
+                Ok(()) => break,
+                Err(QueueError::Unavailable(reason)) if !*shutdown.borrow() => {
+                    let pause = ack_backoff.next_pause();
+                    tracing::warn!(
+                        %reason,
+                        retry_in_ms = pause.as_millis() as u64,
+                        "cannot acknowledge stored records; retrying"
+                    );
+                    pause_unless_stopped(pause, shutdown).await;
+                }
+                Err(QueueError::Unavailable(_)) => break,
+                Err(error) => return Err(error.into()),
+            }
+        }
         let (next, staged) = (self.next, self.staged);
         self.progress.send_modify(|p| {
             p.committed = next;
@@ -327,6 +367,14 @@ impl Worker {
         self.unacked.clear();
         self.staged = 0;
         Ok(())
+    }
+}
+
+/// Sleeps for `pause`, or less if a stop is asked meanwhile.
+async fn pause_unless_stopped(pause: Duration, shutdown: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        () = tokio::time::sleep(pause) => {}
+        _ = shutdown.changed() => {}
     }
 }
 

@@ -20,7 +20,6 @@ pub use embedded::{EmbeddedQueue, EmbeddedQueueConfig};
 #[cfg(feature = "redis")]
 pub use redis_streams::{RedisQueue, RedisQueueConfig};
 
-
 /// Logical position in the queue: a byte offset in the log's address space, monotonically increasing, never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Position(pub u64);
@@ -205,8 +204,10 @@ pub trait Queue: Send + Sync + 'static {
     /// Opens a consumer. A [`Resume::FromStore`] queue starts it at `start`
     /// (the store's committed position) and forgets what lies before it;
     /// [`Resume::Group`] queues ignore `start`.
-    async fn consumer(self: std::sync::Arc<Self>, start: Position)
-    -> Result<Box<dyn Consumer>, QueueError>;
+    async fn consumer(
+        self: std::sync::Arc<Self>,
+        start: Position,
+    ) -> Result<Box<dyn Consumer>, QueueError>;
 
     /// Current positions and sizes.
     fn stats(&self) -> QueueStats;

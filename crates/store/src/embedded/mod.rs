@@ -524,8 +524,7 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn commit(&self, position: Option<u64>) -> Result<(), StoreError> {
-        self.blocking(move |inner| inner.commit(position))
-            .await
+        self.blocking(move |inner| inner.commit(position)).await
     }
 
     async fn search(&self, request: SearchRequest) -> Result<SearchPage, StoreError> {
