@@ -21,11 +21,15 @@ pub(crate) async fn healthz() -> Response {
 /// store answers, and the worker runs. Names the components that are not ready.
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let status = Status::read(&state).await;
-    let body = if status.not_ready.is_empty() {
+    let mut body = if status.not_ready.is_empty() {
         json!({"status": "ready"})
     } else {
         json!({"status": "not_ready", "not_ready": status.not_ready})
     };
+    // Settings that can lose acknowledged events are said where operators look.
+    if !status.warnings.is_empty() {
+        body["warnings"] = json!(status.warnings);
+    }
     (status.http_status(), axum::Json(body)).into_response()
 }
 
@@ -48,6 +52,9 @@ struct Status {
     not_ready: Vec<&'static str>,
     /// Server-wide figures, for the super-admin only.
     details: Value,
+    /// What the queue reports about its durability (a broker's persistence
+    /// settings); no tenant's figures.
+    warnings: Vec<String>,
 }
 
 impl Status {
@@ -56,14 +63,15 @@ impl Status {
         let progress = *state.progress.borrow();
         let store = state.store.footprint().await;
         let queue_full = queue.pending_bytes >= queue.max_bytes;
+        let role = state.role;
         let mut not_ready = Vec::new();
-        if queue_full || queue.failed {
+        if (queue_full && role.ingests()) || queue.failed {
             not_ready.push("queue");
         }
-        if store.is_err() {
+        if store.is_err() && (role.queries() || role.works()) {
             not_ready.push("store");
         }
-        if !progress.running {
+        if (!progress.running || progress.store_failing) && role.works() {
             not_ready.push("worker");
         }
         let store = match store {
@@ -79,6 +87,9 @@ impl Status {
                 "syncs": queue.syncs,
                 "full": queue_full,
                 "failed": queue.failed,
+                "backend": queue.backend,
+                "pending_records": queue.pending_records,
+                "warnings": &queue.warnings,
             },
             "store": store,
             "worker": {
@@ -86,9 +97,15 @@ impl Status {
                 "committed_position": progress.committed.0,
                 "committed_events": progress.committed_events,
                 "skipped_records": progress.skipped_records,
+                "store_failing": progress.store_failing,
             },
+            "role": role.name(),
         });
-        Status { not_ready, details }
+        Status {
+            not_ready,
+            details,
+            warnings: queue.warnings,
+        }
     }
 
     fn http_status(&self) -> StatusCode {

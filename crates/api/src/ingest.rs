@@ -211,7 +211,7 @@ async fn ingest(
     let end = enqueue(&state, &decoded).await?;
     drop(budget);
     let searchable = match wait_searchable {
-        true => Some(committed_past(&state, end).await),
+        true => Some(searchable(&state, end, &principal.tenant, stream, decoded.ids.last()).await),
         false => None,
     };
     let answer = Accepted {
@@ -228,16 +228,42 @@ async fn ingest(
 /// operator, so clients should not hammer.
 const QUEUE_UNAVAILABLE_RETRY_SECONDS: u64 = 30;
 
-/// Waits until the worker's commits cover the queue up to `end`, so a search
-/// finds the events before it; false if that took longer than
-/// [`WAIT_SEARCHABLE_TIMEOUT`] or the worker stopped.
-async fn committed_past(state: &AppState, end: Position) -> bool {
-    let mut progress = state.progress.clone();
-    let covered = progress.wait_for(|progress| progress.committed >= end);
-    matches!(
-        tokio::time::timeout(WAIT_SEARCHABLE_TIMEOUT, covered).await,
-        Ok(Ok(_))
-    )
+/// What `Retry-After` says while the queue's broker cannot be reached: it
+/// usually comes back by itself, soon.
+const QUEUE_UNREACHABLE_RETRY_SECONDS: u64 = 2;
+
+/// Waits until the events of a request can be found by a search; false if
+/// that took longer than [`WAIT_SEARCHABLE_TIMEOUT`] or the worker stopped.
+/// With a worker in this process, its commits must cover the queue up to
+/// `end`; otherwise (an ingest node) the store is asked for the request's
+/// last event until it has it.
+async fn searchable(
+    state: &AppState,
+    end: Position,
+    tenant: &str,
+    stream: Stream,
+    last: Option<&String>,
+) -> bool {
+    if state.role.works() {
+        let mut progress = state.progress.clone();
+        let covered = progress.wait_for(|progress| progress.committed >= end);
+        return matches!(
+            tokio::time::timeout(WAIT_SEARCHABLE_TIMEOUT, covered).await,
+            Ok(Ok(_))
+        );
+    }
+    let Some(last) = last else { return true };
+    let stored = async {
+        loop {
+            if let Ok(Some(_)) = state.store.get(tenant, stream, last).await {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(WAIT_SEARCHABLE_TIMEOUT, stored)
+        .await
+        .is_ok()
 }
 
 /// Appends a batch to the queue, answering only once it is durable; returns
@@ -288,6 +314,18 @@ pub(crate) async fn enqueue(
                 "the ingest queue cannot write to disk; nothing in this request was accepted, retry later",
             );
             error.retry_after_seconds = Some(QUEUE_UNAVAILABLE_RETRY_SECONDS);
+            Err(error)
+        }
+        Err(QueueError::Unreachable(reason)) => {
+            // A broker outage: nothing in this request is acknowledged, and
+            // the broker is expected back without an operator's help.
+            tracing::warn!(%reason, "the queue's broker cannot be reached");
+            let mut error = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "queue_unavailable",
+                "the ingest queue cannot be reached; nothing in this request was accepted, retry later",
+            );
+            error.retry_after_seconds = Some(QUEUE_UNREACHABLE_RETRY_SECONDS);
             Err(error)
         }
         Err(other) => Err(ApiError::internal("writing to the queue", &other)),

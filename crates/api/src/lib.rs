@@ -14,6 +14,7 @@ mod error;
 mod health;
 mod ingest;
 mod json_body;
+mod role;
 mod search;
 pub mod security;
 mod trail;
@@ -28,6 +29,7 @@ use store::EventStore;
 use tokio::sync::watch;
 
 pub use error::ApiError;
+pub use role::Role;
 
 /// Limits on what one ingest request may carry.
 #[derive(Debug, Clone)]
@@ -76,26 +78,63 @@ pub struct AppState {
     /// Bounds on the query language (length, terms, prefix length) checked
     /// before a query reaches the store.
     pub query_limits: query::Limits,
+    /// Which routes this process serves, and whether it runs a worker.
+    pub role: Role,
 }
 
 /// How many request bodies are decoded at the same time.
 pub const CONCURRENT_DECODES: usize = 4;
 
-/// The whole API. Every route passes [`access::guard`], which applies the
-/// route's rule from [`access::rule_for`] before the handler runs.
+/// The API of the state's role. Every route passes [`access::guard`], which
+/// applies the route's rule from [`access::rule_for`] before the handler runs.
+/// Routes another role serves answer 404 here; a method another role serves
+/// on a shared path (`GET /v1/logs` on an ingest node) answers 405.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route(
-            "/v1/logs",
-            post(ingest::ingest_logs).get(search::search_logs),
-        )
+    let role = state.role;
+    let mut router = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz));
+    if role != Role::Worker {
+        router = router.route("/v1/admin/status", get(health::admin_status));
+    }
+    if role.ingests() && role.queries() {
+        router = router
+            .route(
+                "/v1/logs",
+                post(ingest::ingest_logs).get(search::search_logs),
+            )
+            .route(
+                "/v1/audit",
+                post(ingest::ingest_audit).get(search::search_audit),
+            );
+    } else if role.ingests() {
+        router = router
+            .route("/v1/logs", post(ingest::ingest_logs))
+            .route("/v1/audit", post(ingest::ingest_audit));
+    } else if role.queries() {
+        router = router
+            .route("/v1/logs", get(search::search_logs))
+            .route("/v1/audit", get(search::search_audit));
+    }
+    if role.queries() {
+        router = read_routes(router);
+    }
+    router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::guard,
+        ))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state)
+}
+
+/// Searches, the audit trail's proofs, accounts, keys and tenants.
+fn read_routes(router: Router<AppState>) -> Router<AppState> {
+    router
         .route("/v1/logs/histogram", get(search::histogram))
         .route("/v1/logs/{id}", get(search::get_log))
         .route("/v1/stats", get(search::stats))
-        .route(
-            "/v1/audit",
-            post(ingest::ingest_audit).get(search::search_audit),
-        )
         .route("/v1/audit/{id}", get(search::get_audit))
         .route("/v1/audit/{id}/proof", get(trail::inclusion))
         .route("/v1/audit/checkpoint", get(trail::checkpoint))
@@ -126,14 +165,4 @@ pub fn router(state: AppState) -> Router {
             "/v1/tenants",
             get(admin_routes::list_tenants).post(admin_routes::create_tenant),
         )
-        .route("/v1/admin/status", get(health::admin_status))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            access::guard,
-        ))
-        .fallback(error::not_found)
-        .method_not_allowed_fallback(error::method_not_allowed)
-        .with_state(state)
 }

@@ -9,6 +9,7 @@
 
 pub mod client;
 mod events;
+pub mod fault_proxy;
 mod ingest;
 mod progress;
 mod query;

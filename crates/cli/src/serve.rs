@@ -15,6 +15,15 @@ pub struct ServeArgs {
     /// TOML configuration file.
     #[arg(long, env = "LOGBOOK_CONFIG")]
     config: Option<PathBuf>,
+    /// Which part to run: all, ingest, worker or query [default: all].
+    #[arg(long, env = "LOGBOOK_ROLE")]
+    role: Option<api::Role>,
+    /// A shared queue instead of the embedded one: redis://host:port[/db].
+    #[arg(long = "queue", env = "LOGBOOK_QUEUE_URL", hide_env_values = true)]
+    queue_url: Option<String>,
+    /// A shared store instead of the embedded one: postgres://user@host/db.
+    #[arg(long = "store", env = "LOGBOOK_STORE_URL", hide_env_values = true)]
+    store_url: Option<String>,
     /// Address of the HTTP API [default: 127.0.0.1:8080].
     #[arg(long, env = "LOGBOOK_LISTEN")]
     listen: Option<SocketAddr>,
@@ -45,6 +54,12 @@ pub struct ServeArgs {
     /// Bytes waiting to be indexed before ingest answers 503 [default: 1 GiB].
     #[arg(long, env = "LOGBOOK_QUEUE_MAX_BYTES")]
     queue_max_bytes: Option<u64>,
+    /// Records waiting to be indexed before ingest answers 503, brokers only [default: 1000000].
+    #[arg(long, env = "LOGBOOK_QUEUE_MAX_RECORDS")]
+    queue_max_records: Option<u64>,
+    /// A record a worker took and did not acknowledge for this long goes to another worker [default: 30000].
+    #[arg(long, env = "LOGBOOK_QUEUE_VISIBILITY_TIMEOUT_MS")]
+    queue_visibility_timeout_ms: Option<u64>,
     /// Size of a queue segment file [default: 64 MiB].
     #[arg(long, env = "LOGBOOK_QUEUE_SEGMENT_BYTES")]
     queue_segment_bytes: Option<u64>,
@@ -80,6 +95,10 @@ pub struct StoreArgs {
     /// PostgreSQL URL of the metadata store [default: SQLite meta.db in the data directory].
     #[arg(long, env = "LOGBOOK_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// The server's PostgreSQL store, which holds the metadata when no
+    /// database URL is given.
+    #[arg(long = "store", env = "LOGBOOK_STORE_URL", hide_env_values = true)]
+    pub store_url: Option<String>,
 }
 
 impl StoreArgs {
@@ -94,6 +113,9 @@ impl StoreArgs {
         }
         if let Some(url) = self.database_url {
             config.database_url = Some(url);
+        }
+        if let Some(url) = self.store_url {
+            config.store.url = Some(url);
         }
         Ok(config)
     }
@@ -121,6 +143,13 @@ impl ServeArgs {
                 *target = value;
             }
         }
+        set(&mut config.role, self.role);
+        if self.queue_url.is_some() {
+            config.queue.url = self.queue_url;
+        }
+        if self.store_url.is_some() {
+            config.store.url = self.store_url;
+        }
         set(&mut config.listen, self.listen);
         set(&mut config.data_dir, self.data_dir);
         if self.database_url.is_some() {
@@ -139,6 +168,11 @@ impl ServeArgs {
         set(&mut config.ingest.body_timeout_ms, self.body_timeout_ms);
         set(&mut config.queue.max_bytes, self.queue_max_bytes);
         set(&mut config.queue.segment_bytes, self.queue_segment_bytes);
+        set(&mut config.queue.max_records, self.queue_max_records);
+        set(
+            &mut config.queue.visibility_timeout_ms,
+            self.queue_visibility_timeout_ms,
+        );
         set(
             &mut config.store.writer_memory_bytes,
             self.store_writer_memory_bytes,

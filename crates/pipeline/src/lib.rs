@@ -253,7 +253,7 @@ impl Worker {
                     records
                 }
                 // A broker that cannot be reached is waited for, not given up on.
-                Err(QueueError::Unavailable(reason)) => {
+                Err(QueueError::Unreachable(reason)) => {
                     let pause = self.queue_backoff.next_pause();
                     tracing::warn!(
                         %reason,
@@ -345,7 +345,7 @@ impl Worker {
         loop {
             match self.consumer.ack(&self.unacked).await {
                 Ok(()) => break,
-                Err(QueueError::Unavailable(reason)) if !*shutdown.borrow() => {
+                Err(QueueError::Unreachable(reason)) if !*shutdown.borrow() => {
                     let pause = ack_backoff.next_pause();
                     tracing::warn!(
                         %reason,
@@ -354,7 +354,7 @@ impl Worker {
                     );
                     pause_unless_stopped(pause, shutdown).await;
                 }
-                Err(QueueError::Unavailable(_)) => break,
+                Err(QueueError::Unreachable(_)) => break,
                 Err(error) => return Err(error.into()),
             }
         }

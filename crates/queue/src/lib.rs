@@ -5,6 +5,7 @@
 //! single writer thread group-commits concurrent appends.
 
 mod embedded;
+mod redis_config;
 #[cfg(feature = "redis")]
 mod redis_streams;
 mod segment;
@@ -17,8 +18,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use embedded::{EmbeddedQueue, EmbeddedQueueConfig};
+pub use redis_config::RedisQueueConfig;
 #[cfg(feature = "redis")]
-pub use redis_streams::{RedisQueue, RedisQueueConfig};
+pub use redis_streams::RedisQueue;
 
 /// Logical position in the queue: a byte offset in the log's address space, monotonically increasing, never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -130,6 +132,14 @@ pub enum QueueError {
         "the queue stopped accepting writes after a failure ({0}); restart after fixing the cause"
     )]
     Unavailable(String),
+    /// The broker cannot be reached or did not answer in time. Nothing was
+    /// appended (or, after a timeout, the append's fate is unknown); the
+    /// caller may retry soon.
+    #[error("the queue's broker cannot be reached: {0}")]
+    Unreachable(String),
+    /// The queue's settings name something this build cannot open.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl QueueError {
@@ -167,6 +177,8 @@ impl QueueError {
             QueueError::Closed => QueueError::Closed,
             QueueError::Locked { dir } => QueueError::Locked { dir: dir.clone() },
             QueueError::Unavailable(message) => QueueError::Unavailable(message.clone()),
+            QueueError::Unreachable(message) => QueueError::Unreachable(message.clone()),
+            QueueError::Config(message) => QueueError::Config(message.clone()),
         }
     }
 }

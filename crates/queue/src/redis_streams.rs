@@ -15,46 +15,10 @@ use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Script, Value};
 
-use crate::{Consumer, Position, Queue, QueueError, QueueStats, Record, Resume};
+use crate::{Consumer, Position, Queue, QueueError, QueueStats, Record, RedisQueueConfig, Resume};
 
 /// The consumer group every worker joins.
 const GROUP: &str = "workers";
-
-/// Settings of a [`RedisQueue`].
-#[derive(Debug, Clone)]
-pub struct RedisQueueConfig {
-    /// `redis://[user:password@]host:port[/db]`.
-    pub url: String,
-    /// Prefix of the keys (the stream and its bookkeeping).
-    pub prefix: String,
-    /// Bound on the payload bytes appended and not yet acknowledged.
-    pub max_bytes: u64,
-    /// Bound on the records appended and not yet acknowledged.
-    pub max_records: u64,
-    /// Largest accepted payload.
-    pub max_record_bytes: usize,
-    /// A record handed to a worker and not acknowledged for this long is
-    /// handed to another worker (its worker is presumed dead).
-    pub visibility_timeout: Duration,
-    /// How long one Redis command may take before the queue reports itself
-    /// unavailable.
-    pub command_timeout: Duration,
-}
-
-impl RedisQueueConfig {
-    /// Defaults for a queue at `url`.
-    pub fn new(url: impl Into<String>) -> Self {
-        RedisQueueConfig {
-            url: url.into(),
-            prefix: "logbook".to_owned(),
-            max_bytes: 1 << 30,
-            max_records: 1_000_000,
-            max_record_bytes: 64 << 20,
-            visibility_timeout: Duration::from_secs(30),
-            command_timeout: Duration::from_secs(2),
-        }
-    }
-}
 
 /// Keys and scripts, shared by the queue and its consumers.
 struct Keys {
@@ -112,7 +76,7 @@ impl std::fmt::Debug for RedisQueue {
 
 /// Any Redis failure means the queue cannot take or give records now.
 fn unavailable(error: redis::RedisError) -> QueueError {
-    QueueError::Unavailable(format!("redis: {error}"))
+    QueueError::Unreachable(format!("redis: {error}"))
 }
 
 impl RedisQueue {
@@ -120,7 +84,7 @@ impl RedisQueue {
     /// starts refreshing the queue's figures in the background.
     pub async fn open(config: RedisQueueConfig) -> Result<Arc<Self>, QueueError> {
         let client = redis::Client::open(config.url.as_str())
-            .map_err(|error| QueueError::Unavailable(format!("bad redis URL: {error}")))?;
+            .map_err(|error| QueueError::Config(format!("bad redis URL: {error}")))?;
         let manager = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.command_timeout))
             .set_response_timeout(Some(config.command_timeout))
@@ -131,7 +95,7 @@ impl RedisQueue {
             client.get_connection_manager_with_config(manager),
         )
         .await
-        .map_err(|_| QueueError::Unavailable("redis: no answer while connecting".into()))?
+        .map_err(|_| QueueError::Unreachable("redis: no answer while connecting".into()))?
         .map_err(unavailable)?;
         let keys = Arc::new(Keys {
             stream: format!("{{{}}}:events", config.prefix),
@@ -295,7 +259,7 @@ impl Queue for RedisQueue {
                 self.set_failed(true);
                 // The append may still happen: the client gets no 202, so a
                 // retry can store the batch twice, as with any lost answer.
-                return Err(QueueError::Unavailable(
+                return Err(QueueError::Unreachable(
                     "redis did not answer the append in time".into(),
                 ));
             }
@@ -394,7 +358,7 @@ impl RedisConsumer {
         }
         self.connection
             .as_mut()
-            .ok_or_else(|| QueueError::Unavailable("redis: not connected".into()))
+            .ok_or_else(|| QueueError::Unreachable("redis: not connected".into()))
     }
 
     /// Takes over records other consumers left unacknowledged for longer
@@ -428,7 +392,7 @@ impl RedisConsumer {
                 .query_async::<redis::streams::StreamAutoClaimReply>(connection),
         )
         .await
-        .map_err(|_| QueueError::Unavailable("redis did not answer XAUTOCLAIM".into()))?
+        .map_err(|_| QueueError::Unreachable("redis did not answer XAUTOCLAIM".into()))?
         .map_err(unavailable)?;
         self.claim_from = reply.next_stream_id;
         if self.claim_from == "0-0" {
@@ -501,7 +465,7 @@ impl Consumer for RedisConsumer {
                     .query_async::<Option<redis::streams::StreamReadReply>>(connection),
             )
             .await
-            .map_err(|_| QueueError::Unavailable("redis did not answer XREADGROUP".into()))?
+            .map_err(|_| QueueError::Unreachable("redis did not answer XREADGROUP".into()))?
             .map_err(unavailable)?;
             let Some(reply) = reply else {
                 return Ok(Vec::new());
@@ -514,7 +478,7 @@ impl Consumer for RedisConsumer {
                 .collect()
         }
         .await;
-        if let Err(QueueError::Unavailable(_)) = &result {
+        if let Err(QueueError::Unreachable(_)) = &result {
             self.connection = None;
         }
         result
@@ -553,7 +517,7 @@ impl Consumer for RedisConsumer {
             }
             Err(_) => {
                 self.connection = None;
-                Err(QueueError::Unavailable(
+                Err(QueueError::Unreachable(
                     "redis did not answer an acknowledgement".into(),
                 ))
             }

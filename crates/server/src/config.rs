@@ -12,6 +12,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// Which part of Logbook this process runs (`all`, `ingest`, `worker`, `query`).
+    pub role: api::Role,
     /// Address of the HTTP API.
     pub listen: SocketAddr,
     /// Where the queue and the index live.
@@ -224,19 +226,32 @@ pub struct IngestSettings {
 /// The deepest nesting an event may be configured to allow.
 pub const MAX_DEPTH: usize = 100;
 
-/// The embedded queue.
+/// The queue between ingest and the workers.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueSettings {
+    /// A broker to use instead of the embedded queue: `redis://host:port[/db]`.
+    pub url: Option<String>,
     /// Bytes waiting to be indexed before ingest answers 503.
     pub max_bytes: u64,
+    /// Size of a segment file of the embedded queue.
     pub segment_bytes: u64,
+    /// Records waiting to be indexed before ingest answers 503 (brokers only).
+    pub max_records: u64,
+    /// A record a worker took and did not acknowledge for this long is given
+    /// to another worker (brokers only).
+    pub visibility_timeout_ms: u64,
+    /// Prefix of the broker's keys or names, so several Logbooks can share one.
+    pub prefix: String,
 }
 
-/// The embedded store.
+/// The store: embedded (tantivy) in the data directory unless `url` names
+/// PostgreSQL.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreSettings {
+    /// `postgres://…` to keep events in PostgreSQL instead of the data directory.
+    pub url: Option<String>,
     pub writer_memory_bytes: usize,
     pub indexer_threads: usize,
     pub docstore_block_bytes: usize,
@@ -258,6 +273,7 @@ pub struct PipelineSettings {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            role: api::Role::All,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("logbook-data"),
             ingest: IngestSettings::default(),
@@ -293,9 +309,14 @@ impl Default for IngestSettings {
 impl Default for QueueSettings {
     fn default() -> Self {
         let queue = queue::EmbeddedQueueConfig::new("");
+        let broker = queue::RedisQueueConfig::new("");
         QueueSettings {
+            url: None,
             max_bytes: queue.max_bytes,
             segment_bytes: queue.segment_bytes,
+            max_records: broker.max_records,
+            visibility_timeout_ms: broker.visibility_timeout.as_millis() as u64,
+            prefix: broker.prefix,
         }
     }
 }
@@ -304,6 +325,7 @@ impl Default for StoreSettings {
     fn default() -> Self {
         let store = store::embedded::EmbeddedStoreConfig::new("");
         StoreSettings {
+            url: None,
             writer_memory_bytes: store.writer_memory_bytes,
             indexer_threads: store.indexer_threads,
             docstore_block_bytes: store.docstore_block_bytes,
@@ -346,6 +368,18 @@ impl Config {
             segment_bytes: self.queue.segment_bytes,
             max_record_bytes: largest_request,
             ..queue::EmbeddedQueueConfig::new(self.data_dir.join("queue"))
+        }
+    }
+
+    /// The Redis queue's settings, for a `redis://` queue URL.
+    pub(crate) fn redis_queue_config(&self, url: &str) -> queue::RedisQueueConfig {
+        queue::RedisQueueConfig {
+            prefix: self.queue.prefix.clone(),
+            max_bytes: self.queue.max_bytes,
+            max_records: self.queue.max_records.max(1),
+            max_record_bytes: self.queue_config().max_record_bytes,
+            visibility_timeout: Duration::from_millis(self.queue.visibility_timeout_ms.max(1)),
+            ..queue::RedisQueueConfig::new(url)
         }
     }
 

@@ -2,6 +2,7 @@
 //! under the data directory, starts the pipeline worker and the HTTP API, and
 //! shuts them down in order.
 
+mod backends;
 mod config;
 mod http;
 mod outbox;
@@ -11,9 +12,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use pipeline::Progress;
-use queue::{EmbeddedQueue, Queue};
-use store::EventStore;
-use store::embedded::EmbeddedStore;
+use queue::Queue;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -33,9 +32,11 @@ pub struct RunningServer {
     stop_http: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
     stop_worker: watch::Sender<bool>,
-    worker: JoinHandle<Result<(), pipeline::PipelineError>>,
+    /// The pipeline worker, in roles that run one.
+    worker: Option<JoinHandle<Result<(), pipeline::PipelineError>>>,
     stop_outbox: watch::Sender<bool>,
-    outbox: JoinHandle<()>,
+    /// Moves security events into the queue; every role but `worker` runs it.
+    outbox: Option<JoinHandle<()>>,
     queue: Arc<dyn Queue>,
     meta: meta::MetaStore,
     bootstrap: Option<BootstrapCredentials>,
@@ -55,7 +56,14 @@ pub async fn open_existing_meta(config: &Config) -> anyhow::Result<meta::MetaSto
 }
 
 async fn open_meta_with(config: &Config, create: bool) -> anyhow::Result<meta::MetaStore> {
-    if let Some(url) = &config.database_url {
+    // With a PostgreSQL store, the metadata lives in the same database unless
+    // told otherwise, so every role of a deployment shares it.
+    let shared = config.database_url.as_ref().or(config
+        .store
+        .url
+        .as_ref()
+        .filter(|url| url.starts_with("postgres")));
+    if let Some(url) = shared {
         return meta::MetaStore::open(url)
             .await
             .context("cannot open the metadata database at database_url");
@@ -121,22 +129,13 @@ pub async fn start_on(
     listener: tokio::net::TcpListener,
 ) -> anyhow::Result<RunningServer> {
     let local_addr = listener.local_addr().context("listener has no address")?;
+    backends::check_role(&config)?;
     create_private_dir(&config.data_dir)?;
 
-    let queue_config = config.queue_config();
-    let queue: Arc<dyn Queue> = Arc::new(
-        tokio::task::spawn_blocking(move || EmbeddedQueue::open(queue_config))
-            .await?
-            .context("cannot open the queue")?,
-    );
-    let store_config = config.store_config();
-    let embedded = Arc::new(
-        tokio::task::spawn_blocking(move || EmbeddedStore::open(&store_config))
-            .await?
-            .context("cannot open the store")?,
-    );
-    let audit_log: Arc<dyn store::AuditLog> = embedded.clone();
-    let store: Arc<dyn EventStore> = embedded;
+    let queue = backends::open_queue(&config).await?;
+    let opened = backends::open_store(&config).await?;
+    let store = opened.events;
+    let audit_log = opened.audit;
 
     let meta = open_meta(&config).await?;
     let bootstrap = api::accounts::bootstrap(
@@ -154,13 +153,15 @@ pub async fn start_on(
 
     let (stop_worker, worker_stop_signal) = watch::channel(false);
     let (progress_sender, progress) = watch::channel(Progress::default());
-    let worker = tokio::spawn(pipeline::run(
-        Arc::clone(&queue),
-        Arc::clone(&store),
-        config.worker_config(),
-        worker_stop_signal,
-        progress_sender,
-    ));
+    let worker = config.role.works().then(|| {
+        tokio::spawn(pipeline::run(
+            Arc::clone(&queue),
+            Arc::clone(&store),
+            config.worker_config(),
+            worker_stop_signal,
+            progress_sender,
+        ))
+    });
 
     let state = api::AppState {
         queue: Arc::clone(&queue),
@@ -172,13 +173,16 @@ pub async fn start_on(
         auth: Arc::new(auth_state),
         audit: audit_log,
         query_limits: config.query_limits(),
+        role: config.role,
     };
     let (stop_outbox, outbox_stop_signal) = watch::channel(false);
-    let outbox = tokio::spawn(outbox::run(
-        meta.clone(),
-        Arc::clone(&queue),
-        outbox_stop_signal,
-    ));
+    let outbox = (config.role != api::Role::Worker).then(|| {
+        tokio::spawn(outbox::run(
+            meta.clone(),
+            Arc::clone(&queue),
+            outbox_stop_signal,
+        ))
+    });
     let (stop_http, http_stop_signal) = watch::channel(false);
     let http = tokio::spawn(http::serve(
         listener,
@@ -188,9 +192,14 @@ pub async fn start_on(
     ));
     tracing::info!(
         listen = %local_addr,
+        role = %config.role,
+        queue = queue.stats().backend,
         data_dir = %config.data_dir.display(),
         "logbook is serving"
     );
+    for warning in queue.stats().warnings {
+        tracing::warn!("{warning}");
+    }
     Ok(RunningServer {
         local_addr,
         stop_http,
@@ -218,7 +227,10 @@ impl RunningServer {
 
     /// Resolves if the pipeline worker stops on its own, which only an error does.
     pub async fn failed(&mut self) -> anyhow::Error {
-        match (&mut self.worker).await {
+        let Some(worker) = &mut self.worker else {
+            return std::future::pending().await;
+        };
+        match worker.await {
             Ok(Ok(())) => anyhow::anyhow!("the pipeline worker stopped unexpectedly"),
             Ok(Err(error)) => anyhow::Error::new(error).context("the pipeline worker failed"),
             Err(error) => anyhow::Error::new(error).context("the pipeline worker panicked"),
@@ -244,14 +256,21 @@ impl RunningServer {
         };
         // Security events of the last requests go into the queue before it closes.
         let _ = self.stop_outbox.send(true);
-        if let Err(error) = self.outbox.await {
+        if let Some(outbox) = self.outbox
+            && let Err(error) = outbox.await
+        {
             tracing::warn!(%error, "the outbox drain panicked");
         }
         // Whatever happened to HTTP, commit what the worker staged and close the queue.
         let _ = self.stop_worker.send(true);
-        let worker = match self.worker.await {
-            Ok(result) => result.context("the pipeline worker failed"),
-            Err(error) => Err(anyhow::Error::new(error).context("the pipeline worker panicked")),
+        let worker = match self.worker {
+            None => Ok(()),
+            Some(worker) => match worker.await {
+                Ok(result) => result.context("the pipeline worker failed"),
+                Err(error) => {
+                    Err(anyhow::Error::new(error).context("the pipeline worker panicked"))
+                }
+            },
         };
         self.queue.close().await;
         self.meta.close().await;

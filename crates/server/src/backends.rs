@@ -1,0 +1,143 @@
+//! The factories of the two seams: which queue and which store a
+//! configuration names, opened, and whether the process's role can run on
+//! them.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use queue::{EmbeddedQueue, Queue};
+use store::embedded::EmbeddedStore;
+use store::{AuditLog, EventStore};
+
+use crate::Config;
+
+/// The store seen through both of its traits.
+pub(crate) struct OpenedStore {
+    pub(crate) events: Arc<dyn EventStore>,
+    pub(crate) audit: Arc<dyn AuditLog>,
+}
+
+/// Refuses a role that cannot work on the configured backends: every role
+/// but `all` shares its queue and store with other processes, which the
+/// embedded queue and store (one process's files) cannot be.
+pub(crate) fn check_role(config: &Config) -> anyhow::Result<()> {
+    let role = config.role;
+    if role == api::Role::All {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    if config.queue.url.is_none() {
+        missing.push("a shared queue (--queue redis://…)");
+    }
+    if config.store.url.is_none() {
+        missing.push("a shared store (--store postgres://…)");
+    }
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "--role {role} runs one part of a scale-out deployment, so it needs {}; \
+             with the embedded queue and store, run everything in one process with --role all",
+            missing.join(" and ")
+        );
+    }
+    Ok(())
+}
+
+/// Opens the queue `queue.url` names, or the embedded one in the data directory.
+pub(crate) async fn open_queue(config: &Config) -> anyhow::Result<Arc<dyn Queue>> {
+    let Some(url) = config.queue.url.as_deref() else {
+        let queue_config = config.queue_config();
+        let queue = tokio::task::spawn_blocking(move || EmbeddedQueue::open(queue_config))
+            .await?
+            .context("cannot open the queue")?;
+        return Ok(Arc::new(queue));
+    };
+    match scheme(url) {
+        #[cfg(feature = "redis")]
+        "redis" => {
+            let queue = queue::RedisQueue::open(config.redis_queue_config(url))
+                .await
+                .with_context(|| format!("cannot open the Redis queue at {}", redacted(url)))?;
+            Ok(queue)
+        }
+        other => anyhow::bail!(
+            "queue.url {}: this build has no queue for {other:?} URLs (it knows: {})",
+            redacted(url),
+            QUEUE_SCHEMES.join(", ")
+        ),
+    }
+}
+
+/// The queue URL schemes this build opens.
+const QUEUE_SCHEMES: &[&str] = &[
+    #[cfg(feature = "redis")]
+    "redis://",
+];
+
+/// Opens the store `store.url` names, or the embedded one in the data directory.
+pub(crate) async fn open_store(config: &Config) -> anyhow::Result<OpenedStore> {
+    let Some(url) = config.store.url.as_deref() else {
+        let store_config = config.store_config();
+        let embedded = Arc::new(
+            tokio::task::spawn_blocking(move || EmbeddedStore::open(&store_config))
+                .await?
+                .context("cannot open the store")?,
+        );
+        return Ok(OpenedStore {
+            events: embedded.clone(),
+            audit: embedded,
+        });
+    };
+    anyhow::bail!(
+        "store.url {}: this build has no store for {:?} URLs",
+        redacted(url),
+        scheme(url)
+    )
+}
+
+/// The scheme of a URL, without `://`.
+fn scheme(url: &str) -> &str {
+    url.split_once("://").map_or("", |(scheme, _)| scheme)
+}
+
+/// A URL without its password, for messages and logs.
+pub(crate) fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redacted("postgres://app:secret@db:5432/logbook"),
+            "postgres://app:***@db:5432/logbook"
+        );
+        assert_eq!(redacted("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+
+    #[test]
+    fn roles_that_share_engines_refuse_embedded_ones() {
+        let mut config = Config {
+            role: api::Role::Worker,
+            ..Config::default()
+        };
+        let refusal = check_role(&config).expect_err("embedded engines");
+        let message = refusal.to_string();
+        assert!(message.contains("--role worker"), "{message}");
+        assert!(message.contains("--queue redis://"), "{message}");
+        assert!(message.contains("--store postgres://"), "{message}");
+        config.role = api::Role::All;
+        check_role(&config).expect("everything in one process");
+    }
+}
