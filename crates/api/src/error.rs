@@ -140,6 +140,16 @@ impl From<store::StoreError> for ApiError {
             store::StoreError::OutOfRange(message) => {
                 ApiError::bad_request("out_of_range", message)
             }
+            store::StoreError::Unavailable(reason) => {
+                tracing::warn!(%reason, "the store is unavailable");
+                let mut error = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the event store cannot be reached; retry later",
+                );
+                error.retry_after_seconds = Some(2);
+                error
+            }
             other => ApiError::internal("reading the store", &other),
         }
     }
