@@ -131,6 +131,15 @@ pub trait AuditLog: Send + Sync + 'static {
     ) -> Result<Vec<audit::Hash>, StoreError>;
     /// The canonical bytes of committed events `from..to` of a tenant's trail, in order.
     async fn leaves(&self, tenant: &str, from: u64, to: u64) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// The leaf hashes of committed events `from..to` as the trail recorded them when it
+    /// built its tree (not recomputed from the leaves): an export carries them so that a
+    /// verifier can name an altered event exactly.
+    async fn leaf_hashes(
+        &self,
+        tenant: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<audit::Hash>, StoreError>;
     /// The consistency proof between the trees of `from` and `to` events.
     async fn consistency_proof(
         &self,

@@ -524,8 +524,7 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn commit(&self, position: Option<u64>) -> Result<(), StoreError> {
-        self.blocking(move |inner| inner.commit(position))
-            .await
+        self.blocking(move |inner| inner.commit(position)).await
     }
 
     async fn search(&self, request: SearchRequest) -> Result<SearchPage, StoreError> {
@@ -665,6 +664,17 @@ impl AuditLog for EmbeddedStore {
     async fn leaves(&self, tenant: &str, from: u64, to: u64) -> Result<Vec<Vec<u8>>, StoreError> {
         let tenant = tenant.to_owned();
         self.blocking(move |inner| inner.view(&tenant)?.leaves(from, to))
+            .await
+    }
+
+    async fn leaf_hashes(
+        &self,
+        tenant: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<audit::Hash>, StoreError> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |inner| inner.view(&tenant)?.leaf_hashes(from, to))
             .await
     }
 
