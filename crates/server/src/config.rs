@@ -64,6 +64,10 @@ pub struct HttpSettings {
     pub idle_timeout_ms: u64,
     /// Connections open at once; more are closed as soon as they are accepted.
     pub max_connections: usize,
+    /// Connections one client address may hold at once (more from it are
+    /// closed as soon as they are accepted); unset: a quarter of
+    /// `max_connections` (at least 1); 0: no cap per address.
+    pub max_connections_per_address: Option<usize>,
 }
 
 impl Default for HttpSettings {
@@ -72,6 +76,7 @@ impl Default for HttpSettings {
             header_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
             max_connections: 1_024,
+            max_connections_per_address: None,
         }
     }
 }
@@ -445,6 +450,10 @@ impl Config {
             header_timeout: Duration::from_millis(self.http.header_timeout_ms.max(1)),
             idle_timeout: Duration::from_millis(self.http.idle_timeout_ms.max(1)),
             max_connections: self.http.max_connections.max(1),
+            max_connections_per_address: self
+                .http
+                .max_connections_per_address
+                .unwrap_or((self.http.max_connections / 4).max(1)),
             // A little beyond ingest's own body timeout, so ingest answers its
             // 408 first; other routes' bodies get the same bound.
             body_timeout: Duration::from_millis(self.ingest.body_timeout_ms.max(1))
@@ -488,6 +497,21 @@ mod tests {
             Duration::from_millis(50)
         );
         assert_eq!(config.data_dir, PathBuf::from("logbook-data"));
+    }
+
+    #[test]
+    fn the_share_of_one_address_defaults_to_a_quarter_of_the_connections() {
+        let share = |text: &str| {
+            toml::from_str::<Config>(text)
+                .expect("valid")
+                .connection_limits()
+                .max_connections_per_address
+        };
+        assert_eq!(share(""), 256);
+        assert_eq!(share("[http]\nmax_connections = 100\n"), 25);
+        assert_eq!(share("[http]\nmax_connections = 2\n"), 1);
+        assert_eq!(share("[http]\nmax_connections_per_address = 0\n"), 0);
+        assert_eq!(share("[http]\nmax_connections_per_address = 7\n"), 7);
     }
 
     #[test]
