@@ -129,6 +129,9 @@ pub struct AuthSettings {
     /// Signatures remembered per signing key to refuse replays; a key sending more
     /// within twice the tolerance is refused with 429 until they expire.
     pub signatures_per_key: usize,
+    /// Signatures remembered over all keys; when full, expired ones are evicted,
+    /// and if none has expired new signed requests are refused with 503.
+    pub signatures_total: usize,
 }
 
 /// Token-bucket rates (per second) and bursts; see the README.
@@ -185,6 +188,8 @@ impl Default for AuthSettings {
             signature_tolerance_seconds: 300,
             // The default request rate (1,000/s, burst 2,000) over twice the tolerance.
             signatures_per_key: 602_000,
+            // At some 50 to 100 bytes an entry, 100 to 200 MB of replay memory at most.
+            signatures_total: 2_000_000,
         }
     }
 }
@@ -408,6 +413,7 @@ impl Config {
             refresh_token_ttl: Duration::from_secs(self.auth.refresh_token_ttl_seconds.max(1)),
             signature_tolerance: Duration::from_secs(self.auth.signature_tolerance_seconds),
             signatures_per_key: self.auth.signatures_per_key,
+            signatures_total: self.auth.signatures_total,
             concurrent_password_checks: limits.concurrent_password_checks.max(1),
             rates: api::access::RateSettings {
                 requests: quota("requests", limits.requests_per_second, limits.request_burst)?,

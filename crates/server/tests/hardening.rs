@@ -442,7 +442,11 @@ async fn refused_signed_requests_are_not_remembered_and_keys_have_their_own_shar
     server.stop().await;
 
     // One key filling its share leaves another key's share alone.
-    let server = TestServer::start_with(|config| config.auth.signatures_per_key = 3).await;
+    let server = TestServer::start_with(|config| {
+        config.auth.signatures_per_key = 3;
+        config.auth.signatures_total = 4;
+    })
+    .await;
     let (busy_id, busy_secret) = signing_key(&server, &["logs:read"]).await;
     let (quiet_id, quiet_secret) = signing_key(&server, &["logs:read"]).await;
     let mut client = server.client_with(None).await;
@@ -468,6 +472,19 @@ async fn refused_signed_requests_are_not_remembered_and_keys_have_their_own_shar
         .await
         .unwrap();
     assert_eq!(other.status, 200, "{:?}", other.json());
+    // All keys together hold at most the total: with nothing expired, new signatures
+    // of every key are refused (fail closed), not let through unremembered.
+    let over = client
+        .send(signed_me(&quiet_id, &quiet_secret, now - 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (over.status, code(&over).as_str()),
+        (503, "server_busy"),
+        "{:?}",
+        over.json()
+    );
+    assert!(over.headers.contains_key("retry-after"));
     server.stop().await;
 }
 
