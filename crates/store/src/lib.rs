@@ -105,7 +105,11 @@ pub trait EventStore: Send + Sync + 'static {
         let _ = filter;
         Ok(Vec::new())
     }
-    /// Events stored and bytes on disk, for readiness and benchmarks.
+    /// Whether the store answers, for readiness probes: constant work, however
+    /// much the store holds.
+    async fn ready(&self) -> Result<(), StoreError>;
+    /// Events stored and bytes on disk, for the administrator's status and
+    /// benchmarks: costs in proportion to what the store holds.
     async fn footprint(&self) -> Result<Footprint, StoreError>;
 }
 

@@ -601,6 +601,19 @@ impl EventStore for EmbeddedStore {
         .await
     }
 
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.blocking(|inner| {
+            // The blocking pool runs store work, and the index is still there:
+            // one stat, whatever the index holds.
+            let meta = inner.dir.join("meta.json");
+            std::fs::metadata(&meta).map_err(|error| {
+                StoreError::Corrupt(format!("cannot read {}: {error}", meta.display()))
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn footprint(&self) -> Result<Footprint, StoreError> {
         self.blocking(|inner| {
             Ok(Footprint {
