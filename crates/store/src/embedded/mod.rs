@@ -366,6 +366,11 @@ impl Inner {
             }
         }
         if !event.attributes.is_empty() {
+            for path in known::stored_paths(&event.attributes) {
+                if let Some(token) = known::path_token(&partition, &path) {
+                    document.add_text(fields.attribute_paths, &token);
+                }
+            }
             let attributes = serde_json::Value::Object(std::mem::take(&mut event.attributes));
             document.add_field_value(fields.attributes, &attributes);
         }
