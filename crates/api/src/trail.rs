@@ -184,6 +184,10 @@ pub(crate) async fn consistency(
 /// Events read from the trail per step of an export.
 const EXPORT_CHUNK: u64 = 10_000;
 
+/// What an event adds to an export besides its bytes: its line
+/// `{"leaf_hash":"<64 hex digits>"}` and the newlines of both.
+const LEAF_HASH_LINE_BYTES: usize = 82;
+
 /// A response body fed by a task through a channel.
 struct ChannelBody(tokio::sync::mpsc::Receiver<bytes::Bytes>);
 
@@ -201,10 +205,18 @@ impl http_body::Body for ChannelBody {
     }
 }
 
+/// The export format [`export`] writes. Format 1 (no `format` in the header) had
+/// no leaf-hash lines.
+const EXPORT_FORMAT: u32 = 2;
+
 /// `GET /v1/audit/export[?size=N]`: everything needed to verify the trail up to
 /// a checkpoint offline, as NDJSON. The first line is
-/// `{"tenant", "size", "checkpoint": <signed note>, "public_key"}`; then come
-/// events `0..size` in sequence order, each exactly its leaf's canonical bytes.
+/// `{"format": 2, "tenant", "size", "checkpoint": <signed note>, "public_key"}`;
+/// then, for each event `0..size` in sequence order, a line
+/// `{"leaf_hash": "<hex>"}` with the leaf hash the trail recorded for it, and
+/// the event itself, exactly its leaf's canonical bytes. The recorded hashes
+/// let a verifier name an altered event exactly: their tree must have the
+/// checkpoint's root, so they cannot be forged to point elsewhere.
 pub(crate) async fn export(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -216,6 +228,7 @@ pub(crate) async fn export(
         .as_u64()
         .unwrap_or(0);
     let header_line = json!({
+        "format": EXPORT_FORMAT,
         "tenant": principal.tenant,
         "size": size,
         "checkpoint": note,
@@ -234,17 +247,29 @@ pub(crate) async fn export(
         let mut from = 0;
         while from < size {
             let to = (from + EXPORT_CHUNK).min(size);
-            let leaves = match state.audit.leaves(&tenant, from, to).await {
-                Ok(leaves) => leaves,
+            let read = async {
+                let leaves = state.audit.leaves(&tenant, from, to).await?;
+                let hashes = state.audit.leaf_hashes(&tenant, from, to).await?;
+                Ok::<_, store::StoreError>((leaves, hashes))
+            };
+            let (leaves, hashes) = match read.await {
+                Ok(read) => read,
                 Err(error) => {
                     // The client sees a short export, which verification reports.
                     tracing::error!(%error, tenant, "audit export cut short");
                     return;
                 }
             };
-            let mut chunk = Vec::with_capacity(leaves.iter().map(|leaf| leaf.len() + 1).sum());
-            for leaf in leaves {
-                chunk.extend_from_slice(&leaf);
+            let mut chunk = Vec::with_capacity(
+                leaves
+                    .iter()
+                    .map(|leaf| leaf.len() + LEAF_HASH_LINE_BYTES)
+                    .sum(),
+            );
+            for (leaf, hash) in leaves.iter().zip(&hashes) {
+                chunk
+                    .extend_from_slice(format!("{{\"leaf_hash\":\"{}\"}}\n", hex(hash)).as_bytes());
+                chunk.extend_from_slice(leaf);
                 chunk.push(b'\n');
             }
             if sender.send(chunk.into()).await.is_err() {

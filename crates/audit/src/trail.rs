@@ -275,6 +275,27 @@ impl TrailStore {
         Ok(hash)
     }
 
+    /// The stored leaf hashes of leaves `from..to` (records `from..to` of `hashes.bin`),
+    /// read with one positioned read.
+    pub fn leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<Hash>, AuditError> {
+        if from > to || to > self.size() {
+            return Err(AuditError::SeqOutOfRange {
+                seq: to.max(from),
+                size: self.size(),
+            });
+        }
+        let mut bytes = vec![0u8; ((to - from) * HASH_LEN) as usize];
+        self.hashes.read_at(&mut bytes, from * HASH_LEN)?;
+        Ok(bytes
+            .chunks_exact(HASH_LEN as usize)
+            .map(|record| {
+                let mut hash = [0u8; 32];
+                hash.copy_from_slice(record);
+                hash
+            })
+            .collect())
+    }
+
     /// `MTH` of the first `size` leaves. The current size's root comes from memory;
     /// an earlier one costs O(log n) cached subtrees and a few reads.
     pub fn root(&self, size: u64) -> Result<Hash, AuditError> {

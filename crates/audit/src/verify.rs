@@ -162,8 +162,12 @@ pub struct Expectations<'a> {
     /// ([`BreakKind::BeyondCheckpoint`]) rather than "not yet signed": exports end at their
     /// checkpoint.
     pub signed_only: bool,
-    /// The leaf hashes the store kept (`hashes.bin`), by seq, if any. They are not
-    /// trusted; they only narrow down which leaf was altered.
+    /// The leaf hashes recorded beside the leaves (a data directory's `hashes.bin`, an
+    /// export's leaf-hash lines), by seq, if any. They are not trusted: they name the first
+    /// altered leaf only when their own root is the root of the checkpoint the leaves fail,
+    /// which proves them to be the signed leaf hashes. Called once per leaf, in order, right
+    /// after that leaf is read, so a streaming source may answer with the hash it read
+    /// with the leaf; `None` for a seq means no usable recorded hashes from there on.
     pub stored_hashes: Option<&'a dyn Fn(u64) -> Option<Hash>>,
 }
 
@@ -208,9 +212,10 @@ struct Claim {
 ///   [`BreakKind::BadSignature`] at its claimed size; one whose origin names another
 ///   tenant: [`BreakKind::WrongTenant`] at its size;
 /// - a checkpoint whose root is not the root of the leaves so far: [`BreakKind::Altered`]
-///   at the first leaf since the previous matching checkpoint whose hash differs from its
-///   stored hash, or, without stored hashes or such a leaf, at the previous matching
-///   checkpoint's size (the detail says which); if another validly signed checkpoint of
+///   at the first leaf whose hash differs from its recorded hash if the recorded hashes
+///   have that checkpoint's root (so they are the signed ones), else at the previous
+///   matching checkpoint's size, the first leaf of the range holding the altered one (the
+///   detail says which); if another validly signed checkpoint of
 ///   the same size does match, the key signed two versions of the trail: `Altered` at that
 ///   size;
 /// - a leaf claiming a smaller seq than its position: [`BreakKind::Inserted`];
@@ -255,6 +260,7 @@ pub fn verify_trail(
         claims: &claims,
         next: 0,
         range: CompactRange::new(),
+        stored: expect.stored_hashes.map(|_| CompactRange::new()),
         last_good: 0,
         first_diff: None,
         forked: false,
@@ -328,9 +334,11 @@ struct Walk<'a> {
     /// The first claim not yet checked.
     next: usize,
     range: CompactRange,
+    /// The tree of the recorded leaf hashes, while every leaf so far had one.
+    stored: Option<CompactRange>,
     /// The size of the last checkpoint that matched (0 before any).
     last_good: u64,
-    /// The first leaf since `last_good` whose hash differs from its stored hash.
+    /// The first leaf since `last_good` whose hash differs from its recorded hash.
     first_diff: Option<u64>,
     /// Whether the root at the trusted size differed while the trail's own checkpoints
     /// cover that size: a fork, unless a later checkpoint fails first.
@@ -342,13 +350,26 @@ impl Walk<'_> {
     /// Adds leaf `seq` (its position) to the tree.
     fn push(&mut self, seq: u64, bytes: &[u8]) {
         let hash = leaf_hash(bytes);
-        if self.first_diff.is_none()
-            && let Some(stored) = self.expect.stored_hashes
-            && stored(seq).is_some_and(|stored| stored != hash)
-        {
-            self.first_diff = Some(seq);
+        if let Some(tree) = &mut self.stored {
+            match self.expect.stored_hashes.and_then(|stored| stored(seq)) {
+                Some(stored) => {
+                    if self.first_diff.is_none() && stored != hash {
+                        self.first_diff = Some(seq);
+                    }
+                    tree.push(stored);
+                }
+                None => self.stored = None,
+            }
         }
         self.range.push(hash);
+    }
+
+    /// Whether the recorded leaf hashes of every leaf so far have one of `roots`: then
+    /// they are the signed leaf hashes, and a leaf whose hash differs was altered.
+    fn stored_hashes_signed(&self, roots: &[Hash]) -> bool {
+        self.stored
+            .as_ref()
+            .is_some_and(|tree| roots.contains(&tree.root()))
     }
 
     /// Checks everything due at the current size: its checkpoints, then the trusted one.
@@ -367,7 +388,7 @@ impl Walk<'_> {
             self.forked = true;
             return None;
         }
-        Some(self.altered(size, "the trusted checkpoint"))
+        Some(self.altered(size, "the trusted checkpoint", &[trusted.root]))
     }
 
     /// Checks every checkpoint whose size is the current size; the first that fails.
@@ -407,35 +428,42 @@ impl Walk<'_> {
                 ),
             });
         }
-        Some(self.altered(size, "the checkpoint"))
+        let roots: Vec<Hash> = here
+            .iter()
+            .filter_map(|claim| claim.checkpoint.as_ref().ok().map(|c| c.root))
+            .collect();
+        Some(self.altered(size, "the checkpoint", &roots))
     }
 
-    /// The report for `checkpoint` (a name for people) at `size` whose root does not match.
-    fn altered(&self, size: u64, checkpoint: &str) -> VerifyReport {
+    /// The report for `checkpoint` (a name for people) at `size`, whose signed root is one
+    /// of `roots`, when the leaves do not have it.
+    fn altered(&self, size: u64, checkpoint: &str, roots: &[Hash]) -> VerifyReport {
         let last_good = self.last_good;
         let mismatch = format!("{checkpoint} at size {size} does not match the leaves");
+        let range = format!(
+            "the first altered leaf is one of seqs {last_good}..{size}, after the last \
+             matching checkpoint"
+        );
+        let signed = self.stored_hashes_signed(roots);
         let (seq, detail) = match (self.first_diff, self.expect.stored_hashes) {
-            (Some(seq), _) => (
+            (Some(seq), _) if signed => (
                 seq,
                 format!(
-                    "{mismatch}; leaf {seq} is the first since the last matching checkpoint \
-                     (size {last_good}) whose hash differs from the stored leaf hash"
+                    "{mismatch}; leaf {seq} is the first whose hash differs from its recorded \
+                     leaf hash, and the recorded leaf hashes are the signed ones (they have \
+                     the checkpoint's root)"
                 ),
             ),
-            (None, Some(_)) => (
+            (_, Some(_)) => (
                 last_good,
                 format!(
-                    "{mismatch}; the stored leaf hashes agree with the leaves (so they were \
-                     changed too), so the first altered leaf is one of seqs {last_good}..{size}, \
-                     after the last matching checkpoint"
+                    "{mismatch}; the recorded leaf hashes do not have the checkpoint's root \
+                     either (they were changed too, or are incomplete), so {range}"
                 ),
             ),
-            (None, None) => (
+            (_, None) => (
                 last_good,
-                format!(
-                    "{mismatch}; the first altered leaf is one of seqs {last_good}..{size}, \
-                     after the last matching checkpoint (no stored hashes to narrow it down)"
-                ),
+                format!("{mismatch}; {range} (no recorded leaf hashes to narrow it down)"),
             ),
         };
         VerifyReport::Broken {

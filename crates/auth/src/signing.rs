@@ -211,12 +211,22 @@ impl std::fmt::Debug for BodyVerifier {
 /// requests passed every other check: signature, revocation, rate limit) can fill only
 /// its own share, never another key's. When a key's share is full its expired entries
 /// are dropped; if it is still full, [`ReplayGuard::first_use`] answers
-/// [`Replay::Full`] for that key's new signatures until entries expire. That fails
-/// closed: a replay is never let through and memory stays within `max_per_key` entries
-/// per key in use. Keys with nothing left to remember are forgotten.
+/// [`Replay::Full`] for that key's new signatures until entries expire.
+///
+/// All keys together hold at most `max_total` signatures, so many keys cannot grow
+/// memory without bound either. When the total is reached, the entries already outside
+/// their replay window (expired: their signatures could no longer verify) are evicted
+/// first, every key's; if none is, [`ReplayGuard::first_use`] answers
+/// [`Replay::AllFull`] for every key's new signatures until entries expire. Such an
+/// eviction pass reads every entry, but runs at most once per second of the clock: it
+/// is skipped while nothing can have expired.
+///
+/// Both fail closed: a replay is never let through and memory stays within
+/// `max_total` entries. Keys with nothing left to remember are forgotten.
 pub struct ReplayGuard {
     window_seconds: i64,
     max_per_key: usize,
+    max_total: usize,
     state: Mutex<Seen>,
 }
 
@@ -230,11 +240,18 @@ pub enum Replay {
     Replayed,
     /// The key's share is full of signatures that have not expired yet.
     Full,
+    /// The guard as a whole is full of signatures that have not expired yet.
+    AllFull,
 }
 
 /// The remembered signatures of every key, and when each may be forgotten.
 struct Seen {
     keys: HashMap<String, KeySeen>,
+    /// Signatures remembered over all keys.
+    total: usize,
+    /// No entry of any key expires before this (it may be earlier than the true
+    /// earliest), so a sweep earlier than it would free nothing.
+    earliest_expiry: Option<i64>,
     /// When every key is next swept, so keys that went quiet are forgotten.
     next_sweep: i64,
 }
@@ -249,13 +266,17 @@ struct KeySeen {
 
 impl ReplayGuard {
     /// Makes a guard remembering each signature for `2 * window_seconds` (a negative
-    /// window counts as zero), holding at most `max_per_key` signatures per key.
-    pub fn new(window_seconds: i64, max_per_key: usize) -> Self {
+    /// window counts as zero), holding at most `max_per_key` signatures per key and
+    /// `max_total` over all keys.
+    pub fn new(window_seconds: i64, max_per_key: usize, max_total: usize) -> Self {
         ReplayGuard {
             window_seconds: window_seconds.max(0),
             max_per_key,
+            max_total,
             state: Mutex::new(Seen {
                 keys: HashMap::new(),
+                total: 0,
+                earliest_expiry: None,
                 next_sweep: i64::MIN,
             }),
         }
@@ -263,7 +284,8 @@ impl ReplayGuard {
 
     /// Records a verified signature of `key_id`: [`Replay::Fresh`] if it had not been
     /// seen within its window, else [`Replay::Replayed`]; [`Replay::Full`] when the
-    /// key's share is full (see the type documentation).
+    /// key's share is full, [`Replay::AllFull`] when the guard is (see the type
+    /// documentation).
     ///
     /// Call it only after the signature verified and the key passed its revocation
     /// check and rate limit, so neither forged signatures nor refused requests fill it.
@@ -271,29 +293,70 @@ impl ReplayGuard {
         // A panic elsewhere while holding the lock leaves the maps consistent (every
         // update is a single insert or retain), so a poisoned lock is safe to reuse.
         let mut seen = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let seen = &mut *seen;
         if now_unix_seconds >= seen.next_sweep {
-            seen.keys.retain(|_, key| {
-                key.sweep(now_unix_seconds);
-                !key.expiries.is_empty()
-            });
+            seen.sweep(now_unix_seconds);
             seen.next_sweep = now_unix_seconds.saturating_add(self.window_seconds.max(1));
         }
-        let key = seen.keys.entry(key_id.to_owned()).or_default();
-        if let Some(&expiry) = key.expiries.get(signature)
-            && expiry > now_unix_seconds
+        let known = match seen
+            .keys
+            .get(key_id)
+            .and_then(|key| key.expiries.get(signature))
         {
-            return Replay::Replayed;
-        }
-        if key.expiries.len() >= self.max_per_key && !key.expiries.contains_key(signature) {
-            key.sweep(now_unix_seconds);
-            if key.expiries.len() >= self.max_per_key {
-                return Replay::Full;
+            Some(&expiry) if expiry > now_unix_seconds => return Replay::Replayed,
+            // Expired: its entry is reused, so it adds nothing to the total.
+            Some(_) => true,
+            None => false,
+        };
+        if !known {
+            let held = seen.keys.get(key_id).map_or(0, |key| key.expiries.len());
+            if held >= self.max_per_key {
+                let freed = seen
+                    .keys
+                    .get_mut(key_id)
+                    .map_or(0, |key| key.sweep(now_unix_seconds));
+                seen.total -= freed;
+                if held - freed >= self.max_per_key {
+                    return Replay::Full;
+                }
+            }
+            if seen.total >= self.max_total {
+                seen.sweep(now_unix_seconds);
+                if seen.total >= self.max_total {
+                    return Replay::AllFull;
+                }
             }
         }
+        let key = seen.keys.entry(key_id.to_owned()).or_default();
         let expiry = now_unix_seconds.saturating_add(self.window_seconds.saturating_mul(2));
         key.earliest_expiry = Some(key.earliest_expiry.map_or(expiry, |e| e.min(expiry)));
-        key.expiries.insert(*signature, expiry);
+        if key.expiries.insert(*signature, expiry).is_none() {
+            seen.total += 1;
+        }
+        seen.earliest_expiry = Some(seen.earliest_expiry.map_or(expiry, |e| e.min(expiry)));
         Replay::Fresh
+    }
+}
+
+impl Seen {
+    /// Evicts every key's entries that have expired by `now` (none if the earliest
+    /// expiry is later) and forgets keys left with none.
+    fn sweep(&mut self, now: i64) {
+        if self.earliest_expiry.is_none_or(|earliest| earliest > now) {
+            return;
+        }
+        let mut total = 0;
+        let mut earliest: Option<i64> = None;
+        self.keys.retain(|_, key| {
+            key.sweep(now);
+            total += key.expiries.len();
+            if let Some(expiry) = key.earliest_expiry {
+                earliest = Some(earliest.map_or(expiry, |e| e.min(expiry)));
+            }
+            !key.expiries.is_empty()
+        });
+        self.total = total;
+        self.earliest_expiry = earliest;
     }
 }
 
@@ -311,13 +374,15 @@ impl ReplayGuard {
 }
 
 impl KeySeen {
-    /// Drops every entry that has expired by `now`.
-    fn sweep(&mut self, now: i64) {
+    /// Drops every entry that has expired by `now`; returns how many.
+    fn sweep(&mut self, now: i64) -> usize {
         if self.earliest_expiry.is_none_or(|earliest| earliest > now) {
-            return;
+            return 0;
         }
+        let before = self.expiries.len();
         self.expiries.retain(|_, expiry| *expiry > now);
         self.earliest_expiry = self.expiries.values().copied().min();
+        before - self.expiries.len()
     }
 }
 
@@ -326,6 +391,7 @@ impl std::fmt::Debug for ReplayGuard {
         f.debug_struct("ReplayGuard")
             .field("window_seconds", &self.window_seconds)
             .field("max_per_key", &self.max_per_key)
+            .field("max_total", &self.max_total)
             .finish_non_exhaustive()
     }
 }
@@ -543,7 +609,7 @@ mod tests {
 
     #[test]
     fn replay_guard_refuses_a_second_use() {
-        let guard = ReplayGuard::new(300, 100);
+        let guard = ReplayGuard::new(300, 100, 1_000);
         assert_eq!(guard.first_use("key_a", &sig(1), NOW), Replay::Fresh);
         assert_eq!(guard.first_use("key_a", &sig(1), NOW + 1), Replay::Replayed);
         assert_eq!(
@@ -562,7 +628,7 @@ mod tests {
 
     #[test]
     fn replay_guard_is_bounded_per_key_and_fails_closed() {
-        let guard = ReplayGuard::new(10, 3);
+        let guard = ReplayGuard::new(10, 3, 100);
         assert_eq!(guard.first_use("k", &sig(1), 0), Replay::Fresh);
         assert_eq!(guard.first_use("k", &sig(2), 5), Replay::Fresh);
         assert_eq!(guard.first_use("k", &sig(3), 5), Replay::Fresh);
@@ -589,8 +655,42 @@ mod tests {
     }
 
     #[test]
+    fn replay_guard_is_bounded_over_all_keys_and_evicts_only_expired_entries() {
+        // Each key may hold 3, all together 4; entries expire 20 s after first use.
+        let guard = ReplayGuard::new(10, 3, 4);
+        let total = |guard: &ReplayGuard| guard.state.lock().expect("not poisoned").total;
+        assert_eq!(guard.first_use("a", &sig(1), 0), Replay::Fresh);
+        assert_eq!(guard.first_use("b", &sig(1), 5), Replay::Fresh);
+        assert_eq!(guard.first_use("c", &sig(1), 5), Replay::Fresh);
+        assert_eq!(guard.first_use("d", &sig(1), 6), Replay::Fresh);
+        assert_eq!(total(&guard), 4);
+        // Full, nothing expired: every key's new signatures are refused (fail closed),
+        // replays still are, and nothing remembered is dropped to make room.
+        assert_eq!(guard.first_use("e", &sig(1), 10), Replay::AllFull);
+        assert_eq!(guard.first_use("a", &sig(2), 10), Replay::AllFull);
+        assert_eq!(guard.first_use("d", &sig(1), 10), Replay::Replayed);
+        assert_eq!(guard.first_use("a", &sig(1), 19), Replay::Replayed);
+        // At 20, a's entry is outside its window: it is evicted, and e fits.
+        assert_eq!(guard.first_use("e", &sig(1), 20), Replay::Fresh);
+        assert_eq!(total(&guard), 4);
+        assert_eq!(guard.first_use("f", &sig(1), 20), Replay::AllFull);
+        // b's and c's expire at 25: both are evicted, room for two.
+        assert_eq!(guard.first_use("f", &sig(1), 25), Replay::Fresh);
+        assert_eq!(guard.first_use("a", &sig(3), 25), Replay::Fresh);
+        assert_eq!(guard.first_use("g", &sig(1), 25), Replay::AllFull);
+        assert_eq!(total(&guard), 4);
+        assert_eq!(guard.state.lock().expect("not poisoned").keys.len(), 4);
+        // Many keys together never hold more than the total.
+        let guard = ReplayGuard::new(10, 3, 50);
+        for key in 0..1_000 {
+            let _ = guard.first_use(&format!("key{key}"), &sig(1), 0);
+        }
+        assert_eq!(total(&guard), 50);
+    }
+
+    #[test]
     fn replay_guard_with_zero_capacity_refuses_everything() {
-        let guard = ReplayGuard::new(300, 0);
+        let guard = ReplayGuard::new(300, 0, 100);
         assert_eq!(guard.first_use("k", &sig(1), NOW), Replay::Full);
     }
 }

@@ -253,24 +253,12 @@ async fn run_export(args: VerifyArgs) -> anyhow::Result<()> {
         (None, Some(url)) => export::open_url(url, args.key.as_deref()).await?,
         (None, None) => anyhow::bail!("give --export or --url"),
     };
-    let keep_hashes = args.url.is_some();
     let tenant = args.tenant.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        export::verify_export(
-            source,
-            &key,
-            tenant.as_deref(),
-            trusted.as_ref(),
-            keep_hashes,
-        )
+    let export::ExportOutcome { tenant, report } = tokio::task::spawn_blocking(move || {
+        export::verify_export(source, &key, tenant.as_deref(), trusted.as_ref())
     })
     .await
     .context("the verification thread failed")??;
-    let tenant = outcome.tenant.clone();
-    let report = match &args.url {
-        Some(url) => export::name_altered_leaf(outcome, url, args.key.as_deref()).await,
-        None => outcome.report,
-    };
     println!("{tenant}: {report}");
     anyhow::ensure!(report.is_verified(), "the audit trail failed verification");
     Ok(())

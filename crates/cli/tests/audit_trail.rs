@@ -257,7 +257,7 @@ async fn a_served_trail_verifies_and_every_tampering_is_named() {
         "{text}"
     );
     // The server's trail altered at seqs 3 and 4 (in place, while it runs): the
-    // export names seq 3, the first altered, with the server's consistency proofs.
+    // export names seq 3, the first altered, with the leaf hashes the trail recorded.
     let log_path = data_trail(root.path()).join("leaves.log");
     let original_log = std::fs::read(&log_path).unwrap();
     let served: Vec<Vec<u8>> = audit::read_leaves(&data_trail(root.path()))
@@ -304,23 +304,71 @@ async fn a_served_trail_verifies_and_every_tampering_is_named() {
     std::fs::write(&file, edited).unwrap();
     let (ok, text) = check(&file, &[]);
     assert!(!ok && text.contains("(altered)"), "{text}");
-    // An export carries one signed root and no stored hashes: an altered event is
-    // placed in a range (the data directory and --url name it exactly).
+    // The export carries the server's recorded leaf hashes, whose tree has the signed
+    // root: seqs 3 and 4 altered, it names seq 3 exactly.
     let export_text = String::from_utf8(export.body.to_vec()).unwrap();
-    let edited: Vec<String> = export_text
-        .lines()
-        .enumerate()
-        .map(|(line, text)| match line {
-            // Line 0 is the header: lines 4 and 5 are seqs 3 and 4.
-            4 | 5 => text.replacen("role.change", "Role.change", 1),
-            _ => text.to_owned(),
-        })
-        .collect();
-    std::fs::write(&file, edited.join("\n") + "\n").unwrap();
+    let seq_of = |line: &str| serde_json::from_str::<Value>(line).ok()?["seq"].as_u64();
+    let alter = |text: &str, seqs: &[u64], also_hashes: bool| -> String {
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        for at in 0..lines.len() {
+            if seq_of(&lines[at]).is_some_and(|seq| seqs.contains(&seq)) {
+                lines[at] = lines[at].replacen("role.change", "Role.change", 1);
+                if also_hashes {
+                    let hash = audit::leaf_hash(lines[at].as_bytes());
+                    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+                    lines[at - 1] = format!("{{\"leaf_hash\":\"{hex}\"}}");
+                }
+            }
+        }
+        lines.join("\n") + "\n"
+    };
+    assert!(export_text.lines().next().unwrap().contains("\"format\":2"));
+    std::fs::write(&file, alter(&export_text, &[3, 4], false)).unwrap();
     let (ok, text) = check(&file, &[]);
     assert!(
-        !ok && text.contains("(altered)") && text.contains("one of seqs 0..63"),
+        !ok && text.contains("default: broken at seq 3 (altered)")
+            && text.contains("recorded leaf hashes are the signed ones"),
         "{text}"
+    );
+    // Recorded hashes edited to match the altered events no longer have the signed
+    // root: the event is placed in a range, as for an export without them.
+    std::fs::write(&file, alter(&export_text, &[3, 4], true)).unwrap();
+    let (ok, text) = check(&file, &[]);
+    assert!(
+        !ok && text.contains("broken at seq 0 (altered)") && text.contains("one of seqs 0..63"),
+        "{text}"
+    );
+    // An export of format 1 (no leaf-hash lines) still verifies, and places an altered
+    // event in a range.
+    let format_1: String = export_text
+        .replacen("\"format\":2,", "", 1)
+        .lines()
+        .filter(|line| !line.starts_with("{\"leaf_hash\""))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(&file, &format_1).unwrap();
+    let (ok, text) = check(&file, &[]);
+    assert!(ok && text.contains("verified: 63 events"), "{text}");
+    std::fs::write(&file, alter(&format_1, &[3, 4], false)).unwrap();
+    let (ok, text) = check(&file, &[]);
+    assert!(
+        !ok && text.contains("broken at seq 0 (altered)") && text.contains("one of seqs 0..63"),
+        "{text}"
+    );
+    // A format this verifier does not know is refused, not misread.
+    std::fs::write(
+        &file,
+        export_text.replacen("\"format\":2", "\"format\":3", 1),
+    )
+    .unwrap();
+    let output = common::logbook()
+        .args(["verify", "--public-key", &key_text, "--export"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success() && String::from_utf8_lossy(&output.stderr).contains("format 3"),
+        "{output:?}"
     );
     // The tamper classes only an export has, and the trusted checkpoint.
     let last_event = export_text.lines().last().unwrap().to_owned();

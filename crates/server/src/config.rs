@@ -66,6 +66,10 @@ pub struct HttpSettings {
     pub idle_timeout_ms: u64,
     /// Connections open at once; more are closed as soon as they are accepted.
     pub max_connections: usize,
+    /// Connections one client address may hold at once (more from it are
+    /// closed as soon as they are accepted); unset: a quarter of
+    /// `max_connections` (at least 1); 0: no cap per address.
+    pub max_connections_per_address: Option<usize>,
 }
 
 impl Default for HttpSettings {
@@ -74,6 +78,7 @@ impl Default for HttpSettings {
             header_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
             max_connections: 1_024,
+            max_connections_per_address: None,
         }
     }
 }
@@ -126,6 +131,9 @@ pub struct AuthSettings {
     /// Signatures remembered per signing key to refuse replays; a key sending more
     /// within twice the tolerance is refused with 429 until they expire.
     pub signatures_per_key: usize,
+    /// Signatures remembered over all keys; when full, expired ones are evicted,
+    /// and if none has expired new signed requests are refused with 503.
+    pub signatures_total: usize,
 }
 
 /// Token-bucket rates (per second) and bursts; see the README.
@@ -182,6 +190,8 @@ impl Default for AuthSettings {
             signature_tolerance_seconds: 300,
             // The default request rate (1,000/s, burst 2,000) over twice the tolerance.
             signatures_per_key: 602_000,
+            // At some 50 to 100 bytes an entry, 100 to 200 MB of replay memory at most.
+            signatures_total: 2_000_000,
         }
     }
 }
@@ -437,6 +447,7 @@ impl Config {
             refresh_token_ttl: Duration::from_secs(self.auth.refresh_token_ttl_seconds.max(1)),
             signature_tolerance: Duration::from_secs(self.auth.signature_tolerance_seconds),
             signatures_per_key: self.auth.signatures_per_key,
+            signatures_total: self.auth.signatures_total,
             concurrent_password_checks: limits.concurrent_password_checks.max(1),
             rates: api::access::RateSettings {
                 requests: quota("requests", limits.requests_per_second, limits.request_burst)?,
@@ -479,6 +490,10 @@ impl Config {
             header_timeout: Duration::from_millis(self.http.header_timeout_ms.max(1)),
             idle_timeout: Duration::from_millis(self.http.idle_timeout_ms.max(1)),
             max_connections: self.http.max_connections.max(1),
+            max_connections_per_address: self
+                .http
+                .max_connections_per_address
+                .unwrap_or((self.http.max_connections / 4).max(1)),
             // A little beyond ingest's own body timeout, so ingest answers its
             // 408 first; other routes' bodies get the same bound.
             body_timeout: Duration::from_millis(self.ingest.body_timeout_ms.max(1))
@@ -522,6 +537,21 @@ mod tests {
             Duration::from_millis(50)
         );
         assert_eq!(config.data_dir, PathBuf::from("logbook-data"));
+    }
+
+    #[test]
+    fn the_share_of_one_address_defaults_to_a_quarter_of_the_connections() {
+        let share = |text: &str| {
+            toml::from_str::<Config>(text)
+                .expect("valid")
+                .connection_limits()
+                .max_connections_per_address
+        };
+        assert_eq!(share(""), 256);
+        assert_eq!(share("[http]\nmax_connections = 100\n"), 25);
+        assert_eq!(share("[http]\nmax_connections = 2\n"), 1);
+        assert_eq!(share("[http]\nmax_connections_per_address = 0\n"), 0);
+        assert_eq!(share("[http]\nmax_connections_per_address = 7\n"), 7);
     }
 
     #[test]

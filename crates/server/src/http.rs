@@ -1,18 +1,20 @@
 //! Serving the API over HTTP/1.1 connections that cannot hold the server's
-//! resources: at most `max_connections` at once (more are closed as soon as they
-//! are accepted), a client must finish a request's headers within the header
-//! timeout, a keep-alive connection waiting for its next request is closed
-//! after the idle timeout, a request's body must arrive within the body
+//! resources: at most `max_connections` at once, at most
+//! `max_connections_per_address` of them from one client address (more are
+//! closed as soon as they are accepted), a client must finish a request's
+//! headers within the header timeout, a keep-alive connection waiting for its
+//! next request is closed after the idle timeout, a request's body must arrive within the body
 //! timeout on every route, and a request in flight that reads and writes
 //! nothing for the idle timeout (a stalled body, an answer nobody reads) is
 //! cut. Shutdown stops accepting, lets requests in flight finish and closes
 //! idle connections.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::{Pin, pin};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -37,6 +39,8 @@ pub(crate) struct ConnectionLimits {
     pub(crate) idle_timeout: Duration,
     /// Connections open at once.
     pub(crate) max_connections: usize,
+    /// Connections open at once from one client address; 0: no cap.
+    pub(crate) max_connections_per_address: usize,
     /// How long any request's body may take to arrive, on every route.
     pub(crate) body_timeout: Duration,
 }
@@ -51,6 +55,10 @@ pub(crate) async fn serve(
     // One permit per open connection; shutdown waits until all are back.
     let max_connections = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let open = Arc::new(Semaphore::new(max_connections));
+    // So that one address cannot take every connection: the share stays
+    // available to the others.
+    let shares = (limits.max_connections_per_address > 0)
+        .then(|| Arc::new(AddressShares::new(limits.max_connections_per_address)));
     // Owns every connection task: if this future is dropped (shutdown gave
     // up waiting), the connections are aborted with it, not left running
     // against a closed queue and store.
@@ -68,6 +76,21 @@ pub(crate) async fn serve(
             },
             () = stopped(&mut stop) => break,
         };
+        let share = match &shares {
+            Some(shares) => match shares.take(peer.ip()) {
+                Some(share) => Some(share),
+                None => {
+                    tracing::debug!(
+                        %peer,
+                        per_address = shares.max,
+                        "too many connections from one address; closing a new one"
+                    );
+                    drop(stream);
+                    continue;
+                }
+            },
+            None => None,
+        };
         let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
             tracing::debug!(%peer, max_connections, "too many connections; closing a new one");
             drop(stream);
@@ -81,12 +104,68 @@ pub(crate) async fn serve(
         connections.spawn(async move {
             serve_connection(stream, peer, router, limits, stop).await;
             drop(permit);
+            drop(share);
         });
     }
     drop(listener);
     let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
     let _drained = open.acquire_many(all).await;
     Ok(())
+}
+
+/// How many connections each client address holds, against a cap per address.
+struct AddressShares {
+    max: usize,
+    /// Only addresses holding a connection are present.
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection counted against its address's share until dropped.
+struct AddressShare {
+    shares: Arc<AddressShares>,
+    address: IpAddr,
+}
+
+impl AddressShares {
+    fn new(max: usize) -> Self {
+        AddressShares {
+            max,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts a new connection from `address`, unless it already holds its share.
+    fn take(self: &Arc<Self>, address: IpAddr) -> Option<AddressShare> {
+        // An IPv4 client seen through an IPv6 socket is the same client.
+        let address = address.to_canonical();
+        // Every update is a single insert or remove: a poisoned map is consistent.
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let held = open.entry(address).or_insert(0);
+        if *held >= self.max {
+            return None;
+        }
+        *held += 1;
+        Some(AddressShare {
+            shares: Arc::clone(self),
+            address,
+        })
+    }
+}
+
+impl Drop for AddressShare {
+    fn drop(&mut self) {
+        let mut open = self
+            .shares
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(held) = open.get_mut(&self.address) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                open.remove(&self.address);
+            }
+        }
+    }
 }
 
 /// Resolves once shutdown is asked for (or the server is gone).

@@ -180,7 +180,11 @@ async fn a_stalled_body_on_any_route_does_not_hold_its_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_maximum_are_closed() {
-    let server = TestServer::start_with(|config| config.http.max_connections = 2).await;
+    let server = TestServer::start_with(|config| {
+        config.http.max_connections = 2;
+        config.http.max_connections_per_address = Some(0);
+    })
+    .await;
     let mut first = connect(&server).await;
     get_healthz_keep_alive(&mut first).await;
     let mut second = connect(&server).await;
@@ -215,6 +219,46 @@ async fn connections_beyond_the_maximum_are_closed() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(second);
+    server.stop().await;
+}
+
+/// Whether a new connection from `from` is served (`GET /healthz` answers 200).
+async fn served_from(server: &TestServer, from: [u8; 4]) -> bool {
+    let mut stream = connect_from(server, from).await;
+    let _ = stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await;
+    let (received, closed) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    assert!(closed.is_some(), "a connection stayed open");
+    received.starts_with(b"HTTP/1.1 200")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holds_at_most_its_share_of_the_connections() {
+    let server = TestServer::start_with(|config| {
+        config.http.max_connections = 8;
+        config.http.max_connections_per_address = Some(2);
+    })
+    .await;
+    let mut first = connect(&server).await;
+    get_healthz_keep_alive(&mut first).await;
+    let mut second = connect(&server).await;
+    get_healthz_keep_alive(&mut second).await;
+    // 127.0.0.1 holds its share: a third connection from it is closed unserved…
+    assert!(!served_from(&server, [127, 0, 0, 1]).await);
+    // …while another address still gets in, with the same share of its own.
+    let mut other = connect_from(&server, [127, 0, 0, 2]).await;
+    get_healthz_keep_alive(&mut other).await;
+    assert!(served_from(&server, [127, 0, 0, 2]).await);
+
+    // A connection closed gives its address the slot back.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !served_from(&server, [127, 0, 0, 1]).await {
+        assert!(Instant::now() < deadline, "the freed share was not reused");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop((second, other));
     server.stop().await;
 }
 
@@ -398,7 +442,11 @@ async fn refused_signed_requests_are_not_remembered_and_keys_have_their_own_shar
     server.stop().await;
 
     // One key filling its share leaves another key's share alone.
-    let server = TestServer::start_with(|config| config.auth.signatures_per_key = 3).await;
+    let server = TestServer::start_with(|config| {
+        config.auth.signatures_per_key = 3;
+        config.auth.signatures_total = 4;
+    })
+    .await;
     let (busy_id, busy_secret) = signing_key(&server, &["logs:read"]).await;
     let (quiet_id, quiet_secret) = signing_key(&server, &["logs:read"]).await;
     let mut client = server.client_with(None).await;
@@ -424,6 +472,19 @@ async fn refused_signed_requests_are_not_remembered_and_keys_have_their_own_shar
         .await
         .unwrap();
     assert_eq!(other.status, 200, "{:?}", other.json());
+    // All keys together hold at most the total: with nothing expired, new signatures
+    // of every key are refused (fail closed), not let through unremembered.
+    let over = client
+        .send(signed_me(&quiet_id, &quiet_secret, now - 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (over.status, code(&over).as_str()),
+        (503, "server_busy"),
+        "{:?}",
+        over.json()
+    );
+    assert!(over.headers.contains_key("retry-after"));
     server.stop().await;
 }
 

@@ -105,7 +105,11 @@ pub trait EventStore: Send + Sync + 'static {
         let _ = filter;
         Ok(Vec::new())
     }
-    /// Events stored and bytes on disk, for readiness and benchmarks.
+    /// Whether the store answers, for readiness probes: constant work, however
+    /// much the store holds.
+    async fn ready(&self) -> Result<(), StoreError>;
+    /// Events stored and bytes on disk, for the administrator's status and
+    /// benchmarks: costs in proportion to what the store holds.
     async fn footprint(&self) -> Result<Footprint, StoreError>;
 }
 
@@ -131,6 +135,15 @@ pub trait AuditLog: Send + Sync + 'static {
     ) -> Result<Vec<audit::Hash>, StoreError>;
     /// The canonical bytes of committed events `from..to` of a tenant's trail, in order.
     async fn leaves(&self, tenant: &str, from: u64, to: u64) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// The leaf hashes of committed events `from..to` as the trail recorded them when it
+    /// built its tree (not recomputed from the leaves): an export carries them so that a
+    /// verifier can name an altered event exactly.
+    async fn leaf_hashes(
+        &self,
+        tenant: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<audit::Hash>, StoreError>;
     /// The consistency proof between the trees of `from` and `to` events.
     async fn consistency_proof(
         &self,

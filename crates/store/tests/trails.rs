@@ -115,6 +115,20 @@ async fn audit_events_are_numbered_per_tenant_checkpointed_and_provable() {
         store.inclusion_proof("acme", 0, 26).await.is_err(),
         "only committed sizes"
     );
+    // The recorded leaf hashes are those of the leaves, and their tree is the signed one.
+    let leaves = store.leaves("acme", 0, 25).await.unwrap();
+    let hashes = store.leaf_hashes("acme", 0, 25).await.unwrap();
+    let recomputed: Vec<audit::Hash> = leaves.iter().map(|leaf| audit::leaf_hash(leaf)).collect();
+    assert_eq!(hashes, recomputed);
+    assert_eq!(audit::root(&hashes, 25).unwrap(), checkpoint.root);
+    assert_eq!(
+        store.leaf_hashes("acme", 20, 25).await.unwrap(),
+        recomputed[20..]
+    );
+    assert!(
+        store.leaf_hashes("acme", 0, 26).await.is_err(),
+        "only committed sizes"
+    );
 
     // More events: the next checkpoint is consistent with the first.
     store

@@ -34,6 +34,8 @@ pub struct AccessConfig {
     pub signature_tolerance: Duration,
     /// How many signatures the replay guard remembers per signing key.
     pub signatures_per_key: usize,
+    /// How many signatures the replay guard remembers over all keys.
+    pub signatures_total: usize,
     /// Password hashes (Argon2) computed at once over all requests.
     pub concurrent_password_checks: usize,
     /// Rate limits and login throttles.
@@ -69,7 +71,7 @@ impl AuthState {
             jwt,
             cursor_seal: auth::cursor::CursorSeal::new(&signing_master),
             signing_master,
-            replays: ReplayGuard::new(window, config.signatures_per_key),
+            replays: ReplayGuard::new(window, config.signatures_per_key, config.signatures_total),
             limits: RateLimits::new(&config.rates),
             password_checks: tokio::sync::Semaphore::new(
                 config
@@ -300,7 +302,7 @@ impl SignatureToRemember {
     }
 
     /// Refuses the request if its signature was used before, or if its key's
-    /// share of the replay guard is full.
+    /// share of the replay guard, or the guard, is full.
     pub(crate) fn remember(self, state: &AppState) -> Result<(), ApiError> {
         match state
             .auth
@@ -314,6 +316,15 @@ impl SignatureToRemember {
                     StatusCode::TOO_MANY_REQUESTS,
                     "too_many_signatures",
                     "this key has sent more signed requests than the server remembers within the signature tolerance; slow down",
+                );
+                error.retry_after_seconds = Some(1);
+                Err(error)
+            }
+            Replay::AllFull => {
+                let mut error = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "server_busy",
+                    "the server remembers as many recent signatures as it may; retry shortly",
                 );
                 error.retry_after_seconds = Some(1);
                 Err(error)

@@ -59,6 +59,11 @@ fn assert_holds(store: &TrailStore, n: u64) {
         assert_eq!(store.leaf(i).unwrap(), event(i), "leaf {i}");
         assert_eq!(store.leaf_hash(i).unwrap(), leaf_hash(&event(i)));
     }
+    assert_eq!(store.leaf_hashes(0, n).unwrap(), hashes_of(0..n));
+    if n > 1 {
+        assert_eq!(store.leaf_hashes(1, n - 1).unwrap(), hashes_of(1..n - 1));
+    }
+    assert!(store.leaf_hashes(0, n + 1).is_err());
     assert!(matches!(
         store.leaf(n),
         Err(AuditError::SeqOutOfRange { seq, size }) if seq == n && size == n

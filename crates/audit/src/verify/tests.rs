@@ -220,7 +220,7 @@ fn a_flipped_byte_is_altered() {
         let VerifyReport::Broken { detail, .. } = &without else {
             unreachable!()
         };
-        assert!(detail.contains("no stored hashes"), "{detail}");
+        assert!(detail.contains("no recorded leaf hashes"), "{detail}");
     }
 }
 
@@ -233,7 +233,28 @@ fn altered_stored_hashes_only_widen_the_report() {
     let rewritten: Vec<Hash> = leaves.iter().map(|l| leaf_hash(l)).collect();
     let report = run(&f, &leaves, &f.notes, Some(&rewritten));
     assert_broken(&report, 100, BreakKind::Altered);
-    assert!(report.to_string().contains("agree"), "{report}");
+    assert!(
+        report
+            .to_string()
+            .contains("do not have the checkpoint's root"),
+        "{report}"
+    );
+    // Recorded hashes changed elsewhere (seq 110, whose leaf is intact) would point at
+    // the wrong leaf: their root is not the checkpoint's, so only the range is named.
+    let mut misleading = f.hashes.clone();
+    misleading[110] = [7; 32];
+    assert_broken(
+        &run(&f, &leaves, &f.notes, Some(&misleading)),
+        100,
+        BreakKind::Altered,
+    );
+    // The signed ones name it exactly, and say why they can be trusted.
+    let report = run(&f, &leaves, &f.notes, Some(&f.hashes));
+    assert_broken(&report, 123, BreakKind::Altered);
+    assert!(
+        report.to_string().contains("are the signed ones"),
+        "{report}"
+    );
     // Stored hashes that do not know a seq do not count as a difference.
     let short = &f.hashes[..110];
     assert_broken(

@@ -3,9 +3,13 @@
 //!
 //! A file is read through a buffer; a server's export is read from the HTTP response body
 //! as it arrives, handed chunk by chunk through a small channel to the blocking
-//! verification. For `--url` the leaf hashes (32 bytes per event) are kept too, so that an
-//! altered event can be named exactly with the server's consistency proofs.
+//! verification. An export of format 2 carries the leaf hash the server recorded for each
+//! event on the line before it: verification rebuilds their tree beside the events' own
+//! (O(log n) more hashes), and when it has the signed root while the events' does not,
+//! the first event whose hash differs from its recorded one is named exactly. A format 1
+//! export has no such lines: an altered event in it is placed in a range.
 
+use std::cell::Cell;
 use std::io::{BufRead, Read};
 use std::path::PathBuf;
 
@@ -16,12 +20,32 @@ use tokio::sync::mpsc;
 
 use super::progress_bar;
 
+/// The newest export format this verifier reads: 2 has a leaf-hash line before each
+/// event; 1 (a header without `format`) has the events alone.
+const NEWEST_FORMAT: u32 = 2;
+
 /// The first line of an export.
 #[derive(serde::Deserialize)]
 struct ExportHeader {
+    #[serde(default = "first_format")]
+    format: u32,
     tenant: String,
     size: u64,
     checkpoint: String,
+}
+
+fn first_format() -> u32 {
+    1
+}
+
+/// How a leaf-hash line of a format 2 export starts; no event line starts so.
+const LEAF_HASH_LINE: &[u8] = br#"{"leaf_hash":"#;
+
+/// A leaf-hash line: `{"leaf_hash":"<64 hex digits>"}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LeafHashLine {
+    leaf_hash: String,
 }
 
 /// What checking an export found.
@@ -29,10 +53,6 @@ pub(super) struct ExportOutcome {
     /// The tenant the export was checked as.
     pub(super) tenant: String,
     pub(super) report: VerifyReport,
-    /// The header's checkpoint, if validly signed and the tenant's.
-    checkpoint: Option<Checkpoint>,
-    /// Every leaf hash, in order, when asked for.
-    hashes: Vec<Hash>,
 }
 
 /// Where an export comes from, for error messages.
@@ -162,6 +182,44 @@ impl Iterator for Lines {
     }
 }
 
+/// The events of an export, without its leaf-hash lines. Each event's recorded hash (the
+/// leaf-hash line just before it, if well-formed) is left in `recorded` with the event's
+/// position as the event is handed out, where verification looks it up right away.
+struct Events<'a> {
+    lines: Lines,
+    /// Whether the export has leaf-hash lines (format 2).
+    hashed: bool,
+    /// The hash of the last leaf-hash line, for the event that follows it.
+    pending: Option<Hash>,
+    recorded: &'a Cell<Option<(u64, Hash)>>,
+    position: u64,
+}
+
+impl Iterator for Events<'_> {
+    type Item = Result<Vec<u8>, AuditError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let line = match self.lines.next()? {
+                Ok(line) => line,
+                Err(error) => return Some(Err(error)),
+            };
+            if self.hashed && line.starts_with(LEAF_HASH_LINE) {
+                // A malformed one leaves its event without a recorded hash: the recorded
+                // hashes then cannot be proven, and only a range is named.
+                self.pending = serde_json::from_slice::<LeafHashLine>(&line)
+                    .ok()
+                    .and_then(|line| parse_hex(&line.leaf_hash));
+                continue;
+            }
+            let recorded = self.pending.take().map(|hash| (self.position, hash));
+            self.recorded.set(recorded);
+            self.position += 1;
+            return Some(Ok(line));
+        }
+    }
+}
+
 /// Checks an export: its header's checkpoint and every event line after it, which must
 /// end at the checkpoint's size. The tenant is `tenant` if given, else the trusted
 /// checkpoint's, else the header's; the header, the checkpoint and every event must name
@@ -171,7 +229,6 @@ pub(super) fn verify_export(
     key: &VerifyingKey,
     tenant: Option<&str>,
     trusted: Option<&Checkpoint>,
-    keep_hashes: bool,
 ) -> anyhow::Result<ExportOutcome> {
     let mut lines = Lines { source };
     let first = lines
@@ -180,6 +237,12 @@ pub(super) fn verify_export(
         .context("cannot read the export")?;
     let header: ExportHeader =
         serde_json::from_slice(&first).context("the export's first line is not its header")?;
+    anyhow::ensure!(
+        header.format <= NEWEST_FORMAT,
+        "the export is in format {}, newer than this logbook reads (1 to {NEWEST_FORMAT}): \
+         verify it with a newer logbook",
+        header.format
+    );
     let tenant = tenant
         .or(trusted.map(|trusted| trusted.tenant.as_str()))
         .unwrap_or(&header.tenant)
@@ -193,134 +256,36 @@ pub(super) fn verify_export(
                 header.tenant
             ),
         };
-        return Ok(ExportOutcome {
-            tenant,
-            report,
-            checkpoint: None,
-            hashes: Vec::new(),
-        });
+        return Ok(ExportOutcome { tenant, report });
     }
-    let checkpoint = Checkpoint::verify(&header.checkpoint, key)
-        .ok()
-        .filter(|checkpoint| checkpoint.tenant == tenant);
     let progress = progress_bar(header.size);
-    let mut hashes = Vec::new();
-    let leaves = lines.inspect(|leaf| {
-        if keep_hashes && let Ok(leaf) = leaf {
-            hashes.push(audit::leaf_hash(leaf));
-        }
-    });
+    let hashed = header.format >= 2;
+    let recorded = Cell::new(None);
+    let recorded_hash = |seq: u64| {
+        recorded
+            .get()
+            .filter(|(position, _)| *position == seq)
+            .map(|(_, hash)| hash)
+    };
+    let leaves = Events {
+        lines,
+        hashed,
+        pending: None,
+        recorded: &recorded,
+        position: 0,
+    };
     let expect = Expectations {
         key,
         tenant: &tenant,
         trusted,
         signed_only: true,
-        stored_hashes: None,
+        stored_hashes: hashed.then_some(&recorded_hash as &dyn Fn(u64) -> Option<Hash>),
     };
     let report = audit::verify_trail(leaves, &[header.checkpoint], &expect, &mut |done| {
         progress.set_position(done)
     })?;
     progress.finish_and_clear();
-    Ok(ExportOutcome {
-        tenant,
-        report,
-        checkpoint,
-        hashes,
-    })
-}
-
-/// For an export from `url` whose checkpoint does not match its leaves, names the first
-/// altered leaf exactly: a binary search for the longest prefix of the leaves that the
-/// server's consistency proofs, each checked against the export's signed checkpoint, show
-/// to be the signed one. The server cannot make an altered prefix pass (the proofs are
-/// verified); if it answers wrongly it can only make the named leaf an earlier one. Keeps
-/// the report as it is when the server cannot help.
-pub(super) async fn name_altered_leaf(
-    outcome: ExportOutcome,
-    url: &str,
-    token: Option<&str>,
-) -> VerifyReport {
-    let ExportOutcome {
-        report,
-        checkpoint,
-        hashes,
-        ..
-    } = outcome;
-    let intact = match &report {
-        VerifyReport::Broken {
-            seq,
-            kind: audit::BreakKind::Altered,
-            ..
-        } => *seq,
-        _ => return report,
-    };
-    let Some(checkpoint) = checkpoint else {
-        return report;
-    };
-    let size = checkpoint.size;
-    if intact >= size || (hashes.len() as u64) < size {
-        return report;
-    }
-    match first_unproven(url, token, &hashes, intact, &checkpoint).await {
-        Ok(seq) => VerifyReport::Broken {
-            seq,
-            kind: audit::BreakKind::Altered,
-            detail: format!(
-                "the checkpoint at size {size} does not match the leaves; leaf {seq} is the \
-                 first the server's consistency proofs (checked against that checkpoint) \
-                 cannot account for: leaves 0..{seq} are the signed ones"
-            ),
-        },
-        Err(error) => {
-            eprintln!("cannot narrow the altered leaf down with the server's proofs: {error:#}");
-            report
-        }
-    }
-}
-
-/// The first leaf after `intact` whose prefix the server cannot prove consistent with
-/// `checkpoint`; every prefix up to `intact` is known to be good, the whole is not.
-async fn first_unproven(
-    url: &str,
-    token: Option<&str>,
-    hashes: &[Hash],
-    intact: u64,
-    checkpoint: &Checkpoint,
-) -> anyhow::Result<u64> {
-    let mut client = bench::client::HttpClient::connect(url)
-        .await?
-        .with_token(token)?;
-    let cache = audit::SubtreeCache::from_leaves(hashes, 8);
-    let tree = cache.over(hashes);
-    let (mut good, mut bad) = (intact, checkpoint.size);
-    while bad - good > 1 {
-        let mid = good + (bad - good) / 2;
-        let to = checkpoint.size;
-        let answer = client
-            .get(&format!("/v1/audit/consistency?from={mid}&to={to}"))
-            .await?;
-        anyhow::ensure!(
-            answer.status == 200,
-            "the server answered {}: {}",
-            answer.status,
-            String::from_utf8_lossy(&answer.body)
-        );
-        let proof = answer.json()?["proof"]
-            .as_array()
-            .context("the consistency answer has no proof")?
-            .iter()
-            .map(|hex| hex.as_str().and_then(parse_hex))
-            .collect::<Option<Vec<Hash>>>()
-            .context("the consistency proof is not a list of hex hashes")?;
-        let root = audit::root(&tree, mid)?;
-        let proven = audit::verify_consistency(mid, to, &root, &checkpoint.root, &proof).is_ok();
-        if proven {
-            good = mid;
-        } else {
-            bad = mid;
-        }
-    }
-    Ok(good)
+    Ok(ExportOutcome { tenant, report })
 }
 
 /// A 32-byte hash from 64 hex digits.

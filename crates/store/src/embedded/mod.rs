@@ -366,6 +366,11 @@ impl Inner {
             }
         }
         if !event.attributes.is_empty() {
+            for path in known::stored_paths(&event.attributes) {
+                if let Some(token) = known::path_token(&partition, &path) {
+                    document.add_text(fields.attribute_paths, &token);
+                }
+            }
             let attributes = serde_json::Value::Object(std::mem::take(&mut event.attributes));
             document.add_field_value(fields.attributes, &attributes);
         }
@@ -601,6 +606,19 @@ impl EventStore for EmbeddedStore {
         .await
     }
 
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.blocking(|inner| {
+            // The blocking pool runs store work, and the index is still there:
+            // one stat, whatever the index holds.
+            let meta = inner.dir.join("meta.json");
+            std::fs::metadata(&meta).map_err(|error| {
+                StoreError::Corrupt(format!("cannot read {}: {error}", meta.display()))
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn footprint(&self) -> Result<Footprint, StoreError> {
         self.blocking(|inner| {
             Ok(Footprint {
@@ -664,6 +682,17 @@ impl AuditLog for EmbeddedStore {
     async fn leaves(&self, tenant: &str, from: u64, to: u64) -> Result<Vec<Vec<u8>>, StoreError> {
         let tenant = tenant.to_owned();
         self.blocking(move |inner| inner.view(&tenant)?.leaves(from, to))
+            .await
+    }
+
+    async fn leaf_hashes(
+        &self,
+        tenant: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<audit::Hash>, StoreError> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |inner| inner.view(&tenant)?.leaf_hashes(from, to))
             .await
     }
 

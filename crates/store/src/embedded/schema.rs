@@ -53,6 +53,10 @@ pub(crate) struct Fields {
     pub attributes: Field,
     /// The event's canonical JSON, returned as is.
     pub document: Field,
+    /// One term per attribute path the event has, prefixed with its partition
+    /// ([`super::known::path_token`]): which attributes a tenant's events have,
+    /// answered from that tenant's terms alone.
+    pub attribute_paths: Field,
 }
 
 /// What separates the audit stream's partition from its tenant.
@@ -90,6 +94,13 @@ pub(crate) fn build() -> (Schema, Fields) {
             .set_index_option(IndexRecordOption::WithFreqsAndPositions)
             .set_fieldnorms(false),
     );
+    // Each value one term, as it is.
+    let whole = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("raw")
+            .set_index_option(IndexRecordOption::Basic)
+            .set_fieldnorms(false),
+    );
     let attributes = JsonObjectOptions::default()
         .set_indexing_options(
             TextFieldIndexing::default()
@@ -115,6 +126,7 @@ pub(crate) fn build() -> (Schema, Fields) {
         source: builder.add_text_field("source", exact),
         attributes: builder.add_json_field("attributes", attributes),
         document: builder.add_bytes_field("document", STORED),
+        attribute_paths: builder.add_text_field("attribute_paths", whole),
     };
     (builder.build(), fields)
 }

@@ -473,6 +473,18 @@ impl TrailView {
         Ok(leaves)
     }
 
+    /// The stored leaf hashes of committed leaves `from..to`: the ones the tree, and
+    /// so every checkpoint, was built from.
+    pub(crate) fn leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
+        self.check_committed(to)?;
+        if from > to {
+            return Err(StoreError::OutOfRange(format!("from must be at most {to}")));
+        }
+        read(&self.store)
+            .leaf_hashes(from, to)
+            .map_err(corrupt("reading leaf hashes"))
+    }
+
     /// Leaves `from..to` read from the file, without holding the store's lock
     /// while reading. The caller checks that `to` is at most `committed`.
     pub(crate) fn leaf_reader(&self, from: u64, to: u64) -> Result<LeafReader, StoreError> {
