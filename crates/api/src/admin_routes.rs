@@ -308,14 +308,17 @@ pub(crate) async fn revoke_key(
         .meta
         .revoke_key(&principal.tenant, &id, &[event.entry()])
         .await
-        .map_err(internal("revoking a key"))?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no key {id:?} in this tenant"),
-            )
-        })?;
+        .map_err(internal("revoking a key"))?;
+    // This process stops accepting the key at once; others within the key
+    // cache's freshness (auth.key_cache_ms).
+    state.auth.keys.clear();
+    let key = key.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no key {id:?} in this tenant"),
+        )
+    })?;
     Ok(Json(key_json(&key)).into_response())
 }
 

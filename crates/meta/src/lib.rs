@@ -61,6 +61,25 @@ pub enum MetaError {
     NotFound(String),
 }
 
+impl MetaError {
+    /// The database could not be reached (connections refused or dropped, the
+    /// pool gave up waiting): a retry later may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        let source = match self {
+            MetaError::Connect(source) | MetaError::Query { source, .. } => source,
+            _ => return false,
+        };
+        matches!(
+            source,
+            sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::Tls(_)
+        )
+    }
+}
+
 /// Wraps a query error with what was being done.
 fn query_failed(context: &'static str) -> impl Fn(sqlx::Error) -> MetaError {
     move |source| MetaError::Query { context, source }
@@ -116,7 +135,9 @@ impl MetaStore {
         let sqlite = url.starts_with("sqlite:");
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 4 } else { 8 })
-            .acquire_timeout(Duration::from_secs(10))
+            // A database that is down is reported within seconds, so callers
+            // can fall back (ingest's key cache) or answer 503 instead of hanging.
+            .acquire_timeout(Duration::from_secs(if sqlite { 10 } else { 3 }))
             .after_connect(move |connection, _| {
                 Box::pin(async move {
                     if sqlite {

@@ -134,6 +134,10 @@ pub struct AuthSettings {
     /// Signatures remembered over all keys; when full, expired ones are evicted,
     /// and if none has expired new signed requests are refused with 503.
     pub signatures_total: usize,
+    /// How long a key the metadata store confirmed is used without asking it again.
+    pub key_cache_ms: u64,
+    /// How long confirmed keys keep working while the metadata store is down.
+    pub key_outage_grace_seconds: u64,
 }
 
 /// Token-bucket rates (per second) and bursts; see the README.
@@ -192,6 +196,8 @@ impl Default for AuthSettings {
             signatures_per_key: 602_000,
             // At some 50 to 100 bytes an entry, 100 to 200 MB of replay memory at most.
             signatures_total: 2_000_000,
+            key_cache_ms: 0,
+            key_outage_grace_seconds: 300,
         }
     }
 }
@@ -449,6 +455,8 @@ impl Config {
             signatures_per_key: self.auth.signatures_per_key,
             signatures_total: self.auth.signatures_total,
             concurrent_password_checks: limits.concurrent_password_checks.max(1),
+            key_cache: Duration::from_millis(self.auth.key_cache_ms),
+            key_outage_grace: Duration::from_secs(self.auth.key_outage_grace_seconds),
             rates: api::access::RateSettings {
                 requests: quota("requests", limits.requests_per_second, limits.request_burst)?,
                 caller_events: quota(

@@ -20,6 +20,9 @@ pub(crate) const KEY_ID_HEADER: &str = "x-logbook-key-id";
 pub(crate) const TIMESTAMP_HEADER: &str = "x-logbook-timestamp";
 pub(crate) const SIGNATURE_HEADER: &str = "x-logbook-signature";
 
+/// Keys remembered by the key cache at most.
+const KEY_CACHE_ENTRIES: usize = 100_000;
+
 /// How often a key's `last_used_at` is written at most.
 const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 
@@ -40,6 +43,11 @@ pub struct AccessConfig {
     pub concurrent_password_checks: usize,
     /// Rate limits and login throttles.
     pub rates: RateSettings,
+    /// How long a key the metadata store confirmed is used without asking again.
+    pub key_cache: Duration,
+    /// How long a confirmed key keeps working while the metadata store cannot
+    /// be reached (also the longest a key revoked just before an outage works).
+    pub key_outage_grace: Duration,
 }
 
 /// Secrets and live state of authentication, shared by every request.
@@ -54,6 +62,8 @@ pub struct AuthState {
     /// Seals pagination cursors (keyed from the signing master secret, so
     /// every process sharing the metadata store opens the others' cursors).
     pub(crate) cursor_seal: auth::cursor::CursorSeal,
+    /// Keys as the metadata store last confirmed them.
+    pub(crate) keys: super::key_cache::KeyCache,
     pub(crate) config: AccessConfig,
 }
 
@@ -73,6 +83,11 @@ impl AuthState {
             signing_master,
             replays: ReplayGuard::new(window, config.signatures_per_key, config.signatures_total),
             limits: RateLimits::new(&config.rates),
+            keys: super::key_cache::KeyCache::new(
+                config.key_cache,
+                config.key_outage_grace,
+                KEY_CACHE_ENTRIES,
+            ),
             password_checks: tokio::sync::Semaphore::new(
                 config
                     .concurrent_password_checks
@@ -86,6 +101,23 @@ impl AuthState {
     pub fn meta(&self) -> &MetaStore {
         &self.meta
     }
+}
+
+/// A key lookup that failed: 503 while the metadata database cannot be
+/// reached (and the key was not confirmed recently enough to go on without
+/// it), 500 otherwise.
+fn key_lookup_failed(error: meta::MetaError) -> ApiError {
+    if error.is_unavailable() {
+        tracing::warn!(%error, "cannot check an API key: the metadata database is unavailable");
+        let mut refusal = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "auth_unavailable",
+            "the key cannot be checked now (the metadata database is unavailable); retry later",
+        );
+        refusal.retry_after_seconds = Some(2);
+        return refusal;
+    }
+    ApiError::internal("looking up an API key", &error)
 }
 
 /// A 401 with a `WWW-Authenticate` challenge.
@@ -211,12 +243,13 @@ async fn from_key(state: &AppState, token: &str) -> Result<Principal, ApiError> 
             format!("the API key is malformed: {error}"),
         )
     })?;
+    let hash = auth::apikey::hash_key(token);
     let key = state
         .auth
-        .meta
-        .key_by_token_hash(&auth::apikey::hash_key(token))
+        .keys
+        .get(hash.clone(), state.auth.meta.key_by_token_hash(&hash))
         .await
-        .map_err(|error| ApiError::internal("looking up an API key", &error))?
+        .map_err(key_lookup_failed)?
         .ok_or_else(|| {
             unauthorized(
                 "invalid_credentials",
@@ -364,10 +397,10 @@ async fn signed(
         .map_err(signature_error)?;
     let key = state
         .auth
-        .meta
-        .key(key_id)
+        .keys
+        .get(format!("id:{key_id}"), state.auth.meta.key(key_id))
         .await
-        .map_err(|error| ApiError::internal("looking up an API key", &error))?
+        .map_err(key_lookup_failed)?
         .filter(|key| key.signed)
         .ok_or_else(|| unauthorized("invalid_credentials", "no signing key has this id"))?;
     let principal = usable_key(state, key)?;

@@ -8,6 +8,7 @@
 //! tenant from the [`Principal`] and never from the request.
 
 pub(crate) mod authenticate;
+mod key_cache;
 pub(crate) mod limits;
 
 use axum::extract::{MatchedPath, Request, State};
