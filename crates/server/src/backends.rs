@@ -105,10 +105,10 @@ pub(crate) fn redacted(url: &str) -> String {
         return url.to_owned();
     };
     match rest.split_once('@') {
-        Some((credentials, host)) => {
-            let user = credentials.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}")
-        }
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
         None => url.to_owned(),
     }
 }
@@ -124,6 +124,7 @@ mod tests {
             "postgres://app:***@db:5432/logbook"
         );
         assert_eq!(redacted("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redacted("postgres://app@db/x"), "postgres://app@db/x");
     }
 
     #[test]

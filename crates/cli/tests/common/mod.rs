@@ -26,6 +26,9 @@ pub fn logbook() -> Command {
         .env_remove("LOGBOOK_ADMIN_PASSWORD")
         .env_remove("LOGBOOK_BOOTSTRAP_KEY")
         .env_remove("LOGBOOK_CONFIG")
+        .env_remove("LOGBOOK_ROLE")
+        .env_remove("LOGBOOK_QUEUE_URL")
+        .env_remove("LOGBOOK_STORE_URL")
         .env_remove("LOGBOOK_KEY");
     command
 }
