@@ -80,10 +80,14 @@ async fn two_ingest_nodes_two_workers_one_killed_every_event_stored_once() {
         std::env::var("LOGBOOK_TEST_REDIS_URL"),
         meta::testing::postgres_url("two_ingest_nodes_two_workers"),
     ) else {
-        eprintln!("SKIPPED two_ingest_nodes_two_workers: needs LOGBOOK_TEST_REDIS_URL and LOGBOOK_TEST_POSTGRES_URL");
+        eprintln!(
+            "SKIPPED two_ingest_nodes_two_workers: needs LOGBOOK_TEST_REDIS_URL and LOGBOOK_TEST_POSTGRES_URL"
+        );
         return;
     };
-    let store = meta::testing::fresh_postgres_schema(&postgres).await.unwrap();
+    let store = meta::testing::fresh_postgres_schema(&postgres)
+        .await
+        .unwrap();
     let prefix = format!("logbook-e2e-{}", std::process::id());
 
     // The query node starts first and creates the tenant and key.
@@ -106,7 +110,10 @@ async fn two_ingest_nodes_two_workers_one_killed_every_event_stored_once() {
     }
 
     let batches = batches();
-    assert!(batches.len() >= 16, "the Loghub samples are beside the repository");
+    assert!(
+        batches.len() >= 16,
+        "the Loghub samples are beside the repository"
+    );
     let mut acknowledged = HashSet::new();
     let mut killed = false;
     for (i, body) in batches.into_iter().enumerate() {
@@ -141,7 +148,11 @@ async fn two_ingest_nodes_two_workers_one_killed_every_event_stored_once() {
         .iter()
         .filter(|id| !stored.contains_key(*id))
         .collect();
-    assert!(missing.is_empty(), "{} acknowledged ids missing", missing.len());
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged ids missing",
+        missing.len()
+    );
     let twice: Vec<(&String, &usize)> = stored.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "stored more than once: {twice:?}");
     let unknown = stored

@@ -9,6 +9,7 @@
 //! whatever query, id or cursor it is given. Likewise an event only ever
 //! replaces an event of its own tenant and stream.
 
+mod breaker;
 mod cursor;
 pub mod embedded;
 mod request;
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 use model::{QueuedEvent, Stream};
 use serde_json::value::RawValue;
 
+pub use breaker::{Breaker, BreakerPolicy};
 pub use cursor::{Cursor, CursorError};
 pub use request::{Bucket, Filter, HistogramRequest, Order, SearchPage, SearchRequest, Stats};
 
