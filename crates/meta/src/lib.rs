@@ -27,7 +27,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor as _};
 
 pub use keys::{ApiKey, NewApiKey};
-pub use outbox::{AuditEntry, OutboxEntry};
+pub use outbox::{AuditEntry, OutboxEntry, OutboxLease};
 pub use sessions::{NewSession, RefreshOutcome, Session};
 pub use tenants::Tenant;
 pub use users::{NewUser, User, UserWithPassword};
@@ -112,6 +112,8 @@ pub fn now_millis() -> i64 {
 #[derive(Clone)]
 pub struct MetaStore {
     pool: AnyPool,
+    /// PostgreSQL (shared by processes) rather than SQLite (one process).
+    postgres: bool,
 }
 
 impl std::fmt::Debug for MetaStore {
@@ -157,7 +159,10 @@ impl MetaStore {
             .await
             .map_err(MetaError::Connect)?;
         migrations::migrate(&pool).await?;
-        Ok(MetaStore { pool })
+        Ok(MetaStore {
+            pool,
+            postgres: !sqlite,
+        })
     }
 
     /// The value of a server-wide secret, storing `candidate` if there is none yet.

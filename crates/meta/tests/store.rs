@@ -371,3 +371,30 @@ async fn the_outbox_drains_in_the_order_changes_committed_not_by_id() {
         );
     }
 }
+
+#[tokio::test]
+async fn one_process_at_a_time_drains_a_shared_outbox() {
+    let Some(url) = meta::testing::postgres_url("one_process_at_a_time_drains") else {
+        return;
+    };
+    let schema = meta::testing::fresh_postgres_schema(&url).await.unwrap();
+    let first = MetaStore::open(&schema).await.unwrap();
+    let second = MetaStore::open(&schema).await.unwrap();
+    let mut lease = first.try_outbox_lease().await.unwrap().expect("free");
+    assert!(lease.holds().await);
+    assert!(second.try_outbox_lease().await.unwrap().is_none(), "taken");
+    // Another deployment, in another schema, is not in the way.
+    let elsewhere = MetaStore::open(&meta::testing::fresh_postgres_schema(&url).await.unwrap())
+        .await
+        .unwrap();
+    assert!(elsewhere.try_outbox_lease().await.unwrap().is_some());
+    drop(lease);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while second.try_outbox_lease().await.unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lease was not released"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -17,10 +17,41 @@ const DRAIN_INTERVAL: Duration = Duration::from_millis(200);
 /// Entries moved per append.
 const DRAIN_BATCH: i64 = 1_000;
 
-/// Drains until `stop` turns true, then drains once more.
+/// How often a process that does not hold the outbox lease asks for it.
+const LEASE_RETRY_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Drains until `stop` turns true, then drains once more — while this process
+/// holds the outbox lease, which one process sharing the database holds at a
+/// time.
 pub(crate) async fn run(meta: MetaStore, queue: Arc<dyn Queue>, mut stop: watch::Receiver<bool>) {
+    let mut lease: Option<meta::OutboxLease> = None;
     loop {
         let stopping = *stop.borrow();
+        if let Some(held) = &mut lease
+            && !held.holds().await
+        {
+            tracing::warn!("lost the outbox lease (its database connection died)");
+            lease = None;
+        }
+        if lease.is_none() {
+            lease = match meta.try_outbox_lease().await {
+                Ok(granted) => granted,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot ask for the outbox lease; will retry");
+                    None
+                }
+            };
+        }
+        if lease.is_none() {
+            if stopping {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(LEASE_RETRY_INTERVAL) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
         loop {
             match drain_once(&meta, queue.as_ref()).await {
                 Ok(moved) if moved as i64 == DRAIN_BATCH => continue,
