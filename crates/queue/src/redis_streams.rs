@@ -20,6 +20,10 @@ use crate::{Consumer, Position, Queue, QueueError, QueueStats, Record, RedisQueu
 /// The consumer group every worker joins.
 const GROUP: &str = "workers";
 
+/// A group member idle this long with nothing pending belonged to a process
+/// that is gone.
+const DEPARTED_AFTER: Duration = Duration::from_secs(3600);
+
 /// Keys and scripts, shared by the queue and its consumers.
 struct Keys {
     stream: String,
@@ -174,6 +178,34 @@ impl RedisQueue {
         }
     }
 
+    /// Removes from the group the consumers of processes that are gone: each
+    /// process joins under a new name, so without this the group's member
+    /// list would grow with every restart. Only members with nothing pending
+    /// and idle for longer than [`DEPARTED_AFTER`] go; failures are ignored
+    /// (this is housekeeping).
+    async fn forget_departed_consumers(&self) {
+        let mut connection = self.connection.clone();
+        let mut command = redis::cmd("XINFO");
+        command.arg("CONSUMERS").arg(&self.keys.stream).arg(GROUP);
+        let members =
+            command.query_async::<redis::streams::StreamInfoConsumersReply>(&mut connection);
+        let Ok(Ok(members)) = tokio::time::timeout(self.config.command_timeout, members).await
+        else {
+            return;
+        };
+        for member in members.consumers {
+            if member.pending == 0 && member.idle as u128 > DEPARTED_AFTER.as_millis() {
+                let _: Result<i64, _> = redis::cmd("XGROUP")
+                    .arg("DELCONSUMER")
+                    .arg(&self.keys.stream)
+                    .arg(GROUP)
+                    .arg(&member.name)
+                    .query_async(&mut connection)
+                    .await;
+            }
+        }
+    }
+
     fn set_failed(&self, failed: bool) {
         self.stats
             .lock()
@@ -299,6 +331,7 @@ impl Queue for RedisQueue {
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(unavailable)?;
+        self.forget_departed_consumers().await;
         let name = consumer_name();
         tracing::info!(consumer = %name, group = GROUP, "joined the redis consumer group");
         Ok(Box::new(RedisConsumer {
