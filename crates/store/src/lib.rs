@@ -10,6 +10,7 @@
 //! replaces an event of its own tenant and stream.
 
 mod cursor;
+pub mod dead_letters;
 pub mod embedded;
 mod request;
 
@@ -18,6 +19,7 @@ use model::{QueuedEvent, Stream};
 use serde_json::value::RawValue;
 
 pub use cursor::{Cursor, CursorError};
+pub use dead_letters::{DeadLetter, DeadLetterInfo, DeadLetterPage, DeadLetters};
 pub use request::{Bucket, Filter, HistogramRequest, Order, SearchPage, SearchRequest, Stats};
 
 /// What went wrong in a store.
@@ -56,6 +58,13 @@ pub enum StoreError {
     /// refuses connections); the caller may retry later.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// What was staged holds something the store refuses (a value its engine
+    /// cannot take). Contract: after a commit fails with `Rejected` the store
+    /// has dropped everything staged since the last commit, so the caller can
+    /// stage parts of it again to find what it refuses; after `Unavailable`
+    /// it keeps the staged events for a retry of the commit.
+    #[error("the store refused the data: {0}")]
+    Rejected(String),
     /// A size, sequence number or range outside what is stored.
     #[error("{0}")]
     OutOfRange(String),
