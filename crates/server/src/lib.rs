@@ -168,6 +168,7 @@ pub async fn start_on(
     let state = api::AppState {
         queue: Arc::clone(&queue),
         store,
+        dead_letters,
         limits: Arc::new(config.ingest_limits()),
         progress,
         decode_permits: Arc::new(tokio::sync::Semaphore::new(api::CONCURRENT_DECODES)),
