@@ -12,7 +12,7 @@
 //! earlier copies instead of adding new ones.
 //!
 //! Nothing is skipped silently: a record that cannot be decoded, and an event
-//! the store refuses on its own (see [`isolate`]), become dead letters
+//! the store refuses on its own (see `isolate.rs`), become dead letters
 //! ([`store::DeadLetters`]) before their records are acknowledged.
 
 mod isolate;
@@ -313,7 +313,7 @@ impl Worker {
     /// if nothing was read since the last commit. A store that is unavailable
     /// is retried with growing pauses until it answers or a stop is asked; a
     /// batch the store refuses is stored in parts, and what it refuses alone
-    /// becomes dead letters ([`isolate`]).
+    /// becomes dead letters (`isolate.rs`).
     async fn commit(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), PipelineError> {
         self.last_commit = Instant::now();
         if self.unacked.is_empty() {
@@ -322,7 +322,7 @@ impl Worker {
         let mark = self.mark(self.next);
         if let Committed::Refused(reason) = self.commit_staged(mark, shutdown).await? {
             let refused = self.isolate(reason, shutdown).await?;
-            self.staged -= refused;
+            self.staged = self.staged.saturating_sub(refused);
             // Every part is stored; this records the position they cover.
             if mark.is_some()
                 && let Committed::Refused(reason) = self.commit_staged(mark, shutdown).await?
