@@ -272,9 +272,19 @@ pub(crate) async fn enqueue(
     state: &AppState,
     decoded: &DecodedBatch,
 ) -> Result<Position, ApiError> {
-    let record = model::encode_record(decoded);
-    match state.queue.append(record.into()).await {
-        Ok((_, end)) => Ok(end),
+    let (_, end) = append(state, model::encode_record(decoded).into()).await?;
+    Ok(end)
+}
+
+/// Appends a queue record, answering only once it is durable; returns where
+/// it starts and where the next one starts. Queue failures become the API's
+/// `queue_full`, `queue_unavailable`… answers.
+pub(crate) async fn append(
+    state: &AppState,
+    record: bytes::Bytes,
+) -> Result<(Position, Position), ApiError> {
+    match state.queue.append(record).await {
+        Ok(positions) => Ok(positions),
         Err(QueueError::Full {
             pending_bytes,
             max_bytes,

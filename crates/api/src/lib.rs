@@ -9,6 +9,7 @@ pub mod accounts;
 mod admin_routes;
 mod auth_routes;
 pub mod body;
+mod dead_letter_routes;
 mod decompress;
 mod error;
 mod health;
@@ -25,7 +26,7 @@ use axum::Router;
 use axum::routing::{delete, get, patch, post};
 use pipeline::Progress;
 use queue::Queue;
-use store::EventStore;
+use store::{DeadLetters, EventStore};
 use tokio::sync::watch;
 
 pub use error::ApiError;
@@ -63,6 +64,8 @@ impl Default for IngestLimits {
 pub struct AppState {
     pub queue: Arc<dyn Queue>,
     pub store: Arc<dyn EventStore>,
+    /// What the worker could not store, for the super-admin to replay or purge.
+    pub dead_letters: Arc<dyn DeadLetters>,
     pub limits: Arc<IngestLimits>,
     /// What the pipeline worker reports, for readiness.
     pub progress: watch::Receiver<Progress>,
@@ -95,7 +98,17 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
     if role != Role::Worker {
-        router = router.route("/v1/admin/status", get(health::admin_status));
+        router = router
+            .route("/v1/admin/status", get(health::admin_status))
+            .route("/v1/admin/dead-letters", get(dead_letter_routes::list))
+            .route(
+                "/v1/admin/dead-letters/{id}",
+                get(dead_letter_routes::show).delete(dead_letter_routes::purge),
+            )
+            .route(
+                "/v1/admin/dead-letters/{id}/replay",
+                post(dead_letter_routes::replay),
+            );
     }
     if role.ingests() && role.queries() {
         router = router

@@ -131,7 +131,7 @@ fn open_cursor(state: &AppState, tenant: &str, text: &str) -> Result<Cursor, Api
     })
 }
 
-fn invalid_parameter(parameter: &str, message: impl Into<String>) -> ApiError {
+pub(crate) fn invalid_parameter(parameter: &str, message: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_parameter", message).at(json!({"parameter": parameter}))
 }
 

@@ -106,6 +106,16 @@ impl HttpClient {
         self.send(request).await
     }
 
+    /// Sends `DELETE path`.
+    pub async fn delete(&mut self, path: &str) -> anyhow::Result<Response> {
+        let request = Request::builder()
+            .method(Method::DELETE)
+            .uri(path)
+            .body(Full::new(Bytes::new()))
+            .with_context(|| format!("invalid request path {path:?}"))?;
+        self.send(request).await
+    }
+
     /// Sends any request and reads the whole response. A `Host` header is added if
     /// absent. If the connection turns out to be closed before the request was sent (or,
     /// for `GET`/`HEAD`, before any response arrived), it reconnects once and retries.

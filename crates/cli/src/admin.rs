@@ -1,7 +1,8 @@
 //! `logbook admin …`: manage tenants, users and keys directly in the metadata
 //! store, also while a server runs (SQLite in WAL mode, or PostgreSQL).
 //! What it changes is recorded in the tenant's audit stream like API changes;
-//! the running server moves it into the pipeline.
+//! the running server moves it into the pipeline. `admin dead-letters` is the
+//! exception: it talks to the running server ([`crate::dead_letters`]).
 
 use std::io::{BufRead as _, IsTerminal as _};
 
@@ -48,6 +49,10 @@ pub enum AdminCommand {
     },
     /// Create an API key and print it, alone, on stdout.
     CreateKey(CreateKeyArgs),
+    /// List, show, replay or purge what the worker could not store, through a
+    /// running server (needs the super-admin).
+    #[command(subcommand)]
+    DeadLetters(crate::dead_letters::DeadLetterCommand),
     /// Revoke an API key at once.
     RevokeKey {
         /// The key's id (`key_…`).
@@ -96,6 +101,7 @@ fn read_new_password() -> anyhow::Result<String> {
 pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
     let actor = Actor::operator("logbook admin");
     match command {
+        AdminCommand::DeadLetters(command) => crate::dead_letters::run(command).await?,
         AdminCommand::CreateTenant { id, name, store } => {
             let meta = server::open_existing_meta(&store.into_config()?).await?;
             let name = name.unwrap_or_else(|| id.clone());

@@ -2,6 +2,7 @@
 //! or the benchmark tool.
 
 mod admin;
+mod dead_letters;
 mod serve;
 mod verify;
 
@@ -22,7 +23,7 @@ struct Cli {
 enum Command {
     /// Run the whole server (API, queue, workers, store) in this process.
     Serve(Box<serve::ServeArgs>),
-    /// Manage tenants, users and API keys in the metadata store.
+    /// Manage tenants, users and API keys in the metadata store, and a running server's dead letters.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
     /// Check the audit trails of a data directory against their signed checkpoints.

@@ -10,14 +10,18 @@
 //! work; a record is acknowledged only after the commit that holds its events,
 //! and a record handed out again (its worker died) replaces its events'
 //! earlier copies instead of adding new ones.
+//!
+//! Nothing is skipped silently: a record that cannot be decoded, and an event
+//! the store refuses on its own (see `isolate.rs`), become dead letters
+//! ([`store::DeadLetters`]) before their records are acknowledged.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+mod isolate;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use queue::{Consumer, Position, Queue, QueueError, Record, Resume};
-use store::{EventStore, StoreError};
+use store::{DeadLetter, DeadLetters, EventStore, StoreError};
 use tokio::sync::watch;
 
 /// When the worker commits and how much it reads at a time.
@@ -32,8 +36,9 @@ pub struct WorkerConfig {
     pub read_records: usize,
     /// Payload bytes read from the queue per round.
     pub read_bytes: usize,
-    /// Where records that cannot be decoded are kept, one file each.
-    pub dead_letter_dir: PathBuf,
+    /// How many times an event the store refuses on its own is tried before
+    /// it becomes a dead letter.
+    pub max_attempts: u32,
     /// Start from the queue's oldest record even though the index has no
     /// commit and the queue released records before it: the operator accepts
     /// that the log events of a lost index are no longer searchable.
@@ -47,7 +52,7 @@ impl Default for WorkerConfig {
             commit_events: 500_000,
             read_records: 64,
             read_bytes: 8 * 1024 * 1024,
-            dead_letter_dir: PathBuf::from("dead-letter"),
+            max_attempts: 5,
             resume_after_index_loss: false,
         }
     }
@@ -78,12 +83,11 @@ pub enum PipelineError {
         "the index has no commit, but the queue starts at {first:?}: the records before it were stored in an index that is gone (removed, or restored from before its first commit) and cannot be replayed. Restore an index backup taken after the queue's oldest record (the queue replays what came after it), or start once with pipeline.resume_after_index_loss = true to index what the queue still holds and accept that older log events are no longer searchable; the audit trails are kept and re-indexed either way"
     )]
     IndexLost { first: Position },
-    #[error("cannot set aside an unreadable queue record at {position:?} in {dir}: {source}")]
+    #[error("cannot keep a dead letter of the queue record at {position:?}: {source}")]
     DeadLetter {
         position: Position,
-        dir: String,
         #[source]
-        source: std::io::Error,
+        source: StoreError,
     },
 }
 
@@ -93,8 +97,10 @@ pub struct Progress {
     /// The queue position covered by the last commit.
     pub committed: Position,
     pub committed_events: u64,
-    /// Records that could not be decoded and were set aside in the dead-letter directory.
+    /// Records that could not be decoded and became dead letters.
     pub skipped_records: u64,
+    /// Dead letters written: unreadable records and events the store refused.
+    pub dead_letters: u64,
     pub running: bool,
     /// The last commit failed because the store was unavailable; the worker
     /// is retrying it.
@@ -102,10 +108,12 @@ pub struct Progress {
 }
 
 /// Drains `queue` into `store` until `shutdown` turns true, then commits what
-/// is staged and returns. Progress is published on `progress`.
+/// is staged and returns. What cannot be stored goes to `dead_letters`.
+/// Progress is published on `progress`.
 pub async fn run(
     queue: Arc<dyn Queue>,
     store: Arc<dyn EventStore>,
+    dead_letters: Arc<dyn DeadLetters>,
     config: WorkerConfig,
     mut shutdown: watch::Receiver<bool>,
     progress: watch::Sender<Progress>,
@@ -124,10 +132,14 @@ pub async fn run(
     let mut worker = Worker {
         consumer,
         store,
+        dead_letters,
         progress,
         resume,
+        max_attempts: config.max_attempts.max(1),
         next: start,
+        committed: start,
         unacked: Vec::new(),
+        readable: Vec::new(),
         staged: 0,
         last_commit: Instant::now(),
         queue_backoff: Backoff::default(),
@@ -187,37 +199,25 @@ async fn resume_from_store(
     Ok(committed)
 }
 
-/// Writes a record the worker cannot read to the dead-letter directory, synced,
-/// before the queue is allowed to forget it.
-fn set_aside(dir: &Path, record: &queue::Record) -> Result<PathBuf, PipelineError> {
-    let failed = |source| PipelineError::DeadLetter {
-        position: record.position,
-        dir: dir.display().to_string(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(failed)?;
-    let path = dir.join(format!("{:020}.record", record.position.0));
-    let mut file = std::fs::File::create(&path).map_err(failed)?;
-    file.write_all(&record.payload).map_err(failed)?;
-    file.sync_all().map_err(failed)?;
-    // The file's directory entry must be durable too, or a crash could lose
-    // the file after the queue has released the record.
-    std::fs::File::open(dir)
-        .and_then(|dir| dir.sync_all())
-        .map_err(failed)?;
-    Ok(path)
-}
-
 struct Worker {
     consumer: Box<dyn Consumer>,
     store: Arc<dyn EventStore>,
+    dead_letters: Arc<dyn DeadLetters>,
     progress: watch::Sender<Progress>,
     resume: Resume,
+    /// Tries of an event the store refuses alone before it becomes a dead letter.
+    max_attempts: u32,
     /// Where the next unread record starts.
     next: Position,
+    /// The position the last commit covers.
+    committed: Position,
     /// Records read since the last commit (their payloads dropped), to
     /// acknowledge once it succeeds.
     unacked: Vec<Record>,
+    /// The decodable records among them, with their payloads: if the store
+    /// refuses the commit (and drops what was staged), their events are
+    /// staged again, in parts, from these.
+    readable: Vec<Record>,
     /// Events staged since the last commit.
     staged: u64,
     last_commit: Instant,
@@ -277,14 +277,21 @@ impl Worker {
                         }
                         self.staged += events.len() as u64;
                         self.store.stage(events).await?;
+                        self.readable.push(record.clone());
                     }
                     Err(error) => {
-                        let path = set_aside(&config.dead_letter_dir, &record)?;
+                        let letter = DeadLetter::for_record(
+                            record.position.0,
+                            record.payload.to_vec(),
+                            error.to_string(),
+                        );
+                        let id = letter.info.id.clone();
+                        self.keep(letter, shutdown).await?;
                         tracing::error!(
                             position = record.position.0,
                             %error,
-                            path = %path.display(),
-                            "set aside an unreadable queue record"
+                            dead_letter = id,
+                            "an unreadable queue record became a dead letter"
                         );
                         self.progress.send_modify(|p| p.skipped_records += 1);
                     }
@@ -304,38 +311,27 @@ impl Worker {
     /// Commits staged events (with the position after them, for queues that
     /// resume from the store), then acknowledges their records. Does nothing
     /// if nothing was read since the last commit. A store that is unavailable
-    /// is retried with growing pauses until it answers or a stop is asked.
+    /// is retried with growing pauses until it answers or a stop is asked; a
+    /// batch the store refuses is stored in parts, and what it refuses alone
+    /// becomes dead letters (`isolate.rs`).
     async fn commit(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), PipelineError> {
         self.last_commit = Instant::now();
         if self.unacked.is_empty() {
             return Ok(());
         }
-        let mark = match self.resume {
-            Resume::FromStore => Some(self.next.0),
-            Resume::Group => None,
-        };
-        let mut backoff = Backoff::default();
-        loop {
-            match self.store.commit(mark).await {
-                Ok(()) => break,
-                Err(StoreError::Unavailable(reason)) => {
-                    let pause = backoff.next_pause();
-                    tracing::warn!(
-                        %reason,
-                        retry_in_ms = pause.as_millis() as u64,
-                        "the store is unavailable; the commit will be retried"
-                    );
-                    self.progress.send_modify(|p| p.store_failing = true);
-                    tokio::select! {
-                        () = tokio::time::sleep(pause) => {}
-                        // A stop while the store is down keeps the records
-                        // unacknowledged: they are read again after a restart.
-                        _ = shutdown.changed() => if *shutdown.borrow() {
-                            return Err(StoreError::Unavailable(reason).into());
-                        },
-                    }
-                }
-                Err(error) => return Err(error.into()),
+        let mark = self.mark(self.next);
+        if let Committed::Refused(reason) =
+            self.commit_staged(mark, Staged::Readable, shutdown).await?
+        {
+            let refused = self.isolate(reason, shutdown).await?;
+            self.staged = self.staged.saturating_sub(refused);
+            // Every part is stored; this records the position they cover.
+            if mark.is_some()
+                && let Committed::Refused(reason) = self
+                    .commit_staged(mark, Staged::These(Vec::new()), shutdown)
+                    .await?
+            {
+                return Err(StoreError::Rejected(reason).into());
             }
         }
         // The events are stored; an acknowledgement that cannot reach the
@@ -364,10 +360,115 @@ impl Worker {
             p.committed_events += staged;
             p.store_failing = false;
         });
+        self.committed = next;
         self.unacked.clear();
+        self.readable.clear();
         self.staged = 0;
         Ok(())
     }
+
+    /// The position a commit records for a queue that resumes from the
+    /// store; none for queues that track their consumers themselves.
+    fn mark(&self, position: Position) -> Option<u64> {
+        match self.resume {
+            Resume::FromStore => Some(position.0),
+            Resume::Group => None,
+        }
+    }
+
+    /// Commits what is staged, with `mark`. A store that is unavailable is
+    /// retried with growing pauses until it answers; a stop asked meanwhile
+    /// ends the worker with the records unacknowledged (they are read again
+    /// after a restart).
+    ///
+    /// A failed commit drops what was staged (see [`EventStore::commit`]), so
+    /// before each retry `staged` is staged again, every event marked to
+    /// replace a copy the failed commit may have stored after all.
+    async fn commit_staged(
+        &mut self,
+        mark: Option<u64>,
+        staged: Staged,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Committed, PipelineError> {
+        let mut backoff = Backoff::default();
+        let mut attempt = 0;
+        loop {
+            if attempt > 0 {
+                let again = match &staged {
+                    Staged::Readable => self
+                        .events_again()
+                        .into_iter()
+                        .map(|pending| pending.event)
+                        .collect(),
+                    Staged::These(events) => events
+                        .iter()
+                        .cloned()
+                        .map(|mut event| {
+                            event.replace_existing = true;
+                            event
+                        })
+                        .collect(),
+                };
+                self.store.stage(again).await?;
+            }
+            attempt += 1;
+            match self.store.commit(mark).await {
+                Ok(()) => return Ok(Committed::Stored),
+                Err(StoreError::Rejected(reason)) => return Ok(Committed::Refused(reason)),
+                Err(StoreError::Unavailable(reason)) => {
+                    let pause = backoff.next_pause();
+                    tracing::warn!(
+                        %reason,
+                        retry_in_ms = pause.as_millis() as u64,
+                        "the store is unavailable; the commit will be retried"
+                    );
+                    self.progress.send_modify(|p| p.store_failing = true);
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        _ = shutdown.changed() => if *shutdown.borrow() {
+                            return Err(StoreError::Unavailable(reason).into());
+                        },
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Writes a dead letter durably, before the queue may forget its record.
+    /// A dead-letter store that is unavailable is waited for like the store.
+    async fn keep(
+        &mut self,
+        letter: DeadLetter,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), PipelineError> {
+        let position = Position(letter.info.position);
+        let mut backoff = Backoff::default();
+        loop {
+            match self.dead_letters.put(letter.clone()).await {
+                Ok(()) => break,
+                Err(StoreError::Unavailable(reason)) if !*shutdown.borrow() => {
+                    let pause = backoff.next_pause();
+                    tracing::warn!(
+                        %reason,
+                        retry_in_ms = pause.as_millis() as u64,
+                        "the dead-letter store is unavailable; retrying"
+                    );
+                    pause_unless_stopped(pause, shutdown).await;
+                }
+                Err(source) => return Err(PipelineError::DeadLetter { position, source }),
+            }
+        }
+        self.progress.send_modify(|p| p.dead_letters += 1);
+        Ok(())
+    }
+}
+
+/// How a commit ended, short of an error.
+enum Committed {
+    Stored,
+    /// The store refused what was staged, and dropped it.
+    Refused(String),
 }
 
 /// Sleeps for `pause`, or less if a stop is asked meanwhile.
@@ -376,6 +477,14 @@ async fn pause_unless_stopped(pause: Duration, shutdown: &mut watch::Receiver<bo
         () = tokio::time::sleep(pause) => {}
         _ = shutdown.changed() => {}
     }
+}
+
+/// What a commit covers, to stage again if the commit must be retried.
+pub(crate) enum Staged {
+    /// The events of every readable record read since the last commit.
+    Readable,
+    /// Exactly these events.
+    These(Vec<model::QueuedEvent>),
 }
 
 /// Exponential pauses with full jitter between retries of a failing store:

@@ -9,6 +9,7 @@ use std::time::Duration;
 use model::{BatchFormat, IngestContext, Limits, Timestamp, decode_batch, encode_record};
 use pipeline::{Progress, WorkerConfig};
 use queue::{Position, Queue, RedisQueue, RedisQueueConfig};
+use store::dead_letters::DirectoryDeadLetters;
 use store::embedded::{EmbeddedStore, EmbeddedStoreConfig};
 use store::{EventStore, Filter};
 use tokio::sync::watch;
@@ -76,9 +77,9 @@ async fn records_of_a_dead_worker_are_taken_over_and_stored_once() {
     let worker = tokio::spawn(pipeline::run(
         Arc::clone(&queue),
         Arc::clone(&store),
+        Arc::new(DirectoryDeadLetters::new(dir.path().join("dead"))),
         WorkerConfig {
             commit_interval: Duration::from_millis(20),
-            dead_letter_dir: dir.path().join("dead"),
             ..WorkerConfig::default()
         },
         stop_signal,

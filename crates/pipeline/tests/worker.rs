@@ -8,8 +8,9 @@ use std::time::Duration;
 use model::{BatchFormat, IngestContext, Limits, Timestamp, decode_batch, encode_record};
 use pipeline::{Progress, WorkerConfig};
 use queue::{EmbeddedQueue, EmbeddedQueueConfig, Queue};
+use store::dead_letters::DirectoryDeadLetters;
 use store::embedded::{EmbeddedStore, EmbeddedStoreConfig};
-use store::{EventStore, Filter};
+use store::{DeadLetters, EventStore, Filter};
 use tokio::sync::watch;
 
 fn record(first: usize, count: usize) -> bytes::Bytes {
@@ -57,13 +58,13 @@ fn start_with(
     let (progress_tx, progress) = watch::channel(Progress::default());
     let config = WorkerConfig {
         commit_interval: Duration::from_millis(20),
-        dead_letter_dir: dead_letter_dir.to_owned(),
         resume_after_index_loss,
         ..WorkerConfig::default()
     };
     let task = tokio::spawn(pipeline::run(
         queue,
         store,
+        Arc::new(DirectoryDeadLetters::new(dead_letter_dir)),
         config,
         shutdown_rx,
         progress_tx,
@@ -163,7 +164,7 @@ async fn every_record_is_stored_once_across_restarts() {
 }
 
 #[tokio::test]
-async fn unreadable_records_are_set_aside_and_counted() {
+async fn unreadable_records_become_dead_letters_and_are_counted() {
     let dir = tempfile::tempdir().unwrap();
     let queue: Arc<dyn Queue> =
         Arc::new(EmbeddedQueue::open(EmbeddedQueueConfig::new(dir.path().join("q"))).unwrap());
@@ -181,13 +182,21 @@ async fn unreadable_records_are_set_aside_and_counted() {
     );
     wait_for_commit(&mut running, end).await;
     assert_eq!(running.progress.borrow().skipped_records, 1);
-    let kept: Vec<_> = std::fs::read_dir(dir.path().join("dead"))
-        .unwrap()
-        .collect();
+    assert_eq!(running.progress.borrow().dead_letters, 1);
+    let letters = DirectoryDeadLetters::new(dir.path().join("dead"));
+    let page = letters.list(None, 10).await.unwrap();
     assert_eq!(
-        kept.len(),
+        page.letters.len(),
         1,
-        "the unreadable record is kept in the dead-letter directory"
+        "the unreadable record is a dead letter"
+    );
+    let letter = letters.get(&page.letters[0].id).await.unwrap().unwrap();
+    assert_eq!(letter.payload, b"not a record", "kept byte for byte");
+    assert_eq!(letter.info.position, 0);
+    assert!(
+        letter.info.error.contains("header"),
+        "{}",
+        letter.info.error
     );
     assert_eq!(total(&store).await, 3);
     running.shutdown.send(true).unwrap();

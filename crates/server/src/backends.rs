@@ -1,13 +1,14 @@
-//! The factories of the two seams: which queue and which store a
-//! configuration names, opened, and whether the process's role can run on
-//! them.
+//! The factories of the seams: which queue, which store and which
+//! dead-letter store a configuration names, opened, and whether the
+//! process's role can run on them.
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use queue::{EmbeddedQueue, Queue};
+use store::dead_letters::DirectoryDeadLetters;
 use store::embedded::EmbeddedStore;
-use store::{AuditLog, EventStore};
+use store::{AuditLog, DeadLetters, EventStore};
 
 use crate::Config;
 
@@ -92,6 +93,15 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<OpenedStore> {
         redacted(url),
         scheme(url)
     )
+}
+
+/// Opens where the worker keeps what it cannot store: the directory
+/// `dead-letter/` in the data directory.
+pub(crate) fn open_dead_letters(config: &Config) -> Arc<dyn DeadLetters> {
+    // With a `postgres://` store.url, `store::dead_letters::PostgresDeadLetters` goes here.
+    Arc::new(DirectoryDeadLetters::new(
+        config.data_dir.join("dead-letter"),
+    ))
 }
 
 /// The scheme of a URL, without `://`.

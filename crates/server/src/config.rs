@@ -284,6 +284,8 @@ pub struct PipelineSettings {
     /// Start after the index was lost although the queue no longer holds all
     /// it had indexed (see [`pipeline::WorkerConfig::resume_after_index_loss`]).
     pub resume_after_index_loss: bool,
+    /// Tries of an event the store refuses on its own before it becomes a dead letter.
+    pub max_attempts: u32,
 }
 
 impl Default for Config {
@@ -357,6 +359,7 @@ impl Default for PipelineSettings {
             commit_interval_ms: worker.commit_interval.as_millis() as u64,
             commit_events: worker.commit_events,
             resume_after_index_loss: worker.resume_after_index_loss,
+            max_attempts: worker.max_attempts,
         }
     }
 }
@@ -435,8 +438,8 @@ impl Config {
         pipeline::WorkerConfig {
             commit_interval: Duration::from_millis(self.pipeline.commit_interval_ms.max(1)),
             commit_events: self.pipeline.commit_events.max(1),
-            dead_letter_dir: self.data_dir.join("dead-letter"),
             resume_after_index_loss: self.pipeline.resume_after_index_loss,
+            max_attempts: self.pipeline.max_attempts.max(1),
             ..pipeline::WorkerConfig::default()
         }
     }

@@ -136,6 +136,7 @@ pub async fn start_on(
     let opened = backends::open_store(&config).await?;
     let store = opened.events;
     let audit_log = opened.audit;
+    let dead_letters = backends::open_dead_letters(&config);
 
     let meta = open_meta(&config).await?;
     let bootstrap = api::accounts::bootstrap(
@@ -157,6 +158,7 @@ pub async fn start_on(
         tokio::spawn(pipeline::run(
             Arc::clone(&queue),
             Arc::clone(&store),
+            Arc::clone(&dead_letters),
             config.worker_config(),
             worker_stop_signal,
             progress_sender,
@@ -166,6 +168,7 @@ pub async fn start_on(
     let state = api::AppState {
         queue: Arc::clone(&queue),
         store,
+        dead_letters,
         limits: Arc::new(config.ingest_limits()),
         progress,
         decode_permits: Arc::new(tokio::sync::Semaphore::new(api::CONCURRENT_DECODES)),

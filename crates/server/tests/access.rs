@@ -209,6 +209,7 @@ const ENDPOINTS: &[(&str, &str, Option<&str>)] = &[
     ("GET", "/v1/tenants", None),
     ("POST", "/v1/tenants", Some(r#"{"id":"{fresh}"}"#)),
     ("GET", "/v1/admin/status", None),
+    ("GET", "/v1/admin/dead-letters", None),
     ("HEAD", "/v1/logs?q=matrix", None),
     ("HEAD", "/v1/users", None),
 ];

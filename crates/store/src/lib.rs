@@ -11,6 +11,7 @@
 
 mod breaker;
 mod cursor;
+pub mod dead_letters;
 pub mod embedded;
 mod request;
 
@@ -20,6 +21,7 @@ use serde_json::value::RawValue;
 
 pub use breaker::{Breaker, BreakerPolicy};
 pub use cursor::{Cursor, CursorError};
+pub use dead_letters::{DeadLetter, DeadLetterInfo, DeadLetterPage, DeadLetters};
 pub use request::{Bucket, Filter, HistogramRequest, Order, SearchPage, SearchRequest, Stats};
 
 /// What went wrong in a store.
@@ -58,6 +60,13 @@ pub enum StoreError {
     /// refuses connections); the caller may retry later.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// What was staged holds something the store refuses (a value its engine
+    /// cannot take). Contract: after a commit fails with `Rejected` the store
+    /// has dropped everything staged since the last commit, so the caller can
+    /// stage parts of it again to find what it refuses; after `Unavailable`
+    /// it keeps the staged events for a retry of the commit.
+    #[error("the store refused the data: {0}")]
+    Rejected(String),
     /// A size, sequence number or range outside what is stored.
     #[error("{0}")]
     OutOfRange(String),
@@ -87,6 +96,10 @@ pub trait EventStore: Send + Sync + 'static {
     /// resumes from the store's record (the embedded queue). Queues that track
     /// their consumers themselves (consumer groups) pass `None`, and replays are
     /// made harmless by event ids instead.
+    ///
+    /// A commit that fails drops everything staged; the caller stages again
+    /// what it still wants stored (events a failed commit may have stored
+    /// after all are staged to replace their copies).
     async fn commit(&self, position: Option<u64>) -> Result<(), StoreError>;
     /// One page of matching events, ordered by timestamp.
     async fn search(&self, request: SearchRequest) -> Result<SearchPage, StoreError>;

@@ -267,6 +267,10 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         ("PATCH", "/v1/users/{id}") | ("DELETE", "/v1/keys/{id}") => Rule::Needs(ManageTenant),
         ("GET" | "PUT", "/v1/settings") => Rule::Needs(ManageTenant),
         ("GET" | "POST", "/v1/tenants") | ("GET", "/v1/admin/status") => Rule::Needs(ManageTenants),
+        // What the worker could not store, of every tenant: the super-admin's.
+        ("GET", "/v1/admin/dead-letters" | "/v1/admin/dead-letters/{id}")
+        | ("POST", "/v1/admin/dead-letters/{id}/replay")
+        | ("DELETE", "/v1/admin/dead-letters/{id}") => Rule::Needs(ManageTenants),
         _ => return None,
     };
     Some(rule)
