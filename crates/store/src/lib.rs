@@ -9,8 +9,11 @@
 //! whatever query, id or cursor it is given. Likewise an event only ever
 //! replaces an event of its own tenant and stream.
 
+mod analysis;
 mod cursor;
 pub mod embedded;
+mod fields;
+mod limits;
 mod request;
 
 use async_trait::async_trait;
@@ -18,6 +21,7 @@ use model::{QueuedEvent, Stream};
 use serde_json::value::RawValue;
 
 pub use cursor::{Cursor, CursorError};
+pub use limits::{QueryLimits, default_concurrency};
 pub use request::{Bucket, Filter, HistogramRequest, Order, SearchPage, SearchRequest, Stats};
 
 /// What went wrong in a store.

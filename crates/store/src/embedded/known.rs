@@ -9,42 +9,15 @@
 //! warns wrongly. The dictionary is shared by all tenants, but the answer only
 //! depends on the caller's own events: nothing about other tenants leaks.
 
-use std::collections::BTreeSet;
-
-use query::Query;
 use tantivy::schema::IndexRecordOption;
 use tantivy::{DocSet, Searcher, TERMINATED, Term};
 
-use super::compile::{Target, target};
 use super::engine;
 use super::schema::Fields;
 use crate::StoreError;
 
 /// How many of a path's terms are checked against the partition.
 const MAX_TERMS_CHECKED: usize = 256;
-
-/// The attribute paths a query names, with the field name as written.
-pub(crate) fn attribute_paths(
-    fields: &Fields,
-    stream: model::Stream,
-    query: &Query,
-) -> Vec<(String, String)> {
-    let mut found = BTreeSet::new();
-    let mut pending = vec![query];
-    while let Some(query) = pending.pop() {
-        match query {
-            Query::And(items) | Query::Or(items) => pending.extend(items),
-            Query::Not(inner) => pending.push(inner),
-            Query::Field { field, .. } => {
-                if let Ok(Target::Attribute(path)) = target(fields, stream, field) {
-                    found.insert((field.clone(), path));
-                }
-            }
-            Query::All | Query::Text(_) | Query::TextPrefix { .. } | Query::Phrase(_) => {}
-        }
-    }
-    found.into_iter().collect()
-}
 
 /// Whether an event of `partition` has the attribute `path`: `None` if the
 /// path has too many terms to tell cheaply.
@@ -53,7 +26,7 @@ pub(crate) fn has_attribute(
     searcher: &Searcher,
     partition: &str,
     path: &str,
-    budget: &super::queries::Budget,
+    budget: &crate::limits::Budget,
 ) -> Result<Option<bool>, StoreError> {
     let prefix = Term::from_field_json_path(fields.attributes, path, true);
     let lower = prefix.serialized_value_bytes().to_vec();

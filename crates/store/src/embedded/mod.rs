@@ -30,11 +30,12 @@ pub use self::checkpoints::CHECKPOINTS_FILE;
 use self::collect::{HistogramCollector, StatsCollector, TopByTime};
 use self::compile::Expansion;
 use self::keys::EventKeys;
-use self::queries::{Admission, Bounded, Budget};
-pub use self::queries::{QueryLimits, default_concurrency};
+use self::queries::Bounded;
 use self::schema::Fields;
 pub use self::trails::{CheckpointPolicy, KEY_FILE, KEY_NAME};
 use self::trails::{TrailView, Trails};
+use crate::limits::{Admission, Budget};
+pub use crate::limits::{QueryLimits, default_concurrency};
 use crate::{
     AuditLog, Bucket, EventStore, Filter, Footprint, HistogramRequest, SearchPage, SearchRequest,
     Stats, StoreError, StoredEvent,
@@ -152,7 +153,7 @@ impl EmbeddedStore {
                     config.dir.display()
                 )));
             }
-            index.set_tokenizers(schema::tokenizers());
+            index.set_tokenizers(crate::analysis::tokenizers());
             index
         } else {
             let settings = IndexSettings {
@@ -165,7 +166,7 @@ impl EmbeddedStore {
             Index::builder()
                 .schema(schema)
                 .settings(settings)
-                .tokenizers(schema::tokenizers())
+                .tokenizers(crate::analysis::tokenizers())
                 .create_in_dir(&config.dir)
                 .map_err(engine("creating the index"))?
         };
@@ -524,8 +525,7 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn commit(&self, position: Option<u64>) -> Result<(), StoreError> {
-        self.blocking(move |inner| inner.commit(position))
-            .await
+        self.blocking(move |inner| inner.commit(position)).await
     }
 
     async fn search(&self, request: SearchRequest) -> Result<SearchPage, StoreError> {
@@ -577,7 +577,7 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn warnings(&self, filter: &Filter) -> Result<Vec<String>, StoreError> {
-        let paths = known::attribute_paths(&self.inner.fields, filter.stream, &filter.query);
+        let paths = crate::fields::attribute_paths(filter.stream, &filter.query);
         if paths.is_empty() {
             return Ok(Vec::new());
         }
@@ -592,9 +592,7 @@ impl EventStore for EmbeddedStore {
                 if known::has_attribute(&inner.fields, &searcher, &partition, &path, budget)?
                     == Some(false)
                 {
-                    warnings.push(format!(
-                        "field \"{name}\" is not a known field and no stored event has the attribute \"{path}\""
-                    ));
+                    warnings.push(crate::fields::unknown_attribute(&name, &path));
                 }
             }
             Ok(warnings)
