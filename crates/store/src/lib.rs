@@ -14,6 +14,8 @@ mod cursor;
 pub mod embedded;
 mod fields;
 mod limits;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod request;
 
 use async_trait::async_trait;

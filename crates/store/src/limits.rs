@@ -72,6 +72,16 @@ impl Budget {
         self.deadline
     }
 
+    /// The time left before the deadline.
+    pub(crate) fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// The configured timeout (what a `QueryTimeout` reports).
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Why the query must stop, if it must.
     pub(crate) fn check(&self) -> Result<(), StoreError> {
         if self.cancelled.load(Ordering::Relaxed) {
