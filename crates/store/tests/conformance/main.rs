@@ -6,6 +6,7 @@
 mod backends;
 mod cases;
 mod events;
+mod semantics;
 
 /// Instantiates every listed case as `embedded::<case>` and `postgres::<case>`.
 macro_rules! conformance {
@@ -49,4 +50,9 @@ conformance!(
     cases::replacing_by_client_id_stays_within_the_stream,
     cases::two_tenants_by_two_streams_are_four_partitions,
     cases::source_is_the_servers_field_on_audit_and_an_attribute_on_logs,
+    semantics::attribute_values_are_cut_and_typed_as_the_embedded_index_does,
+    semantics::phrases_keep_the_gap_of_a_word_too_long_to_index,
+    semantics::text_postgresql_cannot_hold_is_kept_as_sent,
+    semantics::an_id_seen_again_is_stored_once,
+    semantics::any_day_a_timestamp_holds_is_stored_and_bounded,
 );
