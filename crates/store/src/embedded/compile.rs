@@ -17,6 +17,7 @@ use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Searcher, Term};
 
 use super::engine;
+use super::exclusion::Excluded;
 use super::keys::EventKeys;
 use super::schema::{Fields, partition};
 use crate::fields::{Exact, Resolved, at, resolve, text_prefix, too_many_terms};
@@ -68,7 +69,7 @@ pub(crate) fn compile_filter(
     }
     match &filter.query {
         Query::All => {}
-        Query::Not(inner) => clauses.push((Occur::MustNot, compiler.compile(inner)?)),
+        Query::Not(inner) => clauses.push((Occur::MustNot, compiler.excluded(inner)?)),
         other => clauses.push((Occur::Must, compiler.compile(other)?)),
     }
     Ok(Box::new(BooleanQuery::new(clauses)))
@@ -85,6 +86,11 @@ struct Compiler<'a> {
 }
 
 impl Compiler<'_> {
+    /// A query to exclude (see `exclusion.rs`).
+    fn excluded(&self, query: &Query) -> Result<BoxQuery, StoreError> {
+        Ok(Box::new(Excluded(self.compile(query)?)))
+    }
+
     fn compile(&self, query: &Query) -> Result<BoxQuery, StoreError> {
         Ok(match query {
             Query::All => Box::new(AllQuery),
@@ -92,7 +98,7 @@ impl Compiler<'_> {
                 let mut clauses = Vec::with_capacity(children.len() + 1);
                 for child in children {
                     match child {
-                        Query::Not(inner) => clauses.push((Occur::MustNot, self.compile(inner)?)),
+                        Query::Not(inner) => clauses.push((Occur::MustNot, self.excluded(inner)?)),
                         other => clauses.push((Occur::Must, self.compile(other)?)),
                     }
                 }
@@ -109,7 +115,7 @@ impl Compiler<'_> {
             )),
             Query::Not(inner) => Box::new(BooleanQuery::new(vec![
                 (Occur::Must, Box::new(AllQuery) as BoxQuery),
-                (Occur::MustNot, self.compile(inner)?),
+                (Occur::MustNot, self.excluded(inner)?),
             ])),
             Query::Text(words) | Query::Phrase(words) => self.full_text(words),
             Query::TextPrefix { prefix, position } => {

@@ -7,6 +7,7 @@
 mod checkpoints;
 mod collect;
 mod compile;
+mod exclusion;
 mod keys;
 mod known;
 mod queries;
