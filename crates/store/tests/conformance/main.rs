@@ -6,6 +6,7 @@
 mod backends;
 mod cases;
 mod events;
+mod loghub;
 mod semantics;
 
 /// Instantiates every listed case as `embedded::<case>` and `postgres::<case>`.
@@ -55,4 +56,5 @@ conformance!(
     semantics::text_postgresql_cannot_hold_is_kept_as_sent,
     semantics::an_id_seen_again_is_stored_once,
     semantics::any_day_a_timestamp_holds_is_stored_and_bounded,
+    loghub::loghub_samples_give_the_same_answers,
 );
