@@ -108,6 +108,15 @@ impl Postgres {
         })
     }
 
+    /// Another handle on the same schema (for stores opened from other tasks).
+    pub fn clone_handle(&self) -> Postgres {
+        Postgres {
+            admin_url: self.admin_url.clone(),
+            schema: self.schema.clone(),
+            url: self.url.clone(),
+        }
+    }
+
     /// Drops the case's schema.
     pub async fn cleanup(self) {
         let mut connection = sqlx::PgConnection::connect(&self.admin_url)

@@ -7,6 +7,7 @@ mod backends;
 mod cases;
 mod events;
 mod loghub;
+mod postgres_only;
 mod semantics;
 
 /// Instantiates every listed case as `embedded::<case>` and `postgres::<case>`.
