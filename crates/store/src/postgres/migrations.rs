@@ -19,12 +19,12 @@ const MIGRATIONS: &[(i32, &str)] = &[(1, EVENTS)];
 /// each tenant's streams hold, event counts and the queue position.
 const EVENTS: &str = r#"
 CREATE TABLE store_events (
-    tenant text NOT NULL,
+    tenant text COLLATE "C" NOT NULL,
     stream smallint NOT NULL,
     ts bigint NOT NULL,
     arrival bigint NOT NULL,
-    id text NOT NULL,
-    service text,
+    id text COLLATE "C" NOT NULL,
+    service text COLLATE "C",
     level smallint NOT NULL,
     terms tsvector NOT NULL,
     nums jsonb,
@@ -34,9 +34,9 @@ CREATE INDEX store_events_order ON store_events (tenant, stream, ts, arrival);
 CREATE INDEX store_events_terms ON store_events USING gin (terms);
 
 CREATE TABLE store_event_ids (
-    tenant text NOT NULL,
+    tenant text COLLATE "C" NOT NULL,
     stream smallint NOT NULL,
-    id text NOT NULL,
+    id text COLLATE "C" NOT NULL,
     ts bigint NOT NULL,
     arrival bigint NOT NULL,
     replaced_ts bigint,
@@ -49,9 +49,9 @@ CREATE TABLE store_lexicon (
 );
 
 CREATE TABLE store_fields (
-    tenant text NOT NULL,
+    tenant text COLLATE "C" NOT NULL,
     stream smallint NOT NULL,
-    path text NOT NULL,
+    path text COLLATE "C" NOT NULL,
     PRIMARY KEY (tenant, stream, path)
 );
 
