@@ -49,11 +49,10 @@ async fn main() {
     let count: usize = args.next().map_or(100_000, |n| n.parse().unwrap());
     let batch: usize = args.next().map_or(5_000, |n| n.parse().unwrap());
     let store: Arc<dyn EventStore> = if target.starts_with("postgres://") {
-        Arc::new(
-            PostgresStore::open(&target, &PostgresStoreOptions::default())
-                .await
-                .unwrap(),
-        )
+        // The checkpoint key of a measuring run: anything will do.
+        let key = std::env::temp_dir().join("logbook-load-checkpoint.key");
+        let options = PostgresStoreOptions::new(key);
+        Arc::new(PostgresStore::open(&target, &options).await.unwrap())
     } else {
         Arc::new(EmbeddedStore::open(&EmbeddedStoreConfig::new(&target)).unwrap())
     };

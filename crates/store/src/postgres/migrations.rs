@@ -13,7 +13,7 @@ const LOCK: i32 = 0x6c6f_6701;
 
 /// Every migration, in the order applied. Never edit one that has shipped:
 /// add the next.
-const MIGRATIONS: &[(i32, &str)] = &[(1, EVENTS)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, EVENTS), (2, AUDIT)];
 
 /// The events, their ids, the lexicon of prefixable terms, the attribute paths
 /// each tenant's streams hold, event counts and the queue position.
@@ -65,6 +65,76 @@ CREATE TABLE store_position (
     position bigint
 );
 INSERT INTO store_position (singleton, position) VALUES (true, NULL);
+"#;
+
+/// The audit trails: each tenant's leaves in sequence (the canonical JSON of
+/// each audit event, and its RFC 9162 leaf hash), the hashes of the perfect
+/// subtrees above them (so roots and proofs read O(log n) rows), each trail's
+/// size, its signed checkpoints and the key that signs them. Rows are only
+/// ever inserted: a trigger refuses any UPDATE, DELETE or TRUNCATE of them
+/// (the size row, `store_audit_heads`, is the one that changes). A role that
+/// may only append, for the worker, is:
+///
+/// ```sql
+/// GRANT SELECT, INSERT ON store_audit_leaves, store_audit_nodes, store_audit_checkpoints TO logbook_worker;
+/// GRANT SELECT, INSERT, UPDATE ON store_audit_heads TO logbook_worker;
+/// ```
+const AUDIT: &str = r#"
+CREATE TABLE store_audit_leaves (
+    tenant text COLLATE "C" NOT NULL,
+    seq bigint NOT NULL,
+    hash bytea NOT NULL,
+    leaf bytea NOT NULL,
+    PRIMARY KEY (tenant, seq)
+);
+
+CREATE TABLE store_audit_nodes (
+    tenant text COLLATE "C" NOT NULL,
+    level integer NOT NULL,
+    index bigint NOT NULL,
+    hash bytea NOT NULL,
+    PRIMARY KEY (tenant, level, index)
+);
+
+CREATE TABLE store_audit_heads (
+    tenant text COLLATE "C" PRIMARY KEY,
+    size bigint NOT NULL
+);
+
+CREATE TABLE store_audit_checkpoints (
+    tenant text COLLATE "C" NOT NULL,
+    size bigint NOT NULL,
+    note text NOT NULL,
+    signed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant, size)
+);
+
+CREATE TABLE store_audit_identity (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    verifier text NOT NULL
+);
+
+CREATE FUNCTION store_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit trail is append-only: % on % is refused', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+
+CREATE TRIGGER store_audit_leaves_append_only BEFORE UPDATE OR DELETE ON store_audit_leaves
+    FOR EACH ROW EXECUTE FUNCTION store_audit_append_only();
+CREATE TRIGGER store_audit_leaves_no_truncate BEFORE TRUNCATE ON store_audit_leaves
+    FOR EACH STATEMENT EXECUTE FUNCTION store_audit_append_only();
+CREATE TRIGGER store_audit_nodes_append_only BEFORE UPDATE OR DELETE ON store_audit_nodes
+    FOR EACH ROW EXECUTE FUNCTION store_audit_append_only();
+CREATE TRIGGER store_audit_nodes_no_truncate BEFORE TRUNCATE ON store_audit_nodes
+    FOR EACH STATEMENT EXECUTE FUNCTION store_audit_append_only();
+CREATE TRIGGER store_audit_checkpoints_append_only BEFORE UPDATE OR DELETE ON store_audit_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION store_audit_append_only();
+CREATE TRIGGER store_audit_checkpoints_no_truncate BEFORE TRUNCATE ON store_audit_checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION store_audit_append_only();
+CREATE TRIGGER store_audit_identity_append_only BEFORE UPDATE OR DELETE ON store_audit_identity
+    FOR EACH ROW EXECUTE FUNCTION store_audit_append_only();
 "#;
 
 /// Brings the schema up to date; safe to run from many processes at once.

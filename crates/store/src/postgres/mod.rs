@@ -12,6 +12,8 @@
 //! A commit that fails drops what was staged: the queue still holds those
 //! events, and staging them again is harmless (ids skip what did get stored).
 
+mod audit_log;
+mod checkpoints;
 mod compile;
 mod copy;
 mod errors;
@@ -19,9 +21,11 @@ mod migrations;
 mod partitions;
 mod read;
 mod terms;
+mod trail;
 mod write;
 
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,9 +33,11 @@ use model::{QueuedEvent, Stream};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
+use self::checkpoints::Signer;
 use self::errors::engine;
 use self::partitions::{Partitions, day_of};
 use self::write::{Known, Pending};
+use crate::embedded::CheckpointPolicy;
 use crate::fields::attribute_paths;
 use crate::limits::{Admission, Budget, QueryLimits};
 use crate::{
@@ -39,9 +45,15 @@ use crate::{
     StoreError, StoredEvent,
 };
 
-/// How the PostgreSQL store connects and bounds its queries.
+/// How the PostgreSQL store connects, bounds its queries and signs its audit trails.
 #[derive(Debug, Clone)]
 pub struct PostgresStoreOptions {
+    /// The file of the key that signs audit checkpoints (created if missing).
+    /// Every process over one database needs the same key: the database
+    /// remembers its public half and refuses another.
+    pub audit_key_file: PathBuf,
+    /// When a tenant's trail gets a new signed checkpoint.
+    pub checkpoints: CheckpointPolicy,
     /// Connections the store keeps to the database at most.
     pub max_connections: u32,
     /// How long to wait for a connection before the store is reported unavailable.
@@ -50,9 +62,12 @@ pub struct PostgresStoreOptions {
     pub queries: QueryLimits,
 }
 
-impl Default for PostgresStoreOptions {
-    fn default() -> Self {
+impl PostgresStoreOptions {
+    /// Defaults, with the audit signing key in `audit_key_file`.
+    pub fn new(audit_key_file: impl Into<PathBuf>) -> Self {
         PostgresStoreOptions {
+            audit_key_file: audit_key_file.into(),
+            checkpoints: CheckpointPolicy::default(),
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
             queries: QueryLimits::default(),
@@ -72,7 +87,11 @@ struct Inner {
     partitions: Partitions,
     known: Known,
     admission: Admission,
+    signer: Signer,
 }
+
+/// How often due checkpoints are looked for when no commit happens.
+const CHECKPOINT_TICK: Duration = Duration::from_millis(500);
 
 impl PostgresStore {
     /// Connects to the database at `url` and creates or upgrades the store's
@@ -85,21 +104,25 @@ impl PostgresStore {
             .await
             .map_err(engine("connecting to PostgreSQL"))?;
         migrations::migrate(&pool).await?;
+        let signer = Signer::open(&options.audit_key_file, options.checkpoints)?;
+        signer.check_identity(&pool).await?;
+        signer.check_trails(&pool).await?;
         let inner = Inner {
             pool,
             pending: Mutex::new(Pending::default()),
             partitions: Partitions::default(),
             known: Known::new(),
             admission: Admission::new(options.queries),
+            signer,
         };
         // Today's and tomorrow's partitions exist before the first commit needs them.
         inner
             .partitions
             .ensure(&inner.pool, upcoming_days())
             .await?;
-        Ok(PostgresStore {
-            inner: Arc::new(inner),
-        })
+        let inner = Arc::new(inner);
+        spawn_checkpointer(Arc::downgrade(&inner));
+        Ok(PostgresStore { inner })
     }
 
     /// Runs a query of `tenant` within the query limits: admitted under the
@@ -114,6 +137,20 @@ impl PostgresStore {
         let _admitted = self.inner.admission.admit(tenant, &budget).await?;
         work(Arc::clone(&self.inner), budget).await
     }
+}
+
+/// Signs due checkpoints while no commits happen (a quiet trail still gets its
+/// last events checkpointed within the policy's interval); ends with the store.
+fn spawn_checkpointer(inner: Weak<Inner>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(CHECKPOINT_TICK).await;
+            let Some(inner) = inner.upgrade() else { return };
+            if let Err(error) = inner.signer.sign_due(&inner.pool).await {
+                tracing::error!(%error, "cannot sign an audit checkpoint");
+            }
+        }
+    });
 }
 
 /// Today and tomorrow by the clock, as days since the epoch.
@@ -135,6 +172,7 @@ impl Inner {
             .await
             .map_err(|error| StoreError::Task(error.to_string()))?;
         let days: Vec<i64> = encoded.iter().map(|event| day_of(event.ts)).collect();
+        let audited = encoded.iter().any(|event| event.audit.is_some());
         self.partitions
             .ensure(&self.pool, days.into_iter().chain(upcoming_days()))
             .await?;
@@ -142,7 +180,12 @@ impl Inner {
         let failed = engine("committing");
         let mut tx = self.pool.begin().await.map_err(&failed)?;
         write::write(&mut tx, encoded, position).await?;
-        tx.commit().await.map_err(&failed)
+        tx.commit().await.map_err(&failed)?;
+        if audited && let Err(error) = self.signer.sign_due(&self.pool).await {
+            // The events are stored; the checkpointer signs them on its next round.
+            tracing::error!(%error, "cannot sign an audit checkpoint");
+        }
+        Ok(())
     }
 }
 

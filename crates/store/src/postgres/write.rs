@@ -95,6 +95,8 @@ pub(crate) struct Encoded {
     pub prefixable: Vec<String>,
     /// Attribute path keys the event holds.
     pub paths: Vec<String>,
+    /// An audit event as staged, to be numbered in its trail at commit.
+    pub audit: Option<QueuedEvent>,
 }
 
 /// Encodes staged events (CPU work: run it off the async runtime).
@@ -106,7 +108,8 @@ pub(crate) fn encode(staged: Vec<Staged>) -> Vec<Encoded> {
         .collect()
 }
 
-fn encode_one(indexer: &mut Indexer, queued: QueuedEvent, replace: bool) -> Encoded {
+/// Encodes one event.
+pub(crate) fn encode_one(indexer: &mut Indexer, queued: QueuedEvent, replace: bool) -> Encoded {
     let event = &queued.event;
     let terms = indexer.terms(event);
     if terms.truncated {
@@ -135,6 +138,7 @@ fn encode_one(indexer: &mut Indexer, queued: QueuedEvent, replace: bool) -> Enco
         None => row.null(),
     }
     row.text(&queued.json);
+    let audit = (event.stream == Stream::Audit).then(|| queued.clone());
     Encoded {
         tenant: event.tenant.clone(),
         stream: event.stream,
@@ -149,6 +153,7 @@ fn encode_one(indexer: &mut Indexer, queued: QueuedEvent, replace: bool) -> Enco
             .filter(|lexeme| terms::prefixable(lexeme))
             .collect(),
         paths: terms.paths.into_iter().collect(),
+        audit,
     }
 }
 
@@ -274,11 +279,17 @@ impl Keys {
 
 /// Writes `events` (one per key) and `position` in the transaction on
 /// `connection`; returns how many events were added (not replaced or skipped).
+/// Audit events are numbered in their trails first (see `trail.rs`).
 pub(crate) async fn write(
     connection: &mut PgConnection,
-    mut events: Vec<Encoded>,
+    events: Vec<Encoded>,
     position: Option<u64>,
 ) -> Result<u64, StoreError> {
+    let (audit, mut events): (Vec<Encoded>, Vec<Encoded>) =
+        events.into_iter().partition(|event| event.audit.is_some());
+    if !audit.is_empty() {
+        events.extend(super::trail::append(connection, audit).await?);
+    }
     // The same order in every transaction, so that two of them waiting for
     // each other's keys cannot deadlock.
     events.sort_unstable_by(|a, b| {

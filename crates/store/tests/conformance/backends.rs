@@ -7,18 +7,43 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use sqlx::Connection as _;
-use store::embedded::{EmbeddedStore, EmbeddedStoreConfig};
+use store::embedded::{CheckpointPolicy, EmbeddedStore, EmbeddedStoreConfig};
 use store::postgres::{PostgresStore, PostgresStoreOptions};
-use store::{EventStore, QueryLimits};
+use store::{AuditLog, EventStore, QueryLimits};
+
+/// What every backend is: an event store and the audit log of its audit stream.
+pub trait Store: EventStore + AuditLog {}
+
+impl<T: EventStore + AuditLog> Store for T {}
+
+/// What a case may tune in the stores it opens.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub limits: QueryLimits,
+    pub checkpoints: CheckpointPolicy,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            limits: QueryLimits::default(),
+            // Every 10 events, and never by time within a test.
+            checkpoints: CheckpointPolicy {
+                every_events: 10,
+                interval: std::time::Duration::from_secs(3600),
+            },
+        }
+    }
+}
 
 /// Where a case's store lives: every store it opens sees what the stores it
 /// opened before committed (closed first, for backends that need it).
 #[async_trait]
 pub trait Backend: Send + Sync {
-    async fn open_with(&self, limits: QueryLimits) -> Arc<dyn EventStore>;
+    async fn open_with(&self, settings: Settings) -> Arc<dyn Store>;
 
-    async fn open(&self) -> Arc<dyn EventStore> {
-        self.open_with(QueryLimits::default()).await
+    async fn open(&self) -> Arc<dyn Store> {
+        self.open_with(Settings::default()).await
     }
 }
 
@@ -36,11 +61,12 @@ impl Embedded {
 
 #[async_trait]
 impl Backend for Embedded {
-    async fn open_with(&self, limits: QueryLimits) -> Arc<dyn EventStore> {
+    async fn open_with(&self, settings: Settings) -> Arc<dyn Store> {
         let mut config = EmbeddedStoreConfig::new(self.dir.path().join("index"));
         config.audit_dir = self.dir.path().join("audit");
         config.writer_memory_bytes = 32 * 1024 * 1024;
-        config.queries = limits;
+        config.queries = settings.limits;
+        config.checkpoints = settings.checkpoints;
         Arc::new(EmbeddedStore::open(&config).expect("the embedded store opens"))
     }
 }
@@ -52,6 +78,8 @@ pub struct Postgres {
     admin_url: String,
     schema: String,
     url: String,
+    /// Holds the audit signing key every store of the case shares.
+    keys: Arc<tempfile::TempDir>,
 }
 
 impl Postgres {
@@ -105,7 +133,34 @@ impl Postgres {
             admin_url,
             schema,
             url,
+            keys: Arc::new(tempfile::tempdir().expect("a temporary directory")),
         })
+    }
+
+    /// The URL of the case's schema.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A connection to the case's schema, to look behind the store.
+    pub async fn connect(&self) -> sqlx::PgConnection {
+        sqlx::PgConnection::connect(&self.url)
+            .await
+            .expect("the test database answers")
+    }
+
+    /// The options the case's stores open with.
+    pub fn options(&self) -> PostgresStoreOptions {
+        self.options_with(Settings::default())
+    }
+
+    fn options_with(&self, settings: Settings) -> PostgresStoreOptions {
+        PostgresStoreOptions {
+            max_connections: 4,
+            queries: settings.limits,
+            checkpoints: settings.checkpoints,
+            ..PostgresStoreOptions::new(self.keys.path().join("checkpoint.key"))
+        }
     }
 
     /// Another handle on the same schema (for stores opened from other tasks).
@@ -114,6 +169,7 @@ impl Postgres {
             admin_url: self.admin_url.clone(),
             schema: self.schema.clone(),
             url: self.url.clone(),
+            keys: Arc::clone(&self.keys),
         }
     }
 
@@ -137,12 +193,8 @@ async fn drop_schema(connection: &mut sqlx::PgConnection, schema: &str) {
 
 #[async_trait]
 impl Backend for Postgres {
-    async fn open_with(&self, limits: QueryLimits) -> Arc<dyn EventStore> {
-        let options = PostgresStoreOptions {
-            max_connections: 4,
-            queries: limits,
-            ..PostgresStoreOptions::default()
-        };
+    async fn open_with(&self, settings: Settings) -> Arc<dyn Store> {
+        let options = self.options_with(settings);
         Arc::new(
             PostgresStore::open(&self.url, &options)
                 .await

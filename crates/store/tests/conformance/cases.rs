@@ -5,7 +5,7 @@ use model::Stream;
 use serde_json::{Value, json};
 use store::{HistogramRequest, Order, QueryLimits, SearchRequest};
 
-use crate::backends::Backend;
+use crate::backends::{Backend, Settings};
 use crate::events::{filter, ids, incoming, incoming_to, stored, stream_filter, stream_ids, total};
 
 fn sample() -> Vec<Value> {
@@ -279,9 +279,12 @@ pub async fn semantic_query_errors_are_invalid_queries(backend: &dyn Backend) {
 
 pub async fn a_prefix_matching_too_many_terms_is_refused_where_it_stands(backend: &dyn Backend) {
     let store = backend
-        .open_with(QueryLimits {
-            max_prefix_terms: 3,
-            ..QueryLimits::default()
+        .open_with(Settings {
+            limits: QueryLimits {
+                max_prefix_terms: 3,
+                ..QueryLimits::default()
+            },
+            ..Settings::default()
         })
         .await;
     let store = &*store;

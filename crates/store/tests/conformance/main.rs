@@ -3,6 +3,7 @@
 //! `LOGBOOK_TEST_POSTGRES_URL` is set. Each case is a function of its
 //! [`backends::Backend`]; `conformance!` makes one test per case and backend.
 
+mod audit_trails;
 mod backends;
 mod cases;
 mod events;
@@ -58,4 +59,7 @@ conformance!(
     semantics::an_id_seen_again_is_stored_once,
     semantics::any_day_a_timestamp_holds_is_stored_and_bounded,
     loghub::loghub_samples_give_the_same_answers,
+    audit_trails::audit_events_are_numbered_per_tenant_checkpointed_and_provable,
+    audit_trails::every_checkpoint_is_served_by_its_size_after_a_restart,
+    audit_trails::a_server_event_drained_twice_is_in_the_trail_once,
 );
