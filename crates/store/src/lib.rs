@@ -1,8 +1,9 @@
 //! Where processed events live, and how they are searched.
 //!
 //! [`EventStore`] is the seam between the pipeline and query API on one side and
-//! a storage engine on the other. The embedded tantivy store implements it today;
-//! a PostgreSQL store will implement the same trait with the same query semantics.
+//! a storage engine on the other: the embedded tantivy store, and the PostgreSQL
+//! store (feature `postgres`) with the same query semantics. One conformance
+//! suite (`tests/conformance/`) runs against both.
 //!
 //! Architecture invariant: every read takes a tenant and a stream and never
 //! returns another tenant's events, nor events of the tenant's other stream,
@@ -76,10 +77,15 @@ pub type StoredEvent = Box<RawValue>;
 
 /// A storage engine for events.
 ///
-/// Writes come from one pipeline worker at a time: `stage` adds events that stay
-/// invisible until `commit`, which makes them searchable and records the queue
-/// position they cover in the same atomic step. After a crash, `committed_position`
-/// says where the pipeline must resume, so nothing is lost or stored twice.
+/// Writes come from one pipeline worker at a time per store value: `stage` adds
+/// events that stay invisible until `commit`, which makes them searchable and
+/// records the queue position they cover in the same atomic step. After a crash,
+/// `committed_position` says where the pipeline must resume, so nothing is lost or
+/// stored twice. An event is stored once per (tenant, stream, id): one whose id
+/// the client chose (`replace_existing`) replaces the stored one, any other is
+/// skipped when its id is already stored, so a queue that delivers a record twice
+/// stores it once. A store shared by several processes (PostgreSQL) keeps that
+/// true with workers committing at once.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// The queue position covered by the last commit, if any.

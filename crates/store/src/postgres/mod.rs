@@ -168,6 +168,9 @@ impl Inner {
 
     async fn commit(&self, position: Option<u64>) -> Result<(), StoreError> {
         let staged = self.pending().take();
+        if staged.is_empty() && position.is_none() {
+            return Ok(());
+        }
         let encoded = tokio::task::spawn_blocking(move || write::encode(staged))
             .await
             .map_err(|error| StoreError::Task(error.to_string()))?;

@@ -164,8 +164,8 @@ pub(crate) struct Known {
     paths: Mutex<HashSet<(String, Stream, String)>>,
 }
 
-/// Lexemes remembered at most; past this the memory starts over.
-const MAX_KNOWN_LEXEMES: usize = 2_000_000;
+/// Lexemes remembered at most (some tens of MiB); past this the memory starts over.
+const MAX_KNOWN_LEXEMES: usize = 500_000;
 
 impl Known {
     pub fn new() -> Self {
