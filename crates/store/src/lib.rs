@@ -1,18 +1,24 @@
 //! Where processed events live, and how they are searched.
 //!
 //! [`EventStore`] is the seam between the pipeline and query API on one side and
-//! a storage engine on the other. The embedded tantivy store implements it today;
-//! a PostgreSQL store will implement the same trait with the same query semantics.
+//! a storage engine on the other: the embedded tantivy store, and the PostgreSQL
+//! store (feature `postgres`) with the same query semantics. One conformance
+//! suite (`tests/conformance/`) runs against both.
 //!
 //! Architecture invariant: every read takes a tenant and a stream and never
 //! returns another tenant's events, nor events of the tenant's other stream,
 //! whatever query, id or cursor it is given. Likewise an event only ever
 //! replaces an event of its own tenant and stream.
 
+mod analysis;
 mod breaker;
 mod cursor;
 pub mod dead_letters;
 pub mod embedded;
+mod fields;
+mod limits;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod request;
 
 use async_trait::async_trait;
@@ -22,6 +28,7 @@ use serde_json::value::RawValue;
 pub use breaker::{Breaker, BreakerPolicy};
 pub use cursor::{Cursor, CursorError};
 pub use dead_letters::{DeadLetter, DeadLetterInfo, DeadLetterPage, DeadLetters};
+pub use limits::{QueryLimits, default_concurrency};
 pub use request::{Bucket, Filter, HistogramRequest, Order, SearchPage, SearchRequest, Stats};
 
 /// What went wrong in a store.
@@ -81,10 +88,15 @@ pub type StoredEvent = Box<RawValue>;
 
 /// A storage engine for events.
 ///
-/// Writes come from one pipeline worker at a time: `stage` adds events that stay
-/// invisible until `commit`, which makes them searchable and records the queue
-/// position they cover in the same atomic step. After a crash, `committed_position`
-/// says where the pipeline must resume, so nothing is lost or stored twice.
+/// Writes come from one pipeline worker at a time per store value: `stage` adds
+/// events that stay invisible until `commit`, which makes them searchable and
+/// records the queue position they cover in the same atomic step. After a crash,
+/// `committed_position` says where the pipeline must resume, so nothing is lost or
+/// stored twice. An event is stored once per (tenant, stream, id): one whose id
+/// the client chose (`replace_existing`) replaces the stored one, any other is
+/// skipped when its id is already stored, so a queue that delivers a record twice
+/// stores it once. A store shared by several processes (PostgreSQL) keeps that
+/// true with workers committing at once.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// The queue position covered by the last commit, if any.

@@ -68,3 +68,13 @@ pub struct Bucket {
     pub start: Timestamp,
     pub count: u64,
 }
+
+/// The most buckets a histogram may have; more means the interval is too fine.
+pub(crate) const MAX_BUCKETS: usize = 10_000;
+
+/// Why a histogram with more than [`MAX_BUCKETS`] buckets is refused.
+pub(crate) fn too_many_buckets_message() -> String {
+    format!(
+        "the histogram would have more than {MAX_BUCKETS} buckets; use a larger interval or a narrower time range"
+    )
+}

@@ -9,6 +9,7 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
+use crate::request::{MAX_BUCKETS, too_many_buckets_message};
 use crate::{Cursor, Order, Stats};
 
 /// Fast-field names the collectors read.
@@ -218,9 +219,6 @@ impl SegmentCollector for StatsSegment {
     }
 }
 
-/// The most buckets a histogram may have; more means the interval is too fine.
-pub(crate) const MAX_BUCKETS: usize = 10_000;
-
 /// Counts matching events per fixed-width time bucket, refusing to produce more
 /// than [`MAX_BUCKETS`] buckets.
 pub(crate) struct HistogramCollector {
@@ -304,9 +302,7 @@ impl SegmentCollector for HistogramSegment {
 }
 
 fn too_many_buckets() -> tantivy::TantivyError {
-    tantivy::TantivyError::InvalidArgument(format!(
-        "the histogram would have more than {MAX_BUCKETS} buckets; use a larger interval or a narrower time range"
-    ))
+    tantivy::TantivyError::InvalidArgument(too_many_buckets_message())
 }
 
 #[cfg(test)]

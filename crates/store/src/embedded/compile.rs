@@ -1,14 +1,13 @@
 //! Turns a parsed query language expression into a tantivy query over the schema.
 //!
-//! Field names resolve here: the modelled fields (`service`, `level`, `message`,
-//! `timestamp`, ids…) map to their columns and anything else is a path into the
-//! attributes, so `metadata.orderId` and `attributes.metadata.orderId` are the same.
+//! Field names and operands resolve in `crate::fields`, the same for every
+//! backend; this file maps each resolved term onto the schema's fields.
 
 use std::collections::BTreeSet;
 use std::ops::Bound;
 
-use model::{Level, Stream, Timestamp};
-use query::{Comparison, Predicate, Query};
+use model::Stream;
+use query::{Predicate, Query};
 use tantivy::query::{
     AllQuery, BooleanQuery, EmptyQuery, InvertedIndexRangeQuery, Occur, PhraseQuery, RangeQuery,
     TermQuery,
@@ -18,9 +17,11 @@ use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Searcher, Term};
 
 use super::engine;
+use super::exclusion::Excluded;
 use super::keys::EventKeys;
-use super::queries::Budget;
 use super::schema::{Fields, partition};
+use crate::fields::{Exact, Resolved, at, resolve, text_prefix, too_many_terms};
+use crate::limits::Budget;
 use crate::{Filter, StoreError};
 
 type BoxQuery = Box<dyn tantivy::query::Query>;
@@ -47,7 +48,7 @@ pub(crate) fn compile_filter(
         keys,
         partition: &partition,
         stream: filter.stream,
-        analyzer: super::schema::text_analyzer(),
+        analyzer: crate::analysis::text_analyzer(),
         expansion,
     };
     let mut clauses: Vec<(Occur, BoxQuery)> = vec![(
@@ -68,7 +69,7 @@ pub(crate) fn compile_filter(
     }
     match &filter.query {
         Query::All => {}
-        Query::Not(inner) => clauses.push((Occur::MustNot, compiler.compile(inner)?)),
+        Query::Not(inner) => clauses.push((Occur::MustNot, compiler.excluded(inner)?)),
         other => clauses.push((Occur::Must, compiler.compile(other)?)),
     }
     Ok(Box::new(BooleanQuery::new(clauses)))
@@ -84,17 +85,12 @@ struct Compiler<'a> {
     expansion: &'a Expansion<'a>,
 }
 
-/// Where a query field name points.
-pub(crate) enum Target {
-    Message,
-    Exact(Field),
-    Id,
-    Level,
-    Timestamp,
-    Attribute(String),
-}
-
 impl Compiler<'_> {
+    /// A query to exclude (see `exclusion.rs`).
+    fn excluded(&self, query: &Query) -> Result<BoxQuery, StoreError> {
+        Ok(Box::new(Excluded(self.compile(query)?)))
+    }
+
     fn compile(&self, query: &Query) -> Result<BoxQuery, StoreError> {
         Ok(match query {
             Query::All => Box::new(AllQuery),
@@ -102,7 +98,7 @@ impl Compiler<'_> {
                 let mut clauses = Vec::with_capacity(children.len() + 1);
                 for child in children {
                     match child {
-                        Query::Not(inner) => clauses.push((Occur::MustNot, self.compile(inner)?)),
+                        Query::Not(inner) => clauses.push((Occur::MustNot, self.excluded(inner)?)),
                         other => clauses.push((Occur::Must, self.compile(other)?)),
                     }
                 }
@@ -119,11 +115,11 @@ impl Compiler<'_> {
             )),
             Query::Not(inner) => Box::new(BooleanQuery::new(vec![
                 (Occur::Must, Box::new(AllQuery) as BoxQuery),
-                (Occur::MustNot, self.compile(inner)?),
+                (Occur::MustNot, self.excluded(inner)?),
             ])),
             Query::Text(words) | Query::Phrase(words) => self.full_text(words),
             Query::TextPrefix { prefix, position } => {
-                let prefix = prefix.to_lowercase();
+                let prefix = text_prefix(prefix);
                 self.prefix(Term::from_field_text(self.fields.message, &prefix), &prefix)
                     .map_err(at(*position))?
             }
@@ -157,104 +153,49 @@ impl Compiler<'_> {
     }
 
     fn field(&self, name: &str, predicate: &Predicate) -> Result<BoxQuery, StoreError> {
-        let target = target(self.fields, self.stream, name)?;
-        match (target, predicate) {
-            (Target::Message, Predicate::Equals(text)) => Ok(self.full_text(text)),
-            (Target::Message, Predicate::Prefix(prefix)) => {
-                let prefix = prefix.to_lowercase();
-                self.prefix(Term::from_field_text(self.fields.message, &prefix), &prefix)
+        Ok(match resolve(self.stream, name, predicate)? {
+            Resolved::MessageText(text) => self.full_text(&text),
+            Resolved::MessagePrefix(prefix) => {
+                self.prefix(Term::from_field_text(self.fields.message, &prefix), &prefix)?
             }
-            (Target::Exact(field), Predicate::Equals(value)) => {
-                Ok(term_query(Term::from_field_text(field, value)))
+            Resolved::ExactEquals(field, value) => {
+                term_query(Term::from_field_text(self.exact(field), &value))
             }
-            (Target::Exact(field), Predicate::Prefix(prefix)) => {
-                self.prefix(Term::from_field_text(field, prefix), prefix)
+            Resolved::ExactPrefix(field, prefix) => {
+                self.prefix(Term::from_field_text(self.exact(field), &prefix), &prefix)?
             }
-            (Target::Id, Predicate::Equals(id)) => Ok(term_query(Term::from_field_u64(
+            Resolved::Id(id) => term_query(Term::from_field_u64(
                 self.fields.key,
-                self.keys.key(self.partition, id),
-            ))),
-            (Target::Level, Predicate::Equals(text)) => Ok(term_query(Term::from_field_u64(
-                self.fields.level,
-                parse_level(text)?.rank(),
-            ))),
-            (Target::Level, Predicate::Compare(comparison, text)) => {
-                let rank = parse_level(text)?.rank();
-                let (lower, upper) = comparison_bounds(*comparison, rank);
-                Ok(level_range(self.fields.level, lower, upper))
+                self.keys.key(self.partition, &id),
+            )),
+            Resolved::Level(rank) => term_query(Term::from_field_u64(self.fields.level, rank)),
+            Resolved::LevelRange(lower, upper) => level_range(self.fields.level, lower, upper),
+            Resolved::TimeRange(lower, upper) => {
+                timestamp_range(self.fields.timestamp, lower, upper)
             }
-            (Target::Level, Predicate::Range { lower, upper }) => {
-                let lower = match lower {
-                    Some(text) => Bound::Included(parse_level(text)?.rank()),
-                    None => Bound::Unbounded,
-                };
-                let upper = match upper {
-                    Some(text) => Bound::Included(parse_level(text)?.rank()),
-                    None => Bound::Unbounded,
-                };
-                Ok(level_range(self.fields.level, lower, upper))
-            }
-            (Target::Timestamp, Predicate::Compare(comparison, text)) => {
-                let nanos = parse_timestamp(text)?;
-                let (lower, upper) = comparison_bounds(*comparison, nanos);
-                Ok(timestamp_range(self.fields.timestamp, lower, upper))
-            }
-            (Target::Timestamp, Predicate::Range { lower, upper }) => {
-                let lower = match lower {
-                    Some(text) => Bound::Included(parse_timestamp(text)?),
-                    None => Bound::Unbounded,
-                };
-                let upper = match upper {
-                    Some(text) => Bound::Included(parse_timestamp(text)?),
-                    None => Bound::Unbounded,
-                };
-                Ok(timestamp_range(self.fields.timestamp, lower, upper))
-            }
-            (Target::Attribute(path), Predicate::Equals(value)) => {
-                Ok(self.attribute_equals(&path, value))
-            }
-            (Target::Attribute(path), Predicate::Prefix(prefix)) => {
-                let prefix = prefix.to_lowercase();
+            Resolved::AttributeEquals { path, value } => self.attribute_equals(&path, &value),
+            Resolved::AttributePrefix { path, prefix } => {
                 let mut term = self.attribute_term(&path);
                 term.append_type_and_str(&prefix);
-                self.prefix(term, &prefix)
+                self.prefix(term, &prefix)?
             }
-            (Target::Attribute(path), Predicate::Compare(comparison, text)) => {
-                let value = parse_number(name, text)?;
-                let (lower, upper) = match comparison {
-                    Comparison::Gt => (Bound::Excluded(value), Bound::Unbounded),
-                    Comparison::Ge => (Bound::Included(value), Bound::Unbounded),
-                    Comparison::Lt => (Bound::Unbounded, Bound::Excluded(value)),
-                    Comparison::Le => (Bound::Unbounded, Bound::Included(value)),
-                };
-                Ok(self.attribute_range(&path, lower, upper))
+            Resolved::AttributeRange { path, lower, upper } => {
+                self.attribute_range(&path, lower, upper)
             }
-            (Target::Attribute(path), Predicate::Range { lower, upper }) => {
-                let lower = match lower {
-                    Some(text) => Bound::Included(parse_number(name, text)?),
-                    None => Bound::Unbounded,
-                };
-                let upper = match upper {
-                    Some(text) => Bound::Included(parse_number(name, text)?),
-                    None => Bound::Unbounded,
-                };
-                Ok(self.attribute_range(&path, lower, upper))
-            }
-            (Target::Timestamp, _) => Err(StoreError::InvalidQuery(
-                "`timestamp` takes a comparison or a range, e.g. timestamp:>=2026-02-18T12:00:00Z"
-                    .into(),
-            )),
-            (Target::Level, Predicate::Prefix(_)) => Err(StoreError::InvalidQuery(
-                "`level` takes a level name or a comparison, e.g. level:>=warn".into(),
-            )),
-            (Target::Id, Predicate::Prefix(_)) => Err(StoreError::InvalidQuery(
-                "`id` takes a whole id, not a prefix".into(),
-            )),
-            (_, Predicate::Compare(..) | Predicate::Range { .. }) => {
-                Err(StoreError::InvalidQuery(format!(
-                    "field `{name}` cannot be compared; comparisons apply to level, timestamp and numeric attributes"
-                )))
-            }
+        })
+    }
+
+    /// The column of an exact field.
+    fn exact(&self, field: Exact) -> Field {
+        let fields = self.fields;
+        match field {
+            Exact::Service => fields.service,
+            Exact::Host => fields.host,
+            Exact::TraceId => fields.trace_id,
+            Exact::SpanId => fields.span_id,
+            Exact::UserId => fields.user_id,
+            Exact::SourceIp => fields.source_ip,
+            Exact::Source => fields.source,
         }
     }
 
@@ -270,12 +211,7 @@ impl Compiler<'_> {
         let lower = term.serialized_value_bytes().to_vec();
         let mut upper = lower.clone();
         upper.push(0xff);
-        let too_many = || StoreError::QueryTooComplex {
-            position: None,
-            message: format!(
-                "the prefix '{shown}*' matches more than {max_terms} terms, the limit (query.max_prefix_terms); use a longer prefix"
-            ),
-        };
+        let too_many = || too_many_terms(shown, *max_terms);
         let mut found: BTreeSet<Vec<u8>> = BTreeSet::new();
         for segment in searcher.segment_readers() {
             let index = segment
@@ -422,35 +358,6 @@ impl Compiler<'_> {
     }
 }
 
-/// Where the field `name` of a query on `stream` points.
-pub(crate) fn target(fields: &Fields, stream: Stream, name: &str) -> Result<Target, StoreError> {
-    Ok(match name {
-        "message" | "msg" => Target::Message,
-        "service" => Target::Exact(fields.service),
-        "host" | "hostname" => Target::Exact(fields.host),
-        "trace_id" | "traceId" => Target::Exact(fields.trace_id),
-        "span_id" | "spanId" => Target::Exact(fields.span_id),
-        "user_id" | "userId" => Target::Exact(fields.user_id),
-        "source_ip" => Target::Exact(fields.source_ip),
-        // Logbook's own field on the audit stream; on logs, still an attribute.
-        "source" if stream == Stream::Audit => Target::Exact(fields.source),
-        "id" => Target::Id,
-        "level" => Target::Level,
-        "timestamp" => Target::Timestamp,
-        "tenant" | "received_at" | "attributes" => {
-            return Err(StoreError::InvalidQuery(format!(
-                "field `{name}` cannot be searched"
-            )));
-        }
-        other => Target::Attribute(
-            other
-                .strip_prefix("attributes.")
-                .unwrap_or(other)
-                .to_owned(),
-        ),
-    })
-}
-
 /// The events of `tenant`'s `stream` whose key is that of `id`: the event with
 /// that id, and in theory another whose key collides (callers that must be
 /// exact check the id of what they find).
@@ -478,21 +385,6 @@ fn term_query(term: Term) -> BoxQuery {
     Box::new(TermQuery::new(term, IndexRecordOption::Basic))
 }
 
-/// Places a term's error at its byte offset in the query.
-fn at(position: usize) -> impl Fn(StoreError) -> StoreError {
-    move |error| match error {
-        StoreError::InvalidQuery(message) => StoreError::InvalidTerm { position, message },
-        StoreError::QueryTooComplex {
-            position: None,
-            message,
-        } => StoreError::QueryTooComplex {
-            position: Some(position),
-            message,
-        },
-        other => other,
-    }
-}
-
 fn timestamp_range(field: Field, lower: Bound<i64>, upper: Bound<i64>) -> BoxQuery {
     let lower = match lower {
         Bound::Unbounded => Bound::Included(i64::MIN),
@@ -513,33 +405,4 @@ fn level_range(field: Field, lower: Bound<u64>, upper: Bound<u64>) -> BoxQuery {
         lower.map(|v| Term::from_field_u64(field, v)),
         upper.map(|v| Term::from_field_u64(field, v)),
     ))
-}
-
-fn comparison_bounds<T>(comparison: Comparison, value: T) -> (Bound<T>, Bound<T>) {
-    match comparison {
-        Comparison::Gt => (Bound::Excluded(value), Bound::Unbounded),
-        Comparison::Ge => (Bound::Included(value), Bound::Unbounded),
-        Comparison::Lt => (Bound::Unbounded, Bound::Excluded(value)),
-        Comparison::Le => (Bound::Unbounded, Bound::Included(value)),
-    }
-}
-
-fn parse_level(text: &str) -> Result<Level, StoreError> {
-    text.parse::<Level>()
-        .map_err(|error| StoreError::InvalidQuery(error.to_string()))
-}
-
-fn parse_timestamp(text: &str) -> Result<i64, StoreError> {
-    Timestamp::parse(text)
-        .map(Timestamp::nanos)
-        .map_err(|error| StoreError::InvalidQuery(error.to_string()))
-}
-
-fn parse_number(field: &str, text: &str) -> Result<f64, StoreError> {
-    match text.parse::<f64>() {
-        Ok(value) if value.is_finite() => Ok(value),
-        _ => Err(StoreError::InvalidQuery(format!(
-            "field `{field}` is compared with {text:?}, which is not a number"
-        ))),
-    }
 }

@@ -12,13 +12,11 @@
 
 use std::collections::BTreeSet;
 
-use query::Query;
 use serde_json::{Map, Value};
 use tantivy::schema::IndexRecordOption;
 use tantivy::tokenizer::MAX_TOKEN_LEN;
 use tantivy::{DocSet, Searcher, TERMINATED, Term};
 
-use super::compile::{Target, target};
 use super::engine;
 use super::schema::Fields;
 use crate::StoreError;
@@ -28,29 +26,6 @@ const SEGMENT_SEPARATOR: char = '\u{1}';
 
 /// How many deleted documents are passed between two checks of the budget.
 const DOCS_PER_BUDGET_CHECK: u32 = 1024;
-
-/// The attribute paths a query names, with the field name as written.
-pub(crate) fn attribute_paths(
-    fields: &Fields,
-    stream: model::Stream,
-    query: &Query,
-) -> Vec<(String, String)> {
-    let mut found = BTreeSet::new();
-    let mut pending = vec![query];
-    while let Some(query) = pending.pop() {
-        match query {
-            Query::And(items) | Query::Or(items) => pending.extend(items),
-            Query::Not(inner) => pending.push(inner),
-            Query::Field { field, .. } => {
-                if let Ok(Target::Attribute(path)) = target(fields, stream, field) {
-                    found.insert((field.clone(), path));
-                }
-            }
-            Query::All | Query::Text(_) | Query::TextPrefix { .. } | Query::Phrase(_) => {}
-        }
-    }
-    found.into_iter().collect()
-}
 
 /// The attribute paths of an event, as tantivy indexes them (a dotted key
 /// is split as nested objects are: `{"k8s.pod": 1}` is `k8s`, `pod`), segments
@@ -119,7 +94,7 @@ pub(crate) fn has_attribute(
     searcher: &Searcher,
     partition: &str,
     path: &str,
-    budget: &super::queries::Budget,
+    budget: &crate::limits::Budget,
 ) -> Result<Option<bool>, StoreError> {
     let Some(token) = query_path(fields, path).and_then(|path| path_token(partition, &path)) else {
         return Ok(None);

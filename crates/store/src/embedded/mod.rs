@@ -7,10 +7,12 @@
 mod checkpoints;
 mod collect;
 mod compile;
+mod exclusion;
 mod keys;
 mod known;
 mod queries;
 mod reindex;
+mod replays;
 mod schema;
 mod trails;
 
@@ -30,11 +32,13 @@ pub use self::checkpoints::CHECKPOINTS_FILE;
 use self::collect::{HistogramCollector, StatsCollector, TopByTime};
 use self::compile::Expansion;
 use self::keys::EventKeys;
-use self::queries::{Admission, Bounded, Budget};
-pub use self::queries::{QueryLimits, default_concurrency};
+use self::queries::Bounded;
+use self::replays::Replays;
 use self::schema::Fields;
 pub use self::trails::{CheckpointPolicy, KEY_FILE, KEY_NAME};
 use self::trails::{TrailView, Trails};
+use crate::limits::{Admission, Budget};
+pub use crate::limits::{QueryLimits, default_concurrency};
 use crate::{
     AuditLog, Bucket, EventStore, Filter, Footprint, HistogramRequest, SearchPage, SearchRequest,
     Stats, StoreError, StoredEvent,
@@ -93,6 +97,8 @@ struct Inner {
     /// Held by staging and committing; readers of the trails only take it to
     /// copy a [`TrailView`].
     trails: Mutex<Trails>,
+    /// Which staged log events may repeat stored ones; taken with the writer.
+    replays: Mutex<Replays>,
     /// Verifies checkpoints; its text is the published public key.
     verifying: audit::VerifyingKey,
     admission: Admission,
@@ -152,7 +158,7 @@ impl EmbeddedStore {
                     config.dir.display()
                 )));
             }
-            index.set_tokenizers(schema::tokenizers());
+            index.set_tokenizers(crate::analysis::tokenizers());
             index
         } else {
             let settings = IndexSettings {
@@ -165,7 +171,7 @@ impl EmbeddedStore {
             Index::builder()
                 .schema(schema)
                 .settings(settings)
-                .tokenizers(schema::tokenizers())
+                .tokenizers(crate::analysis::tokenizers())
                 .create_in_dir(&config.dir)
                 .map_err(engine("creating the index"))?
         };
@@ -181,6 +187,7 @@ impl EmbeddedStore {
             .map(|payload| (payload.queue_position, payload.audit))
             .unwrap_or_default();
         let (trails, missing) = Trails::open(&config.audit_dir, &indexed, config.checkpoints)?;
+        let replays = Replays::open(&reader.searcher())?;
         let inner = Arc::new(Inner {
             dir: config.dir.clone(),
             index,
@@ -190,6 +197,7 @@ impl EmbeddedStore {
             writer: Mutex::new(writer),
             verifying: trails.verifying_key().clone(),
             trails: Mutex::new(trails),
+            replays: Mutex::new(replays),
             admission: Admission::new(config.queries),
         });
         if !missing.is_empty() {
@@ -269,14 +277,20 @@ impl Inner {
     }
 
     /// Makes staged events and pending leaves durable with the queue position
-    /// they cover (none: no record yet), then signs due checkpoints. Leaves are
+    /// they cover (none: the last commit's position still holds), then signs
+    /// due checkpoints. Leaves are
     /// durable before the index commit that counts them.
     fn commit(&self, position: Option<u64>) -> Result<(), StoreError> {
         {
             let mut writer = self.writer();
             let mut trails = self.trails();
+            // A commit that covers no queue position keeps the last one.
+            let queue_position = match position {
+                Some(position) => Some(position),
+                None => read_payload(&self.index)?.and_then(|payload| payload.queue_position),
+            };
             let payload = CommitPayload {
-                queue_position: position,
+                queue_position,
                 audit: trails.flush()?,
             };
             let text = serde_json::to_string(&payload)
@@ -285,7 +299,9 @@ impl Inner {
                 .prepare_commit()
                 .map_err(engine("preparing a commit"))?;
             prepared.set_payload(&text);
-            prepared.commit().map_err(engine("committing"))?;
+            let committed = prepared.commit().map_err(engine("committing"));
+            self.replays().committed();
+            committed?;
             trails.committed(&payload.audit);
             trails.checkpoint_due(Instant::now())?;
         }
@@ -314,6 +330,29 @@ impl Inner {
             }
         }
         Ok(None)
+    }
+
+    /// The key of an event's partition and id.
+    fn key_of(&self, event: &model::Event) -> u64 {
+        self.keys
+            .key(&schema::partition(&event.tenant, event.stream), &event.id)
+    }
+
+    fn replays(&self) -> MutexGuard<'_, Replays> {
+        self.replays
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether a log event repeats one staged since the last commit or one
+    /// stored (a queue record delivered twice); notes it as staged.
+    fn repeats(&self, replays: &mut Replays, incoming: &QueuedEvent) -> Result<bool, StoreError> {
+        let event = &incoming.event;
+        if replays.stage(self.key_of(event), incoming.arrival) {
+            return Ok(true);
+        }
+        Ok(replays.may_be_stored(incoming.arrival)
+            && self.find(&event.tenant, event.stream, &event.id)?.is_some())
     }
 
     fn writer(&self) -> MutexGuard<'_, IndexWriter> {
@@ -490,6 +529,7 @@ impl EventStore for EmbeddedStore {
         self.blocking(move |inner| {
             let writer = inner.writer();
             let mut trails = inner.trails();
+            let mut replays = inner.replays();
             for mut incoming in events {
                 if incoming.event.stream == Stream::Audit {
                     // The trail is append-only: an event already in it (the server's
@@ -506,8 +546,15 @@ impl EventStore for EmbeddedStore {
                         continue;
                     }
                     incoming.json = trails.assign(&mut incoming.event)?;
-                } else if incoming.replace_existing {
+                } else if !incoming.replace_existing {
+                    // A server-chosen id seen again is a queue record delivered
+                    // twice: the event is stored once.
+                    if inner.repeats(&mut replays, &incoming)? {
+                        continue;
+                    }
+                } else {
                     let event = &incoming.event;
+                    replays.stage(inner.key_of(event), incoming.arrival);
                     // Only an event of the same tenant and stream is replaced.
                     writer
                         .delete_query(compile::key_query(
@@ -581,7 +628,7 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn warnings(&self, filter: &Filter) -> Result<Vec<String>, StoreError> {
-        let paths = known::attribute_paths(&self.inner.fields, filter.stream, &filter.query);
+        let paths = crate::fields::attribute_paths(filter.stream, &filter.query);
         if paths.is_empty() {
             return Ok(Vec::new());
         }
@@ -596,9 +643,7 @@ impl EventStore for EmbeddedStore {
                 if known::has_attribute(&inner.fields, &searcher, &partition, &path, budget)?
                     == Some(false)
                 {
-                    warnings.push(format!(
-                        "field \"{name}\" is not a known field and no stored event has the attribute \"{path}\""
-                    ));
+                    warnings.push(crate::fields::unknown_attribute(&name, &path));
                 }
             }
             Ok(warnings)

@@ -1,4 +1,4 @@
-//! The tantivy schema of the embedded store and the analyzers its fields use.
+//! The tantivy schema of the embedded store.
 
 use std::borrow::Cow;
 
@@ -7,22 +7,8 @@ use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions, STORED, Schema, TextFieldIndexing,
     TextOptions,
 };
-use tantivy::tokenizer::{
-    LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer, TextAnalyzer, TokenizerManager,
-};
 
-/// Full text: split on non-alphanumerics, lowercase, no stemming (logs are not
-/// prose: `interrupted` must not match `interrupt`).
-pub(crate) const TEXT_ANALYZER: &str = "logtext";
-/// Exact values compared case-insensitively (attribute values).
-pub(crate) const KEYWORD_ANALYZER: &str = "keyword";
-/// Exact values compared as sent (service, host, ids).
-pub(crate) const EXACT_ANALYZER: &str = "exact";
-
-/// Tokens longer than this are not indexed (they stay in the stored event).
-const MAX_TOKEN_BYTES: usize = 255;
-/// Exact values longer than this are not indexed.
-const MAX_EXACT_BYTES: usize = 1024;
+use crate::analysis::{EXACT_ANALYZER, KEYWORD_ANALYZER, TEXT_ANALYZER};
 
 /// Handles to every field, resolved once.
 #[derive(Debug, Clone)]
@@ -129,34 +115,6 @@ pub(crate) fn build() -> (Schema, Fields) {
         attribute_paths: builder.add_text_field("attribute_paths", whole),
     };
     (builder.build(), fields)
-}
-
-/// The analyzers the schema names.
-pub(crate) fn tokenizers() -> TokenizerManager {
-    let manager = TokenizerManager::default();
-    manager.register(TEXT_ANALYZER, text_analyzer());
-    manager.register(
-        KEYWORD_ANALYZER,
-        TextAnalyzer::builder(RawTokenizer::default())
-            .filter(RemoveLongFilter::limit(MAX_EXACT_BYTES))
-            .filter(LowerCaser)
-            .build(),
-    );
-    manager.register(
-        EXACT_ANALYZER,
-        TextAnalyzer::builder(RawTokenizer::default())
-            .filter(RemoveLongFilter::limit(MAX_EXACT_BYTES))
-            .build(),
-    );
-    manager
-}
-
-/// The analyzer of `message`, also used to cut query words the same way.
-pub(crate) fn text_analyzer() -> TextAnalyzer {
-    TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
-        .filter(LowerCaser)
-        .build()
 }
 
 #[cfg(test)]

@@ -1,89 +1,12 @@
-//! Behaviour of the embedded store through the `EventStore` trait: what a query
-//! finds, in which order, and what a commit makes durable.
+//! The cases every store must pass, each a function of the backend it runs on.
 #![allow(clippy::unwrap_used)]
 
-use model::{
-    BatchFormat, IngestContext, Limits, QueuedEvent, Stream, Timestamp, decode_batch,
-    decode_record, encode_record,
-};
+use model::Stream;
 use serde_json::{Value, json};
-use store::embedded::{EmbeddedStore, EmbeddedStoreConfig};
-use store::{EventStore, Filter, HistogramRequest, Order, SearchRequest};
+use store::{HistogramRequest, Order, QueryLimits, SearchRequest};
 
-/// A fresh queue position for each record, as the queue would give them, so
-/// that arrival numbers never repeat within a test.
-fn next_position() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    NEXT.fetch_add(1 << 20, std::sync::atomic::Ordering::Relaxed)
-}
-
-fn incoming(tenant: &str, events: &[Value]) -> Vec<QueuedEvent> {
-    incoming_to(tenant, Stream::Logs, events)
-}
-
-/// Events of `stream` as the worker hands them over. They are decoded as logs and
-/// moved to the stream afterwards: HTTP ingest refuses client ids on the audit
-/// stream, but the store must keep streams apart whatever ids it is given (the
-/// server's own audit events carry ids it chose).
-fn incoming_to(tenant: &str, stream: Stream, events: &[Value]) -> Vec<QueuedEvent> {
-    let body = serde_json::to_vec(events).unwrap();
-    let context = IngestContext::new(
-        tenant,
-        Timestamp::from_nanos(1_700_000_000_000_000_000),
-        None,
-    );
-    let batch = decode_batch(&body, BatchFormat::Json, &context, &Limits::default()).unwrap();
-    assert!(batch.rejected.is_empty(), "{:?}", batch.rejected);
-    let mut queued = decode_record(&encode_record(&batch), next_position()).unwrap();
-    for event in &mut queued {
-        event.event.stream = stream;
-        event.json = serde_json::to_string(&event.event).unwrap();
-    }
-    queued
-}
-
-async fn open(dir: &std::path::Path) -> EmbeddedStore {
-    EmbeddedStore::open(&EmbeddedStoreConfig::new(dir)).unwrap()
-}
-
-fn filter(tenant: &str, q: &str) -> Filter {
-    stream_filter(tenant, Stream::Logs, q)
-}
-
-fn stream_filter(tenant: &str, stream: Stream, q: &str) -> Filter {
-    Filter {
-        tenant: tenant.into(),
-        stream,
-        query: query::parse(q).unwrap(),
-        from: None,
-        to: None,
-    }
-}
-
-async fn ids(store: &EmbeddedStore, tenant: &str, q: &str) -> Vec<String> {
-    stream_ids(store, tenant, Stream::Logs, q).await
-}
-
-async fn stream_ids(store: &EmbeddedStore, tenant: &str, stream: Stream, q: &str) -> Vec<String> {
-    let page = store
-        .search(SearchRequest {
-            filter: stream_filter(tenant, stream, q),
-            limit: 100,
-            cursor: None,
-            order: Order::Descending,
-        })
-        .await
-        .unwrap();
-    page.events
-        .iter()
-        .map(|raw| {
-            serde_json::from_str::<Value>(raw.get()).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
-}
+use crate::backends::{Backend, Settings};
+use crate::events::{filter, ids, incoming, incoming_to, stored, stream_filter, stream_ids, total};
 
 fn sample() -> Vec<Value> {
     vec![
@@ -98,10 +21,9 @@ fn sample() -> Vec<Value> {
     ]
 }
 
-#[tokio::test]
-async fn queries_find_exactly_what_they_describe() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path()).await;
+pub async fn queries_find_exactly_what_they_describe(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let store = &*store;
     store.stage(incoming("default", &sample())).await.unwrap();
     store.commit(Some(7)).await.unwrap();
 
@@ -150,14 +72,13 @@ async fn queries_find_exactly_what_they_describe() {
         ),
     ];
     for (q, expected) in cases {
-        assert_eq!(ids(&store, "default", q).await, *expected, "query {q:?}");
+        assert_eq!(ids(store, "default", q).await, *expected, "query {q:?}");
     }
 }
 
-#[tokio::test]
-async fn tenants_never_see_each_other() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path()).await;
+pub async fn tenants_never_see_each_other(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let store = &*store;
     store.stage(incoming("a", &sample())).await.unwrap();
     store
         .stage(incoming(
@@ -167,8 +88,8 @@ async fn tenants_never_see_each_other() {
         .await
         .unwrap();
     store.commit(Some(1)).await.unwrap();
-    assert_eq!(ids(&store, "b", "").await, ["e1"]);
-    assert_eq!(ids(&store, "a", "secret").await, Vec::<String>::new());
+    assert_eq!(ids(store, "b", "").await, ["e1"]);
+    assert_eq!(ids(store, "a", "secret").await, Vec::<String>::new());
     assert!(
         store
             .get("a", Stream::Logs, "e1")
@@ -191,10 +112,9 @@ async fn tenants_never_see_each_other() {
     assert_eq!(store.stats(filter("b", "")).await.unwrap().total, 1);
 }
 
-#[tokio::test]
-async fn pages_follow_the_cursor_without_gaps_or_repeats() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path()).await;
+pub async fn pages_follow_the_cursor_without_gaps_or_repeats(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let store = &*store;
     // Many events share a timestamp, so the tiebreak decides their order.
     let events: Vec<Value> = (0..250)
         .map(|i| json!({"id": format!("id-{i}"), "timestamp": 1_000 + (i / 10), "message": "tick"}))
@@ -248,10 +168,9 @@ async fn pages_follow_the_cursor_without_gaps_or_repeats() {
     }
 }
 
-#[tokio::test]
-async fn stats_histogram_and_replacement() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path()).await;
+pub async fn stats_histogram_and_replacement(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let store = &*store;
     store.stage(incoming("default", &sample())).await.unwrap();
     store.commit(Some(3)).await.unwrap();
     let stats = store.stats(filter("default", "")).await.unwrap();
@@ -305,11 +224,9 @@ async fn stats_histogram_and_replacement() {
     );
 }
 
-#[tokio::test]
-async fn commits_carry_the_queue_position_across_reopen() {
-    let dir = tempfile::tempdir().unwrap();
+pub async fn commits_carry_the_queue_position_across_reopen(backend: &dyn Backend) {
     {
-        let store = open(dir.path()).await;
+        let store = backend.open().await;
         assert_eq!(store.committed_position().await.unwrap(), None);
         store.stage(incoming("default", &sample())).await.unwrap();
         store.commit(Some(42)).await.unwrap();
@@ -322,9 +239,10 @@ async fn commits_carry_the_queue_position_across_reopen() {
             .await
             .unwrap();
     }
-    let store = open(dir.path()).await;
+    let store = backend.open().await;
+    let store = &*store;
     assert_eq!(store.committed_position().await.unwrap(), Some(42));
-    assert_eq!(store.stats(filter("default", "")).await.unwrap().total, 4);
+    assert_eq!(total(store, filter("default", "")).await, 4);
     assert!(
         store
             .get("default", Stream::Logs, "lost")
@@ -332,12 +250,14 @@ async fn commits_carry_the_queue_position_across_reopen() {
             .unwrap()
             .is_none()
     );
+    // A commit that covers no queue position keeps the last one.
+    store.commit(None).await.unwrap();
+    assert_eq!(store.committed_position().await.unwrap(), Some(42));
 }
 
-#[tokio::test]
-async fn semantic_query_errors_are_invalid_queries() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path()).await;
+pub async fn semantic_query_errors_are_invalid_queries(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let store = &*store;
     for q in [
         "level:loud",
         "service:>3",
@@ -357,12 +277,17 @@ async fn semantic_query_errors_are_invalid_queries() {
     }
 }
 
-#[tokio::test]
-async fn a_prefix_matching_too_many_terms_is_refused_where_it_stands() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = EmbeddedStoreConfig::new(dir.path());
-    config.queries.max_prefix_terms = 3;
-    let store = EmbeddedStore::open(&config).unwrap();
+pub async fn a_prefix_matching_too_many_terms_is_refused_where_it_stands(backend: &dyn Backend) {
+    let store = backend
+        .open_with(Settings {
+            limits: QueryLimits {
+                max_prefix_terms: 3,
+                ..QueryLimits::default()
+            },
+            ..Settings::default()
+        })
+        .await;
+    let store = &*store;
     let events: Vec<Value> = (0..5)
         .map(|i| json!({"message": format!("word{i}"), "service": format!("svc{i}")}))
         .collect();
@@ -394,10 +319,9 @@ async fn a_prefix_matching_too_many_terms_is_refused_where_it_stands() {
     );
 }
 
-#[tokio::test]
-async fn a_histogram_with_too_many_buckets_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path()).await;
+pub async fn a_histogram_with_too_many_buckets_is_refused(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let store = &*store;
     let events: Vec<Value> = (0..10_001)
         .map(|i| json!({"timestamp": 1_000 + i, "message": "m"}))
         .collect();
@@ -420,19 +344,11 @@ async fn a_histogram_with_too_many_buckets_is_refused() {
     assert_eq!(store.histogram(coarse).await.unwrap().len(), 5_001);
 }
 
-/// The stored event of `tenant`'s `stream` with this id, as JSON.
-async fn stored(store: &EmbeddedStore, tenant: &str, stream: Stream, id: &str) -> Option<Value> {
-    store
-        .get(tenant, stream, id)
-        .await
-        .unwrap()
-        .map(|raw| serde_json::from_str(raw.get()).unwrap())
-}
-
-#[tokio::test]
-async fn the_same_id_in_both_streams_is_two_events_each_in_its_own_stream() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path()).await;
+pub async fn the_same_id_in_both_streams_is_two_events_each_in_its_own_stream(
+    backend: &dyn Backend,
+) {
+    let store = backend.open().await;
+    let store = &*store;
     store
         .stage(incoming_to(
             "default",
@@ -462,41 +378,41 @@ async fn the_same_id_in_both_streams_is_two_events_each_in_its_own_stream() {
     // Search: every query sees its own stream only, `*` and `id:` included.
     for q in ["", "*", "id:same"] {
         assert_eq!(
-            stream_ids(&store, "default", Stream::Logs, q).await,
+            stream_ids(store, "default", Stream::Logs, q).await,
             ["same"],
             "logs {q:?}"
         );
     }
     assert_eq!(
-        stream_ids(&store, "default", Stream::Audit, "").await,
+        stream_ids(store, "default", Stream::Audit, "").await,
         ["only-audit", "same"]
     );
     assert_eq!(
-        stream_ids(&store, "default", Stream::Audit, "id:same").await,
+        stream_ids(store, "default", Stream::Audit, "id:same").await,
         ["same"]
     );
-    assert_eq!(ids(&store, "default", "audit").await, Vec::<String>::new());
+    assert_eq!(ids(store, "default", "audit").await, Vec::<String>::new());
     assert_eq!(
-        ids(&store, "default", "id:only-audit").await,
+        ids(store, "default", "id:only-audit").await,
         Vec::<String>::new()
     );
     assert_eq!(
-        ids(&store, "default", "stream:audit OR stream:logs").await,
+        ids(store, "default", "stream:audit OR stream:logs").await,
         Vec::<String>::new(),
         "a client's `stream` field is an attribute, not the stream"
     );
     assert_eq!(
-        stream_ids(&store, "default", Stream::Audit, "log").await,
+        stream_ids(store, "default", Stream::Audit, "log").await,
         Vec::<String>::new()
     );
 
     // Get: by id, each stream returns its own event and never the other's.
-    let log = stored(&store, "default", Stream::Logs, "same")
+    let log = stored(store, "default", Stream::Logs, "same")
         .await
         .unwrap();
     assert_eq!(log["message"], "log line");
     assert_eq!(log.get("stream"), None, "log events are stored as before");
-    let audit = stored(&store, "default", Stream::Audit, "same")
+    let audit = stored(store, "default", Stream::Audit, "same")
         .await
         .unwrap();
     assert_eq!(audit["message"], "audit entry");
@@ -506,11 +422,11 @@ async fn the_same_id_in_both_streams_is_two_events_each_in_its_own_stream() {
         "the stored event keeps its real tenant"
     );
     assert!(
-        stored(&store, "default", Stream::Logs, "only-audit")
+        stored(store, "default", Stream::Logs, "only-audit")
             .await
             .is_none()
     );
-    let only = stored(&store, "default", Stream::Audit, "only-audit")
+    let only = stored(store, "default", Stream::Audit, "only-audit")
         .await
         .unwrap();
     assert_eq!(only["stream"], "audit");
@@ -545,10 +461,9 @@ async fn the_same_id_in_both_streams_is_two_events_each_in_its_own_stream() {
     }
 }
 
-#[tokio::test]
-async fn replacing_by_client_id_stays_within_the_stream() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path()).await;
+pub async fn replacing_by_client_id_stays_within_the_stream(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let store = &*store;
     store
         .stage(incoming_to(
             "default",
@@ -579,11 +494,11 @@ async fn replacing_by_client_id_stays_within_the_stream() {
     store.commit(Some(2)).await.unwrap();
     let message = |event: Option<Value>| event.unwrap()["message"].as_str().unwrap().to_owned();
     assert_eq!(
-        message(stored(&store, "default", Stream::Logs, "x").await),
+        message(stored(store, "default", Stream::Logs, "x").await),
         "replaced log"
     );
     assert_eq!(
-        message(stored(&store, "default", Stream::Audit, "x").await),
+        message(stored(store, "default", Stream::Audit, "x").await),
         "original audit"
     );
 
@@ -599,11 +514,11 @@ async fn replacing_by_client_id_stays_within_the_stream() {
         .unwrap();
     store.commit(Some(3)).await.unwrap();
     assert_eq!(
-        message(stored(&store, "default", Stream::Logs, "x").await),
+        message(stored(store, "default", Stream::Logs, "x").await),
         "replaced log"
     );
     assert_eq!(
-        message(stored(&store, "default", Stream::Audit, "x").await),
+        message(stored(store, "default", Stream::Audit, "x").await),
         "original audit"
     );
     for stream in [Stream::Logs, Stream::Audit] {
@@ -620,10 +535,9 @@ async fn replacing_by_client_id_stays_within_the_stream() {
     assert_eq!(store.footprint().await.unwrap().events, 2);
 }
 
-#[tokio::test]
-async fn two_tenants_by_two_streams_are_four_partitions() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path()).await;
+pub async fn two_tenants_by_two_streams_are_four_partitions(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let store = &*store;
     let cells = [
         ("a", Stream::Logs),
         ("a", Stream::Audit),
@@ -648,7 +562,7 @@ async fn two_tenants_by_two_streams_are_four_partitions() {
     for (tenant, stream) in cells {
         let label = format!("{tenant}-{stream}");
         assert_eq!(
-            stream_ids(&store, tenant, stream, "").await.len(),
+            stream_ids(store, tenant, stream, "").await.len(),
             2,
             "{label}"
         );
@@ -661,26 +575,26 @@ async fn two_tenants_by_two_streams_are_four_partitions() {
             2,
             "{label}"
         );
-        let shared = stored(&store, tenant, stream, "shared").await.unwrap();
+        let shared = stored(store, tenant, stream, "shared").await.unwrap();
         assert_eq!(shared["message"], format!("shared {label}"));
         assert_eq!(shared["tenant"], tenant);
         for (other_tenant, other_stream) in cells {
             let other = format!("{other_tenant}-{other_stream}");
             let visible = other == label;
             assert_eq!(
-                stored(&store, tenant, stream, &other).await.is_some(),
+                stored(store, tenant, stream, &other).await.is_some(),
                 visible,
                 "get {other} from {label}"
             );
             assert_eq!(
-                stream_ids(&store, tenant, stream, &format!("id:{other}"))
+                stream_ids(store, tenant, stream, &format!("id:{other}"))
                     .await
                     .len(),
                 usize::from(visible),
                 "search id:{other} in {label}"
             );
             assert_eq!(
-                stream_ids(&store, tenant, stream, &format!("\"own {other}\""))
+                stream_ids(store, tenant, stream, &format!("\"own {other}\""))
                     .await
                     .len(),
                 usize::from(visible),
@@ -691,10 +605,9 @@ async fn two_tenants_by_two_streams_are_four_partitions() {
     assert_eq!(store.footprint().await.unwrap().events, 8);
 }
 
-#[tokio::test]
-async fn source_is_the_servers_field_on_audit_and_an_attribute_on_logs() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path()).await;
+pub async fn source_is_the_servers_field_on_audit_and_an_attribute_on_logs(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let store = &*store;
     store
         .stage(incoming(
             "default",
@@ -720,12 +633,12 @@ async fn source_is_the_servers_field_on_audit_and_an_attribute_on_logs() {
     store.stage(audit).await.unwrap();
     store.commit(Some(1)).await.unwrap();
 
-    let audit_ids = |q: &'static str| stream_ids(&store, "default", Stream::Audit, q);
+    let audit_ids = |q: &'static str| stream_ids(store, "default", Stream::Audit, q);
     assert_eq!(audit_ids("source:logbook").await, ["own"]);
     assert_eq!(audit_ids("source:client").await, ["client"]);
     assert_eq!(audit_ids("attributes.source:logbook").await, ["client"]);
     assert_eq!(
-        ids(&store, "default", "source:logbook").await,
+        ids(store, "default", "source:logbook").await,
         ["log"],
         "on logs, `source` is still an attribute"
     );

@@ -1,0 +1,148 @@
+//! The daily partitions of the events table: created before a commit writes
+//! into a day that has none (any day, past or future), and one day ahead of
+//! the clock, so that dropping a day's table is all retention will need.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use sqlx::PgPool;
+
+use super::errors::engine;
+use crate::StoreError;
+
+const NANOS_PER_DAY: i64 = 86_400_000_000_000;
+
+/// The second key of the advisory lock partition creation takes (the first is
+/// the schema's hash).
+const LOCK: i32 = 0x6c6f_6702;
+
+/// The day (since the epoch) holding `nanos`.
+pub(crate) fn day_of(nanos: i64) -> i64 {
+    nanos.div_euclid(NANOS_PER_DAY)
+}
+
+/// The year, month and day of a day since the epoch (proleptic Gregorian).
+fn civil(day: i64) -> (i64, u32, u32) {
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = day + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// The table of one day: `store_events_20260218`.
+fn table(day: i64) -> String {
+    let (year, month, date) = civil(day);
+    format!("store_events_{year:04}{month:02}{date:02}")
+}
+
+/// A partition bound: the first nanosecond of `day`, or the open end when it
+/// is beyond what a timestamp holds.
+fn bound(day: i64, open: &str) -> String {
+    match day.checked_mul(NANOS_PER_DAY) {
+        Some(nanos) => nanos.to_string(),
+        None => open.to_owned(),
+    }
+}
+
+/// The days known to have a partition, so a commit asks PostgreSQL only about
+/// new ones.
+#[derive(Default)]
+pub(crate) struct Partitions {
+    known: Mutex<HashSet<i64>>,
+}
+
+impl Partitions {
+    fn is_known(&self, day: i64) -> bool {
+        self.known
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(&day)
+    }
+
+    /// Makes sure every day in `days` has its partition.
+    pub async fn ensure(
+        &self,
+        pool: &PgPool,
+        days: impl IntoIterator<Item = i64>,
+    ) -> Result<(), StoreError> {
+        let mut missing: Vec<i64> = days
+            .into_iter()
+            .filter(|day| !self.is_known(*day))
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let failed = engine("creating a day's partition");
+        let mut tx = pool.begin().await.map_err(&failed)?;
+        // One creator at a time; a creator waiting for readers of the parent
+        // table gives up after a while rather than queue every query behind it.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext(current_schema()), $1)")
+            .bind(LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(&failed)?;
+        sqlx::query("SET LOCAL lock_timeout = '10s'")
+            .execute(&mut *tx)
+            .await
+            .map_err(&failed)?;
+        for day in &missing {
+            let name = table(*day);
+            let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+                .bind(&name)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(&failed)?;
+            if !exists {
+                let create = format!(
+                    "CREATE TABLE {name} PARTITION OF store_events FOR VALUES FROM ({}) TO ({})",
+                    bound(*day, "MINVALUE"),
+                    bound(day + 1, "MAXVALUE"),
+                );
+                sqlx::query(sqlx::AssertSqlSafe(create))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(&failed)?;
+            }
+        }
+        tx.commit().await.map_err(&failed)?;
+        self.known
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .extend(missing);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_are_named_by_their_date() {
+        assert_eq!(table(0), "store_events_19700101");
+        assert_eq!(
+            table(day_of(1_771_416_000_000_000_000)),
+            "store_events_20260218"
+        );
+        assert_eq!(table(day_of(-1)), "store_events_19691231");
+        assert_eq!(table(day_of(i64::MIN)), "store_events_16770921");
+        assert_eq!(table(day_of(i64::MAX)), "store_events_22620411");
+        assert_eq!(table(11_016), "store_events_20000229");
+    }
+
+    #[test]
+    fn the_first_and_last_days_are_open_ended() {
+        assert_eq!(bound(day_of(i64::MIN), "MINVALUE"), "MINVALUE");
+        assert_eq!(bound(day_of(i64::MAX) + 1, "MAXVALUE"), "MAXVALUE");
+        assert_eq!(bound(1, "MINVALUE"), NANOS_PER_DAY.to_string());
+    }
+}
