@@ -30,14 +30,17 @@ impl Drop for Node {
     }
 }
 
-fn start(role: &str, redis: &str, prefix: &str, store: &str) -> Node {
+/// Starts a node; every node shares `key` (the checkpoint signing key file).
+fn start(role: &str, redis: &str, prefix: &str, store: &str, key: &Path) -> Node {
     let root = tempfile::tempdir().unwrap();
     let port = free_port();
     let settings = format!(
         "role = \"{role}\"\n\
          [queue]\nurl = \"{redis}\"\nprefix = \"{prefix}\"\nvisibility_timeout_ms = 2000\n\
          [store]\nurl = \"{store}\"\n\
-         [pipeline]\ncommit_interval_ms = 100\n"
+         [pipeline]\ncommit_interval_ms = 100\n\
+         [audit]\nkey_file = \"{}\"\n",
+        key.display()
     );
     let child = serve_with_settings(root.path(), port, KEY, &settings, Stdio::inherit());
     Node {
@@ -89,17 +92,19 @@ async fn two_ingest_nodes_two_workers_one_killed_every_event_stored_once() {
         .await
         .unwrap();
     let prefix = format!("logbook-e2e-{}", std::process::id());
+    let shared = tempfile::tempdir().unwrap();
+    let key = shared.path().join("checkpoint.key");
 
     // The query node starts first and creates the tenant and key.
-    let query = start("query", &redis, &prefix, &store);
+    let query = start("query", &redis, &prefix, &store, &key);
     let mut reader = connect_when_up(&query.url, KEY).await;
     let ingest = [
-        start("ingest", &redis, &prefix, &store),
-        start("ingest", &redis, &prefix, &store),
+        start("ingest", &redis, &prefix, &store, &key),
+        start("ingest", &redis, &prefix, &store, &key),
     ];
     let mut workers = vec![
-        start("worker", &redis, &prefix, &store),
-        start("worker", &redis, &prefix, &store),
+        start("worker", &redis, &prefix, &store, &key),
+        start("worker", &redis, &prefix, &store, &key),
     ];
     let mut writers = Vec::new();
     for node in &ingest {

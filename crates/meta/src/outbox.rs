@@ -66,8 +66,9 @@ pub(crate) async fn insert(
 
 /// The advisory lock that makes one process at a time the outbox's drainer;
 /// its second half is the schema's hash, so deployments in other schemas of
-/// the same database do not contend.
-const OUTBOX_LOCK: i32 = 0x6c6f_6701;
+/// the same database do not contend. The PostgreSQL store's locks use
+/// `0x6c6f_6701` to `0x6c6f_6703` as their first key; this one must differ.
+const OUTBOX_LOCK: i32 = 0x6c6f_6710;
 
 /// The right to drain the outbox. Over PostgreSQL, processes sharing the
 /// database would otherwise drain it at once and could interleave their

@@ -9,14 +9,10 @@ use queue::{EmbeddedQueue, Queue};
 use store::dead_letters::DirectoryDeadLetters;
 use store::embedded::EmbeddedStore;
 use store::{AuditLog, DeadLetters, EventStore};
+#[cfg(feature = "postgres")]
+use store::{Breaker, BreakerPolicy};
 
 use crate::Config;
-
-/// The store seen through both of its traits.
-pub(crate) struct OpenedStore {
-    pub(crate) events: Arc<dyn EventStore>,
-    pub(crate) audit: Arc<dyn AuditLog>,
-}
 
 /// Refuses a role that cannot work on the configured backends: every role
 /// but `all` shares its queue and store with other processes, which the
@@ -74,6 +70,13 @@ const QUEUE_SCHEMES: &[&str] = &[
     "redis://",
 ];
 
+/// The store, its audit trails and its dead letters.
+pub(crate) struct OpenedStore {
+    pub(crate) events: Arc<dyn EventStore>,
+    pub(crate) audit: Arc<dyn AuditLog>,
+    pub(crate) dead_letters: Arc<dyn DeadLetters>,
+}
+
 /// Opens the store `store.url` names, or the embedded one in the data directory.
 pub(crate) async fn open_store(config: &Config) -> anyhow::Result<OpenedStore> {
     let Some(url) = config.store.url.as_deref() else {
@@ -86,23 +89,44 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<OpenedStore> {
         return Ok(OpenedStore {
             events: embedded.clone(),
             audit: embedded,
+            dead_letters: Arc::new(DirectoryDeadLetters::new(
+                config.data_dir.join("dead-letter"),
+            )),
         });
     };
-    anyhow::bail!(
-        "store.url {}: this build has no store for {:?} URLs",
-        redacted(url),
-        scheme(url)
-    )
+    match scheme(url) {
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => {
+            let options = config.postgres_store_options();
+            let store = store::postgres::PostgresStore::open(url, &options)
+                .await
+                .with_context(|| {
+                    format!("cannot open the PostgreSQL store at {}", redacted(url))
+                })?;
+            let dead_letters = store::dead_letters::PostgresDeadLetters::connect(url)
+                .await
+                .with_context(|| format!("cannot open the dead letters at {}", redacted(url)))?;
+            Ok(OpenedStore {
+                // Queries fail fast while the database is down, instead of each
+                // waiting out the connection timeout.
+                events: Arc::new(Breaker::new(store.clone(), BreakerPolicy::default())),
+                audit: Arc::new(store),
+                dead_letters: Arc::new(dead_letters),
+            })
+        }
+        other => anyhow::bail!(
+            "store.url {}: this build has no store for {other:?} URLs (it knows: {})",
+            redacted(url),
+            STORE_SCHEMES.join(", ")
+        ),
+    }
 }
 
-/// Opens where the worker keeps what it cannot store: the directory
-/// `dead-letter/` in the data directory.
-pub(crate) fn open_dead_letters(config: &Config) -> Arc<dyn DeadLetters> {
-    // With a `postgres://` store.url, `store::dead_letters::PostgresDeadLetters` goes here.
-    Arc::new(DirectoryDeadLetters::new(
-        config.data_dir.join("dead-letter"),
-    ))
-}
+/// The store URL schemes this build opens.
+const STORE_SCHEMES: &[&str] = &[
+    #[cfg(feature = "postgres")]
+    "postgres://",
+];
 
 /// The scheme of a URL, without `://`.
 fn scheme(url: &str) -> &str {

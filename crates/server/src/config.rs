@@ -39,6 +39,10 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuditSettings {
+    /// The key that signs checkpoints; every process over one PostgreSQL
+    /// store needs the same one. Default: `audit/checkpoint.key` in the data
+    /// directory.
+    pub key_file: Option<PathBuf>,
     /// Sign a checkpoint after this many new audit events of a tenant…
     pub checkpoint_every_events: u64,
     /// …or this long after the previous one, if there is anything new.
@@ -49,6 +53,7 @@ impl Default for AuditSettings {
     fn default() -> Self {
         let policy = store::embedded::CheckpointPolicy::default();
         AuditSettings {
+            key_file: None,
             checkpoint_every_events: policy.every_events,
             checkpoint_interval_ms: policy.interval.as_millis() as u64,
         }
@@ -423,6 +428,22 @@ impl Config {
                 },
                 max_concurrent_per_tenant: self.query.max_concurrent_per_tenant.max(1),
             },
+        }
+    }
+
+    /// The PostgreSQL store's settings, for a `postgres://` store URL.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn postgres_store_options(&self) -> store::postgres::PostgresStoreOptions {
+        let embedded = self.store_config();
+        let key_file = self
+            .audit
+            .key_file
+            .clone()
+            .unwrap_or_else(|| embedded.audit_dir.join(store::embedded::KEY_FILE));
+        store::postgres::PostgresStoreOptions {
+            checkpoints: embedded.checkpoints,
+            queries: embedded.queries,
+            ..store::postgres::PostgresStoreOptions::new(key_file)
         }
     }
 

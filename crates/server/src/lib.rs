@@ -136,7 +136,7 @@ pub async fn start_on(
     let opened = backends::open_store(&config).await?;
     let store = opened.events;
     let audit_log = opened.audit;
-    let dead_letters = backends::open_dead_letters(&config);
+    let dead_letters = opened.dead_letters;
 
     let meta = open_meta(&config).await?;
     let bootstrap = api::accounts::bootstrap(

@@ -37,10 +37,18 @@ pub fn logbook() -> Command {
 pub async fn connect_when_up(url: &str, token: &str) -> HttpClient {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(client) = HttpClient::connect(url).await
-            && let Ok(mut client) = client.with_token(Some(token))
-            && client.get("/healthz").await.is_ok_and(|r| r.status == 200)
-        {
+        // A server still opening its stores accepts connections it does not
+        // answer yet: each attempt gets a deadline of its own.
+        let attempt = async {
+            let mut client = HttpClient::connect(url)
+                .await
+                .ok()?
+                .with_token(Some(token))
+                .ok()?;
+            let up = client.get("/healthz").await.is_ok_and(|r| r.status == 200);
+            up.then_some(client)
+        };
+        if let Ok(Some(client)) = tokio::time::timeout(Duration::from_secs(2), attempt).await {
             return client;
         }
         assert!(Instant::now() < deadline, "server did not come up");
