@@ -98,6 +98,9 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<OpenedStore> {
         #[cfg(feature = "postgres")]
         "postgres" | "postgresql" => {
             let options = config.postgres_store_options();
+            if let Some(dir) = options.audit_key_file.parent() {
+                crate::create_private_dir(dir)?;
+            }
             let store = store::postgres::PostgresStore::open(url, &options)
                 .await
                 .with_context(|| {

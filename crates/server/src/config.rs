@@ -443,6 +443,8 @@ impl Config {
         store::postgres::PostgresStoreOptions {
             checkpoints: embedded.checkpoints,
             queries: embedded.queries,
+            // A database that is down is reported within a second.
+            acquire_timeout: Duration::from_secs(1),
             ..store::postgres::PostgresStoreOptions::new(key_file)
         }
     }
