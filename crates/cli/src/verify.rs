@@ -10,6 +10,8 @@
 //! checkpoint and event must belong to the tenant being checked, and with
 //! `--trusted-checkpoint` the trail must extend a checkpoint seen earlier.
 
+#[cfg(feature = "postgres")]
+mod database;
 mod export;
 
 use std::io::{BufRead as _, Read as _};
@@ -43,6 +45,10 @@ pub struct VerifyArgs {
     /// Verify the trail of a running server: fetches its export (needs `--key`).
     #[arg(long)]
     url: Option<String>,
+    /// Verify the trails in a PostgreSQL store, read straight from the database
+    /// (`postgres://…`, read-only; needs `--public-key`).
+    #[arg(long, conflicts_with_all = ["export", "url"])]
+    store_url: Option<String>,
     /// API key or access token with `audit:read`, for `--url`.
     #[arg(long, env = "LOGBOOK_KEY", hide_env_values = true)]
     key: Option<String>,
@@ -166,6 +172,27 @@ const UNPINNED: &str = "WARNING: no --public-key given: the checkpoint key was r
 pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     if args.export.is_some() || args.url.is_some() {
         return run_export(args).await;
+    }
+    if let Some(url) = &args.store_url {
+        let text = args.public_key.as_deref().context(
+            "verifying a database needs --public-key: the database holds nothing worth trusting",
+        )?;
+        let key = pinned_key(text)?;
+        let trusted = args
+            .trusted_checkpoint
+            .as_deref()
+            .map(|source| trusted_checkpoint(source, &key))
+            .transpose()?;
+        let only = args
+            .tenant
+            .clone()
+            .or_else(|| trusted.as_ref().map(|trusted| trusted.tenant.clone()));
+        #[cfg(feature = "postgres")]
+        return database::verify_store(url, only, key, trusted).await;
+        #[cfg(not(feature = "postgres"))]
+        anyhow::bail!(
+            "this build has no PostgreSQL support (feature `postgres`), so it cannot read {url}"
+        );
     }
     let audit_dir = args.data_dir.join("audit");
     anyhow::ensure!(

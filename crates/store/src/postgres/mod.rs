@@ -22,11 +22,14 @@ mod partitions;
 mod read;
 mod terms;
 mod trail;
+mod trail_source;
 mod write;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+
+pub use self::trail_source::TrailSource;
 
 use async_trait::async_trait;
 use model::{QueuedEvent, Stream};
