@@ -166,6 +166,34 @@ async fn two_ingest_nodes_two_workers_one_killed_every_event_stored_once() {
         .count();
     assert_eq!(unknown, 0, "nothing stored that was not acknowledged");
 
+    // The audit trail (Logbook's own security events) verifies straight from
+    // the database, against the public key the query node serves.
+    let public_key = reader
+        .get("/v1/audit/public-key")
+        .await
+        .unwrap()
+        .json()
+        .unwrap()["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let verified = common::logbook()
+        .args(["verify", "--store-url", &store, "--public-key", &public_key])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&verified.stdout);
+    assert!(
+        verified.status.success() && stdout.contains("verified"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let wrong = common::logbook()
+        .args(["verify", "--store-url", &store, "--public-key"])
+        .arg(public_key.replace("logbook+", "other+"))
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success(), "another key does not verify");
+
     drop(workers);
     drop(ingest);
     drop(query);
