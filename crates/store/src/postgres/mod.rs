@@ -63,6 +63,9 @@ pub struct PostgresStoreOptions {
     pub acquire_timeout: Duration,
     /// Deadline, prefix expansion and concurrency of searches, stats and histograms.
     pub queries: QueryLimits,
+    /// Rows this process writes into a day's partition before it refreshes
+    /// the partition's planner statistics (`ANALYZE`) itself.
+    pub analyze_after_rows: u64,
 }
 
 impl PostgresStoreOptions {
@@ -74,6 +77,7 @@ impl PostgresStoreOptions {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
             queries: QueryLimits::default(),
+            analyze_after_rows: 100_000,
         }
     }
 }
@@ -113,7 +117,7 @@ impl PostgresStore {
         let inner = Inner {
             pool,
             pending: Mutex::new(Pending::default()),
-            partitions: Partitions::default(),
+            partitions: Partitions::new(options.analyze_after_rows),
             known: Known::new(),
             admission: Admission::new(options.queries),
             signer,
@@ -180,13 +184,14 @@ impl Inner {
         let days: Vec<i64> = encoded.iter().map(|event| day_of(event.ts)).collect();
         let audited = encoded.iter().any(|event| event.audit.is_some());
         self.partitions
-            .ensure(&self.pool, days.into_iter().chain(upcoming_days()))
+            .ensure(&self.pool, days.iter().copied().chain(upcoming_days()))
             .await?;
         self.known.record(&self.pool, &encoded).await?;
         let failed = engine("committing");
         let mut tx = self.pool.begin().await.map_err(&failed)?;
         write::write(&mut tx, encoded, position).await?;
         tx.commit().await.map_err(&failed)?;
+        self.partitions.wrote(&self.pool, days);
         if audited && let Err(error) = self.signer.sign_due(&self.pool).await {
             // The events are stored; the checkpointer signs them on its next round.
             tracing::error!(%error, "cannot sign an audit checkpoint");

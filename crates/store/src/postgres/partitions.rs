@@ -2,7 +2,7 @@
 //! into a day that has none (any day, past or future), and one day ahead of
 //! the clock, so that dropping a day's table is all retention will need.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use sqlx::PgPool;
@@ -53,12 +53,58 @@ fn bound(day: i64, open: &str) -> String {
 
 /// The days known to have a partition, so a commit asks PostgreSQL only about
 /// new ones.
-#[derive(Default)]
 pub(crate) struct Partitions {
     known: Mutex<HashSet<i64>>,
+    /// Rows written per day since this process last analysed its partition.
+    unanalysed: Mutex<HashMap<i64, u64>>,
+    /// Rows written into a day's partition before its statistics are refreshed.
+    analyze_after: u64,
 }
 
 impl Partitions {
+    pub fn new(analyze_after: u64) -> Partitions {
+        Partitions {
+            known: Mutex::default(),
+            unanalysed: Mutex::default(),
+            analyze_after: analyze_after.max(1),
+        }
+    }
+
+    /// Counts the rows a commit wrote per day and refreshes, in the
+    /// background, the statistics of a partition that grew by
+    /// `analyze_after` rows: a day's partition filled by a bulk load
+    /// has none until autovacuum gets to it, and without them the planner
+    /// scans the whole day for every query (about 800 ms at 1.9 M rows).
+    pub fn wrote(&self, pool: &PgPool, days: impl IntoIterator<Item = i64>) {
+        let mut due = Vec::new();
+        {
+            let mut unanalysed = self
+                .unanalysed
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for day in days {
+                let rows = unanalysed.entry(day).or_default();
+                *rows += 1;
+                if *rows >= self.analyze_after {
+                    *rows = 0;
+                    due.push(day);
+                }
+            }
+        }
+        for day in due {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let statement = format!("ANALYZE {}", table(day));
+                if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(statement))
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::warn!(%error, day, "cannot refresh a partition's statistics");
+                }
+            });
+        }
+    }
+
     fn is_known(&self, day: i64) -> bool {
         self.known
             .lock()

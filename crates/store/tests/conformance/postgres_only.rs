@@ -281,3 +281,44 @@ async fn the_trail_refuses_changes_another_key_and_altered_hashes() {
     drop(connection);
     backend.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_filled_by_a_bulk_load_gets_planner_statistics() {
+    let Some(backend) = database("a_partition_filled_by_a_bulk_load").await else {
+        return;
+    };
+    let options = PostgresStoreOptions {
+        analyze_after_rows: 500,
+        ..backend.options()
+    };
+    let store = PostgresStore::open(backend.url(), &options).await.unwrap();
+    // Timestamps of 1970-01-01, so the rows land in one known partition.
+    let events: Vec<Value> = (0..600)
+        .map(|i| json!({"message": format!("line {i}"), "timestamp": i}))
+        .collect();
+    store::EventStore::stage(&store, incoming("default", &events))
+        .await
+        .unwrap();
+    store::EventStore::commit(&store, None).await.unwrap();
+    let mut connection = backend.connect().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let analysed: Option<bool> = sqlx::query_scalar(
+            // `last_analyze` is the store's own ANALYZE; autovacuum's is another column.
+            "SELECT last_analyze IS NOT NULL \
+             FROM pg_stat_user_tables WHERE relname = 'store_events_19700101' \
+               AND schemaname = current_schema()",
+        )
+        .fetch_optional(&mut connection)
+        .await
+        .unwrap();
+        if analysed == Some(true) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the partition was never analysed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
