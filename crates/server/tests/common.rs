@@ -180,3 +180,28 @@ pub fn loghub(name: &str) -> Option<PathBuf> {
         .join(name);
     path.exists().then_some(path)
 }
+
+/// `postgres://user@host:port/db?…` with its host and port replaced by
+/// `address` (a proxy the test controls).
+pub fn through(url: &str, address: std::net::SocketAddr) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (authority, path) = rest.split_once('/').unwrap();
+    let user = authority
+        .rsplit_once('@')
+        .map(|(user, _)| format!("{user}@"));
+    format!("{scheme}://{}{address}/{path}", user.unwrap_or_default())
+}
+
+/// The address a `postgres://` URL points at.
+pub async fn upstream(url: &str) -> std::net::SocketAddr {
+    let rest = url.split_once("://").unwrap().1;
+    let authority = rest.split('/').next().unwrap();
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = match host.contains(':') {
+        true => host.to_owned(),
+        false => format!("{host}:5432"),
+    };
+    tokio::net::lookup_host(host).await.unwrap().next().unwrap()
+}

@@ -9,30 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bench::fault_proxy::FaultProxy;
-use common::{TestServer, count};
-
-/// `postgres://user@host:port/db?…` with its host and port replaced by `address`.
-fn through(url: &str, address: std::net::SocketAddr) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let (authority, path) = rest.split_once('/').unwrap();
-    let user = authority
-        .rsplit_once('@')
-        .map(|(user, _)| format!("{user}@"));
-    format!("{scheme}://{}{address}/{path}", user.unwrap_or_default())
-}
-
-async fn upstream(url: &str) -> std::net::SocketAddr {
-    let rest = url.split_once("://").unwrap().1;
-    let authority = rest.split('/').next().unwrap();
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    let host = match host.contains(':') {
-        true => host.to_owned(),
-        false => format!("{host}:5432"),
-    };
-    tokio::net::lookup_host(host).await.unwrap().next().unwrap()
-}
+use common::{TestServer, count, through, upstream};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_fails_queries_fast_and_loses_nothing() {
