@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     );
     if let Ok(batch) = decode_batch(body, format, &context, &limits) {
         let record = encode_record(&batch);
-        let events = decode_record(&record).expect("an encoded record decodes");
+        let events = decode_record(&record, 0).expect("an encoded record decodes");
         assert_eq!(events.len(), batch.ids.len());
     }
 });

@@ -38,10 +38,10 @@ fn fixture() -> &'static Fixture {
         let body = serde_json::to_vec(&events).expect("json");
         let context = IngestContext::new("default", Timestamp::from_nanos(1_700_000_000_000_000_000), None);
         let batch = decode_batch(&body, BatchFormat::Json, &context, &Limits::default()).expect("batch");
-        let queued = decode_record(&encode_record(&batch)).expect("record");
+        let queued = decode_record(&encode_record(&batch), 0).expect("record");
         runtime.block_on(async {
             store.stage(queued).await.expect("stage");
-            store.commit(1).await.expect("commit");
+            store.commit(Some(1)).await.expect("commit");
         });
         Fixture { runtime, store, _dir: dir }
     })

@@ -174,25 +174,27 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
         return run_export(args).await;
     }
     if let Some(url) = &args.store_url {
-        let text = args.public_key.as_deref().context(
-            "verifying a database needs --public-key: the database holds nothing worth trusting",
-        )?;
-        let key = pinned_key(text)?;
-        let trusted = args
-            .trusted_checkpoint
-            .as_deref()
-            .map(|source| trusted_checkpoint(source, &key))
-            .transpose()?;
-        let only = args
-            .tenant
-            .clone()
-            .or_else(|| trusted.as_ref().map(|trusted| trusted.tenant.clone()));
-        #[cfg(feature = "postgres")]
-        return database::verify_store(url, only, key, trusted).await;
         #[cfg(not(feature = "postgres"))]
         anyhow::bail!(
             "this build has no PostgreSQL support (feature `postgres`), so it cannot read {url}"
         );
+        #[cfg(feature = "postgres")]
+        {
+            let text = args.public_key.as_deref().context(
+                "verifying a database needs --public-key: the database holds nothing worth trusting",
+            )?;
+            let key = pinned_key(text)?;
+            let trusted = args
+                .trusted_checkpoint
+                .as_deref()
+                .map(|source| trusted_checkpoint(source, &key))
+                .transpose()?;
+            let only = args
+                .tenant
+                .clone()
+                .or_else(|| trusted.as_ref().map(|trusted| trusted.tenant.clone()));
+            return database::verify_store(url, only, key, trusted).await;
+        }
     }
     let audit_dir = args.data_dir.join("audit");
     anyhow::ensure!(

@@ -396,6 +396,7 @@ impl Config {
     }
 
     /// The Redis queue's settings, for a `redis://` queue URL.
+    #[cfg(feature = "redis")]
     pub(crate) fn redis_queue_config(&self, url: &str) -> queue::RedisQueueConfig {
         queue::RedisQueueConfig {
             prefix: self.queue.prefix.clone(),

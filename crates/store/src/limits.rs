@@ -72,12 +72,14 @@ impl Budget {
         self.deadline
     }
 
-    /// The time left before the deadline.
+    /// The time left before the deadline (the PostgreSQL store's statement timeout).
+    #[cfg(feature = "postgres")]
     pub(crate) fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
     }
 
     /// The configured timeout (what a `QueryTimeout` reports).
+    #[cfg(feature = "postgres")]
     pub(crate) fn timeout(&self) -> Duration {
         self.timeout
     }
