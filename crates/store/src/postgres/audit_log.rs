@@ -33,7 +33,52 @@ fn check_committed(size: u64, committed: u64) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// What [`PostgresStore::committed_column`] reads of each leaf row.
+#[derive(Clone, Copy)]
+enum Column {
+    Leaf,
+    Hash,
+}
+
 impl PostgresStore {
+    /// The leaf bytes or leaf hashes of committed events `from..to` of a
+    /// tenant's trail, in sequence; all of them, or an error.
+    async fn committed_column(
+        &self,
+        tenant: &str,
+        from: u64,
+        to: u64,
+        column: Column,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut connection = self.connection().await?;
+        check_committed(to, size_of(&mut connection, tenant).await?)?;
+        if from > to {
+            return Err(StoreError::OutOfRange(format!("from must be at most {to}")));
+        }
+        let query = match column {
+            Column::Leaf => {
+                "SELECT leaf FROM store_audit_leaves WHERE tenant = $1 AND seq >= $2 AND seq < $3 ORDER BY seq"
+            }
+            Column::Hash => {
+                "SELECT hash FROM store_audit_leaves WHERE tenant = $1 AND seq >= $2 AND seq < $3 ORDER BY seq"
+            }
+        };
+        let rows: Vec<Vec<u8>> = sqlx::query_scalar(query)
+            .bind(tenant)
+            .bind(from as i64)
+            .bind(to as i64)
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(engine("reading audit leaves"))?;
+        if rows.len() as u64 != to - from {
+            return Err(StoreError::Corrupt(format!(
+                "the trail of {tenant:?} holds {} of the leaves {from}..{to}",
+                rows.len()
+            )));
+        }
+        Ok(rows)
+    }
+
     async fn connection(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, StoreError> {
         self.inner
             .pool
@@ -110,21 +155,8 @@ impl AuditLog for PostgresStore {
         from: u64,
         to: u64,
     ) -> Result<Vec<audit::Hash>, StoreError> {
-        let mut connection = self.connection().await?;
-        check_committed(to, size_of(&mut connection, tenant).await?)?;
-        if from > to {
-            return Err(StoreError::OutOfRange(format!("from must be at most {to}")));
-        }
-        let hashes: Vec<Vec<u8>> = sqlx::query_scalar(
-            "SELECT hash FROM store_audit_leaves WHERE tenant = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
-        )
-        .bind(tenant)
-        .bind(from as i64)
-        .bind(to as i64)
-        .fetch_all(&mut *connection)
-        .await
-        .map_err(engine("reading audit leaf hashes"))?;
-        hashes
+        self.committed_column(tenant, from, to, Column::Hash)
+            .await?
             .into_iter()
             .map(|hash| {
                 audit::Hash::try_from(hash).map_err(|hash| {
@@ -135,27 +167,7 @@ impl AuditLog for PostgresStore {
     }
 
     async fn leaves(&self, tenant: &str, from: u64, to: u64) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut connection = self.connection().await?;
-        check_committed(to, size_of(&mut connection, tenant).await?)?;
-        if from > to {
-            return Err(StoreError::OutOfRange(format!("from must be at most {to}")));
-        }
-        let leaves: Vec<Vec<u8>> = sqlx::query_scalar(
-            "SELECT leaf FROM store_audit_leaves WHERE tenant = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
-        )
-        .bind(tenant)
-        .bind(from as i64)
-        .bind(to as i64)
-        .fetch_all(&mut *connection)
-        .await
-        .map_err(engine("reading audit leaves"))?;
-        if leaves.len() as u64 != to - from {
-            return Err(StoreError::Corrupt(format!(
-                "the trail of {tenant:?} holds {} of the leaves {from}..{to}",
-                leaves.len()
-            )));
-        }
-        Ok(leaves)
+        self.committed_column(tenant, from, to, Column::Leaf).await
     }
 
     async fn consistency_proof(
