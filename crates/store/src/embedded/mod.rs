@@ -302,10 +302,14 @@ impl Inner {
             let committed = prepared.commit().map_err(engine("committing"));
             self.replays().committed();
             committed?;
+            // Searches see the events before any checkpoint signs them, so a
+            // client that saw a checkpoint finds every event it covers.
+            self.reader
+                .reload()
+                .map_err(engine("reloading the reader"))?;
             trails.committed(&payload.audit);
-            trails.checkpoint_due(Instant::now())?;
+            trails.checkpoint_due(Instant::now())
         }
-        self.reader.reload().map_err(engine("reloading the reader"))
     }
 
     /// The committed event of this tenant's stream with this id. Keys are
