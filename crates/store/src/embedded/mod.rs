@@ -304,10 +304,9 @@ impl Inner {
             committed?;
             // Searches see the events before any checkpoint signs them, so a
             // client that saw a checkpoint finds every event it covers.
-            self.reader
-                .reload()
-                .map_err(engine("reloading the reader"))?;
+            let reloaded = self.reader.reload().map_err(engine("reloading the reader"));
             trails.committed(&payload.audit);
+            reloaded?;
             trails.checkpoint_due(Instant::now())
         }
     }
