@@ -206,6 +206,18 @@ impl RedisQueue {
         }
     }
 
+    /// A connection for one consumer: it blocks in XREADGROUP, so it is its
+    /// own, and has no response timeout (each command sets its deadline).
+    async fn consumer_connection(&self) -> Result<MultiplexedConnection, QueueError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.config.command_timeout))
+            .set_response_timeout(None);
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(unavailable)
+    }
+
     fn set_failed(&self, failed: bool) {
         self.stats
             .lock()
@@ -322,15 +334,7 @@ impl Queue for RedisQueue {
     }
 
     async fn consumer(self: Arc<Self>, _start: Position) -> Result<Box<dyn Consumer>, QueueError> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.config.command_timeout))
-            .set_response_timeout(None);
-        // A consumer blocks in XREADGROUP, so it gets a connection of its own.
-        let connection = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(unavailable)?;
+        let connection = self.consumer_connection().await?;
         self.forget_departed_consumers().await;
         let name = consumer_name();
         tracing::info!(consumer = %name, group = GROUP, "joined the redis consumer group");
@@ -378,16 +382,7 @@ struct RedisConsumer {
 impl RedisConsumer {
     async fn connection(&mut self) -> Result<&mut MultiplexedConnection, QueueError> {
         if self.connection.is_none() {
-            let config = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(self.queue.config.command_timeout))
-                .set_response_timeout(None);
-            let connection = self
-                .queue
-                .client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await
-                .map_err(unavailable)?;
-            self.connection = Some(connection);
+            self.connection = Some(self.queue.consumer_connection().await?);
         }
         self.connection
             .as_mut()
