@@ -9,8 +9,9 @@ use axum::extract::{ConnectInfo, Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use meta::{ApiKey, Tenant, User};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, json};
+use utoipa::ToSchema;
 
 use crate::access::{Principal, PrincipalKind};
 use crate::accounts::{self, KeyRequest, UserRequest};
@@ -19,7 +20,7 @@ use crate::json_body::{json_body, rfc3339};
 use crate::security::{Outcome, SecurityEvent};
 use crate::{ApiError, AppState};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewUserBody {
     username: String,
@@ -29,14 +30,14 @@ pub(crate) struct NewUserBody {
     tenant: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UserChange {
     role: Option<String>,
     disabled: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewKeyBody {
     name: String,
@@ -45,13 +46,13 @@ pub(crate) struct NewKeyBody {
     signed: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SettingsBody {
     self_registration: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewTenantBody {
     id: String,
@@ -59,33 +60,119 @@ pub(crate) struct NewTenantBody {
 }
 
 /// A user as the API shows it.
-pub(crate) fn user_json(user: &User) -> Value {
-    json!({
-        "id": user.id,
-        "tenant": user.tenant,
-        "username": user.username,
-        "role": user.role,
-        "super_admin": user.super_admin,
-        "disabled": user.disabled,
-        "created_at": rfc3339(user.created_at),
-    })
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UserBody {
+    id: String,
+    tenant: String,
+    username: String,
+    /// `admin`, `auditor` or `developer`.
+    role: String,
+    super_admin: bool,
+    disabled: bool,
+    #[schema(format = DateTime)]
+    created_at: String,
 }
 
-fn key_json(key: &ApiKey) -> Value {
-    json!({
-        "id": key.id,
-        "name": key.name,
-        "scopes": key.scopes,
-        "signed": key.signed,
-        "created_at": rfc3339(key.created_at),
-        "created_by": key.created_by,
-        "last_used_at": key.last_used_at.map(rfc3339),
-        "revoked_at": key.revoked_at.map(rfc3339),
-    })
+impl From<&User> for UserBody {
+    fn from(user: &User) -> Self {
+        UserBody {
+            id: user.id.clone(),
+            tenant: user.tenant.clone(),
+            username: user.username.clone(),
+            role: user.role.clone(),
+            super_admin: user.super_admin,
+            disabled: user.disabled,
+            created_at: rfc3339(user.created_at),
+        }
+    }
 }
 
-fn tenant_json(tenant: &Tenant) -> Value {
-    json!({"id": tenant.id, "name": tenant.name, "created_at": rfc3339(tenant.created_at)})
+/// An API key as the API shows it (never its secret, except once at creation).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct KeyBody {
+    id: String,
+    name: String,
+    /// `logs:write`, `logs:read`, `audit:write`, `audit:read`.
+    scopes: Vec<String>,
+    /// Whether requests with it must be signed (HMAC).
+    signed: bool,
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// The id of the user who created it.
+    created_by: Option<String>,
+    #[schema(format = DateTime)]
+    last_used_at: Option<String>,
+    #[schema(format = DateTime)]
+    revoked_at: Option<String>,
+}
+
+impl From<&ApiKey> for KeyBody {
+    fn from(key: &ApiKey) -> Self {
+        KeyBody {
+            id: key.id.clone(),
+            name: key.name.clone(),
+            scopes: key.scopes.clone(),
+            signed: key.signed,
+            created_at: rfc3339(key.created_at),
+            created_by: key.created_by.clone(),
+            last_used_at: key.last_used_at.map(rfc3339),
+            revoked_at: key.revoked_at.map(rfc3339),
+        }
+    }
+}
+
+/// A new key: the key's fields and, this once, its secret.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CreatedKeyBody {
+    #[serde(flatten)]
+    key: KeyBody,
+    /// The secret (`lbk_…`): send it as a bearer token, or sign with it. Shown only now.
+    #[serde(rename = "key")]
+    token: String,
+}
+
+/// A tenant as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TenantBody {
+    id: String,
+    name: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+impl From<&Tenant> for TenantBody {
+    fn from(tenant: &Tenant) -> Self {
+        TenantBody {
+            id: tenant.id.clone(),
+            name: tenant.name.clone(),
+            created_at: rfc3339(tenant.created_at),
+        }
+    }
+}
+
+/// The tenant's settings.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Settings {
+    /// Whether anyone may register as a `developer` of this tenant.
+    self_registration: bool,
+}
+
+/// `GET /v1/users`'s answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UserList {
+    users: Vec<UserBody>,
+}
+
+/// `GET /v1/keys`'s answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct KeyList {
+    keys: Vec<KeyBody>,
+}
+
+/// `GET /v1/tenants`'s answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TenantList {
+    tenants: Vec<TenantBody>,
 }
 
 fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
@@ -97,6 +184,15 @@ fn internal(context: &'static str) -> impl Fn(meta::MetaError) -> ApiError {
     move |error| ApiError::internal(context, &error)
 }
 
+/// `GET /v1/users`.
+#[utoipa::path(
+    get,
+    path = "/v1/users",
+    tag = "admin",
+    responses(
+        (status = 200, description = "The tenant's users", body = UserList),
+    ),
+)]
 pub(crate) async fn list_users(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -107,9 +203,29 @@ pub(crate) async fn list_users(
         .users(&principal.tenant)
         .await
         .map_err(internal("listing users"))?;
-    Ok(Json(json!({"users": users.iter().map(user_json).collect::<Vec<_>>()})).into_response())
+    Ok(Json(UserList {
+        users: users.iter().map(UserBody::from).collect(),
+    })
+    .into_response())
 }
 
+/// `POST /v1/users`.
+#[utoipa::path(
+    post,
+    path = "/v1/users",
+    tag = "admin",
+    request_body = NewUserBody,
+    responses(
+        (status = 201, description = "The new user", body = UserBody),
+        (status = 400, description = "The body is not valid JSON (`invalid_json`)", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is too large (`body_too_large`)", body = crate::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json` (`unsupported_media_type`)", body = crate::error::ErrorBody),
+        (status = 403, description = "Not allowed: another tenant needs the super-admin (`forbidden`)", body = crate::error::ErrorBody),
+        (status = 404, description = "No such tenant (`not_found`)", body = crate::error::ErrorBody),
+        (status = 409, description = "The username is taken (`conflict`)", body = crate::error::ErrorBody),
+        (status = 422, description = "A field is not valid (`invalid_field`; `where` names it) or missing or of the wrong type (`invalid_json`)", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn create_user(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -146,9 +262,26 @@ pub(crate) async fn create_user(
     )
     .await
     .map_err(account_error)?;
-    Ok((StatusCode::CREATED, Json(user_json(&user))).into_response())
+    Ok((StatusCode::CREATED, Json(UserBody::from(&user))).into_response())
 }
 
+/// `PATCH /v1/users/{id}`.
+#[utoipa::path(
+    patch,
+    path = "/v1/users/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The user's id")),
+    request_body = UserChange,
+    responses(
+        (status = 200, description = "The user as changed", body = UserBody),
+        (status = 400, description = "The body is not valid JSON (`invalid_json`)", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is too large (`body_too_large`)", body = crate::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json` (`unsupported_media_type`)", body = crate::error::ErrorBody),
+        (status = 403, description = "Not allowed: one's own account, or the super-admin (`forbidden`)", body = crate::error::ErrorBody),
+        (status = 404, description = "No such user in this tenant (`not_found`)", body = crate::error::ErrorBody),
+        (status = 422, description = "A field is not valid (`invalid_field`; `where` names it) or of the wrong type (`invalid_json`)", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn update_user(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -240,9 +373,18 @@ pub(crate) async fn update_user(
                 format!("no user {id:?} in this tenant"),
             )
         })?;
-    Ok(Json(user_json(&user)).into_response())
+    Ok(Json(UserBody::from(&user)).into_response())
 }
 
+/// `GET /v1/keys`.
+#[utoipa::path(
+    get,
+    path = "/v1/keys",
+    tag = "admin",
+    responses(
+        (status = 200, description = "The tenant's API keys", body = KeyList),
+    ),
+)]
 pub(crate) async fn list_keys(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -253,9 +395,26 @@ pub(crate) async fn list_keys(
         .keys(&principal.tenant)
         .await
         .map_err(internal("listing keys"))?;
-    Ok(Json(json!({"keys": keys.iter().map(key_json).collect::<Vec<_>>()})).into_response())
+    Ok(Json(KeyList {
+        keys: keys.iter().map(KeyBody::from).collect(),
+    })
+    .into_response())
 }
 
+/// `POST /v1/keys`.
+#[utoipa::path(
+    post,
+    path = "/v1/keys",
+    tag = "admin",
+    request_body = NewKeyBody,
+    responses(
+        (status = 201, description = "The new key, with its secret (shown only now)", body = CreatedKeyBody),
+        (status = 400, description = "The body is not valid JSON (`invalid_json`)", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is too large (`body_too_large`)", body = crate::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json` (`unsupported_media_type`)", body = crate::error::ErrorBody),
+        (status = 422, description = "A field is not valid (`invalid_field`; `where` names it) or missing or of the wrong type (`invalid_json`)", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn create_key(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -280,11 +439,25 @@ pub(crate) async fn create_key(
     )
     .await
     .map_err(account_error)?;
-    let mut answer = key_json(&created.key);
-    answer["key"] = json!(created.token);
+    let answer = CreatedKeyBody {
+        key: KeyBody::from(&created.key),
+        token: created.token,
+    };
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
+/// `DELETE /v1/keys/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/v1/keys/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 200, description = "The key, revoked", body = KeyBody),
+        (status = 400, description = "The id is not valid (`invalid_parameter`)", body = crate::error::ErrorBody),
+        (status = 404, description = "No such key in this tenant (`not_found`)", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn revoke_key(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -319,10 +492,10 @@ pub(crate) async fn revoke_key(
             format!("no key {id:?} in this tenant"),
         )
     })?;
-    Ok(Json(key_json(&key)).into_response())
+    Ok(Json(KeyBody::from(&key)).into_response())
 }
 
-async fn settings_json(state: &AppState, tenant: &str) -> Result<Value, ApiError> {
+async fn settings_json(state: &AppState, tenant: &str) -> Result<Settings, ApiError> {
     let stored = state
         .auth
         .meta
@@ -332,9 +505,18 @@ async fn settings_json(state: &AppState, tenant: &str) -> Result<Value, ApiError
     let self_registration = stored
         .iter()
         .any(|(name, value)| name == SELF_REGISTRATION && value == "true");
-    Ok(json!({ SELF_REGISTRATION: self_registration }))
+    Ok(Settings { self_registration })
 }
 
+/// `GET /v1/settings`.
+#[utoipa::path(
+    get,
+    path = "/v1/settings",
+    tag = "admin",
+    responses(
+        (status = 200, description = "The tenant's settings", body = Settings),
+    ),
+)]
 pub(crate) async fn get_settings(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -342,6 +524,20 @@ pub(crate) async fn get_settings(
     Ok(Json(settings_json(&state, &principal.tenant).await?).into_response())
 }
 
+/// `PUT /v1/settings`: the settings given change, the others stay.
+#[utoipa::path(
+    put,
+    path = "/v1/settings",
+    tag = "admin",
+    request_body = SettingsBody,
+    responses(
+        (status = 200, description = "The tenant's settings as changed", body = Settings),
+        (status = 400, description = "The body is not valid JSON (`invalid_json`)", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is too large (`body_too_large`)", body = crate::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json` (`unsupported_media_type`)", body = crate::error::ErrorBody),
+        (status = 422, description = "A field is of the wrong type (`invalid_json`)", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn put_settings(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -377,6 +573,15 @@ pub(crate) async fn put_settings(
     Ok(Json(settings_json(&state, &principal.tenant).await?).into_response())
 }
 
+/// `GET /v1/tenants`.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants",
+    tag = "admin",
+    responses(
+        (status = 200, description = "Every tenant", body = TenantList),
+    ),
+)]
 pub(crate) async fn list_tenants(State(state): State<AppState>) -> Result<Response, ApiError> {
     let tenants = state
         .auth
@@ -384,12 +589,27 @@ pub(crate) async fn list_tenants(State(state): State<AppState>) -> Result<Respon
         .tenants()
         .await
         .map_err(internal("listing tenants"))?;
-    Ok(
-        Json(json!({"tenants": tenants.iter().map(tenant_json).collect::<Vec<_>>()}))
-            .into_response(),
-    )
+    Ok(Json(TenantList {
+        tenants: tenants.iter().map(TenantBody::from).collect(),
+    })
+    .into_response())
 }
 
+/// `POST /v1/tenants`.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants",
+    tag = "admin",
+    request_body = NewTenantBody,
+    responses(
+        (status = 201, description = "The new tenant", body = TenantBody),
+        (status = 400, description = "The body is not valid JSON (`invalid_json`)", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is too large (`body_too_large`)", body = crate::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json` (`unsupported_media_type`)", body = crate::error::ErrorBody),
+        (status = 409, description = "The tenant exists (`conflict`)", body = crate::error::ErrorBody),
+        (status = 422, description = "A field is not valid (`invalid_field`; `where` names it) or missing or of the wrong type (`invalid_json`)", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn create_tenant(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -403,5 +623,5 @@ pub(crate) async fn create_tenant(
     let tenant = accounts::create_tenant(&state.auth.meta, &body.id, &name, &actor)
         .await
         .map_err(account_error)?;
-    Ok((StatusCode::CREATED, Json(tenant_json(&tenant))).into_response())
+    Ok((StatusCode::CREATED, Json(TenantBody::from(&tenant))).into_response())
 }

@@ -9,8 +9,9 @@ use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use meta::{NewSession, RefreshOutcome, User};
-use serde::Deserialize;
-use serde_json::{Map, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::access::{
     Principal, PrincipalKind, Role, authenticate::now_seconds, authenticate::unauthorized,
@@ -23,32 +24,77 @@ use crate::{ApiError, AppState};
 /// Longest username or password looked at; longer ones are refused before hashing.
 const MAX_USERNAME_BYTES: usize = 256;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LoginRequest {
     username: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RefreshRequest {
     refresh_token: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PasswordChange {
     current_password: String,
     new_password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Registration {
     tenant: String,
     username: String,
     password: String,
+}
+
+/// A login session's tokens.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Tokens {
+    /// Send as `Authorization: Bearer <access_token>`.
+    access_token: String,
+    /// Always `Bearer`.
+    #[schema(value_type = String, example = "Bearer")]
+    token_type: &'static str,
+    /// Seconds the access token is valid for.
+    expires_in: i64,
+    /// Exchange at `POST /v1/auth/refresh` for new tokens (once).
+    refresh_token: String,
+    /// Seconds the refresh token is valid for.
+    refresh_expires_in: u64,
+}
+
+/// `GET /v1/auth/me`'s answer: who the credentials belong to and what they allow.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Me {
+    tenant: String,
+    #[serde(flatten)]
+    caller: Caller,
+    /// The permissions held (`logs:read`, `tenant:manage`…).
+    #[schema(value_type = Vec<String>)]
+    permissions: Vec<&'static str>,
+}
+
+/// A logged-in user or an API key.
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum Caller {
+    User {
+        id: String,
+        username: String,
+        /// `admin`, `auditor` or `developer`.
+        #[schema(value_type = String)]
+        role: &'static str,
+        super_admin: bool,
+    },
+    ApiKey {
+        id: String,
+        name: String,
+    },
 }
 
 /// The actor of a request from its principal, address and user agent.
@@ -178,13 +224,13 @@ fn token_answer(state: &AppState, user: &User, session: &str, refresh_token: &st
         exp: now + ttl,
     };
     let access_token = auth::jwt::encode(&state.auth.jwt, &claims);
-    let mut response = Json(json!({
-        "access_token": access_token,
-        "token_type": "Bearer",
-        "expires_in": ttl,
-        "refresh_token": refresh_token,
-        "refresh_expires_in": state.auth.config.refresh_token_ttl.as_secs(),
-    }))
+    let mut response = Json(Tokens {
+        access_token,
+        token_type: "Bearer",
+        expires_in: ttl,
+        refresh_token: refresh_token.to_owned(),
+        refresh_expires_in: state.auth.config.refresh_token_ttl.as_secs(),
+    })
     .into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,
@@ -193,6 +239,23 @@ fn token_answer(state: &AppState, user: &User, session: &str, refresh_token: &st
     response
 }
 
+/// `POST /v1/auth/login`.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "A new session's tokens", body = Tokens),
+        (status = 400, description = "The body is not valid JSON (`invalid_json`) or the credentials are too long (`credentials_too_large`)", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is too large (`body_too_large`)", body = crate::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json` (`unsupported_media_type`)", body = crate::error::ErrorBody),
+        (status = 401, description = "Wrong username or password, or a disabled user (`invalid_credentials`)", body = crate::error::ErrorBody),
+        (status = 422, description = "A field is missing, unknown or of the wrong type (`invalid_json`)", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many failed logins for this account or address (`too_many_login_attempts`); `Retry-After` says when", body = crate::error::ErrorBody),
+        (status = 503, description = "As many passwords are being checked as allowed (`server_busy`); `Retry-After` says when", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -276,6 +339,22 @@ pub(crate) async fn login(
     Ok(token_answer(&state, &user, &session, &refresh_token))
 }
 
+/// `POST /v1/auth/refresh`.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/refresh",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens; the refresh token sent is spent", body = Tokens),
+        (status = 400, description = "The body is not valid JSON (`invalid_json`) or the credentials are too long (`credentials_too_large`)", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is too large (`body_too_large`)", body = crate::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json` (`unsupported_media_type`)", body = crate::error::ErrorBody),
+        (status = 401, description = "The refresh token is unknown, expired or already used (`invalid_token`)", body = crate::error::ErrorBody),
+        (status = 422, description = "A field is missing, unknown or of the wrong type (`invalid_json`)", body = crate::error::ErrorBody),
+        (status = 503, description = "The metadata store cannot be reached (`auth_unavailable`)", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn refresh(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -341,6 +420,13 @@ fn session_of(principal: &Principal) -> Result<(&str, &str), ApiError> {
     }
 }
 
+/// `POST /v1/auth/logout`.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/logout",
+    tag = "auth",
+    responses((status = 204, description = "The session is ended; its tokens no longer work")),
+)]
 pub(crate) async fn logout(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -368,6 +454,23 @@ pub(crate) async fn logout(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// `POST /v1/auth/password`.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/password",
+    tag = "auth",
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "The password is changed"),
+        (status = 400, description = "The body is not valid JSON (`invalid_json`) or the credentials are too long (`credentials_too_large`)", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is too large (`body_too_large`)", body = crate::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json` (`unsupported_media_type`)", body = crate::error::ErrorBody),
+        (status = 403, description = "The current password is wrong (`invalid_password`), or the caller is not a user (`forbidden`)", body = crate::error::ErrorBody),
+        (status = 422, description = "The new password does not meet the policy (`invalid_field`) or a field is missing or of the wrong type (`invalid_json`); `where` names the field", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many failed attempts (`too_many_login_attempts`) or over the caller's rate (`rate_limited`); `Retry-After` says when", body = crate::error::ErrorBody),
+        (status = 503, description = "As many passwords are being checked as allowed (`server_busy`) or credentials cannot be checked (`auth_unavailable`); `Retry-After` says when", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn change_password(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -442,6 +545,24 @@ pub(crate) async fn change_password(
 /// The tenant setting that allows self-registration.
 pub(crate) const SELF_REGISTRATION: &str = "self_registration";
 
+/// `POST /v1/auth/register`.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/register",
+    tag = "auth",
+    request_body = Registration,
+    responses(
+        (status = 201, description = "The new user (role `developer`)", body = crate::admin_routes::UserBody),
+        (status = 400, description = "The body is not valid JSON (`invalid_json`) or the credentials are too long (`credentials_too_large`)", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is too large (`body_too_large`)", body = crate::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json` (`unsupported_media_type`)", body = crate::error::ErrorBody),
+        (status = 403, description = "The tenant does not allow self-registration (`registration_disabled`)", body = crate::error::ErrorBody),
+        (status = 409, description = "The username is taken (`conflict`)", body = crate::error::ErrorBody),
+        (status = 422, description = "A field is not valid (`invalid_field`; `where` names it) or missing or of the wrong type (`invalid_json`)", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many attempts from this address (`too_many_login_attempts`); `Retry-After` says when", body = crate::error::ErrorBody),
+        (status = 503, description = "As many passwords are being checked as allowed (`server_busy`); `Retry-After` says when", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn register(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -496,34 +617,41 @@ pub(crate) async fn register(
     .map_err(account_error)?;
     Ok((
         StatusCode::CREATED,
-        Json(crate::admin_routes::user_json(&user)),
+        Json(crate::admin_routes::UserBody::from(&user)),
     )
         .into_response())
 }
 
+/// `GET /v1/auth/me`.
+#[utoipa::path(
+    get,
+    path = "/v1/auth/me",
+    tag = "auth",
+    responses((status = 200, description = "The caller", body = Me)),
+)]
 pub(crate) async fn me(Extension(principal): Extension<Principal>) -> Response {
-    let mut body = Map::new();
-    body.insert("tenant".into(), json!(principal.tenant));
-    match &principal.kind {
+    let caller = match &principal.kind {
         PrincipalKind::User {
             id,
             username,
             role,
             super_admin,
             ..
-        } => {
-            body.insert("type".into(), json!("user"));
-            body.insert("id".into(), json!(id));
-            body.insert("username".into(), json!(username));
-            body.insert("role".into(), json!(role.name()));
-            body.insert("super_admin".into(), json!(super_admin));
-        }
-        PrincipalKind::Key { id, name } => {
-            body.insert("type".into(), json!("api_key"));
-            body.insert("id".into(), json!(id));
-            body.insert("name".into(), json!(name));
-        }
-    }
-    body.insert("permissions".into(), json!(principal.permission_names()));
-    Json(body).into_response()
+        } => Caller::User {
+            id: id.clone(),
+            username: username.clone(),
+            role: role.name(),
+            super_admin: *super_admin,
+        },
+        PrincipalKind::Key { id, name } => Caller::ApiKey {
+            id: id.clone(),
+            name: name.clone(),
+        },
+    };
+    Json(Me {
+        tenant: principal.tenant.clone(),
+        caller,
+        permissions: principal.permission_names(),
+    })
+    .into_response()
 }

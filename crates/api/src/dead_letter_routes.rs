@@ -14,9 +14,10 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use store::{DeadLetter, DeadLetterInfo, StoreError};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::access::Principal;
 use crate::auth_routes::actor_of;
@@ -27,47 +28,80 @@ use crate::{ApiError, AppState};
 /// Page size when `limit` is absent.
 const DEFAULT_LIMIT: usize = 100;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
+    /// Letters per page (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
+    /// The `next` of the previous page.
     after: Option<String>,
 }
 
-fn info_json(info: &DeadLetterInfo) -> Value {
-    json!({
-        "id": info.id,
-        "tenant": info.tenant,
-        "stream": info.stream,
-        "position": info.position,
-        "error": info.error,
-        "attempts": info.attempts,
-        "first_failed_at": info.first_failed_at,
-        "last_failed_at": info.last_failed_at,
-        "payload_bytes": info.payload_bytes,
-    })
+/// A page of dead letters, without payloads.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct LetterPage {
+    dead_letters: Vec<DeadLetterInfo>,
+    /// Pass as `after` for the next page; `null` on the last.
+    next: Option<String>,
 }
 
 /// A letter with its payload: the queue record as text (or `payload_hex`
 /// when it is not UTF-8), and its events when the record is readable.
-fn letter_json(letter: &DeadLetter) -> Value {
-    let mut body = info_json(&letter.info);
-    match std::str::from_utf8(&letter.payload) {
-        Ok(text) => body["payload"] = json!(text),
-        Err(_) => {
-            let hex: String = letter
-                .payload
-                .iter()
-                .map(|byte| format!("{byte:02x}"))
-                .collect();
-            body["payload_hex"] = json!(hex);
+#[derive(Serialize, ToSchema)]
+pub(crate) struct LetterBody {
+    #[serde(flatten)]
+    info: DeadLetterInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload_hex: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events: Option<Vec<model::Event>>,
+}
+
+impl From<DeadLetter> for LetterBody {
+    fn from(letter: DeadLetter) -> Self {
+        let events = model::decode_record(&letter.payload, letter.info.position)
+            .ok()
+            .map(|events| events.into_iter().map(|queued| queued.event).collect());
+        let (payload, payload_hex) = match String::from_utf8(letter.payload) {
+            Ok(text) => (Some(text), None),
+            Err(error) => {
+                let hex = error
+                    .as_bytes()
+                    .iter()
+                    .map(|byte| format!("{byte:02x}"))
+                    .collect();
+                (None, Some(hex))
+            }
+        };
+        LetterBody {
+            info: letter.info,
+            payload,
+            payload_hex,
+            events,
         }
     }
-    if let Ok(events) = model::decode_record(&letter.payload, letter.info.position) {
-        let events: Vec<&model::Event> = events.iter().map(|queued| &queued.event).collect();
-        body["events"] = json!(events);
-    }
-    body
+}
+
+/// A replayed letter and where its record went in the queue.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Replayed {
+    id: String,
+    /// Always `true`.
+    replayed: bool,
+    position: u64,
+    next_position: u64,
+}
+
+/// A purged letter.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Purged {
+    id: String,
+    /// Always `true`.
+    purged: bool,
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -110,6 +144,17 @@ async fn find(state: &AppState, id: &str) -> Result<DeadLetter, ApiError> {
 }
 
 /// `GET /v1/admin/dead-letters?limit=&after=`: a page in id order, without payloads.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/dead-letters",
+    tag = "admin",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of dead letters in id order", body = LetterPage),
+        (status = 400, description = "A parameter is not valid (`invalid_parameter`)", body = crate::error::ErrorBody),
+        (status = 503, description = "The dead-letter store cannot be reached (`store_unavailable`) or credentials cannot be checked (`auth_unavailable`); `Retry-After` says when", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListParams>, QueryRejection>,
@@ -136,11 +181,26 @@ pub(crate) async fn list(
         .list(after, limit)
         .await
         .map_err(letters_failed("listing dead letters"))?;
-    let letters: Vec<Value> = page.letters.iter().map(info_json).collect();
-    Ok(Json(json!({"dead_letters": letters, "next": page.next})).into_response())
+    Ok(Json(LetterPage {
+        dead_letters: page.letters,
+        next: page.next,
+    })
+    .into_response())
 }
 
 /// `GET /v1/admin/dead-letters/{id}`: one letter with its payload.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/dead-letters/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The letter's id")),
+    responses(
+        (status = 200, description = "The letter with its payload", body = LetterBody),
+        (status = 400, description = "A query parameter was given (`invalid_parameter`)", body = crate::error::ErrorBody),
+        (status = 404, description = "No such letter (`not_found`)", body = crate::error::ErrorBody),
+        (status = 503, description = "The dead-letter store cannot be reached (`store_unavailable`) or credentials cannot be checked (`auth_unavailable`); `Retry-After` says when", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn show(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
@@ -149,11 +209,23 @@ pub(crate) async fn show(
     query.map_err(parameter_error)?;
     let id = path_id(id)?;
     let letter = find(&state, &id).await?;
-    Ok(Json(letter_json(&letter)).into_response())
+    Ok(Json(LetterBody::from(letter)).into_response())
 }
 
 /// `POST /v1/admin/dead-letters/{id}/replay`: the payload goes back into the
 /// queue (durably), then the letter is removed. Answers 202 with the new position.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/dead-letters/{id}/replay",
+    tag = "admin",
+    params(("id" = String, Path, description = "The letter's id")),
+    responses(
+        (status = 202, description = "The record is back in the queue, durably; the letter is gone", body = Replayed),
+        (status = 404, description = "No such letter (`not_found`)", body = crate::error::ErrorBody),
+        (status = 413, description = "The record is over the queue's record limit (`record_too_large`)", body = crate::error::ErrorBody),
+        (status = 503, description = "The queue is full or cannot write, or a store cannot be reached (`queue_full`, `queue_unavailable`, `store_unavailable`, `auth_unavailable`); `Retry-After` says when", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn replay(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -183,12 +255,27 @@ pub(crate) async fn replay(
         position = position.0,
         "a dead letter was replayed"
     );
-    let answer =
-        json!({"id": id, "replayed": true, "position": position.0, "next_position": next.0});
+    let answer = Replayed {
+        id,
+        replayed: true,
+        position: position.0,
+        next_position: next.0,
+    };
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
 
 /// `DELETE /v1/admin/dead-letters/{id}`: the letter is gone for good.
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/dead-letters/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The letter's id")),
+    responses(
+        (status = 200, description = "The letter is gone for good", body = Purged),
+        (status = 404, description = "No such letter (`not_found`)", body = crate::error::ErrorBody),
+        (status = 503, description = "The dead-letter store cannot be reached (`store_unavailable`) or credentials cannot be checked (`auth_unavailable`); `Retry-After` says when", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn purge(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -210,7 +297,7 @@ pub(crate) async fn purge(
     .await?;
     remove(&state, &id).await?;
     tracing::info!(dead_letter = id, "a dead letter was purged");
-    Ok(Json(json!({"id": id, "purged": true})).into_response())
+    Ok(Json(Purged { id, purged: true }).into_response())
 }
 
 async fn remove(state: &AppState, id: &str) -> Result<(), ApiError> {

@@ -21,14 +21,25 @@ pub struct ApiError {
     pub headers: Option<Box<axum::http::HeaderMap>>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The body of every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ApiError)]
+pub(crate) struct ErrorBody<'a> {
+    /// The HTTP status, repeated.
+    #[schema(minimum = 400, maximum = 599)]
     status: u16,
+    /// A stable code to branch on (`invalid_parameter`, `unauthorized`, `queue_full`…).
     code: &'a str,
+    /// What went wrong and what to do, for people.
     message: &'a str,
+    /// Where in the request the problem is: `{"parameter": "q", "position": 4}`,
+    /// `{"field": "password"}`, `{"line": 2, "column": 3}`, `{"byte": 17}`.
     #[serde(rename = "where", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     location: Option<&'a Value>,
+    /// A batch whose every event was refused: why, per event.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<crate::ingest::RejectionBody>>)]
     errors: Option<&'a Value>,
 }
 
@@ -70,7 +81,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
+        let body = ErrorBody {
             status: self.status.as_u16(),
             code: self.code,
             message: &self.message,

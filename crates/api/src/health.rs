@@ -12,33 +12,126 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pipeline::Progress;
 use queue::QueueStats;
-use serde_json::{Value, json};
+use serde::Serialize;
 use store::EventStore;
+use utoipa::ToSchema;
 
 use crate::{AppState, Role};
 
+/// `GET /healthz`'s answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Alive {
+    /// Always `ok`.
+    #[schema(value_type = String, example = "ok")]
+    status: &'static str,
+}
+
+/// `GET /readyz`'s answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Readiness {
+    /// `ready` or `not_ready`.
+    #[schema(value_type = String, example = "ready")]
+    status: &'static str,
+    /// The components that are not ready (`queue`, `store`, `worker`), when any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<String>>)]
+    not_ready: Option<Vec<&'static str>>,
+    /// Settings that can lose acknowledged events (a broker's persistence).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
+}
+
+/// `GET /v1/admin/status`'s answer: readiness with the figures behind it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ServerStatus {
+    /// The role of this process: `all`, `ingest`, `worker` or `query`.
+    #[schema(value_type = String)]
+    role: &'static str,
+    /// `ready` or `not_ready`.
+    #[schema(value_type = String)]
+    status: &'static str,
+    /// The components that are not ready (empty when ready).
+    #[schema(value_type = Vec<String>)]
+    not_ready: Vec<&'static str>,
+    queue: QueueFigures,
+    store: StoreFigures,
+    worker: WorkerFigures,
+}
+
+/// The queue's figures.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct QueueFigures {
+    pending_bytes: u64,
+    max_bytes: u64,
+    durable_end: u64,
+    segments: usize,
+    syncs: u64,
+    full: bool,
+    failed: bool,
+    /// `embedded` or `redis`.
+    #[schema(value_type = String)]
+    backend: &'static str,
+    pending_records: Option<u64>,
+    warnings: Vec<String>,
+}
+
+/// What the store holds, or why it could not be measured.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum StoreFigures {
+    Measured { events: u64, bytes: u64 },
+    Failed { error: String },
+}
+
+/// The pipeline worker's progress.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct WorkerFigures {
+    running: bool,
+    committed_position: u64,
+    committed_events: u64,
+    skipped_records: u64,
+    store_failing: bool,
+}
+
 /// Alive: the process answers HTTP.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = 200, description = "The process answers", body = Alive)),
+)]
 pub(crate) async fn healthz() -> Response {
-    axum::Json(json!({"status": "ok"})).into_response()
+    axum::Json(Alive { status: "ok" }).into_response()
 }
 
 /// Ready: the queue accepts appends (its writer works and it is not full), the
 /// store answers, and the worker runs. Names the components that are not ready.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Some component is not ready; `not_ready` names it", body = Readiness),
+    ),
+)]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let queue = state.queue.stats();
     let progress = *state.progress.borrow();
     let not_ready = not_ready(state.role, &queue, &progress, state.store.as_ref()).await;
-    let mut body = if not_ready.is_empty() {
-        json!({"status": "ready"})
-    } else {
-        json!({"status": "not_ready", "not_ready": not_ready})
+    let status = http_status(&not_ready);
+    let body = Readiness {
+        status: if not_ready.is_empty() {
+            "ready"
+        } else {
+            "not_ready"
+        },
+        not_ready: (!not_ready.is_empty()).then_some(not_ready),
+        // Settings that can lose acknowledged events are said where operators
+        // look: a broker's persistence, no tenant's figures.
+        warnings: queue.warnings,
     };
-    // Settings that can lose acknowledged events are said where operators
-    // look: a broker's persistence, no tenant's figures.
-    if !queue.warnings.is_empty() {
-        body["warnings"] = json!(queue.warnings);
-    }
-    (http_status(&not_ready), axum::Json(body)).into_response()
+    (status, axum::Json(body)).into_response()
 }
 
 /// `queue`, `store` and/or `worker`: the components this process's role needs
@@ -73,50 +166,56 @@ fn http_status(not_ready: &[&str]) -> StatusCode {
 }
 
 /// `GET /v1/admin/status`: readiness with the figures behind it.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/status",
+    tag = "admin",
+    responses((status = 200, description = "Readiness and the server-wide figures", body = ServerStatus)),
+)]
 pub(crate) async fn admin_status(State(state): State<AppState>) -> Response {
     let queue = state.queue.stats();
     let progress = *state.progress.borrow();
     let not_ready = not_ready(state.role, &queue, &progress, state.store.as_ref()).await;
-    let mut body = details(&queue, &progress, state.store.as_ref()).await;
-    body["role"] = json!(state.role.name());
-    body["status"] = json!(if not_ready.is_empty() {
-        "ready"
-    } else {
-        "not_ready"
-    });
-    body["not_ready"] = json!(not_ready);
-    axum::Json(body).into_response()
-}
-
-/// Server-wide figures, for the super-admin only. Measuring the store costs in
-/// proportion to what it holds.
-async fn details(queue: &QueueStats, progress: &Progress, store: &dyn EventStore) -> Value {
-    let store = match store.footprint().await {
-        Ok(footprint) => json!({"events": footprint.events, "bytes": footprint.bytes}),
-        Err(error) => json!({"error": error.to_string()}),
+    // Measuring the store costs in proportion to what it holds: the super-admin's only.
+    let store = match state.store.footprint().await {
+        Ok(footprint) => StoreFigures::Measured {
+            events: footprint.events,
+            bytes: footprint.bytes,
+        },
+        Err(error) => StoreFigures::Failed {
+            error: error.to_string(),
+        },
     };
-    json!({
-        "queue": {
-            "pending_bytes": queue.pending_bytes,
-            "max_bytes": queue.max_bytes,
-            "durable_end": queue.durable_end.0,
-            "segments": queue.segments,
-            "syncs": queue.syncs,
-            "full": queue.pending_bytes >= queue.max_bytes,
-            "failed": queue.failed,
-            "backend": queue.backend,
-            "pending_records": queue.pending_records,
-            "warnings": &queue.warnings,
+    let body = ServerStatus {
+        role: state.role.name(),
+        status: if not_ready.is_empty() {
+            "ready"
+        } else {
+            "not_ready"
         },
-        "store": store,
-        "worker": {
-            "running": progress.running,
-            "committed_position": progress.committed.0,
-            "committed_events": progress.committed_events,
-            "skipped_records": progress.skipped_records,
-            "store_failing": progress.store_failing,
+        not_ready,
+        queue: QueueFigures {
+            pending_bytes: queue.pending_bytes,
+            max_bytes: queue.max_bytes,
+            durable_end: queue.durable_end.0,
+            segments: queue.segments,
+            syncs: queue.syncs,
+            full: queue.pending_bytes >= queue.max_bytes,
+            failed: queue.failed,
+            backend: queue.backend,
+            pending_records: queue.pending_records,
+            warnings: queue.warnings,
         },
-    })
+        store,
+        worker: WorkerFigures {
+            running: progress.running,
+            committed_position: progress.committed.0,
+            committed_events: progress.committed_events,
+            skipped_records: progress.skipped_records,
+            store_failing: progress.store_failing,
+        },
+    };
+    axum::Json(body).into_response()
 }
 
 #[cfg(test)]

@@ -14,16 +14,19 @@ use model::{BatchFormat, DecodeError, DecodedBatch, IngestContext, Rejection, St
 use queue::{Position, QueueError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::access::Principal;
 use crate::body;
 use crate::decompress::{Encoding, decompress};
 use crate::{ApiError, AppState};
 
-#[derive(Serialize)]
-struct Accepted<'a> {
+/// The answer to an ingest request: what was accepted and, per event, what was not.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Accepted<'a> {
     accepted: usize,
     rejected: usize,
+    /// The ids of the accepted events, in request order.
     ids: &'a [String],
     /// Present when the client asked to wait: whether the events became
     /// searchable before the wait ended.
@@ -33,9 +36,12 @@ struct Accepted<'a> {
     errors: Vec<RejectionBody<'a>>,
 }
 
-#[derive(Serialize)]
-struct RejectionBody<'a> {
+/// Why one event of a batch was refused.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RejectionBody<'a> {
+    /// The event's index in the batch, from 0.
     index: usize,
+    /// Its line, for NDJSON and text bodies (from 1).
     #[serde(skip_serializing_if = "Option::is_none")]
     line: Option<usize>,
     code: &'a str,
@@ -54,12 +60,14 @@ impl<'a> From<&'a Rejection> for RejectionBody<'a> {
 }
 
 /// The query parameters of the ingest endpoints.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct IngestParams {
     /// `searchable`: answer only once the events can be found by a search
-    /// (at most [`WAIT_SEARCHABLE_TIMEOUT`]), like Elasticsearch's
-    /// `refresh=wait_for`; the default answers once they are durable.
+    /// (at most 10 s), like Elasticsearch's `refresh=wait_for`; the default
+    /// (`durable`) answers once they are durable.
+    #[param(pattern = "^(searchable|durable)$")]
     wait: Option<String>,
 }
 
@@ -85,6 +93,29 @@ impl IngestParams {
 }
 
 /// `POST /v1/logs`.
+#[utoipa::path(
+    post,
+    path = "/v1/logs",
+    tag = "logs",
+    params(IngestParams),
+    request_body(
+        description = "Log events: one JSON object or an array of them, NDJSON (one object a line) or plain text (one message a line); `Content-Encoding: gzip` or `zstd` allowed",
+        content(
+            (serde_json::Value = "application/json"),
+            (String = "application/x-ndjson"),
+            (String = "text/plain"),
+        ),
+    ),
+    responses(
+        (status = 202, description = "The valid events are durable (or, with `wait=searchable`, searchable); `errors` lists the refused ones", body = Accepted),
+        (status = 400, description = "No event is valid (`invalid_events`, with `errors`), the body is not valid JSON/UTF-8 or cannot be decompressed, or a parameter is wrong (`invalid_parameter`)", body = crate::error::ErrorBody),
+        (status = 408, description = "The body took longer than the body timeout (`body_timeout`)", body = crate::error::ErrorBody),
+        (status = 413, description = "Over a size limit: body, decompressed body, events per batch or queue record (`body_too_large`, `too_many_events`, `record_too_large`, `exceeds_rate_limit`)", body = crate::error::ErrorBody),
+        (status = 415, description = "Unsupported `Content-Type` or `Content-Encoding` (`unsupported_media_type`, `unsupported_encoding`)", body = crate::error::ErrorBody),
+        (status = 429, description = "Over the caller's rate of requests, bytes or events (`rate_limited`); `Retry-After` says when", body = crate::error::ErrorBody),
+        (status = 503, description = "The queue is full or cannot write, the body budget is spent, or credentials cannot be checked (`queue_full`, `queue_unavailable`, `server_busy`, `auth_unavailable`); `Retry-After` says when", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn ingest_logs(
     state: State<AppState>,
     peer: ConnectInfo<SocketAddr>,
@@ -103,6 +134,29 @@ pub(crate) async fn ingest_logs(
 }
 
 /// `POST /v1/audit`.
+#[utoipa::path(
+    post,
+    path = "/v1/audit",
+    tag = "audit",
+    params(IngestParams),
+    request_body(
+        description = "Audit events: one JSON object or an array of them, NDJSON (one object a line) or plain text (one message a line); `Content-Encoding: gzip` or `zstd` allowed",
+        content(
+            (serde_json::Value = "application/json"),
+            (String = "application/x-ndjson"),
+            (String = "text/plain"),
+        ),
+    ),
+    responses(
+        (status = 202, description = "The valid events are durable (or, with `wait=searchable`, searchable); `errors` lists the refused ones", body = Accepted),
+        (status = 400, description = "No event is valid (`invalid_events`, with `errors`), the body is not valid JSON/UTF-8 or cannot be decompressed, or a parameter is wrong (`invalid_parameter`)", body = crate::error::ErrorBody),
+        (status = 408, description = "The body took longer than the body timeout (`body_timeout`)", body = crate::error::ErrorBody),
+        (status = 413, description = "Over a size limit: body, decompressed body, events per batch or queue record (`body_too_large`, `too_many_events`, `record_too_large`, `exceeds_rate_limit`)", body = crate::error::ErrorBody),
+        (status = 415, description = "Unsupported `Content-Type` or `Content-Encoding` (`unsupported_media_type`, `unsupported_encoding`)", body = crate::error::ErrorBody),
+        (status = 429, description = "Over the caller's rate of requests, bytes or events (`rate_limited`); `Retry-After` says when", body = crate::error::ErrorBody),
+        (status = 503, description = "The queue is full or cannot write, the body budget is spent, or credentials cannot be checked (`queue_full`, `queue_unavailable`, `server_busy`, `auth_unavailable`); `Retry-After` says when", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn ingest_audit(
     state: State<AppState>,
     peer: ConnectInfo<SocketAddr>,

@@ -11,11 +11,14 @@ mod auth_routes;
 pub mod body;
 mod dead_letter_routes;
 mod decompress;
+mod docs;
 mod error;
 mod health;
 mod ingest;
 mod json_body;
+pub mod openapi;
 mod role;
+mod routes;
 mod search;
 pub mod security;
 mod trail;
@@ -23,7 +26,6 @@ mod trail;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{delete, get, patch, post};
 use pipeline::Progress;
 use queue::Queue;
 use store::{DeadLetters, EventStore};
@@ -31,6 +33,8 @@ use tokio::sync::watch;
 
 pub use error::ApiError;
 pub use role::Role;
+pub use routes::Route;
+use routes::Routes;
 
 /// Limits on what one ingest request may carry.
 #[derive(Debug, Clone)]
@@ -93,46 +97,8 @@ pub const CONCURRENT_DECODES: usize = 4;
 /// Routes another role serves answer 404 here; a method another role serves
 /// on a shared path (`GET /v1/logs` on an ingest node) answers 405.
 pub fn router(state: AppState) -> Router {
-    let role = state.role;
-    let mut router = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz));
-    if role != Role::Worker {
-        router = router
-            .route("/v1/admin/status", get(health::admin_status))
-            .route("/v1/admin/dead-letters", get(dead_letter_routes::list))
-            .route(
-                "/v1/admin/dead-letters/{id}",
-                get(dead_letter_routes::show).delete(dead_letter_routes::purge),
-            )
-            .route(
-                "/v1/admin/dead-letters/{id}/replay",
-                post(dead_letter_routes::replay),
-            );
-    }
-    if role.ingests() && role.queries() {
-        router = router
-            .route(
-                "/v1/logs",
-                post(ingest::ingest_logs).get(search::search_logs),
-            )
-            .route(
-                "/v1/audit",
-                post(ingest::ingest_audit).get(search::search_audit),
-            );
-    } else if role.ingests() {
-        router = router
-            .route("/v1/logs", post(ingest::ingest_logs))
-            .route("/v1/audit", post(ingest::ingest_audit));
-    } else if role.queries() {
-        router = router
-            .route("/v1/logs", get(search::search_logs))
-            .route("/v1/audit", get(search::search_audit));
-    }
-    if role.queries() {
-        router = read_routes(router);
-    }
-    router
+    build(state.role)
+        .into_router()
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             access::guard,
@@ -142,40 +108,73 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Every route a role's router serves, sorted; the OpenAPI document and the
+/// access table are checked against this list.
+pub fn routes(role: Role) -> Vec<Route> {
+    build(role).list()
+}
+
+/// The routes of a role. Adding an endpoint: one line here, a
+/// `#[utoipa::path]` on its handler listed in [`openapi::ApiDoc`], and a rule
+/// in [`access::rule_for`]; `tests/openapi.rs` names whichever is missing.
+fn build(role: Role) -> Routes {
+    let mut routes = Routes::new()
+        .get("/healthz", health::healthz)
+        .get("/readyz", health::readyz)
+        .get("/openapi.json", openapi::openapi_json)
+        .get("/docs", docs::redirect)
+        .get("/docs/", docs::index)
+        .get("/docs/{*file}", docs::file);
+    if role != Role::Worker {
+        routes = routes
+            .get("/v1/admin/status", health::admin_status)
+            .get("/v1/admin/dead-letters", dead_letter_routes::list)
+            .get("/v1/admin/dead-letters/{id}", dead_letter_routes::show)
+            .delete("/v1/admin/dead-letters/{id}", dead_letter_routes::purge)
+            .post(
+                "/v1/admin/dead-letters/{id}/replay",
+                dead_letter_routes::replay,
+            );
+    }
+    if role.ingests() {
+        routes = routes
+            .post("/v1/logs", ingest::ingest_logs)
+            .post("/v1/audit", ingest::ingest_audit);
+    }
+    if role.queries() {
+        routes = read_routes(routes);
+    }
+    routes
+}
+
 /// Searches, the audit trail's proofs, accounts, keys and tenants.
-fn read_routes(router: Router<AppState>) -> Router<AppState> {
-    router
-        .route("/v1/logs/histogram", get(search::histogram))
-        .route("/v1/logs/{id}", get(search::get_log))
-        .route("/v1/stats", get(search::stats))
-        .route("/v1/audit/{id}", get(search::get_audit))
-        .route("/v1/audit/{id}/proof", get(trail::inclusion))
-        .route("/v1/audit/checkpoint", get(trail::checkpoint))
-        .route("/v1/audit/consistency", get(trail::consistency))
-        .route("/v1/audit/export", get(trail::export))
-        .route("/v1/audit/public-key", get(trail::public_key))
-        .route("/v1/auth/login", post(auth_routes::login))
-        .route("/v1/auth/refresh", post(auth_routes::refresh))
-        .route("/v1/auth/logout", post(auth_routes::logout))
-        .route("/v1/auth/password", post(auth_routes::change_password))
-        .route("/v1/auth/register", post(auth_routes::register))
-        .route("/v1/auth/me", get(auth_routes::me))
-        .route(
-            "/v1/users",
-            get(admin_routes::list_users).post(admin_routes::create_user),
-        )
-        .route("/v1/users/{id}", patch(admin_routes::update_user))
-        .route(
-            "/v1/keys",
-            get(admin_routes::list_keys).post(admin_routes::create_key),
-        )
-        .route("/v1/keys/{id}", delete(admin_routes::revoke_key))
-        .route(
-            "/v1/settings",
-            get(admin_routes::get_settings).put(admin_routes::put_settings),
-        )
-        .route(
-            "/v1/tenants",
-            get(admin_routes::list_tenants).post(admin_routes::create_tenant),
-        )
+fn read_routes(routes: Routes) -> Routes {
+    routes
+        .get("/v1/logs", search::search_logs)
+        .get("/v1/audit", search::search_audit)
+        .get("/v1/logs/histogram", search::histogram)
+        .get("/v1/logs/{id}", search::get_log)
+        .get("/v1/stats", search::stats)
+        .get("/v1/audit/{id}", search::get_audit)
+        .get("/v1/audit/{id}/proof", trail::inclusion)
+        .get("/v1/audit/checkpoint", trail::checkpoint)
+        .get("/v1/audit/consistency", trail::consistency)
+        .get("/v1/audit/export", trail::export)
+        .get("/v1/audit/public-key", trail::public_key)
+        .post("/v1/auth/login", auth_routes::login)
+        .post("/v1/auth/refresh", auth_routes::refresh)
+        .post("/v1/auth/logout", auth_routes::logout)
+        .post("/v1/auth/password", auth_routes::change_password)
+        .post("/v1/auth/register", auth_routes::register)
+        .get("/v1/auth/me", auth_routes::me)
+        .get("/v1/users", admin_routes::list_users)
+        .post("/v1/users", admin_routes::create_user)
+        .patch("/v1/users/{id}", admin_routes::update_user)
+        .get("/v1/keys", admin_routes::list_keys)
+        .post("/v1/keys", admin_routes::create_key)
+        .delete("/v1/keys/{id}", admin_routes::revoke_key)
+        .get("/v1/settings", admin_routes::get_settings)
+        .put("/v1/settings", admin_routes::put_settings)
+        .get("/v1/tenants", admin_routes::list_tenants)
+        .post("/v1/tenants", admin_routes::create_tenant)
 }

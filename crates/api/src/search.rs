@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use serde_json::value::RawValue;
 use store::{Bucket, Cursor, Filter, HistogramRequest, Order, SearchRequest, Stats};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::access::Principal;
 use crate::{ApiError, AppState};
@@ -25,31 +26,50 @@ const MAX_LIMIT: usize = 1000;
 // does not work through `#[serde(flatten)]`, hence the repeated filter fields).
 
 /// The parameters every read shares (all of `/v1/stats`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct FilterParams {
+    /// A query in Logbook's search language (see the README); all events when absent.
     q: Option<String>,
+    /// Events at or after this time: RFC 3339 or Unix epoch (s, ms, µs or ns).
     from: Option<String>,
+    /// Events before this time: RFC 3339 or Unix epoch.
     to: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct SearchParams {
+    /// A query in Logbook's search language (see the README); all events when absent.
     q: Option<String>,
+    /// Events at or after this time: RFC 3339 or Unix epoch (s, ms, µs or ns).
     from: Option<String>,
+    /// Events before this time: RFC 3339 or Unix epoch.
     to: Option<String>,
+    /// Events per page (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// `desc` (newest first, the default) or `asc`.
+    #[param(pattern = "^(asc|desc)$")]
     order: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct HistogramParams {
+    /// A query in Logbook's search language (see the README); all events when absent.
     q: Option<String>,
+    /// Events at or after this time: RFC 3339 or Unix epoch (s, ms, µs or ns).
     from: Option<String>,
+    /// Events before this time: RFC 3339 or Unix epoch.
     to: Option<String>,
+    /// The width of a bucket: a positive number and `ms`, `s`, `m`, `h` or `d` (default `1m`).
+    #[param(pattern = "^[0-9]+(ms|s|m|h|d)$", example = "1m")]
     interval: Option<String>,
 }
 
@@ -58,17 +78,23 @@ pub(crate) struct HistogramParams {
 #[serde(deny_unknown_fields)]
 pub(crate) struct NoParams {}
 
-#[derive(Serialize)]
-struct SearchAnswer {
+/// A page of a search.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SearchAnswer {
+    /// The events, as stored.
+    #[schema(value_type = Vec<model::Event>)]
     events: Vec<Box<RawValue>>,
+    /// Pass as `cursor` for the next page; `null` on the last.
     next_cursor: Option<String>,
     took_ms: f64,
+    /// Attribute paths the query names that none of the caller's events has.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     warnings: Vec<String>,
 }
 
-#[derive(Serialize)]
-struct StatsAnswer {
+/// Counts of the matching events.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct StatsAnswer {
     #[serde(flatten)]
     stats: Stats,
     took_ms: f64,
@@ -76,8 +102,9 @@ struct StatsAnswer {
     warnings: Vec<String>,
 }
 
-#[derive(Serialize)]
-struct HistogramAnswer {
+/// Counts of the matching events per time bucket.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct HistogramAnswer {
     interval: String,
     buckets: Vec<Bucket>,
     took_ms: f64,
@@ -178,6 +205,18 @@ impl FilterParams {
 }
 
 /// `GET /v1/logs`.
+#[utoipa::path(
+    get,
+    path = "/v1/logs",
+    tag = "logs",
+    params(SearchParams),
+    responses(
+        (status = 200, description = "A page of log events", body = SearchAnswer),
+        (status = 400, description = "A parameter or the query is not valid (`invalid_parameter`, `invalid_query`, `query_too_complex`, `out_of_range`); `where` names it", body = crate::error::ErrorBody),
+        (status = 429, description = "Over the caller's rate or the tenant's concurrent queries (`rate_limited`, `too_many_queries`); `Retry-After` says when", body = crate::error::ErrorBody),
+        (status = 503, description = "The query ran out of time or the store cannot be reached (`query_timeout`, `query_cancelled`, `store_unavailable`, `auth_unavailable`); `Retry-After` says when", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn search_logs(
     state: State<AppState>,
     principal: Extension<Principal>,
@@ -187,6 +226,18 @@ pub(crate) async fn search_logs(
 }
 
 /// `GET /v1/audit`.
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "audit",
+    params(SearchParams),
+    responses(
+        (status = 200, description = "A page of audit events", body = SearchAnswer),
+        (status = 400, description = "A parameter or the query is not valid (`invalid_parameter`, `invalid_query`, `query_too_complex`, `out_of_range`); `where` names it", body = crate::error::ErrorBody),
+        (status = 429, description = "Over the caller's rate or the tenant's concurrent queries (`rate_limited`, `too_many_queries`); `Retry-After` says when", body = crate::error::ErrorBody),
+        (status = 503, description = "The query ran out of time or the store cannot be reached (`query_timeout`, `query_cancelled`, `store_unavailable`, `auth_unavailable`); `Retry-After` says when", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn search_audit(
     state: State<AppState>,
     principal: Extension<Principal>,
@@ -249,6 +300,18 @@ async fn search(
 }
 
 /// `GET /v1/logs/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/logs/{id}",
+    tag = "logs",
+    params(("id" = String, Path, description = "The event's id")),
+    responses(
+        (status = 200, description = "The event", body = model::Event),
+        (status = 400, description = "The id is not valid (`invalid_parameter`), or a query parameter was given", body = crate::error::ErrorBody),
+        (status = 404, description = "No event with this id in the caller's tenant (`not_found`)", body = crate::error::ErrorBody),
+        (status = 503, description = "The store cannot be reached (`store_unavailable`, `auth_unavailable`); `Retry-After` says when", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn get_log(
     state: State<AppState>,
     principal: Extension<Principal>,
@@ -260,6 +323,18 @@ pub(crate) async fn get_log(
 }
 
 /// `GET /v1/audit/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/{id}",
+    tag = "audit",
+    params(("id" = String, Path, description = "The event's id")),
+    responses(
+        (status = 200, description = "The audit event", body = model::Event),
+        (status = 400, description = "The id is not valid (`invalid_parameter`), or a query parameter was given", body = crate::error::ErrorBody),
+        (status = 404, description = "No event with this id in the caller's tenant (`not_found`)", body = crate::error::ErrorBody),
+        (status = 503, description = "The store cannot be reached (`store_unavailable`, `auth_unavailable`); `Retry-After` says when", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn get_audit(
     state: State<AppState>,
     principal: Extension<Principal>,
@@ -288,6 +363,19 @@ async fn get_event(
     }
 }
 
+/// `GET /v1/stats`.
+#[utoipa::path(
+    get,
+    path = "/v1/stats",
+    tag = "logs",
+    params(FilterParams),
+    responses(
+        (status = 200, description = "Counts of the matching log events", body = StatsAnswer),
+        (status = 400, description = "A parameter or the query is not valid (`invalid_parameter`, `invalid_query`, `query_too_complex`, `out_of_range`); `where` names it", body = crate::error::ErrorBody),
+        (status = 429, description = "Over the caller's rate or the tenant's concurrent queries (`rate_limited`, `too_many_queries`); `Retry-After` says when", body = crate::error::ErrorBody),
+        (status = 503, description = "The query ran out of time or the store cannot be reached (`query_timeout`, `query_cancelled`, `store_unavailable`, `auth_unavailable`); `Retry-After` says when", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn stats(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -306,6 +394,19 @@ pub(crate) async fn stats(
     .into_response())
 }
 
+/// `GET /v1/logs/histogram`.
+#[utoipa::path(
+    get,
+    path = "/v1/logs/histogram",
+    tag = "logs",
+    params(HistogramParams),
+    responses(
+        (status = 200, description = "Counts of the matching log events per time bucket", body = HistogramAnswer),
+        (status = 400, description = "A parameter or the query is not valid (`invalid_parameter`, `invalid_query`, `query_too_complex`, `out_of_range`); `where` names it", body = crate::error::ErrorBody),
+        (status = 429, description = "Over the caller's rate or the tenant's concurrent queries (`rate_limited`, `too_many_queries`); `Retry-After` says when", body = crate::error::ErrorBody),
+        (status = 503, description = "The query ran out of time or the store cannot be reached (`query_timeout`, `query_cancelled`, `store_unavailable`, `auth_unavailable`); `Retry-After` says when", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn histogram(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

@@ -11,24 +11,78 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use model::Stream;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::access::Principal;
 use crate::search::{NoParams, parameter_error};
 use crate::{ApiError, AppState};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct SizeParams {
+    /// The size of a signed checkpoint (the newest when absent).
     size: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct RangeParams {
+    /// The older tree size.
+    from: u64,
+    /// The newer tree size.
+    to: u64,
+}
+
+/// The key checkpoints are signed with.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PublicKey {
+    /// A signed-note verifier key: `logbook+<key hash>+<base64 key>`.
+    public_key: String,
+}
+
+/// A signed checkpoint with its fields read back, for clients that do not parse notes.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SignedCheckpoint {
+    tenant: String,
+    /// The number of events the checkpoint covers.
+    size: u64,
+    /// The Merkle tree's root hash, lowercase hex.
+    root: String,
+    /// When it was signed, in Unix seconds.
+    time: i64,
+    /// The C2SP signed note itself.
+    note: String,
+}
+
+/// An audit event's inclusion proof (RFC 9162).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct InclusionProof {
+    id: String,
+    /// The event's position in the trail.
+    seq: u64,
+    /// The tree size the proof is for.
+    size: u64,
+    leaf_hash: String,
+    /// The proof's hashes, lowercase hex.
+    proof: Vec<String>,
+    checkpoint: SignedCheckpoint,
+}
+
+/// A consistency proof between two tree sizes (RFC 9162).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ConsistencyProof {
     from: u64,
     to: u64,
+    /// The proof's hashes, lowercase hex.
+    proof: Vec<String>,
+    /// The signed checkpoint of size `from`, if there is one.
+    from_checkpoint: Option<SignedCheckpoint>,
+    /// The signed checkpoint of size `to`, if there is one.
+    to_checkpoint: Option<SignedCheckpoint>,
 }
 
 fn hex(hash: &[u8]) -> String {
@@ -36,18 +90,18 @@ fn hex(hash: &[u8]) -> String {
 }
 
 /// A signed note with its fields read back, for clients that do not parse notes.
-fn checkpoint_json(state: &AppState, note: &str) -> Result<Value, ApiError> {
+fn checkpoint_json(state: &AppState, note: &str) -> Result<SignedCheckpoint, ApiError> {
     let key = audit::VerifyingKey::from_text(&state.audit.public_key())
         .map_err(|error| ApiError::internal("reading the checkpoint key", &error))?;
     let checkpoint = audit::Checkpoint::verify(note, &key)
         .map_err(|error| ApiError::internal("reading a stored checkpoint", &error))?;
-    Ok(json!({
-        "tenant": checkpoint.tenant,
-        "size": checkpoint.size,
-        "root": hex(&checkpoint.root),
-        "time": checkpoint.time,
-        "note": note,
-    }))
+    Ok(SignedCheckpoint {
+        tenant: checkpoint.tenant,
+        size: checkpoint.size,
+        root: hex(&checkpoint.root),
+        time: checkpoint.time,
+        note: note.to_owned(),
+    })
 }
 
 fn no_checkpoint(size: Option<u64>) -> ApiError {
@@ -72,15 +126,39 @@ async fn signed_checkpoint(
 }
 
 /// `GET /v1/audit/public-key`: the key checkpoints are signed with.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/public-key",
+    tag = "audit",
+    responses(
+        (status = 200, description = "The checkpoint signing key", body = PublicKey),
+        (status = 400, description = "A query parameter was given (`invalid_parameter`)", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn public_key(
     State(state): State<AppState>,
     params: Result<Query<NoParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     params.map_err(parameter_error)?;
-    Ok(axum::Json(json!({"public_key": state.audit.public_key()})).into_response())
+    Ok(axum::Json(PublicKey {
+        public_key: state.audit.public_key(),
+    })
+    .into_response())
 }
 
 /// `GET /v1/audit/checkpoint[?size=N]`.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/checkpoint",
+    tag = "audit",
+    params(SizeParams),
+    responses(
+        (status = 200, description = "The tenant's newest signed checkpoint, or the one of `size`", body = SignedCheckpoint),
+        (status = 400, description = "A parameter is not valid (`invalid_parameter`)", body = crate::error::ErrorBody),
+        (status = 404, description = "No signed checkpoint (of that size) yet (`no_checkpoint`)", body = crate::error::ErrorBody),
+        (status = 503, description = "The store cannot be reached (`store_unavailable`, `auth_unavailable`); `Retry-After` says when", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn checkpoint(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -93,6 +171,19 @@ pub(crate) async fn checkpoint(
 
 /// `GET /v1/audit/{id}/proof[?size=N]`: the event's inclusion proof against
 /// the checkpoint of `size` (the newest by default).
+#[utoipa::path(
+    get,
+    path = "/v1/audit/{id}/proof",
+    tag = "audit",
+    params(("id" = String, Path, description = "The audit event's id"), SizeParams),
+    responses(
+        (status = 200, description = "The inclusion proof and the checkpoint it leads to", body = InclusionProof),
+        (status = 400, description = "A parameter is not valid (`invalid_parameter`)", body = crate::error::ErrorBody),
+        (status = 404, description = "No such audit event (`not_found`) or no signed checkpoint (of that size) (`no_checkpoint`)", body = crate::error::ErrorBody),
+        (status = 409, description = "The event is newer than the checkpoint (`not_yet_checkpointed`) or has no sequence number (`not_sequenced`)", body = crate::error::ErrorBody),
+        (status = 503, description = "The store cannot be reached (`store_unavailable`, `auth_unavailable`); `Retry-After` says when", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn inclusion(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -124,7 +215,7 @@ pub(crate) async fn inclusion(
     })?;
     let note = signed_checkpoint(&state, &principal.tenant, params.size).await?;
     let checkpoint = checkpoint_json(&state, &note)?;
-    let size = checkpoint["size"].as_u64().unwrap_or(0);
+    let size = checkpoint.size;
     if seq >= size {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -139,18 +230,29 @@ pub(crate) async fn inclusion(
         .inclusion_proof(&principal.tenant, seq, size)
         .await?;
     let leaf = audit::leaf_hash(&audit::canonical_json(&event));
-    Ok(axum::Json(json!({
-        "id": id,
-        "seq": seq,
-        "size": size,
-        "leaf_hash": hex(&leaf),
-        "proof": proof.iter().map(|hash| hex(hash)).collect::<Vec<_>>(),
-        "checkpoint": checkpoint,
-    }))
+    Ok(axum::Json(InclusionProof {
+        id,
+        seq,
+        size,
+        leaf_hash: hex(&leaf),
+        proof: proof.iter().map(|hash| hex(hash)).collect(),
+        checkpoint,
+    })
     .into_response())
 }
 
 /// `GET /v1/audit/consistency?from=N&to=M`.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/consistency",
+    tag = "audit",
+    params(RangeParams),
+    responses(
+        (status = 200, description = "The consistency proof, with the signed checkpoints of both sizes where they exist", body = ConsistencyProof),
+        (status = 400, description = "A parameter is missing or not valid (`invalid_parameter`), or the sizes are out of range (`out_of_range`)", body = crate::error::ErrorBody),
+        (status = 503, description = "The store cannot be reached (`store_unavailable`, `auth_unavailable`); `Retry-After` says when", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn consistency(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -166,18 +268,18 @@ pub(crate) async fn consistency(
         let tenant = principal.tenant.clone();
         async move {
             match state.audit.checkpoint(&tenant, Some(size)).await? {
-                Some(note) => Ok::<Value, ApiError>(checkpoint_json(&state, &note)?),
-                None => Ok(Value::Null),
+                Some(note) => Ok::<_, ApiError>(Some(checkpoint_json(&state, &note)?)),
+                None => Ok(None),
             }
         }
     };
-    Ok(axum::Json(json!({
-        "from": from,
-        "to": to,
-        "proof": proof.iter().map(|hash| hex(hash)).collect::<Vec<_>>(),
-        "from_checkpoint": signed(from).await?,
-        "to_checkpoint": signed(to).await?,
-    }))
+    Ok(axum::Json(ConsistencyProof {
+        from,
+        to,
+        proof: proof.iter().map(|hash| hex(hash)).collect(),
+        from_checkpoint: signed(from).await?,
+        to_checkpoint: signed(to).await?,
+    })
     .into_response())
 }
 
@@ -217,6 +319,18 @@ const EXPORT_FORMAT: u32 = 2;
 /// the event itself, exactly its leaf's canonical bytes. The recorded hashes
 /// let a verifier name an altered event exactly: their tree must have the
 /// checkpoint's root, so they cannot be forged to point elsewhere.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/export",
+    tag = "audit",
+    params(SizeParams),
+    responses(
+        (status = 200, description = "The trail up to the checkpoint, as NDJSON: a header line, then a leaf-hash line and the event for each event", content_type = "application/x-ndjson", body = String),
+        (status = 400, description = "A parameter is not valid (`invalid_parameter`)", body = crate::error::ErrorBody),
+        (status = 404, description = "No signed checkpoint (of that size) yet (`no_checkpoint`)", body = crate::error::ErrorBody),
+        (status = 503, description = "The store cannot be reached (`store_unavailable`, `auth_unavailable`); `Retry-After` says when", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn export(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -224,9 +338,7 @@ pub(crate) async fn export(
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(parameter_error)?;
     let note = signed_checkpoint(&state, &principal.tenant, params.size).await?;
-    let size = checkpoint_json(&state, &note)?["size"]
-        .as_u64()
-        .unwrap_or(0);
+    let size = checkpoint_json(&state, &note)?.size;
     let header_line = json!({
         "format": EXPORT_FORMAT,
         "tenant": principal.tenant,

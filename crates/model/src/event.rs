@@ -14,7 +14,7 @@ use crate::timestamp::Timestamp;
 /// This is the form that travels through the queue and is returned by the query
 /// API. Client fields Logbook does not model are kept in `attributes`, so nothing
 /// a service sends is dropped.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     /// Unique within a tenant's stream; a ULID unless the client chose one.
     pub id: String,
@@ -31,8 +31,10 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
     /// When the event happened, by the client's clock (the receive time if absent).
+    #[schema(value_type = String, format = DateTime)]
     pub timestamp: Timestamp,
     /// When Logbook accepted it.
+    #[schema(value_type = String, format = DateTime)]
     pub received_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
@@ -51,6 +53,7 @@ pub struct Event {
     pub source_ip: Option<String>,
     /// Everything else the client sent, e.g. `{"metadata": {"orderId": "ORD-1"}}`.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
+    #[schema(value_type = Object)]
     pub attributes: Map<String, Value>,
 }
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 /// The author of an audit event, set by the server and never by the client's
 /// JSON (a client's own `source` field is kept as the attribute
 /// `attributes.source`). Log events have none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// Sent by a client to `POST /v1/audit`.

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 /// other, and an event of one never replaces an event of the other. The stream
 /// is decided by the ingest path (see [`crate::IngestContext`]), never by the
 /// client's JSON.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
     /// Ordinary application logs.

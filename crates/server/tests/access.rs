@@ -173,6 +173,8 @@ fn allowed(caller: Caller, method: &str, path: &str) -> bool {
 const ENDPOINTS: &[(&str, &str, Option<&str>)] = &[
     ("GET", "/healthz", None),
     ("GET", "/readyz", None),
+    ("GET", "/openapi.json", None),
+    ("GET", "/docs/", None),
     ("POST", "/v1/logs", Some(r#"{"message":"matrix"}"#)),
     ("GET", "/v1/logs?q=matrix", None),
     ("GET", "/v1/logs/histogram", None),
@@ -500,6 +502,14 @@ fn every_route_has_an_access_rule() {
         );
     }
     assert!(api::access::rule_for(&hyper::Method::GET, "/v1/secret").is_none());
+    // The documentation's public paths open nothing beside them.
+    for route in ["/docs/{*rest}", "/docs/{file}", "/openapi.yaml", "/v1/docs"] {
+        assert!(
+            api::access::rule_for(&hyper::Method::GET, route).is_none(),
+            "{route}"
+        );
+    }
+    assert!(api::access::rule_for(&hyper::Method::POST, "/openapi.json").is_none());
 }
 
 fn b64(bytes: &[u8]) -> String {

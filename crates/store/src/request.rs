@@ -46,7 +46,7 @@ pub struct SearchPage {
 }
 
 /// Counts of matching events.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Stats {
     pub total: u64,
     /// Events without a service are counted under `""`.
@@ -63,8 +63,9 @@ pub struct HistogramRequest {
 }
 
 /// The count of events whose timestamp falls in `[start, start + interval)`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Bucket {
+    #[schema(value_type = String, format = DateTime)]
     pub start: Timestamp,
     pub count: u64,
 }

@@ -235,6 +235,60 @@ pub enum Rule {
     Needs(Permission),
 }
 
+/// Which callers a rule lets in, for the OpenAPI document's security requirements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Callers {
+    /// No credentials needed.
+    pub anyone: bool,
+    /// API keys (bearer or signed requests) can hold what the rule needs.
+    pub keys: bool,
+    /// Users' access tokens can hold what the rule needs.
+    pub users: bool,
+    /// Some authenticated callers are refused (403).
+    pub some_refused: bool,
+}
+
+/// The callers [`guard`] lets through a rule.
+pub(crate) fn callers(rule: Rule) -> Callers {
+    let held_by_keys = |permission| {
+        Scope::ALL
+            .iter()
+            .any(|scope| scope.permission() == permission)
+    };
+    let held_by_users = |permission| {
+        permission == Permission::ManageTenants
+            || Role::ALL
+                .iter()
+                .any(|role| role.permissions().contains(&permission))
+    };
+    match rule {
+        Rule::Public => Callers {
+            anyone: true,
+            keys: false,
+            users: false,
+            some_refused: false,
+        },
+        Rule::Authenticated => Callers {
+            anyone: false,
+            keys: true,
+            users: true,
+            some_refused: false,
+        },
+        Rule::UserSession => Callers {
+            anyone: false,
+            keys: false,
+            users: true,
+            some_refused: true,
+        },
+        Rule::Needs(permission) => Callers {
+            anyone: false,
+            keys: held_by_keys(permission),
+            users: held_by_users(permission),
+            some_refused: true,
+        },
+    }
+}
+
 /// The access rule of every route: the one place access is decided. `HEAD`
 /// is `GET` without a body, so it has the rule of `GET`.
 pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
@@ -246,6 +300,8 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
     };
     let rule = match (method, route) {
         ("GET", "/healthz" | "/readyz" | "/v1/audit/public-key") => Rule::Public,
+        // This API's document and its UI (the page and its own assets, nothing else).
+        ("GET", "/openapi.json" | "/docs" | "/docs/" | "/docs/{*file}") => Rule::Public,
         ("POST", "/v1/auth/login" | "/v1/auth/refresh" | "/v1/auth/register") => Rule::Public,
         ("POST", "/v1/auth/logout" | "/v1/auth/password") => Rule::UserSession,
         ("GET", "/v1/auth/me") => Rule::Authenticated,

@@ -26,7 +26,7 @@ pub use postgres::PostgresDeadLetters;
 pub const MAX_PAGE: usize = 1000;
 
 /// Everything about a dead letter but its payload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeadLetterInfo {
     /// Stable and unique: the event's arrival number (its record's queue
     /// position plus its index in the record), or the record's position for a
@@ -44,7 +44,9 @@ pub struct DeadLetterInfo {
     pub error: String,
     /// How many times storing it was tried.
     pub attempts: u32,
+    #[schema(value_type = String, format = DateTime)]
     pub first_failed_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub last_failed_at: Timestamp,
     /// The payload's length.
     pub payload_bytes: u64,
