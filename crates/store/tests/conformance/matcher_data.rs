@@ -343,7 +343,7 @@ fn attribute_term(event: &Event, rng: &mut Rng) -> String {
     }
     let (path, value) = rng.pick(&leaves).clone();
     match value {
-        Value::String(text) if text.len() < 200 => match rng.below(3) {
+        Value::String(text) if !text.is_empty() && text.len() < 200 => match rng.below(3) {
             0 => stem(&text, rng).map_or_else(
                 || format!("{path}:{}", quoted(&text)),
                 |s| format!("{path}:{s}*"),
@@ -363,6 +363,7 @@ fn attribute_term(event: &Event, rng: &mut Rng) -> String {
             }
         }
         Value::Bool(flag) => format!("{path}:{flag}"),
+        Value::String(text) if text.is_empty() => format!("{path}:\"\\\"\""),
         other => format!("{path}:{}", quoted(&other.to_string())),
     }
 }
