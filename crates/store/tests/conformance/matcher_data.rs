@@ -64,7 +64,7 @@ fn dress(event: &mut Value, index: usize, rng: &mut Rng) {
         .split_whitespace()
         .map(str::to_owned)
         .collect();
-    if index % 3 == 0 {
+    if index.is_multiple_of(3) {
         object.insert("trace_id".into(), json!(format!("{:016x}", index / 6)));
         object.insert("span_id".into(), json!(format!("s{}", index % 11)));
     }
@@ -82,7 +82,7 @@ fn dress(event: &mut Value, index: usize, rng: &mut Rng) {
             json!(format!("10.0.{}.{}", index % 3, index % 7)),
         );
     }
-    if !object.contains_key("host") && index % 2 == 0 {
+    if !object.contains_key("host") && index.is_multiple_of(2) {
         object.insert("host".into(), json!(format!("web-{}", index % 6)));
     }
     let status = *rng.pick(&[200, 200, 201, 301, 404, 500, 503]);
@@ -93,11 +93,15 @@ fn dress(event: &mut Value, index: usize, rng: &mut Rng) {
         json!(format!("/api/v1/orders/{}", index % 20)),
     );
     http.insert("latency_ms".into(), json!(rng.below(40_000) as f64 / 100.0));
-    http.insert("retry".into(), json!(index % 9 == 0));
+    http.insert("retry".into(), json!(index.is_multiple_of(9)));
     object.insert("http".into(), Value::Object(http));
-    let tags: Vec<Value> = (0..1 + rng.below(3))
-        .filter_map(|_| (!words.is_empty()).then(|| json!(rng.pick(&words).clone())))
-        .collect();
+    let tags: Vec<Value> = if words.is_empty() {
+        Vec::new()
+    } else {
+        (0..1 + rng.below(3))
+            .map(|_| json!(rng.pick(&words).clone()))
+            .collect()
+    };
     object.insert("tags".into(), Value::Array(tags));
     object.insert("k8s.pod".into(), json!(format!("Pod-{}", index % 9)));
     match index % 10 {
@@ -112,7 +116,7 @@ fn dress(event: &mut Value, index: usize, rng: &mut Rng) {
         8 => object.insert("flag".into(), json!("false")),
         _ => object.insert("flag".into(), json!(false)),
     };
-    if index % 13 == 0 {
+    if index.is_multiple_of(13) {
         object.insert(
             "mixed".into(),
             json!([1, "Two", {"deep": true}, [3.5], null]),
@@ -240,7 +244,7 @@ pub fn drawn_queries(events: &[Event], count: usize, seed: u64) -> Vec<String> {
     let mut queries = Vec::with_capacity(count);
     while queries.len() < count {
         let query = match rng.below(6) {
-            0 | 1 | 2 => atom(events, &mut rng),
+            0..=2 => atom(events, &mut rng),
             3 => format!("{} {}", atom(events, &mut rng), atom(events, &mut rng)),
             4 => format!("{} OR -{}", atom(events, &mut rng), atom(events, &mut rng)),
             _ => format!(
