@@ -452,3 +452,50 @@ impl<'m, 's> Words<'m, 's> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use model::{
+        BatchFormat, IngestContext, Limits, Timestamp, decode_batch, decode_record, encode_record,
+    };
+
+    use super::*;
+
+    fn event(json: &str) -> Event {
+        let context = IngestContext::new("t", Timestamp::from_nanos(0), None);
+        let batch = decode_batch(
+            json.as_bytes(),
+            BatchFormat::Json,
+            &context,
+            &Limits::default(),
+        )
+        .expect("the event decodes");
+        decode_record(&encode_record(&batch), 0)
+            .expect("the record decodes")
+            .remove(0)
+            .event
+    }
+
+    #[test]
+    fn one_matcher_serves_many_threads() {
+        let matcher = Arc::new(
+            Matcher::new(&query::parse("\"payment failed\" level:>=warn").expect("parses"))
+                .expect("compiles"),
+        );
+        let hit = Arc::new(event(
+            r#"{"message": "Payment failed: card declined", "level": "error"}"#,
+        ));
+        let miss = Arc::new(event(r#"{"message": "failed payment", "level": "error"}"#));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (matcher, hit, miss) = (matcher.clone(), hit.clone(), miss.clone());
+                std::thread::spawn(move || matcher.matches(&hit) && !matcher.matches(&miss))
+            })
+            .collect();
+        for thread in threads {
+            assert!(thread.join().expect("the thread ends"));
+        }
+    }
+}
