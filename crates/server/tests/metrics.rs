@@ -316,7 +316,7 @@ async fn only_the_operator_scrapes_the_api_and_the_metrics_listener_needs_no_cre
     )
     .await;
     assert_eq!(tenant.status, 201, "{:?}", tenant.json());
-    let password = "acme-admin-password-long";
+    let password = "tenant-boss-passphrase-long";
     let user = send(
         &mut client,
         "POST",
