@@ -18,6 +18,7 @@ mod json_body;
 mod role;
 mod search;
 pub mod security;
+pub mod telemetry;
 mod trail;
 
 use std::sync::Arc;
@@ -83,6 +84,8 @@ pub struct AppState {
     pub query_limits: query::Limits,
     /// Which routes this process serves, and whether it runs a worker.
     pub role: Role,
+    /// Renders `GET /metrics`; none when metrics are turned off.
+    pub metrics: Option<Arc<telemetry::MetricsEndpoint>>,
 }
 
 /// How many request bodies are decoded at the same time.
@@ -96,7 +99,8 @@ pub fn router(state: AppState) -> Router {
     let role = state.role;
     let mut router = Router::new()
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz));
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(telemetry::metrics));
     if role != Role::Worker {
         router = router
             .route("/v1/admin/status", get(health::admin_status))

@@ -30,6 +30,7 @@ pub struct Config {
     pub audit: AuditSettings,
     pub http: HttpSettings,
     pub query: QuerySettings,
+    pub metrics: MetricsSettings,
     /// First-start credentials chosen by the operator; from the environment only.
     #[serde(skip)]
     pub bootstrap: BootstrapSettings,
@@ -84,6 +85,30 @@ impl Default for HttpSettings {
             idle_timeout_ms: 60_000,
             max_connections: 1_024,
             max_connections_per_address: None,
+        }
+    }
+}
+
+/// Prometheus metrics at `GET /metrics`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Record metrics and serve `/metrics`; off, nothing is recorded (to
+    /// measure what recording costs) and `/metrics` answers 404.
+    pub enabled: bool,
+    /// Also serve `/metrics` here, without credentials, for scrapers on a
+    /// private network.
+    pub listen: Option<SocketAddr>,
+    /// How often the queue, worker, store and audit-trail figures are measured.
+    pub sample_interval_ms: u64,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            enabled: true,
+            listen: None,
+            sample_interval_ms: 10_000,
         }
     }
 }
@@ -309,6 +334,7 @@ impl Default for Config {
             audit: AuditSettings::default(),
             http: HttpSettings::default(),
             query: QuerySettings::default(),
+            metrics: MetricsSettings::default(),
             bootstrap: BootstrapSettings::default(),
         }
     }
@@ -533,6 +559,15 @@ impl Config {
             // 408 first; other routes' bodies get the same bound.
             body_timeout: Duration::from_millis(self.ingest.body_timeout_ms.max(1))
                 + Duration::from_secs(1),
+        }
+    }
+
+    /// The metrics listener's connections: a few scrapers, no request bodies.
+    pub(crate) fn metrics_connection_limits(&self) -> crate::http::ConnectionLimits {
+        crate::http::ConnectionLimits {
+            max_connections: 16,
+            max_connections_per_address: 4,
+            ..self.connection_limits()
         }
     }
 

@@ -6,6 +6,7 @@ mod backends;
 mod config;
 mod http;
 mod outbox;
+mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use tokio::task::JoinHandle;
 pub use api::accounts::BootstrapCredentials;
 pub use config::{
     AuditSettings, AuthSettings, BootstrapSettings, Config, HttpSettings, IngestSettings,
-    LimitSettings, MAX_DEPTH, PipelineSettings, QueueSettings, StoreSettings,
+    LimitSettings, MAX_DEPTH, MetricsSettings, PipelineSettings, QueueSettings, StoreSettings,
 };
 
 /// How long shutdown waits for requests in flight before cutting them off.
@@ -40,6 +41,10 @@ pub struct RunningServer {
     queue: Arc<dyn Queue>,
     meta: meta::MetaStore,
     bootstrap: Option<BootstrapCredentials>,
+    /// The listener serving only `/metrics` (`metrics.listen`), when asked for.
+    metrics_http: Option<(SocketAddr, JoinHandle<std::io::Result<()>>)>,
+    /// Measures the queue, worker, store and trails for `/metrics`.
+    sampler: Option<JoinHandle<()>>,
 }
 
 /// Opens the metadata store the configuration names: PostgreSQL when
@@ -130,6 +135,19 @@ pub async fn start_on(
 ) -> anyhow::Result<RunningServer> {
     let local_addr = listener.local_addr().context("listener has no address")?;
     backends::check_role(&config)?;
+    // Bound before anything is opened, so a taken address fails the start cleanly.
+    let metrics_listener = match (config.metrics.enabled, config.metrics.listen) {
+        (true, Some(address)) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {address}"))?,
+        ),
+        _ => None,
+    };
+    let recorder = match config.metrics.enabled {
+        true => Some(telemetry::recorder()?),
+        false => None,
+    };
     create_private_dir(&config.data_dir)?;
 
     let queue = backends::open_queue(&config).await?;
@@ -165,6 +183,36 @@ pub async fn start_on(
         ))
     });
 
+    let (stop_http, http_stop_signal) = watch::channel(false);
+    let metrics_endpoint = recorder.clone().map(telemetry::endpoint);
+    let sampler = recorder.map(|handle| {
+        let sampler = telemetry::Sampler {
+            handle,
+            interval: std::time::Duration::from_millis(config.metrics.sample_interval_ms.max(10)),
+            role: config.role,
+            queue: Arc::clone(&queue),
+            store: Arc::clone(&store),
+            audit: Arc::clone(&audit_log),
+            meta: meta.clone(),
+            progress: progress.clone(),
+        };
+        tokio::spawn(sampler.run(http_stop_signal.clone()))
+    });
+    let metrics_http = match (metrics_listener, &metrics_endpoint) {
+        (Some(listener), Some(endpoint)) => {
+            let address = listener
+                .local_addr()
+                .context("the metrics listener has no address")?;
+            let serving = tokio::spawn(http::serve(
+                listener,
+                api::telemetry::metrics_router(Arc::clone(endpoint)),
+                config.metrics_connection_limits(),
+                http_stop_signal.clone(),
+            ));
+            Some((address, serving))
+        }
+        _ => None,
+    };
     let state = api::AppState {
         queue: Arc::clone(&queue),
         store,
@@ -177,6 +225,7 @@ pub async fn start_on(
         audit: audit_log,
         query_limits: config.query_limits(),
         role: config.role,
+        metrics: metrics_endpoint,
     };
     let (stop_outbox, outbox_stop_signal) = watch::channel(false);
     let outbox = (config.role != api::Role::Worker).then(|| {
@@ -186,7 +235,6 @@ pub async fn start_on(
             outbox_stop_signal,
         ))
     });
-    let (stop_http, http_stop_signal) = watch::channel(false);
     let http = tokio::spawn(http::serve(
         listener,
         api::router(state),
@@ -214,6 +262,8 @@ pub async fn start_on(
         queue,
         meta,
         bootstrap,
+        metrics_http,
+        sampler,
     })
 }
 
@@ -221,6 +271,12 @@ impl RunningServer {
     /// The address the API listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address serving only `/metrics` without credentials, when
+    /// `metrics.listen` asked for one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_http.as_ref().map(|(address, _)| *address)
     }
 
     /// What the first start created, when this start was the first: to be shown once.
@@ -257,6 +313,21 @@ impl RunningServer {
                 ))
             }
         };
+        // The metrics listener and the sampler stopped with the API.
+        if let Some((_, mut metrics_http)) = self.metrics_http.take() {
+            match tokio::time::timeout(HTTP_DRAIN_TIMEOUT, &mut metrics_http).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(error))) => tracing::warn!(%error, "the metrics listener failed"),
+                Ok(Err(error)) => tracing::warn!(%error, "the metrics listener panicked"),
+                Err(_) => {
+                    metrics_http.abort();
+                    tracing::warn!("scrapes still in flight were cut off");
+                }
+            }
+        }
+        if let Some(sampler) = self.sampler.take() {
+            sampler.abort();
+        }
         // Security events of the last requests go into the queue before it closes.
         let _ = self.stop_outbox.send(true);
         if let Some(outbox) = self.outbox

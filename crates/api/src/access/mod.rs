@@ -16,7 +16,7 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, telemetry};
 
 pub use authenticate::AccessConfig;
 pub use authenticate::AuthState;
@@ -37,6 +37,8 @@ pub enum Permission {
     ManageTenant,
     /// Create and list tenants (the server-wide super-admin).
     ManageTenants,
+    /// Scrape `/metrics`, whose figures cover every tenant: the operator's.
+    ReadMetrics,
 }
 
 impl Permission {
@@ -49,6 +51,7 @@ impl Permission {
             Permission::ReadAudit => "audit:read",
             Permission::ManageTenant => "tenant:manage",
             Permission::ManageTenants => "tenants:manage",
+            Permission::ReadMetrics => "metrics:read",
         }
     }
 }
@@ -99,18 +102,30 @@ pub enum Scope {
     LogsRead,
     AuditWrite,
     AuditRead,
+    /// Every tenant's figures at `/metrics`; only the super-admin may create
+    /// a key holding it.
+    MetricsRead,
 }
 
 impl Scope {
-    /// Every scope; the bootstrap key holds all of them.
-    pub const ALL: [Scope; 4] = [
+    /// Every scope.
+    pub const ALL: [Scope; 5] = [
+        Scope::LogsWrite,
+        Scope::LogsRead,
+        Scope::AuditWrite,
+        Scope::AuditRead,
+        Scope::MetricsRead,
+    ];
+
+    /// The scopes about the key's own tenant; the bootstrap key holds all of them.
+    pub const TENANT: [Scope; 4] = [
         Scope::LogsWrite,
         Scope::LogsRead,
         Scope::AuditWrite,
         Scope::AuditRead,
     ];
 
-    /// Parses `logs:write`, `logs:read`, `audit:write` or `audit:read`.
+    /// Parses `logs:write`, `logs:read`, `audit:write`, `audit:read` or `metrics:read`.
     pub fn parse(name: &str) -> Option<Scope> {
         Scope::ALL.into_iter().find(|scope| scope.name() == name)
     }
@@ -126,6 +141,7 @@ impl Scope {
             Scope::LogsRead => Permission::ReadLogs,
             Scope::AuditWrite => Permission::WriteAudit,
             Scope::AuditRead => Permission::ReadAudit,
+            Scope::MetricsRead => Permission::ReadMetrics,
         }
     }
 }
@@ -157,7 +173,7 @@ pub enum PrincipalKind {
 }
 
 impl Principal {
-    /// A user with a role (plus tenant management for a super-admin).
+    /// A user with a role (plus tenant management and metrics for a super-admin).
     pub(crate) fn user(
         tenant: String,
         id: String,
@@ -169,6 +185,7 @@ impl Principal {
         let mut permissions = role.permissions().to_vec();
         if super_admin {
             permissions.push(Permission::ManageTenants);
+            permissions.push(Permission::ReadMetrics);
         }
         Principal {
             tenant,
@@ -267,6 +284,8 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         ("PATCH", "/v1/users/{id}") | ("DELETE", "/v1/keys/{id}") => Rule::Needs(ManageTenant),
         ("GET" | "PUT", "/v1/settings") => Rule::Needs(ManageTenant),
         ("GET" | "POST", "/v1/tenants") | ("GET", "/v1/admin/status") => Rule::Needs(ManageTenants),
+        // Figures of every tenant: the operator's (a super-admin or a `metrics:read` key).
+        ("GET", "/metrics") => Rule::Needs(ReadMetrics),
         // What the worker could not store, of every tenant: the super-admin's.
         ("GET", "/v1/admin/dead-letters" | "/v1/admin/dead-letters/{id}")
         | ("POST", "/v1/admin/dead-letters/{id}/replay")
@@ -303,8 +322,9 @@ pub(crate) async fn guard(
     if rule == Rule::Public {
         return Ok(next.run(request).await);
     }
-    let (principal, request_back, signature) =
-        authenticate::authenticate(&state, request, rule).await?;
+    let (principal, request_back, signature) = authenticate::authenticate(&state, request, rule)
+        .await
+        .inspect_err(telemetry::auth_refused)?;
     request = request_back;
     let allowed = match rule {
         Rule::Public | Rule::Authenticated => true,
@@ -316,25 +336,53 @@ pub(crate) async fn guard(
             Rule::Needs(permission) => format!("the {} permission", permission.name()),
             _ => "a user login (API keys cannot do this)".to_owned(),
         };
-        return Err(ApiError::new(
+        let refusal = ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             format!("this request needs {needed}"),
-        ));
+        );
+        telemetry::auth_refused(&refusal);
+        return Err(refusal);
     }
     // A replay is refused before it is charged to the key's rate limit, so
     // whoever captured a signed request cannot spend its owner's budget.
     if let Some(signature) = &signature {
-        signature.refuse_replay(&state)?;
+        signature
+            .refuse_replay(&state)
+            .inspect_err(telemetry::auth_refused)?;
     }
-    let headers = state.auth.limits.admit_request(&principal)?;
+    let headers = match state.auth.limits.admit_request(&principal) {
+        Ok(headers) => headers,
+        Err(refusal) => {
+            if matches!(
+                rule,
+                Rule::Needs(Permission::WriteLogs | Permission::WriteAudit)
+            ) {
+                telemetry::ingest_refused_at_the_door(
+                    &principal.tenant,
+                    &route,
+                    request.headers(),
+                    &refusal,
+                );
+            }
+            return Err(refusal);
+        }
+    };
     // Only now, with the key allowed and within its rate, is its signature
     // remembered: refused requests cannot fill the replay guard.
     if let Some(signature) = signature {
         signature.remember(&state)?;
     }
+    let is_query = matches!(
+        rule,
+        Rule::Needs(Permission::ReadLogs | Permission::ReadAudit)
+    );
     request.extensions_mut().insert(principal);
+    let started = std::time::Instant::now();
     let mut response = next.run(request).await;
+    if is_query {
+        telemetry::query_answered(route, started.elapsed());
+    }
     response.headers_mut().extend(headers);
     Ok(response)
 }
