@@ -18,8 +18,8 @@ use tokio::task::JoinHandle;
 
 pub use api::accounts::BootstrapCredentials;
 pub use config::{
-    AuditSettings, AuthSettings, BootstrapSettings, Config, HttpSettings, IngestSettings,
-    LimitSettings, MAX_DEPTH, PipelineSettings, QueueSettings, StoreSettings,
+    AlertSettings, AuditSettings, AuthSettings, BootstrapSettings, Config, HttpSettings,
+    IngestSettings, LimitSettings, MAX_DEPTH, PipelineSettings, QueueSettings, StoreSettings,
 };
 
 /// How long shutdown waits for requests in flight before cutting them off.
@@ -37,6 +37,10 @@ pub struct RunningServer {
     stop_outbox: watch::Sender<bool>,
     /// Moves security events into the queue; every role but `worker` runs it.
     outbox: Option<JoinHandle<()>>,
+    stop_alerts: watch::Sender<bool>,
+    /// Evaluates alert rules while this process holds the alert lease; roles
+    /// that serve queries run it unless `alerts.enabled` is off.
+    alerts: Option<JoinHandle<()>>,
     queue: Arc<dyn Queue>,
     meta: meta::MetaStore,
     bootstrap: Option<BootstrapCredentials>,
@@ -177,7 +181,17 @@ pub async fn start_on(
         audit: audit_log,
         query_limits: config.query_limits(),
         role: config.role,
+        alert_policy: config.alert_policy(),
     };
+    let (stop_alerts, alerts_stop_signal) = watch::channel(false);
+    let alerts = (config.alerts.enabled && config.role.queries()).then(|| {
+        tokio::spawn(alerts::run(
+            meta.clone(),
+            Arc::clone(&state.store),
+            config.alert_evaluator_config(),
+            alerts_stop_signal,
+        ))
+    });
     let (stop_outbox, outbox_stop_signal) = watch::channel(false);
     let outbox = (config.role != api::Role::Worker).then(|| {
         tokio::spawn(outbox::run(
@@ -211,6 +225,8 @@ pub async fn start_on(
         worker,
         stop_outbox,
         outbox,
+        stop_alerts,
+        alerts,
         queue,
         meta,
         bootstrap,
@@ -257,6 +273,12 @@ impl RunningServer {
                 ))
             }
         };
+        let _ = self.stop_alerts.send(true);
+        if let Some(alerts) = self.alerts
+            && let Err(error) = alerts.await
+        {
+            tracing::warn!(%error, "the alert evaluator panicked");
+        }
         // Security events of the last requests go into the queue before it closes.
         let _ = self.stop_outbox.send(true);
         if let Some(outbox) = self.outbox
