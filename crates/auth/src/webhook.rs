@@ -40,7 +40,7 @@ pub fn signature_header(secret: &str, unix_seconds: u64, body: &[u8]) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hmac::{KeyInit as _, Mac as _};
+    use hmac::KeyInit as _;
 
     #[test]
     fn the_header_is_the_hmac_of_the_timestamp_a_dot_and_the_body() {

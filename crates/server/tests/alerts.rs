@@ -516,12 +516,15 @@ async fn rules_are_validated_kept_to_their_tenant_and_audited() {
         let events = audit_events(&mut admin, &format!("action:{action}"), n).await;
         assert_eq!(events.len(), n, "{action}: {events:?}");
         for event in &events {
-            assert_eq!(event["target"]["type"], "alert_rule", "{event}");
-            assert_eq!(event["actor"]["name"], "admin", "{event}");
+            assert_eq!(
+                event["attributes"]["target"]["type"], "alert_rule",
+                "{event}"
+            );
+            assert_eq!(event["attributes"]["actor"]["name"], "admin", "{event}");
         }
         if action != "alert_rule.delete" {
             assert_eq!(
-                events[0]["details"]["webhook_host"], "hooks.example",
+                events[0]["attributes"]["details"]["webhook_host"], "hooks.example",
                 "{:?}",
                 events[0]
             );
