@@ -27,6 +27,11 @@ struct Receiver {
 
 impl Receiver {
     async fn start() -> Receiver {
+        Receiver::answering_after(Duration::ZERO).await
+    }
+
+    /// A receiver that keeps each request at once and answers it after `delay`.
+    async fn answering_after(delay: Duration) -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let received: Arc<Mutex<Vec<(hyper::HeaderMap, Bytes)>>> = Arc::default();
@@ -45,6 +50,7 @@ impl Receiver {
                                 let (parts, body) = request.into_parts();
                                 let body = body.collect().await?.to_bytes();
                                 kept.lock().unwrap().push((parts.headers, body));
+                                tokio::time::sleep(delay).await;
                                 Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::new())))
                             }
                         },
@@ -720,7 +726,9 @@ async fn processes_sharing_postgres_notify_once() {
         return;
     };
     let schema = meta::testing::fresh_postgres_schema(&url).await.unwrap();
-    let receiver = Receiver::start().await;
+    // Slow answers keep each notification pending for a while, so a second
+    // evaluator would find it pending too and send it again.
+    let receiver = Receiver::answering_after(Duration::from_millis(700)).await;
     let start = || {
         let schema = schema.clone();
         TestServer::start_with(move |config| {
