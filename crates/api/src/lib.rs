@@ -7,6 +7,7 @@
 pub mod access;
 pub mod accounts;
 mod admin_routes;
+mod alert_routes;
 mod auth_routes;
 pub mod body;
 mod dead_letter_routes;
@@ -86,6 +87,8 @@ pub struct AppState {
     pub role: Role,
     /// Renders `GET /metrics`; none when metrics are turned off.
     pub metrics: Option<Arc<telemetry::MetricsEndpoint>>,
+    /// Bounds on alert rules (count, durations, webhook targets).
+    pub alert_policy: alerts::RulePolicy,
 }
 
 /// How many request bodies are decoded at the same time.
@@ -146,7 +149,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Searches, the audit trail's proofs, accounts, keys and tenants.
+/// Searches, the audit trail's proofs, accounts, keys, tenants and alerts.
 fn read_routes(router: Router<AppState>) -> Router<AppState> {
     router
         .route("/v1/logs/histogram", get(search::histogram))
@@ -181,5 +184,17 @@ fn read_routes(router: Router<AppState>) -> Router<AppState> {
         .route(
             "/v1/tenants",
             get(admin_routes::list_tenants).post(admin_routes::create_tenant),
+        )
+        .route("/v1/alerts", get(alert_routes::list_alerts))
+        .route(
+            "/v1/alerts/rules",
+            get(alert_routes::list_rules).post(alert_routes::create_rule),
+        )
+        .route(
+            "/v1/alerts/rules/{id}",
+            get(alert_routes::show_rule)
+                .put(alert_routes::replace_rule)
+                .patch(alert_routes::patch_rule)
+                .delete(alert_routes::delete_rule),
         )
 }

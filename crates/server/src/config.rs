@@ -31,6 +31,7 @@ pub struct Config {
     pub http: HttpSettings,
     pub query: QuerySettings,
     pub metrics: MetricsSettings,
+    pub alerts: AlertSettings,
     /// First-start credentials chosen by the operator; from the environment only.
     #[serde(skip)]
     pub bootstrap: BootstrapSettings,
@@ -146,6 +147,59 @@ impl Default for QuerySettings {
             timeout_ms: store.timeout.as_millis() as u64,
             max_concurrent_per_tenant: store.max_concurrent_per_tenant,
             max_concurrent: 0,
+        }
+    }
+}
+
+/// Alert rules, their evaluation and their webhooks; see the README.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertSettings {
+    /// Whether this process may evaluate rules (in roles that serve queries;
+    /// one process at a time evaluates, see the README). The rules API is
+    /// served either way.
+    pub enabled: bool,
+    /// Whether webhooks may point at loopback, private, link-local and other
+    /// internal addresses. Off by default: webhooks are a way to make the
+    /// server send requests.
+    pub allow_private_targets: bool,
+    /// The most rules one tenant may have.
+    pub max_rules_per_tenant: usize,
+    /// The shortest interval and window of a rule.
+    pub min_interval_ms: u64,
+    /// The longest window and interval of a rule.
+    pub max_window_ms: u64,
+    /// The most groups of one rule that may fire at once.
+    pub max_groups_per_rule: usize,
+    /// Attempts of one webhook delivery.
+    pub delivery_attempts: u32,
+    /// The bound on resolving, connecting, and waiting for the answer, each.
+    pub delivery_timeout_ms: u64,
+    /// The pause after a failed attempt, doubling after each.
+    pub delivery_retry_ms: u64,
+    /// The bound on one delivery, all attempts together.
+    pub delivery_max_total_ms: u64,
+    /// Deliveries running at once.
+    pub max_concurrent_deliveries: usize,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        let rules = alerts::RulePolicy::default();
+        let evaluator = alerts::EvaluatorConfig::default();
+        let delivery = &evaluator.delivery;
+        AlertSettings {
+            enabled: true,
+            allow_private_targets: rules.allow_private_targets,
+            max_rules_per_tenant: rules.max_rules_per_tenant,
+            min_interval_ms: rules.min_interval.as_millis() as u64,
+            max_window_ms: rules.max_window.as_millis() as u64,
+            max_groups_per_rule: evaluator.max_groups_per_rule,
+            delivery_attempts: delivery.attempts,
+            delivery_timeout_ms: delivery.timeout.as_millis() as u64,
+            delivery_retry_ms: delivery.retry_base.as_millis() as u64,
+            delivery_max_total_ms: delivery.max_total.as_millis() as u64,
+            max_concurrent_deliveries: evaluator.max_concurrent_deliveries,
         }
     }
 }
@@ -335,6 +389,7 @@ impl Default for Config {
             http: HttpSettings::default(),
             query: QuerySettings::default(),
             metrics: MetricsSettings::default(),
+            alerts: AlertSettings::default(),
             bootstrap: BootstrapSettings::default(),
         }
     }
@@ -481,6 +536,37 @@ impl Config {
             max_bytes: self.query.max_bytes,
             max_terms: self.query.max_terms.max(1),
             min_prefix_chars: self.query.min_prefix_chars,
+        }
+    }
+
+    pub(crate) fn alert_policy(&self) -> alerts::RulePolicy {
+        let min_interval = Duration::from_millis(self.alerts.min_interval_ms.max(1));
+        alerts::RulePolicy {
+            max_rules_per_tenant: self.alerts.max_rules_per_tenant,
+            min_interval,
+            max_window: Duration::from_millis(self.alerts.max_window_ms).max(min_interval),
+            allow_private_targets: self.alerts.allow_private_targets,
+            query_limits: self.query_limits(),
+        }
+    }
+
+    pub(crate) fn alert_evaluator_config(&self) -> alerts::EvaluatorConfig {
+        let settings = &self.alerts;
+        let min_interval = Duration::from_millis(settings.min_interval_ms.max(1));
+        alerts::EvaluatorConfig {
+            // Often enough for the shortest interval a rule may have.
+            tick: min_interval.min(Duration::from_secs(1)),
+            max_groups_per_rule: settings.max_groups_per_rule.max(1),
+            max_concurrent_deliveries: settings.max_concurrent_deliveries.max(1),
+            query_limits: self.query_limits(),
+            delivery: alerts::DeliveryPolicy {
+                attempts: settings.delivery_attempts.max(1),
+                timeout: Duration::from_millis(settings.delivery_timeout_ms.max(1)),
+                retry_base: Duration::from_millis(settings.delivery_retry_ms.max(1)),
+                max_total: Duration::from_millis(settings.delivery_max_total_ms.max(1)),
+                allow_private_targets: settings.allow_private_targets,
+            },
+            ..alerts::EvaluatorConfig::default()
         }
     }
 

@@ -19,8 +19,9 @@ use tokio::task::JoinHandle;
 
 pub use api::accounts::BootstrapCredentials;
 pub use config::{
-    AuditSettings, AuthSettings, BootstrapSettings, Config, HttpSettings, IngestSettings,
-    LimitSettings, MAX_DEPTH, MetricsSettings, PipelineSettings, QueueSettings, StoreSettings,
+    AlertSettings, AuditSettings, AuthSettings, BootstrapSettings, Config, HttpSettings,
+    IngestSettings, LimitSettings, MAX_DEPTH, MetricsSettings, PipelineSettings, QueueSettings,
+    StoreSettings,
 };
 
 /// How long shutdown waits for requests in flight before cutting them off.
@@ -38,6 +39,10 @@ pub struct RunningServer {
     stop_outbox: watch::Sender<bool>,
     /// Moves security events into the queue; every role but `worker` runs it.
     outbox: Option<JoinHandle<()>>,
+    stop_alerts: watch::Sender<bool>,
+    /// Evaluates alert rules while this process holds the alert lease; roles
+    /// that serve queries run it unless `alerts.enabled` is off.
+    alerts: Option<JoinHandle<()>>,
     queue: Arc<dyn Queue>,
     meta: meta::MetaStore,
     bootstrap: Option<BootstrapCredentials>,
@@ -226,7 +231,17 @@ pub async fn start_on(
         query_limits: config.query_limits(),
         role: config.role,
         metrics: metrics_endpoint,
+        alert_policy: config.alert_policy(),
     };
+    let (stop_alerts, alerts_stop_signal) = watch::channel(false);
+    let alerts = (config.alerts.enabled && config.role.queries()).then(|| {
+        tokio::spawn(alerts::run(
+            meta.clone(),
+            Arc::clone(&state.store),
+            config.alert_evaluator_config(),
+            alerts_stop_signal,
+        ))
+    });
     let (stop_outbox, outbox_stop_signal) = watch::channel(false);
     let outbox = (config.role != api::Role::Worker).then(|| {
         tokio::spawn(outbox::run(
@@ -259,6 +274,8 @@ pub async fn start_on(
         worker,
         stop_outbox,
         outbox,
+        stop_alerts,
+        alerts,
         queue,
         meta,
         bootstrap,
@@ -327,6 +344,12 @@ impl RunningServer {
         }
         if let Some(sampler) = self.sampler.take() {
             sampler.abort();
+        }
+        let _ = self.stop_alerts.send(true);
+        if let Some(alerts) = self.alerts
+            && let Err(error) = alerts.await
+        {
+            tracing::warn!(%error, "the alert evaluator panicked");
         }
         // Security events of the last requests go into the queue before it closes.
         let _ = self.stop_outbox.send(true);

@@ -33,7 +33,7 @@ pub enum Permission {
     WriteAudit,
     /// Search and fetch the audit trail.
     ReadAudit,
-    /// Manage the tenant's users, keys and settings.
+    /// Manage the tenant's users, keys, settings and alert rules.
     ManageTenant,
     /// Create and list tenants (the server-wide super-admin).
     ManageTenants,
@@ -283,6 +283,13 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         ("GET" | "POST", "/v1/users" | "/v1/keys") => Rule::Needs(ManageTenant),
         ("PATCH", "/v1/users/{id}") | ("DELETE", "/v1/keys/{id}") => Rule::Needs(ManageTenant),
         ("GET" | "PUT", "/v1/settings") => Rule::Needs(ManageTenant),
+        // Alert rules hold webhook URLs and are the admins'; what fires is
+        // counts of logs, which readers of logs could count themselves.
+        ("GET", "/v1/alerts") => Rule::Needs(ReadLogs),
+        ("GET" | "POST", "/v1/alerts/rules")
+        | ("GET" | "PUT" | "PATCH" | "DELETE", "/v1/alerts/rules/{id}") => {
+            Rule::Needs(ManageTenant)
+        }
         ("GET" | "POST", "/v1/tenants") | ("GET", "/v1/admin/status") => Rule::Needs(ManageTenants),
         // Figures of every tenant: the operator's (a super-admin or a `metrics:read` key).
         ("GET", "/metrics") => Rule::Needs(ReadMetrics),
