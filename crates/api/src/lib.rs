@@ -18,6 +18,7 @@ mod json_body;
 mod role;
 mod search;
 pub mod security;
+pub mod tail;
 mod trail;
 
 use std::sync::Arc;
@@ -83,6 +84,8 @@ pub struct AppState {
     pub query_limits: query::Limits,
     /// Which routes this process serves, and whether it runs a worker.
     pub role: Role,
+    /// The live tail's subscribers and the task that follows the queue for them.
+    pub tail: Arc<tail::TailHub>,
 }
 
 /// How many request bodies are decoded at the same time.
@@ -131,6 +134,7 @@ pub fn router(state: AppState) -> Router {
     }
     if role.queries() {
         router = read_routes(router);
+        router = tail::routes(router);
     }
     router
         .route_layer(axum::middleware::from_fn_with_state(

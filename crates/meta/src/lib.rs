@@ -18,6 +18,7 @@ mod outbox;
 mod sessions;
 mod settings;
 mod tenants;
+mod tickets;
 mod users;
 
 use std::path::Path;
@@ -30,6 +31,7 @@ pub use keys::{ApiKey, NewApiKey};
 pub use outbox::{AuditEntry, OutboxEntry, OutboxLease};
 pub use sessions::{NewSession, RefreshOutcome, Session};
 pub use tenants::Tenant;
+pub use tickets::{NewTicket, RedeemedTicket};
 pub use users::{NewUser, User, UserWithPassword};
 
 /// What went wrong in the metadata store.

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 pub use api::accounts::BootstrapCredentials;
 pub use config::{
     AuditSettings, AuthSettings, BootstrapSettings, Config, HttpSettings, IngestSettings,
-    LimitSettings, MAX_DEPTH, PipelineSettings, QueueSettings, StoreSettings,
+    LimitSettings, MAX_DEPTH, PipelineSettings, QueueSettings, StoreSettings, TailSettings,
 };
 
 /// How long shutdown waits for requests in flight before cutting them off.
@@ -40,6 +40,8 @@ pub struct RunningServer {
     queue: Arc<dyn Queue>,
     meta: meta::MetaStore,
     bootstrap: Option<BootstrapCredentials>,
+    /// Live tails, closed first at shutdown (they would otherwise never end).
+    tail: Arc<api::tail::TailHub>,
 }
 
 /// Opens the metadata store the configuration names: PostgreSQL when
@@ -165,6 +167,10 @@ pub async fn start_on(
         ))
     });
 
+    let tail = Arc::new(api::tail::TailHub::new(
+        Arc::clone(&queue),
+        config.tail_config(),
+    ));
     let state = api::AppState {
         queue: Arc::clone(&queue),
         store,
@@ -177,6 +183,7 @@ pub async fn start_on(
         audit: audit_log,
         query_limits: config.query_limits(),
         role: config.role,
+        tail: Arc::clone(&tail),
     };
     let (stop_outbox, outbox_stop_signal) = watch::channel(false);
     let outbox = (config.role != api::Role::Worker).then(|| {
@@ -214,6 +221,7 @@ pub async fn start_on(
         queue,
         meta,
         bootstrap,
+        tail,
     })
 }
 
@@ -245,6 +253,7 @@ impl RunningServer {
     /// and close the queue.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.stop_http.send(true);
+        self.tail.shut_down();
         let http = match tokio::time::timeout(HTTP_DRAIN_TIMEOUT, &mut self.http).await {
             Ok(joined) => joined
                 .context("the HTTP server panicked")
