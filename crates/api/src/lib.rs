@@ -20,6 +20,7 @@ mod role;
 mod search;
 pub mod security;
 pub mod telemetry;
+pub mod tail;
 mod trail;
 
 use std::sync::Arc;
@@ -89,6 +90,8 @@ pub struct AppState {
     pub metrics: Option<Arc<telemetry::MetricsEndpoint>>,
     /// Bounds on alert rules (count, durations, webhook targets).
     pub alert_policy: alerts::RulePolicy,
+    /// The live tail's subscribers and the task that follows the queue for them.
+    pub tail: Arc<tail::TailHub>,
 }
 
 /// How many request bodies are decoded at the same time.
@@ -138,6 +141,7 @@ pub fn router(state: AppState) -> Router {
     }
     if role.queries() {
         router = read_routes(router);
+        router = tail::routes(router);
     }
     router
         .route_layer(axum::middleware::from_fn_with_state(

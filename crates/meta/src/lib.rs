@@ -20,6 +20,7 @@ mod outbox;
 mod sessions;
 mod settings;
 mod tenants;
+mod tickets;
 mod users;
 
 use std::path::Path;
@@ -34,6 +35,7 @@ pub use lease::Lease;
 pub use outbox::{AuditEntry, OutboxEntry};
 pub use sessions::{NewSession, RefreshOutcome, Session};
 pub use tenants::Tenant;
+pub use tickets::{NewTicket, RedeemedTicket};
 pub use users::{NewUser, User, UserWithPassword};
 
 /// What went wrong in the metadata store.

@@ -135,6 +135,22 @@ const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX IF NOT EXISTS alert_states_by_tenant ON alert_states (tenant_id)",
         ],
     },
+    // Single-use tickets of the live tail, shared by every query node.
+    Migration {
+        version: 4,
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS tail_tickets (
+            hash TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            principal TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL
+        )",
+            "CREATE INDEX IF NOT EXISTS tail_tickets_by_owner ON tail_tickets (owner)",
+            "CREATE INDEX IF NOT EXISTS tail_tickets_by_expiry ON tail_tickets (expires_at)",
+        ],
+    },
 ];
 
 /// The newest schema version this binary knows.

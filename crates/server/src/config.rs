@@ -32,6 +32,7 @@ pub struct Config {
     pub query: QuerySettings,
     pub metrics: MetricsSettings,
     pub alerts: AlertSettings,
+    pub tail: TailSettings,
     /// First-start credentials chosen by the operator; from the environment only.
     #[serde(skip)]
     pub bootstrap: BootstrapSettings,
@@ -200,6 +201,41 @@ impl Default for AlertSettings {
             delivery_retry_ms: delivery.retry_base.as_millis() as u64,
             delivery_max_total_ms: delivery.max_total.as_millis() as u64,
             max_concurrent_deliveries: evaluator.max_concurrent_deliveries,
+        }
+    }
+}
+
+/// The live tail (`GET /v1/tail`, `GET /v1/audit/tail`); see the README.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TailSettings {
+    /// Events waiting for one subscriber at most; beyond it events are
+    /// dropped for that subscriber, which is told how many.
+    pub buffer_events: usize,
+    /// A subscriber that dropped more events than it received over this
+    /// long, or took no bytes for this long, is closed.
+    pub max_lag_seconds: u64,
+    /// Live tails one tenant may have at once; one more answers `429 too_many_tails`.
+    pub max_subscribers_per_tenant: usize,
+    /// A keep-alive (SSE comment, WebSocket ping) after this long without events;
+    /// kept below `http.idle_timeout_ms`.
+    pub keepalive_seconds: u64,
+    /// How long a ticket from `POST /v1/tail/ticket` can be used.
+    pub ticket_ttl_seconds: u64,
+    /// Unused tickets one caller may hold at once.
+    pub max_tickets_per_principal: usize,
+}
+
+impl Default for TailSettings {
+    fn default() -> Self {
+        let tail = api::tail::TailConfig::default();
+        TailSettings {
+            buffer_events: tail.buffer_events,
+            max_lag_seconds: tail.max_lag.as_secs(),
+            max_subscribers_per_tenant: tail.max_subscribers_per_tenant,
+            keepalive_seconds: tail.keepalive.as_secs(),
+            ticket_ttl_seconds: tail.ticket_ttl.as_secs(),
+            max_tickets_per_principal: tail.max_tickets_per_principal,
         }
     }
 }
@@ -390,6 +426,7 @@ impl Default for Config {
             query: QuerySettings::default(),
             metrics: MetricsSettings::default(),
             alerts: AlertSettings::default(),
+            tail: TailSettings::default(),
             bootstrap: BootstrapSettings::default(),
         }
     }
@@ -654,6 +691,19 @@ impl Config {
             max_connections: 16,
             max_connections_per_address: 4,
             ..self.connection_limits()
+        }
+    }
+
+    pub(crate) fn tail_config(&self) -> api::tail::TailConfig {
+        // A keep-alive must come before the connection's idle timeout cuts a quiet tail.
+        let idle = Duration::from_millis(self.http.idle_timeout_ms.max(2));
+        api::tail::TailConfig {
+            buffer_events: self.tail.buffer_events.max(1),
+            max_lag: Duration::from_secs(self.tail.max_lag_seconds.max(1)),
+            max_subscribers_per_tenant: self.tail.max_subscribers_per_tenant,
+            keepalive: Duration::from_secs(self.tail.keepalive_seconds.max(1)).min(idle / 2),
+            ticket_ttl: Duration::from_secs(self.tail.ticket_ttl_seconds.max(1)),
+            max_tickets_per_principal: self.tail.max_tickets_per_principal.max(1),
         }
     }
 

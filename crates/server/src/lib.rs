@@ -21,7 +21,7 @@ pub use api::accounts::BootstrapCredentials;
 pub use config::{
     AlertSettings, AuditSettings, AuthSettings, BootstrapSettings, Config, HttpSettings,
     IngestSettings, LimitSettings, MAX_DEPTH, MetricsSettings, PipelineSettings, QueueSettings,
-    StoreSettings,
+    StoreSettings, TailSettings,
 };
 
 /// How long shutdown waits for requests in flight before cutting them off.
@@ -50,6 +50,8 @@ pub struct RunningServer {
     metrics_http: Option<(SocketAddr, JoinHandle<std::io::Result<()>>)>,
     /// Measures the queue, worker, store and trails for `/metrics`.
     sampler: Option<JoinHandle<()>>,
+    /// Live tails, closed first at shutdown (they would otherwise never end).
+    tail: Arc<api::tail::TailHub>,
 }
 
 /// Opens the metadata store the configuration names: PostgreSQL when
@@ -218,6 +220,10 @@ pub async fn start_on(
         }
         _ => None,
     };
+    let tail = Arc::new(api::tail::TailHub::new(
+        Arc::clone(&queue),
+        config.tail_config(),
+    ));
     let state = api::AppState {
         queue: Arc::clone(&queue),
         store,
@@ -232,6 +238,7 @@ pub async fn start_on(
         role: config.role,
         metrics: metrics_endpoint,
         alert_policy: config.alert_policy(),
+        tail: Arc::clone(&tail),
     };
     let (stop_alerts, alerts_stop_signal) = watch::channel(false);
     let alerts = (config.alerts.enabled && config.role.queries()).then(|| {
@@ -281,6 +288,7 @@ pub async fn start_on(
         bootstrap,
         metrics_http,
         sampler,
+        tail,
     })
 }
 
@@ -318,6 +326,7 @@ impl RunningServer {
     /// and close the queue.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.stop_http.send(true);
+        self.tail.shut_down();
         let http = match tokio::time::timeout(HTTP_DRAIN_TIMEOUT, &mut self.http).await {
             Ok(joined) => joined
                 .context("the HTTP server panicked")

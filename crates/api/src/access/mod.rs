@@ -271,6 +271,10 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
             Rule::Needs(ReadLogs)
         }
         ("POST", "/v1/audit") => Rule::Needs(WriteAudit),
+        ("GET", "/v1/tail") => Rule::Needs(ReadLogs),
+        ("GET", "/v1/audit/tail") => Rule::Needs(ReadAudit),
+        // A ticket carries its issuer's permissions; the tail it opens checks them.
+        ("POST", "/v1/tail/ticket") => Rule::Authenticated,
         (
             "GET",
             "/v1/audit"
@@ -329,9 +333,17 @@ pub(crate) async fn guard(
     if rule == Rule::Public {
         return Ok(next.run(request).await);
     }
-    let (principal, request_back, signature) = authenticate::authenticate(&state, request, rule)
-        .await
-        .inspect_err(telemetry::auth_refused)?;
+    // A browser's tail: the token in a subprotocol, or a ticket in the URL.
+    let tail_principal =
+        crate::tail::ticket::tail_credentials(&state, &route, request.uri(), request.headers())
+            .await
+            .inspect_err(telemetry::auth_refused)?;
+    let (principal, request_back, signature) = match tail_principal {
+        Some(principal) => (principal, request, None),
+        None => authenticate::authenticate(&state, request, rule)
+            .await
+            .inspect_err(telemetry::auth_refused)?,
+    };
     request = request_back;
     let allowed = match rule {
         Rule::Public | Rule::Authenticated => true,
