@@ -112,7 +112,7 @@ pub fn parse_scopes<S: AsRef<str>>(names: &[S]) -> Result<Vec<Scope>, AccountErr
             invalid(
                 "scopes",
                 format!(
-                    "unknown scope {name:?}; use logs:write, logs:read, audit:write or audit:read"
+                    "unknown scope {name:?}; use logs:write, logs:read, audit:write, audit:read or metrics:read"
                 ),
             )
         })?;
@@ -353,7 +353,7 @@ pub async fn bootstrap(
         &KeyRequest {
             tenant: DEFAULT_TENANT,
             name: "bootstrap",
-            scopes: &Scope::ALL,
+            scopes: &Scope::TENANT,
             signed: false,
             value: key_value,
         },

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, json};
 use utoipa::ToSchema;
 
-use crate::access::{Principal, PrincipalKind};
+use crate::access::{Permission, Principal, PrincipalKind, Scope};
 use crate::accounts::{self, KeyRequest, UserRequest};
 use crate::auth_routes::{SELF_REGISTRATION, account_error, actor_of};
 use crate::json_body::{json_body, rfc3339};
@@ -424,6 +424,15 @@ pub(crate) async fn create_key(
 ) -> Result<Response, ApiError> {
     let body = json_body(body)?;
     let scopes = accounts::parse_scopes(&body.scopes).map_err(account_error)?;
+    // `/metrics` shows every tenant's figures: a tenant admin cannot hand that out.
+    if scopes.contains(&Scope::MetricsRead) && !principal.can(Permission::ManageTenants) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only the super-admin may create a key with the metrics:read scope",
+        )
+        .at(json!({"field": "scopes"})));
+    }
     let actor = actor_of(&principal, peer, &headers);
     let created = accounts::create_key(
         &state.auth.meta,

@@ -19,7 +19,7 @@ use crate::access::{
 use crate::accounts::{self, AccountError, UserRequest};
 use crate::json_body::json_body;
 use crate::security::{self, Actor, Outcome, SecurityEvent};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, telemetry};
 
 /// Longest username or password looked at; longer ones are refused before hashing.
 const MAX_USERNAME_BYTES: usize = 256;
@@ -239,7 +239,6 @@ fn token_answer(state: &AppState, user: &User, session: &str, refresh_token: &st
     response
 }
 
-/// `POST /v1/auth/login`.
 #[utoipa::path(
     post,
     path = "/v1/auth/login",
@@ -256,7 +255,19 @@ fn token_answer(state: &AppState, user: &User, session: &str, refresh_token: &st
         (status = 503, description = "As many passwords are being checked as allowed (`server_busy`); `Retry-After` says when", body = crate::error::ErrorBody),
     ),
 )]
+/// `POST /v1/auth/login`; a refused login counts as an authentication failure.
 pub(crate) async fn login(
+    state: State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Json<LoginRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    log_in(state, peer, headers, body)
+        .await
+        .inspect_err(telemetry::auth_refused)
+}
+
+async fn log_in(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -339,7 +350,6 @@ pub(crate) async fn login(
     Ok(token_answer(&state, &user, &session, &refresh_token))
 }
 
-/// `POST /v1/auth/refresh`.
 #[utoipa::path(
     post,
     path = "/v1/auth/refresh",
@@ -355,7 +365,20 @@ pub(crate) async fn login(
         (status = 503, description = "The metadata store cannot be reached (`auth_unavailable`)", body = crate::error::ErrorBody),
     ),
 )]
+/// `POST /v1/auth/refresh`; a refused refresh token counts as an
+/// authentication failure.
 pub(crate) async fn refresh(
+    state: State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Json<RefreshRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    refresh_session(state, peer, headers, body)
+        .await
+        .inspect_err(telemetry::auth_refused)
+}
+
+async fn refresh_session(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,

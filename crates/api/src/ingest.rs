@@ -19,6 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::access::Principal;
 use crate::body;
 use crate::decompress::{Encoding, decompress};
+use crate::telemetry::IngestTally;
 use crate::{ApiError, AppState};
 
 /// The answer to an ingest request: what was accepted and, per event, what was not.
@@ -182,7 +183,23 @@ struct IngestRequest {
     already_charged: bool,
 }
 
+/// Ingests a request and records what became of it for `/metrics`.
 async fn ingest(
+    state: State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    principal: Extension<Principal>,
+    request: IngestRequest,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let mut tally = IngestTally::new(&headers);
+    let (tenant, stream) = (principal.tenant.clone(), request.stream);
+    let answer = ingest_tallied(state, peer, principal, request, headers, body, &mut tally).await;
+    tally.record(&tenant, stream, answer.as_ref().map(|_| ()));
+    answer
+}
+
+async fn ingest_tallied(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Extension(principal): Extension<Principal>,
@@ -193,6 +210,7 @@ async fn ingest(
     }: IngestRequest,
     headers: HeaderMap,
     body: Body,
+    tally: &mut IngestTally,
 ) -> Result<Response, ApiError> {
     let format = body_format(header_str(&headers, header::CONTENT_TYPE.as_str())?)?;
     let encoding = Encoding::from_header(header_str(&headers, header::CONTENT_ENCODING.as_str())?)?;
@@ -224,6 +242,7 @@ async fn ingest(
     // The body's share of the memory budget is held until its events are in
     // the queue (the decoded batch is about as large as the body).
     let (body, budget) = (buffered.bytes, buffered.permit);
+    tally.bytes = body.len() as u64;
     // Decoding takes memory in proportion to the body; a few at a time keep the
     // total bounded however many clients send at once.
     let decode_permit = state
@@ -248,6 +267,8 @@ async fn ingest(
     // Decoding is done: the permit must not be held while the queue syncs or
     // while a client waits for its events to become searchable.
     drop(decode_permit);
+    tally.reject_events(&decoded.rejected);
+    tally.events = decoded.ids.len() as u64;
 
     if decoded.ids.is_empty() {
         let errors: Vec<RejectionBody> = decoded.rejected.iter().map(RejectionBody::from).collect();
@@ -263,6 +284,7 @@ async fn ingest(
         .limits
         .admit_events(&principal, decoded.ids.len())?;
     let end = enqueue(&state, &decoded).await?;
+    tally.durable();
     drop(budget);
     let searchable = match wait_searchable {
         true => Some(searchable(&state, end, &principal.tenant, stream, decoded.ids.last()).await),

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod accounts;
 mod admin_routes;
+mod alert_routes;
 mod auth_routes;
 pub mod body;
 mod dead_letter_routes;
@@ -21,6 +22,8 @@ mod role;
 mod routes;
 mod search;
 pub mod security;
+pub mod tail;
+pub mod telemetry;
 mod trail;
 
 use std::sync::Arc;
@@ -87,6 +90,12 @@ pub struct AppState {
     pub query_limits: query::Limits,
     /// Which routes this process serves, and whether it runs a worker.
     pub role: Role,
+    /// Renders `GET /metrics`; none when metrics are turned off.
+    pub metrics: Option<Arc<telemetry::MetricsEndpoint>>,
+    /// Bounds on alert rules (count, durations, webhook targets).
+    pub alert_policy: alerts::RulePolicy,
+    /// The live tail's subscribers and the task that follows the queue for them.
+    pub tail: Arc<tail::TailHub>,
 }
 
 /// How many request bodies are decoded at the same time.
@@ -121,6 +130,7 @@ fn build(role: Role) -> Routes {
     let mut routes = Routes::new()
         .get("/healthz", health::healthz)
         .get("/readyz", health::readyz)
+        .get("/metrics", telemetry::metrics)
         .get("/openapi.json", openapi::openapi_json)
         .get("/docs", docs::redirect)
         .get("/docs/", docs::index)
@@ -143,11 +153,12 @@ fn build(role: Role) -> Routes {
     }
     if role.queries() {
         routes = read_routes(routes);
+        routes = tail::routes(routes);
     }
     routes
 }
 
-/// Searches, the audit trail's proofs, accounts, keys and tenants.
+/// Searches, the audit trail's proofs, accounts, keys, tenants and alerts.
 fn read_routes(routes: Routes) -> Routes {
     routes
         .get("/v1/logs", search::search_logs)
@@ -177,4 +188,11 @@ fn read_routes(routes: Routes) -> Routes {
         .put("/v1/settings", admin_routes::put_settings)
         .get("/v1/tenants", admin_routes::list_tenants)
         .post("/v1/tenants", admin_routes::create_tenant)
+        .get("/v1/alerts", alert_routes::list_alerts)
+        .get("/v1/alerts/rules", alert_routes::list_rules)
+        .post("/v1/alerts/rules", alert_routes::create_rule)
+        .get("/v1/alerts/rules/{id}", alert_routes::show_rule)
+        .put("/v1/alerts/rules/{id}", alert_routes::replace_rule)
+        .patch("/v1/alerts/rules/{id}", alert_routes::patch_rule)
+        .delete("/v1/alerts/rules/{id}", alert_routes::delete_rule)
 }

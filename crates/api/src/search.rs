@@ -167,7 +167,18 @@ fn millis_since(start: Instant) -> f64 {
 }
 
 impl FilterParams {
-    fn into_filter(
+    /// A query with no time range (the live tail's).
+    pub(crate) fn only_query(q: Option<String>) -> FilterParams {
+        FilterParams {
+            q,
+            from: None,
+            to: None,
+        }
+    }
+
+    /// The filter of these parameters: `q` parsed within `limits` (the same
+    /// refusals and error shape on every read), `from` and `to` read.
+    pub(crate) fn into_filter(
         self,
         tenant: &str,
         stream: Stream,

@@ -166,16 +166,26 @@ impl HttpClient {
     /// Sends `GET path_and_query` and returns as soon as the response head arrives; the
     /// body is read chunk by chunk with [`StreamingResponse::chunk`], so downloads larger
     /// than memory can be processed as they arrive. No retry: the request is sent once.
-    pub async fn get_streaming(
+    pub async fn get_streaming(self, path_and_query: &str) -> anyhow::Result<StreamingResponse> {
+        self.get_streaming_with(path_and_query, &[]).await
+    }
+
+    /// Like [`HttpClient::get_streaming`], with extra request headers (`Accept`).
+    pub async fn get_streaming_with(
         mut self,
         path_and_query: &str,
+        headers: &[(&str, &str)],
     ) -> anyhow::Result<StreamingResponse> {
-        let mut request = Request::builder()
+        let mut builder = Request::builder()
             .method(Method::GET)
             .uri(path_and_query)
-            .header(HOST, &self.authority)
+            .header(HOST, &self.authority);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let mut request = builder
             .body(Full::new(Bytes::new()))
-            .with_context(|| format!("invalid request path {path_and_query:?}"))?;
+            .with_context(|| format!("invalid request path {path_and_query:?} or header"))?;
         if let Some(token) = &self.token {
             request.headers_mut().insert(AUTHORIZATION, token.clone());
         }

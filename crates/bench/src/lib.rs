@@ -4,7 +4,8 @@
 //! [`run_ingest`] posts NDJSON batches (replayed from log files or generated) to
 //! `/v1/logs` over several connections and reports throughput and ack latency;
 //! [`run_query`] cycles a query mix over `/v1/logs`, `/v1/stats` and
-//! `/v1/logs/histogram` and reports latency per query. Both reports print as aligned
+//! `/v1/logs/histogram` and reports latency per query; [`run_tail`] measures the
+//! live tail's delivery latency under a set ingest rate. The reports print as aligned
 //! text ([`std::fmt::Display`]) or JSON ([`render`]).
 
 pub mod client;
@@ -13,7 +14,9 @@ pub mod fault_proxy;
 mod ingest;
 mod progress;
 mod query;
+pub mod sse;
 mod stats;
+mod tail;
 #[cfg(test)]
 mod test_server;
 
@@ -21,6 +24,7 @@ pub use client::{HttpClient, Response, StreamingResponse, percent_encode};
 pub use ingest::{DrainReport, IngestArgs, IngestReport, run_ingest};
 pub use query::{QueryArgs, QueryReport, QueryStats, run_query};
 pub use stats::LatencySummary;
+pub use tail::{TailArgs, TailReport, run_tail};
 
 /// Formats a report for printing: one JSON object when `json`, else its text form.
 pub fn render<R: serde::Serialize + std::fmt::Display>(

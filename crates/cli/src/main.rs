@@ -4,6 +4,7 @@
 mod admin;
 mod dead_letters;
 mod serve;
+mod tail;
 mod verify;
 
 use std::io::IsTerminal as _;
@@ -26,6 +27,8 @@ enum Command {
     /// Manage tenants, users and API keys in the metadata store, and a running server's dead letters.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Print the events matching a query as a running server accepts them.
+    Tail(tail::TailArgs),
     /// Check the audit trails of a data directory against their signed checkpoints.
     Verify(verify::VerifyArgs),
     /// Drive a running server with load and report throughput and latency.
@@ -39,6 +42,8 @@ enum BenchCommand {
     Ingest(bench::IngestArgs),
     /// Run a mix of searches and report latency percentiles.
     Query(bench::QueryArgs),
+    /// Tail while sending at a set rate; report delivery latency from 202 to subscriber.
+    Tail(bench::TailArgs),
 }
 
 /// Runs the command; an error is printed as its chain of causes (never a backtrace,
@@ -71,8 +76,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Serve(args) => serve::run(*args).await,
             Command::Admin(command) => admin::run(command).await,
             Command::Verify(args) => verify::run(args).await,
+            Command::Tail(args) => tail::run(args).await,
             Command::Bench(BenchCommand::Ingest(args)) => {
                 let report = bench::run_ingest(&args).await?;
+                println!("{}", bench::render(&report, args.json)?);
+                Ok(())
+            }
+            Command::Bench(BenchCommand::Tail(args)) => {
+                let report = bench::run_tail(&args).await?;
                 println!("{}", bench::render(&report, args.json)?);
                 Ok(())
             }

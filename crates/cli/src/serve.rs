@@ -27,6 +27,12 @@ pub struct ServeArgs {
     /// Address of the HTTP API [default: 127.0.0.1:8080].
     #[arg(long, env = "LOGBOOK_LISTEN")]
     listen: Option<SocketAddr>,
+    /// Also serve `/metrics` here, without credentials (a private network's scrapers).
+    #[arg(long, env = "LOGBOOK_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Record metrics and serve `/metrics` (true by default).
+    #[arg(long, env = "LOGBOOK_METRICS_ENABLED")]
+    metrics_enabled: Option<bool>,
     /// Directory of the queue and the index [default: ./logbook-data].
     #[arg(long, env = "LOGBOOK_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -151,6 +157,10 @@ impl ServeArgs {
             config.store.url = self.store_url;
         }
         set(&mut config.listen, self.listen);
+        if self.metrics_listen.is_some() {
+            config.metrics.listen = self.metrics_listen;
+        }
+        set(&mut config.metrics.enabled, self.metrics_enabled);
         set(&mut config.data_dir, self.data_dir);
         if self.database_url.is_some() {
             config.database_url = self.database_url;
@@ -205,6 +215,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut server = server::start(config).await?;
     println!("logbook listening on http://{}", server.local_addr());
     println!("data directory: {}", data_dir.display());
+    if let Some(address) = server.metrics_addr() {
+        println!("metrics (no credentials) on http://{address}/metrics");
+    }
     if let Some(credentials) = server.bootstrap_credentials() {
         print_bootstrap(credentials, server.local_addr());
     }

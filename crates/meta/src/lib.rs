@@ -1,5 +1,5 @@
 //! The metadata store: tenants, users, API keys, login sessions, settings,
-//! server secrets and the audit outbox.
+//! server secrets, alert rules and their states, and the audit outbox.
 //!
 //! One implementation serves both engines through sqlx's `Any` driver: SQLite
 //! in the data directory by default, PostgreSQL when a database URL is
@@ -12,12 +12,15 @@
 //! record commit or vanish together. The server drains the outbox into the
 //! event pipeline (`server::outbox`).
 
+mod alerts;
 mod keys;
+mod lease;
 mod migrations;
 mod outbox;
 mod sessions;
 mod settings;
 mod tenants;
+mod tickets;
 mod users;
 
 use std::path::Path;
@@ -26,10 +29,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor as _};
 
+pub use alerts::{AlertPhase, AlertRule, AlertRuleSpec, AlertState, Evaluation, TenantAlert};
 pub use keys::{ApiKey, NewApiKey};
-pub use outbox::{AuditEntry, OutboxEntry, OutboxLease};
+pub use lease::Lease;
+pub use outbox::{AuditEntry, OutboxEntry};
 pub use sessions::{NewSession, RefreshOutcome, Session};
 pub use tenants::Tenant;
+pub use tickets::{NewTicket, RedeemedTicket};
 pub use users::{NewUser, User, UserWithPassword};
 
 /// What went wrong in the metadata store.
@@ -59,6 +65,9 @@ pub enum MetaError {
     /// A row refers to something that does not exist (an unknown tenant).
     #[error("{0}")]
     NotFound(String),
+    /// A per-tenant cap is reached (the number of alert rules).
+    #[error("{0}")]
+    LimitReached(String),
 }
 
 impl MetaError {

@@ -98,6 +98,59 @@ const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE audit_outbox ADD COLUMN seq BIGINT NOT NULL DEFAULT 0",
         ],
     },
+    // Alert rules of tenants, and what the evaluator knows of each rule and
+    // group: its state, since when, and which state was last delivered.
+    Migration {
+        version: 3,
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS alert_rules (
+            id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL REFERENCES tenants (id),
+            name TEXT NOT NULL,
+            query TEXT NOT NULL,
+            threshold BIGINT NOT NULL,
+            window_ms BIGINT NOT NULL,
+            interval_ms BIGINT NOT NULL,
+            group_by TEXT,
+            webhook_url TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL
+        )",
+            "CREATE INDEX IF NOT EXISTS alert_rules_by_tenant ON alert_rules (tenant_id)",
+            "CREATE TABLE IF NOT EXISTS alert_states (
+            rule_id TEXT NOT NULL,
+            group_key TEXT NOT NULL,
+            tenant_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            since BIGINT NOT NULL,
+            last_count BIGINT NOT NULL,
+            changed_at BIGINT NOT NULL,
+            notified_state TEXT,
+            notified_since BIGINT,
+            notified_at BIGINT,
+            delivery_error TEXT,
+            PRIMARY KEY (rule_id, group_key)
+        )",
+            "CREATE INDEX IF NOT EXISTS alert_states_by_tenant ON alert_states (tenant_id)",
+        ],
+    },
+    // Single-use tickets of the live tail, shared by every query node.
+    Migration {
+        version: 4,
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS tail_tickets (
+            hash TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            principal TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL
+        )",
+            "CREATE INDEX IF NOT EXISTS tail_tickets_by_owner ON tail_tickets (owner)",
+            "CREATE INDEX IF NOT EXISTS tail_tickets_by_expiry ON tail_tickets (expires_at)",
+        ],
+    },
 ];
 
 /// The newest schema version this binary knows.

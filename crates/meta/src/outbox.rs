@@ -5,9 +5,9 @@
 //! committed and deletes them once the queue has synced them. An entry drained twice (a crash between append
 //! and delete) carries the same event id both times, and the store keeps one.
 
-use sqlx::{AnyConnection, Connection as _, Row as _};
+use sqlx::{AnyConnection, Row as _};
 
-use crate::{MetaError, MetaStore, now_millis, query_failed};
+use crate::{Lease, MetaError, MetaStore, now_millis, query_failed};
 
 /// A security event to record: its id, tenant and JSON (an event object).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,53 +64,19 @@ pub(crate) async fn insert(
     Ok(())
 }
 
-/// The advisory lock that makes one process at a time the outbox's drainer;
-/// its second half is the schema's hash, so deployments in other schemas of
-/// the same database do not contend. The PostgreSQL store's locks use
-/// `0x6c6f_6701` to `0x6c6f_6703` as their first key; this one must differ.
+/// The advisory lock that makes one process at a time the outbox's drainer.
+/// Over PostgreSQL, processes sharing the database would otherwise drain it at
+/// once and could interleave their batches, so the trail would no longer follow
+/// the order in which changes committed. The PostgreSQL store's locks use
+/// `0x6c6f_6701` to `0x6c6f_6703` as their first key, the alert evaluator
+/// `0x6c6f_6711`; this one must differ.
 const OUTBOX_LOCK: i32 = 0x6c6f_6710;
-
-/// The right to drain the outbox. Over PostgreSQL, processes sharing the
-/// database would otherwise drain it at once and could interleave their
-/// batches, so the trail would no longer follow the order in which changes
-/// committed; the lease is a session advisory lock on a connection of its own,
-/// released when the lease (and so the connection) is dropped or dies.
-#[derive(Debug)]
-pub struct OutboxLease {
-    connection: Option<AnyConnection>,
-}
-
-impl OutboxLease {
-    /// Whether the lease still holds: its connection answers (a connection
-    /// that died took the lock with it).
-    pub async fn holds(&mut self) -> bool {
-        match &mut self.connection {
-            None => true,
-            Some(connection) => connection.ping().await.is_ok(),
-        }
-    }
-}
 
 impl MetaStore {
     /// Takes the outbox lease if no other process holds it; always granted
     /// over SQLite, which one process uses at a time.
-    pub async fn try_outbox_lease(&self) -> Result<Option<OutboxLease>, MetaError> {
-        if !self.postgres {
-            return Ok(Some(OutboxLease { connection: None }));
-        }
-        let failed = query_failed("taking the outbox lease");
-        let mut connection = self.pool.acquire().await.map_err(&failed)?;
-        let granted: bool =
-            sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext(current_schema()))")
-                .bind(OUTBOX_LOCK)
-                .fetch_one(&mut *connection)
-                .await
-                .map_err(&failed)?;
-        // A granted lock leaves the pool with its connection, so that closing
-        // the connection is what releases it; a refused one goes back.
-        Ok(granted.then(|| OutboxLease {
-            connection: Some(connection.detach()),
-        }))
+    pub async fn try_outbox_lease(&self) -> Result<Option<Lease>, MetaError> {
+        self.try_lease(OUTBOX_LOCK, "taking the outbox lease").await
     }
 
     /// Records security events that go with no other change (a login, a failed login).

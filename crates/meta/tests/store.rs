@@ -398,3 +398,86 @@ async fn one_process_at_a_time_drains_a_shared_outbox() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+fn ticket(hash: &str, owner: &str, expires_at: i64) -> meta::NewTicket {
+    meta::NewTicket {
+        hash: hash.to_owned(),
+        tenant: "acme".to_owned(),
+        owner: owner.to_owned(),
+        principal: r#"{"kind":"key"}"#.to_owned(),
+        expires_at,
+    }
+}
+
+#[tokio::test]
+async fn tail_tickets_are_redeemed_once_expire_and_are_bounded_per_owner() {
+    for (engine, store, _guard) in stores("tail_tickets").await {
+        let now = 1_000_000;
+        assert!(
+            store
+                .issue_ticket(&ticket("a", "key:1", now + 30_000), 2, now)
+                .await
+                .unwrap()
+        );
+        let redeemed = store.redeem_ticket("a", now + 1).await.unwrap();
+        assert_eq!(
+            redeemed,
+            Some(meta::RedeemedTicket {
+                tenant: "acme".to_owned(),
+                principal: r#"{"kind":"key"}"#.to_owned(),
+            }),
+            "{engine}"
+        );
+        assert_eq!(
+            store.redeem_ticket("a", now + 2).await.unwrap(),
+            None,
+            "{engine}: used twice"
+        );
+
+        assert!(
+            store
+                .issue_ticket(&ticket("b", "key:1", now + 30_000), 2, now)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.redeem_ticket("b", now + 30_000).await.unwrap(),
+            None,
+            "{engine}: expired"
+        );
+
+        assert!(
+            store
+                .issue_ticket(&ticket("c", "key:1", now + 30_000), 2, now)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .issue_ticket(&ticket("d", "key:1", now + 30_000), 2, now)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .issue_ticket(&ticket("e", "key:1", now + 30_000), 2, now)
+                .await
+                .unwrap(),
+            "{engine}: a third live ticket of one owner"
+        );
+        assert!(
+            store
+                .issue_ticket(&ticket("f", "key:2", now + 30_000), 2, now)
+                .await
+                .unwrap()
+        );
+        // Once the first ones expire, the owner may have new ones.
+        let later = now + 31_000;
+        assert!(
+            store
+                .issue_ticket(&ticket("g", "key:1", later + 30_000), 2, later)
+                .await
+                .unwrap()
+        );
+    }
+}

@@ -19,6 +19,7 @@ use model::{QueuedEvent, Timestamp};
 use store::{DeadLetter, dead_letters::Failure};
 use tokio::sync::watch;
 
+use crate::telemetry::DeadLetterReason;
 use crate::{Backoff, Committed, PipelineError, Staged, Worker, pause_unless_stopped};
 
 /// An event to store again, with the queue position of its record.
@@ -157,7 +158,8 @@ impl Worker {
             error = letter.info.error,
             "the store refused an event on its own; it became a dead letter"
         );
-        self.keep(letter, shutdown).await?;
+        self.keep(letter, DeadLetterReason::Refused, shutdown)
+            .await?;
         Ok(false)
     }
 }

@@ -16,6 +16,7 @@
 //! ([`store::DeadLetters`]) before their records are acknowledged.
 
 mod isolate;
+mod telemetry;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +24,8 @@ use std::time::{Duration, Instant};
 use queue::{Consumer, Position, Queue, QueueError, Record, Resume};
 use store::{DeadLetter, DeadLetters, EventStore, StoreError};
 use tokio::sync::watch;
+
+use crate::telemetry::DeadLetterReason;
 
 /// When the worker commits and how much it reads at a time.
 #[derive(Debug, Clone)]
@@ -105,6 +108,9 @@ pub struct Progress {
     /// The last commit failed because the store was unavailable; the worker
     /// is retrying it.
     pub store_failing: bool,
+    /// When the oldest event read and not yet committed was received: the
+    /// age of the oldest event waiting to be stored, while there is one.
+    pub oldest_pending: Option<model::Timestamp>,
 }
 
 /// Drains `queue` into `store` until `shutdown` turns true, then commits what
@@ -124,6 +130,7 @@ pub async fn run(
         Resume::Group => Position(0),
     };
     let consumer = Arc::clone(&queue).consumer(start).await?;
+    telemetry::register_worker_series();
     progress.send_modify(|p| {
         p.committed = start;
         p.running = true;
@@ -142,6 +149,7 @@ pub async fn run(
         readable: Vec::new(),
         staged: 0,
         last_commit: Instant::now(),
+        batch_started: None,
         queue_backoff: Backoff::default(),
     };
     let result = worker.drain(&config, &mut shutdown).await;
@@ -221,6 +229,8 @@ struct Worker {
     /// Events staged since the last commit.
     staged: u64,
     last_commit: Instant,
+    /// When the first record since the last commit was read.
+    batch_started: Option<Instant>,
     /// Pauses between reads while the queue is unavailable.
     queue_backoff: Backoff,
 }
@@ -254,6 +264,7 @@ impl Worker {
                 }
                 // A broker that cannot be reached is waited for, not given up on.
                 Err(QueueError::Unreachable(reason)) => {
+                    telemetry::retried(telemetry::Retried::Read);
                     let pause = self.queue_backoff.next_pause();
                     tracing::warn!(
                         %reason,
@@ -266,8 +277,16 @@ impl Worker {
                 Err(error) => return Err(error.into()),
             };
             for mut record in records {
+                self.batch_started.get_or_insert_with(Instant::now);
                 match model::decode_record(&record.payload, record.position.0) {
                     Ok(mut events) => {
+                        if let Some(first) = events.first()
+                            && self.progress.borrow().oldest_pending.is_none()
+                        {
+                            let received = first.event.received_at;
+                            self.progress
+                                .send_modify(|p| p.oldest_pending = Some(received));
+                        }
                         if record.redelivered {
                             // Its events may be stored already: each replaces
                             // its earlier copy instead of adding a second one.
@@ -286,7 +305,8 @@ impl Worker {
                             error.to_string(),
                         );
                         let id = letter.info.id.clone();
-                        self.keep(letter, shutdown).await?;
+                        self.keep(letter, DeadLetterReason::Unreadable, shutdown)
+                            .await?;
                         tracing::error!(
                             position = record.position.0,
                             %error,
@@ -342,6 +362,7 @@ impl Worker {
             match self.consumer.ack(&self.unacked).await {
                 Ok(()) => break,
                 Err(QueueError::Unreachable(reason)) if !*shutdown.borrow() => {
+                    telemetry::retried(telemetry::Retried::Ack);
                     let pause = ack_backoff.next_pause();
                     tracing::warn!(
                         %reason,
@@ -359,7 +380,9 @@ impl Worker {
             p.committed = next;
             p.committed_events += staged;
             p.store_failing = false;
+            p.oldest_pending = None;
         });
+        telemetry::batch_committed(staged, self.batch_started.take());
         self.committed = next;
         self.unacked.clear();
         self.readable.clear();
@@ -394,6 +417,7 @@ impl Worker {
         let mut attempt = 0;
         loop {
             if attempt > 0 {
+                telemetry::retried(telemetry::Retried::Commit);
                 let again = match &staged {
                     Staged::Readable => self
                         .events_again()
@@ -412,8 +436,12 @@ impl Worker {
                 self.store.stage(again).await?;
             }
             attempt += 1;
+            let started = Instant::now();
             match self.store.commit(mark).await {
-                Ok(()) => return Ok(Committed::Stored),
+                Ok(()) => {
+                    telemetry::commit_took(started.elapsed());
+                    return Ok(Committed::Stored);
+                }
                 Err(StoreError::Rejected(reason)) => return Ok(Committed::Refused(reason)),
                 Err(StoreError::Unavailable(reason)) => {
                     let pause = backoff.next_pause();
@@ -440,6 +468,7 @@ impl Worker {
     async fn keep(
         &mut self,
         letter: DeadLetter,
+        reason: DeadLetterReason,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), PipelineError> {
         let position = Position(letter.info.position);
@@ -448,6 +477,7 @@ impl Worker {
             match self.dead_letters.put(letter.clone()).await {
                 Ok(()) => break,
                 Err(StoreError::Unavailable(reason)) if !*shutdown.borrow() => {
+                    telemetry::retried(telemetry::Retried::DeadLetter);
                     let pause = backoff.next_pause();
                     tracing::warn!(
                         %reason,
@@ -460,6 +490,7 @@ impl Worker {
             }
         }
         self.progress.send_modify(|p| p.dead_letters += 1);
+        telemetry::dead_letter(reason);
         Ok(())
     }
 }

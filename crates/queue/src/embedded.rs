@@ -12,9 +12,10 @@ use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
 use tracing::{error, info, warn};
 
+use crate::follow::EmbeddedFollower;
 use crate::segment::{self, HEADER_LEN, Segment, Span};
 use crate::writer::{Request, Writer};
-use crate::{Consumer, Position, Queue, QueueError, QueueStats, Record, Resume};
+use crate::{Consumer, Follower, Position, Queue, QueueError, QueueStats, Record, Resume};
 
 const LOCK_FILE: &str = "lock";
 
@@ -50,6 +51,9 @@ pub(crate) struct Shared {
     /// Mirrors `State::durable_end` so readers can wait for it to advance.
     pub(crate) durable: watch::Sender<u64>,
     pub(crate) syncs: AtomicU64,
+    /// Each record once it is durable, for followers (the live tail); the
+    /// writer sends nothing while no one follows.
+    pub(crate) followed: tokio::sync::broadcast::Sender<Record>,
 }
 
 /// Mutable bookkeeping, guarded by `Shared::state`.
@@ -158,6 +162,7 @@ impl EmbeddedQueue {
             }),
             durable: watch::Sender::new(end),
             syncs: AtomicU64::new(0),
+            followed: tokio::sync::broadcast::Sender::new(crate::follow::FOLLOW_CAPACITY),
         });
         let writer = Writer::new(
             Arc::clone(&shared),
@@ -474,6 +479,16 @@ impl Queue for EmbeddedQueue {
             queue: self,
             next: start,
         }))
+    }
+
+    async fn follow(&self) -> Result<Box<dyn Follower>, QueueError> {
+        // Under the lock the writer publishes with: the follower starts exactly at the durable end.
+        let state = self.shared.lock();
+        let receiver = self.shared.followed.subscribe();
+        Ok(Box::new(EmbeddedFollower::new(
+            receiver,
+            Position(state.durable_end),
+        )))
     }
 
     fn stats(&self) -> QueueStats {

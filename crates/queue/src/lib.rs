@@ -5,6 +5,7 @@
 //! single writer thread group-commits concurrent appends.
 
 mod embedded;
+mod follow;
 mod redis_config;
 #[cfg(feature = "redis")]
 mod redis_streams;
@@ -221,12 +222,43 @@ pub trait Queue: Send + Sync + 'static {
         start: Position,
     ) -> Result<Box<dyn Consumer>, QueueError>;
 
+    /// Starts following the queue: the follower sees every record that
+    /// becomes durable from now on, in order, without taking it from any
+    /// consumer. Following costs ingest nothing it would wait for: a follower
+    /// that falls behind is told what it missed instead.
+    async fn follow(&self) -> Result<Box<dyn Follower>, QueueError>;
+
     /// Current positions and sizes.
     fn stats(&self) -> QueueStats;
 
     /// Stops accepting appends after finishing (and syncing) everything
     /// already submitted; later appends fail with Closed.
     async fn close(&self);
+}
+
+/// What a [`Follower`] saw next.
+#[derive(Debug, Clone)]
+pub enum Followed {
+    /// A record that became durable ([`Record::redelivered`] is false and
+    /// [`Record::receipt`] is `None`: a follower acknowledges nothing).
+    Record(Record),
+    /// The follower fell behind and the records between these positions went
+    /// by unseen.
+    Missed {
+        /// Where the first record not seen starts.
+        from: Position,
+        /// Where the next record seen starts.
+        to: Position,
+    },
+}
+
+/// Watches records become durable, for the live tail; it takes nothing from
+/// the queue's consumers and holds nothing back.
+#[async_trait::async_trait]
+pub trait Follower: Send {
+    /// The next record, or what was missed; `None` if nothing became durable
+    /// within `wait`.
+    async fn next(&mut self, wait: Duration) -> Result<Option<Followed>, QueueError>;
 }
 
 /// One reader of a queue, owned by one pipeline worker.

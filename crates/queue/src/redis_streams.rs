@@ -15,7 +15,11 @@ use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Script, Value};
 
-use crate::{Consumer, Position, Queue, QueueError, QueueStats, Record, RedisQueueConfig, Resume};
+use crate::follow::InOrder;
+use crate::{
+    Consumer, Followed, Follower, Position, Queue, QueueError, QueueStats, Record,
+    RedisQueueConfig, Resume,
+};
 
 /// The consumer group every worker joins.
 const GROUP: &str = "workers";
@@ -209,13 +213,7 @@ impl RedisQueue {
     /// A connection for one consumer: it blocks in XREADGROUP, so it is its
     /// own, and has no response timeout (each command sets its deadline).
     async fn consumer_connection(&self) -> Result<MultiplexedConnection, QueueError> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.config.command_timeout))
-            .set_response_timeout(None);
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(unavailable)
+        blocking_connection(&self.client, self.config.command_timeout).await
     }
 
     fn set_failed(&self, failed: bool) {
@@ -224,6 +222,21 @@ impl RedisQueue {
             .unwrap_or_else(PoisonError::into_inner)
             .failed = failed;
     }
+}
+
+/// A connection of its own for a reader that blocks (XREADGROUP, XREAD), with
+/// no response timeout (each command sets its deadline).
+async fn blocking_connection(
+    client: &redis::Client,
+    connect_timeout: Duration,
+) -> Result<MultiplexedConnection, QueueError> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(connect_timeout))
+        .set_response_timeout(None);
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .map_err(unavailable)
 }
 
 /// What an operator must know about Redis's persistence: an acknowledgement
@@ -344,6 +357,42 @@ impl Queue for RedisQueue {
             name,
             claim_from: "0-0".to_owned(),
             last_claim: None,
+        }))
+    }
+
+    async fn follow(&self) -> Result<Box<dyn Follower>, QueueError> {
+        // The newest entry and the position counter in one transaction: the
+        // follower reads on after that entry and knows where the next record
+        // starts, so a record deleted before it was read shows as a gap.
+        let mut connection = self.connection.clone();
+        let (newest, next): (redis::streams::StreamRangeReply, Option<u64>) = tokio::time::timeout(
+            self.config.command_timeout,
+            redis::pipe()
+                .atomic()
+                .cmd("XREVRANGE")
+                .arg(&self.keys.stream)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .hget(&self.keys.meta, "next_position")
+                .query_async(&mut connection),
+        )
+        .await
+        .map_err(|_| QueueError::Unreachable("redis did not answer XREVRANGE".into()))?
+        .map_err(unavailable)?;
+        let after = newest
+            .ids
+            .first()
+            .map_or_else(|| "0-0".to_owned(), |entry| entry.id.clone());
+        Ok(Box::new(RedisFollower {
+            client: self.client.clone(),
+            stream: self.keys.stream.clone(),
+            command_timeout: self.config.command_timeout,
+            connection: None,
+            after,
+            order: InOrder::new(Position(next.unwrap_or(0))),
+            read: std::collections::VecDeque::new(),
         }))
     }
 
@@ -550,5 +599,79 @@ impl Consumer for RedisConsumer {
                 ))
             }
         }
+    }
+}
+
+/// Entries one XREAD of a follower returns at most.
+const FOLLOW_BATCH: usize = 256;
+
+/// Follows the stream with XREAD on a connection of its own, from the entry
+/// that was newest when it started; it is no member of the consumer group, so
+/// it takes nothing from the workers. A record the workers acknowledged (and
+/// deleted) before it was read shows as a gap in the positions.
+struct RedisFollower {
+    client: redis::Client,
+    stream: String,
+    command_timeout: Duration,
+    /// `None` after a failure: the next read reconnects.
+    connection: Option<MultiplexedConnection>,
+    /// The id of the last entry read.
+    after: String,
+    order: InOrder,
+    /// Entries read and not yet handed out.
+    read: std::collections::VecDeque<Record>,
+}
+
+impl RedisFollower {
+    async fn read_more(&mut self, wait: Duration) -> Result<(), QueueError> {
+        if self.connection.is_none() {
+            self.connection = Some(blocking_connection(&self.client, self.command_timeout).await?);
+        }
+        let Some(connection) = self.connection.as_mut() else {
+            return Err(QueueError::Unreachable("redis: not connected".into()));
+        };
+        let reply = tokio::time::timeout(
+            wait + self.command_timeout,
+            redis::cmd("XREAD")
+                .arg("COUNT")
+                .arg(FOLLOW_BATCH)
+                .arg("BLOCK")
+                .arg(wait.as_millis().max(1) as u64)
+                .arg("STREAMS")
+                .arg(&self.stream)
+                .arg(&self.after)
+                .query_async::<Option<redis::streams::StreamReadReply>>(connection),
+        )
+        .await
+        .map_err(|_| QueueError::Unreachable("redis did not answer XREAD".into()))?
+        .map_err(unavailable)?;
+        for entry in reply
+            .iter()
+            .flat_map(|reply| &reply.keys)
+            .flat_map(|key| &key.ids)
+        {
+            let mut record = to_record(&entry.id, &entry.map, false)?;
+            record.receipt = None;
+            self.after.clone_from(&entry.id);
+            self.read.push_back(record);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Follower for RedisFollower {
+    async fn next(&mut self, wait: Duration) -> Result<Option<Followed>, QueueError> {
+        if let Some(due) = self.order.take_held() {
+            return Ok(Some(due));
+        }
+        if self.read.is_empty() {
+            let read = self.read_more(wait).await;
+            if let Err(QueueError::Unreachable(_)) = &read {
+                self.connection = None;
+            }
+            read?;
+        }
+        Ok(self.read.pop_front().map(|record| self.order.seen(record)))
     }
 }

@@ -12,7 +12,7 @@ use tracing::error;
 
 use crate::embedded::Shared;
 use crate::segment::{self, HEADER_LEN};
-use crate::{Position, QueueError};
+use crate::{Position, QueueError, Record};
 
 /// Soft cap on the bytes gathered into one batch (the first request is always taken whole).
 const BATCH_BYTES: u64 = 16 << 20;
@@ -73,7 +73,7 @@ impl Writer {
                 Ok(positions) => {
                     // `write_and_sync` returned, so sync_data has completed for every record in
                     // the batch: only now publish the new durable end and acknowledge.
-                    self.publish(&positions, batch_bytes);
+                    self.publish(&batch, &positions, batch_bytes);
                     for (request, position) in batch.into_iter().zip(positions) {
                         // A waiter that gave up is fine: its record is durable anyway.
                         let _ = request.reply.send(Ok(position));
@@ -165,7 +165,9 @@ impl Writer {
     }
 
     /// Makes the synced batch visible to readers: advances the durable end and wakes waiting reads.
-    fn publish(&self, positions: &[(Position, Position)], batch_bytes: u64) {
+    /// Followers are handed the records under the same lock, so one that
+    /// starts at the durable end sees exactly the records after it.
+    fn publish(&self, batch: &[Request], positions: &[(Position, Position)], batch_bytes: u64) {
         let Some(&(_, end)) = positions.last() else {
             return;
         };
@@ -173,8 +175,29 @@ impl Writer {
             let mut state = self.shared.lock();
             state.durable_end = end.0;
             state.queued_bytes -= batch_bytes;
+            self.announce(batch, positions);
         }
         self.shared.durable.send_replace(end.0);
+    }
+
+    /// Hands each synced record to the queue's followers, before its append is
+    /// answered, so a follower sees every record whose `202` was sent after
+    /// it started. Never blocks: a follower that lags loses records instead
+    /// (and learns which from the positions).
+    fn announce(&self, batch: &[Request], positions: &[(Position, Position)]) {
+        let followers = &self.shared.followed;
+        if followers.receiver_count() == 0 {
+            return;
+        }
+        for (request, &(position, next)) in batch.iter().zip(positions) {
+            let _ = followers.send(Record {
+                position,
+                next,
+                payload: request.payload.clone(),
+                redelivered: false,
+                receipt: None,
+            });
+        }
     }
 
     /// Stops accepting appends after an I/O error and fails every outstanding request.

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use queue::{EmbeddedQueue, EmbeddedQueueConfig, Position, Queue, QueueError, Record, Resume};
+use queue::{
+    EmbeddedQueue, EmbeddedQueueConfig, Followed, Position, Queue, QueueError, Record, Resume,
+};
 
 /// Bounds a case asks of the queue it opens.
 #[derive(Clone, Copy)]
@@ -126,6 +128,8 @@ conformance!(
     oversized_records_are_refused,
     concurrent_appends_get_distinct_positions_and_are_all_delivered,
     records_survive_reopening,
+    followers_see_appends_made_after_they_start_in_order_and_take_nothing,
+    followers_that_fall_behind_account_for_every_position,
 );
 
 fn payload(i: usize) -> Bytes {
@@ -309,4 +313,106 @@ async fn records_survive_reopening(place: &Place) {
     let got: Vec<Bytes> = records.iter().map(|r| r.payload.clone()).collect();
     assert_eq!(got, (0..3).map(payload).collect::<Vec<_>>());
     consumer.ack(&records).await.expect("ack");
+}
+
+/// What a follower sees until it has seen a record ending at `end` (or a few seconds passed).
+async fn follow_until(follower: &mut Box<dyn queue::Follower>, end: Position) -> Vec<Followed> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        match follower
+            .next(Duration::from_millis(100))
+            .await
+            .expect("follow")
+        {
+            Some(Followed::Record(record)) if record.next >= end => {
+                seen.push(Followed::Record(record));
+                break;
+            }
+            Some(item) => seen.push(item),
+            None => {}
+        }
+    }
+    seen
+}
+
+async fn followers_see_appends_made_after_they_start_in_order_and_take_nothing(place: &Place) {
+    let queue = place.open(Bounds::default()).await;
+    for i in 0..2 {
+        queue.append(payload(i)).await.expect("append");
+    }
+    let mut follower = queue.follow().await.expect("follow");
+    let mut appended = Vec::new();
+    for i in 2..7 {
+        appended.push(queue.append(payload(i)).await.expect("append"));
+    }
+    let seen = follow_until(&mut follower, appended[4].1).await;
+    let records: Vec<(Position, Position, Bytes)> = seen
+        .iter()
+        .map(|item| match item {
+            Followed::Record(record) => {
+                assert!(!record.redelivered && record.receipt.is_none());
+                (record.position, record.next, record.payload.clone())
+            }
+            Followed::Missed { from, to } => panic!("missed {from:?}..{to:?} while keeping up"),
+        })
+        .collect();
+    let expected: Vec<(Position, Position, Bytes)> = appended
+        .iter()
+        .zip(2..7)
+        .map(|(&(start, next), i)| (start, next, payload(i)))
+        .collect();
+    assert_eq!(records, expected);
+
+    // The consumer still gets every record, the followed ones included.
+    let mut consumer = Arc::clone(&queue)
+        .consumer(Position(0))
+        .await
+        .expect("consumer");
+    let read = read_n(&mut consumer, 7).await;
+    let got: Vec<Bytes> = read.iter().map(|r| r.payload.clone()).collect();
+    assert_eq!(got, (0..7).map(payload).collect::<Vec<_>>());
+}
+
+async fn followers_that_fall_behind_account_for_every_position(place: &Place) {
+    let queue = place.open(Bounds::default()).await;
+    let mut follower = queue.follow().await.expect("follow");
+    // More records than the embedded broadcast keeps, all acknowledged (and so,
+    // in a broker, deleted) before the follower reads anything.
+    let count = 5_000;
+    let appends = (0..count).map(|i| {
+        let queue = Arc::clone(&queue);
+        tokio::spawn(async move { queue.append(payload(i)).await.expect("append") })
+    });
+    let mut appended = Vec::new();
+    for append in appends.collect::<Vec<_>>() {
+        appended.push(append.await.expect("append task"));
+    }
+    appended.sort();
+    let mut consumer = Arc::clone(&queue)
+        .consumer(Position(0))
+        .await
+        .expect("consumer");
+    let read = read_n(&mut consumer, count).await;
+    assert_eq!(read.len(), count);
+    consumer.ack(&read).await.expect("ack");
+    let last = queue.append(payload(count)).await.expect("append");
+
+    let seen = follow_until(&mut follower, last.1).await;
+    assert!(
+        seen.iter()
+            .any(|item| matches!(item, Followed::Missed { .. })),
+        "a follower this far behind was not told it missed records"
+    );
+    // Records and gaps tile the positions from the first append to the last.
+    let mut at = appended[0].0;
+    for item in &seen {
+        let (from, to) = match item {
+            Followed::Record(record) => (record.position, record.next),
+            Followed::Missed { from, to } => (*from, *to),
+        };
+        assert_eq!(from, at, "a hole or an overlap in what the follower saw");
+        at = to;
+    }
+    assert_eq!(at, last.1);
 }

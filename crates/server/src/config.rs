@@ -30,6 +30,9 @@ pub struct Config {
     pub audit: AuditSettings,
     pub http: HttpSettings,
     pub query: QuerySettings,
+    pub metrics: MetricsSettings,
+    pub alerts: AlertSettings,
+    pub tail: TailSettings,
     /// First-start credentials chosen by the operator; from the environment only.
     #[serde(skip)]
     pub bootstrap: BootstrapSettings,
@@ -88,6 +91,30 @@ impl Default for HttpSettings {
     }
 }
 
+/// Prometheus metrics at `GET /metrics`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Record metrics and serve `/metrics`; off, nothing is recorded (to
+    /// measure what recording costs) and `/metrics` answers 404.
+    pub enabled: bool,
+    /// Also serve `/metrics` here, without credentials, for scrapers on a
+    /// private network.
+    pub listen: Option<SocketAddr>,
+    /// How often the queue, worker, store and audit-trail figures are measured.
+    pub sample_interval_ms: u64,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            enabled: true,
+            listen: None,
+            sample_interval_ms: 10_000,
+        }
+    }
+}
+
 /// Bounds on the cost of searches, stats and histograms; see the README.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -121,6 +148,94 @@ impl Default for QuerySettings {
             timeout_ms: store.timeout.as_millis() as u64,
             max_concurrent_per_tenant: store.max_concurrent_per_tenant,
             max_concurrent: 0,
+        }
+    }
+}
+
+/// Alert rules, their evaluation and their webhooks; see the README.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertSettings {
+    /// Whether this process may evaluate rules (in roles that serve queries;
+    /// one process at a time evaluates, see the README). The rules API is
+    /// served either way.
+    pub enabled: bool,
+    /// Whether webhooks may point at loopback, private, link-local and other
+    /// internal addresses. Off by default: webhooks are a way to make the
+    /// server send requests.
+    pub allow_private_targets: bool,
+    /// The most rules one tenant may have.
+    pub max_rules_per_tenant: usize,
+    /// The shortest interval and window of a rule.
+    pub min_interval_ms: u64,
+    /// The longest window and interval of a rule.
+    pub max_window_ms: u64,
+    /// The most groups of one rule that may fire at once.
+    pub max_groups_per_rule: usize,
+    /// Attempts of one webhook delivery.
+    pub delivery_attempts: u32,
+    /// The bound on resolving, connecting, and waiting for the answer, each.
+    pub delivery_timeout_ms: u64,
+    /// The pause after a failed attempt, doubling after each.
+    pub delivery_retry_ms: u64,
+    /// The bound on one delivery, all attempts together.
+    pub delivery_max_total_ms: u64,
+    /// Deliveries running at once.
+    pub max_concurrent_deliveries: usize,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        let rules = alerts::RulePolicy::default();
+        let evaluator = alerts::EvaluatorConfig::default();
+        let delivery = &evaluator.delivery;
+        AlertSettings {
+            enabled: true,
+            allow_private_targets: rules.allow_private_targets,
+            max_rules_per_tenant: rules.max_rules_per_tenant,
+            min_interval_ms: rules.min_interval.as_millis() as u64,
+            max_window_ms: rules.max_window.as_millis() as u64,
+            max_groups_per_rule: evaluator.max_groups_per_rule,
+            delivery_attempts: delivery.attempts,
+            delivery_timeout_ms: delivery.timeout.as_millis() as u64,
+            delivery_retry_ms: delivery.retry_base.as_millis() as u64,
+            delivery_max_total_ms: delivery.max_total.as_millis() as u64,
+            max_concurrent_deliveries: evaluator.max_concurrent_deliveries,
+        }
+    }
+}
+
+/// The live tail (`GET /v1/tail`, `GET /v1/audit/tail`); see the README.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TailSettings {
+    /// Events waiting for one subscriber at most; beyond it events are
+    /// dropped for that subscriber, which is told how many.
+    pub buffer_events: usize,
+    /// A subscriber that dropped more events than it received over this
+    /// long, or took no bytes for this long, is closed.
+    pub max_lag_seconds: u64,
+    /// Live tails one tenant may have at once; one more answers `429 too_many_tails`.
+    pub max_subscribers_per_tenant: usize,
+    /// A keep-alive (SSE comment, WebSocket ping) after this long without events;
+    /// kept below `http.idle_timeout_ms`.
+    pub keepalive_seconds: u64,
+    /// How long a ticket from `POST /v1/tail/ticket` can be used.
+    pub ticket_ttl_seconds: u64,
+    /// Unused tickets one caller may hold at once.
+    pub max_tickets_per_principal: usize,
+}
+
+impl Default for TailSettings {
+    fn default() -> Self {
+        let tail = api::tail::TailConfig::default();
+        TailSettings {
+            buffer_events: tail.buffer_events,
+            max_lag_seconds: tail.max_lag.as_secs(),
+            max_subscribers_per_tenant: tail.max_subscribers_per_tenant,
+            keepalive_seconds: tail.keepalive.as_secs(),
+            ticket_ttl_seconds: tail.ticket_ttl.as_secs(),
+            max_tickets_per_principal: tail.max_tickets_per_principal,
         }
     }
 }
@@ -309,6 +424,9 @@ impl Default for Config {
             audit: AuditSettings::default(),
             http: HttpSettings::default(),
             query: QuerySettings::default(),
+            metrics: MetricsSettings::default(),
+            alerts: AlertSettings::default(),
+            tail: TailSettings::default(),
             bootstrap: BootstrapSettings::default(),
         }
     }
@@ -458,6 +576,37 @@ impl Config {
         }
     }
 
+    pub(crate) fn alert_policy(&self) -> alerts::RulePolicy {
+        let min_interval = Duration::from_millis(self.alerts.min_interval_ms.max(1));
+        alerts::RulePolicy {
+            max_rules_per_tenant: self.alerts.max_rules_per_tenant,
+            min_interval,
+            max_window: Duration::from_millis(self.alerts.max_window_ms).max(min_interval),
+            allow_private_targets: self.alerts.allow_private_targets,
+            query_limits: self.query_limits(),
+        }
+    }
+
+    pub(crate) fn alert_evaluator_config(&self) -> alerts::EvaluatorConfig {
+        let settings = &self.alerts;
+        let min_interval = Duration::from_millis(settings.min_interval_ms.max(1));
+        alerts::EvaluatorConfig {
+            // Often enough for the shortest interval a rule may have.
+            tick: min_interval.min(Duration::from_secs(1)),
+            max_groups_per_rule: settings.max_groups_per_rule.max(1),
+            max_concurrent_deliveries: settings.max_concurrent_deliveries.max(1),
+            query_limits: self.query_limits(),
+            delivery: alerts::DeliveryPolicy {
+                attempts: settings.delivery_attempts.max(1),
+                timeout: Duration::from_millis(settings.delivery_timeout_ms.max(1)),
+                retry_base: Duration::from_millis(settings.delivery_retry_ms.max(1)),
+                max_total: Duration::from_millis(settings.delivery_max_total_ms.max(1)),
+                allow_private_targets: settings.allow_private_targets,
+            },
+            ..alerts::EvaluatorConfig::default()
+        }
+    }
+
     pub(crate) fn worker_config(&self) -> pipeline::WorkerConfig {
         pipeline::WorkerConfig {
             commit_interval: Duration::from_millis(self.pipeline.commit_interval_ms.max(1)),
@@ -533,6 +682,28 @@ impl Config {
             // 408 first; other routes' bodies get the same bound.
             body_timeout: Duration::from_millis(self.ingest.body_timeout_ms.max(1))
                 + Duration::from_secs(1),
+        }
+    }
+
+    /// The metrics listener's connections: a few scrapers, no request bodies.
+    pub(crate) fn metrics_connection_limits(&self) -> crate::http::ConnectionLimits {
+        crate::http::ConnectionLimits {
+            max_connections: 16,
+            max_connections_per_address: 4,
+            ..self.connection_limits()
+        }
+    }
+
+    pub(crate) fn tail_config(&self) -> api::tail::TailConfig {
+        // A keep-alive must come before the connection's idle timeout cuts a quiet tail.
+        let idle = Duration::from_millis(self.http.idle_timeout_ms.max(2));
+        api::tail::TailConfig {
+            buffer_events: self.tail.buffer_events.max(1),
+            max_lag: Duration::from_secs(self.tail.max_lag_seconds.max(1)),
+            max_subscribers_per_tenant: self.tail.max_subscribers_per_tenant,
+            keepalive: Duration::from_secs(self.tail.keepalive_seconds.max(1)).min(idle / 2),
+            ticket_ttl: Duration::from_secs(self.tail.ticket_ttl_seconds.max(1)),
+            max_tickets_per_principal: self.tail.max_tickets_per_principal.max(1),
         }
     }
 

@@ -7,12 +7,14 @@
 //! timeout on every route, and a request in flight that reads and writes
 //! nothing for the idle timeout (a stalled body, an answer nobody reads) is
 //! cut. Shutdown stops accepting, lets requests in flight finish and closes
-//! idle connections.
+//! idle connections. A connection upgraded to a WebSocket (a live tail) keeps
+//! counting against both caps until it ends; the tail's own keep-alives and
+//! write deadlines, not the idle timeout, bound it.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -26,7 +28,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, oneshot, watch};
 use tower_service::Service as _;
 
 /// Limits on connections.
@@ -258,9 +260,13 @@ async fn serve_connection(
         last_progress: AtomicU64::new(0),
         changed: Notify::new(),
     });
+    // Resolves when the socket is dropped: with the connection, or after an
+    // upgrade (a WebSocket tail) when the upgraded connection ends.
+    let (socket_open, socket_closed) = oneshot::channel::<()>();
     let io = TokioIo::new(Watched {
         inner: stream,
         activity: Arc::clone(&activity),
+        _open: socket_open,
     });
     let service_activity = Arc::clone(&activity);
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
@@ -286,7 +292,7 @@ async fn serve_connection(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout.max(limits.idle_timeout))
         .max_buf_size(64 * 1024);
-    let mut connection = pin!(builder.serve_connection(io, service));
+    let mut connection = Box::pin(builder.serve_connection(io, service).with_upgrades());
     let mut stopping = false;
     loop {
         let watchdog = async {
@@ -303,7 +309,7 @@ async fn serve_connection(
                 if let Err(error) = served {
                     tracing::debug!(%peer, %error, "connection ended with an error");
                 }
-                return;
+                break;
             }
             () = watchdog => {
                 tracing::debug!(%peer, "closing a connection that sent or read nothing in time");
@@ -315,12 +321,24 @@ async fn serve_connection(
             }
         }
     }
+    // An upgraded connection still holds the socket (and so this connection's
+    // permit and address share) until it ends; at shutdown the tail hub
+    // closes it, and shutdown does not wait for it beyond that.
+    drop(connection);
+    if !stopping {
+        tokio::select! {
+            _ = socket_closed => {}
+            () = stopped(&mut stop) => {}
+        }
+    }
 }
 
 /// A TCP stream that notes when the first byte of a request arrives.
 struct Watched {
     inner: TcpStream,
     activity: Arc<Activity>,
+    /// Dropped with the stream, which tells the connection's task it closed.
+    _open: oneshot::Sender<()>,
 }
 
 impl AsyncRead for Watched {

@@ -6,6 +6,7 @@ mod backends;
 mod config;
 mod http;
 mod outbox;
+mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,8 +19,9 @@ use tokio::task::JoinHandle;
 
 pub use api::accounts::BootstrapCredentials;
 pub use config::{
-    AuditSettings, AuthSettings, BootstrapSettings, Config, HttpSettings, IngestSettings,
-    LimitSettings, MAX_DEPTH, PipelineSettings, QueueSettings, StoreSettings,
+    AlertSettings, AuditSettings, AuthSettings, BootstrapSettings, Config, HttpSettings,
+    IngestSettings, LimitSettings, MAX_DEPTH, MetricsSettings, PipelineSettings, QueueSettings,
+    StoreSettings, TailSettings,
 };
 
 /// How long shutdown waits for requests in flight before cutting them off.
@@ -37,9 +39,19 @@ pub struct RunningServer {
     stop_outbox: watch::Sender<bool>,
     /// Moves security events into the queue; every role but `worker` runs it.
     outbox: Option<JoinHandle<()>>,
+    stop_alerts: watch::Sender<bool>,
+    /// Evaluates alert rules while this process holds the alert lease; roles
+    /// that serve queries run it unless `alerts.enabled` is off.
+    alerts: Option<JoinHandle<()>>,
     queue: Arc<dyn Queue>,
     meta: meta::MetaStore,
     bootstrap: Option<BootstrapCredentials>,
+    /// The listener serving only `/metrics` (`metrics.listen`), when asked for.
+    metrics_http: Option<(SocketAddr, JoinHandle<std::io::Result<()>>)>,
+    /// Measures the queue, worker, store and trails for `/metrics`.
+    sampler: Option<JoinHandle<()>>,
+    /// Live tails, closed first at shutdown (they would otherwise never end).
+    tail: Arc<api::tail::TailHub>,
 }
 
 /// Opens the metadata store the configuration names: PostgreSQL when
@@ -130,6 +142,19 @@ pub async fn start_on(
 ) -> anyhow::Result<RunningServer> {
     let local_addr = listener.local_addr().context("listener has no address")?;
     backends::check_role(&config)?;
+    // Bound before anything is opened, so a taken address fails the start cleanly.
+    let metrics_listener = match (config.metrics.enabled, config.metrics.listen) {
+        (true, Some(address)) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {address}"))?,
+        ),
+        _ => None,
+    };
+    let recorder = match config.metrics.enabled {
+        true => Some(telemetry::recorder()?),
+        false => None,
+    };
     create_private_dir(&config.data_dir)?;
 
     let queue = backends::open_queue(&config).await?;
@@ -165,6 +190,40 @@ pub async fn start_on(
         ))
     });
 
+    let (stop_http, http_stop_signal) = watch::channel(false);
+    let metrics_endpoint = recorder.clone().map(telemetry::endpoint);
+    let sampler = recorder.map(|handle| {
+        let sampler = telemetry::Sampler {
+            handle,
+            interval: std::time::Duration::from_millis(config.metrics.sample_interval_ms.max(10)),
+            role: config.role,
+            queue: Arc::clone(&queue),
+            store: Arc::clone(&store),
+            audit: Arc::clone(&audit_log),
+            meta: meta.clone(),
+            progress: progress.clone(),
+        };
+        tokio::spawn(sampler.run(http_stop_signal.clone()))
+    });
+    let metrics_http = match (metrics_listener, &metrics_endpoint) {
+        (Some(listener), Some(endpoint)) => {
+            let address = listener
+                .local_addr()
+                .context("the metrics listener has no address")?;
+            let serving = tokio::spawn(http::serve(
+                listener,
+                api::telemetry::metrics_router(Arc::clone(endpoint)),
+                config.metrics_connection_limits(),
+                http_stop_signal.clone(),
+            ));
+            Some((address, serving))
+        }
+        _ => None,
+    };
+    let tail = Arc::new(api::tail::TailHub::new(
+        Arc::clone(&queue),
+        config.tail_config(),
+    ));
     let state = api::AppState {
         queue: Arc::clone(&queue),
         store,
@@ -177,7 +236,19 @@ pub async fn start_on(
         audit: audit_log,
         query_limits: config.query_limits(),
         role: config.role,
+        metrics: metrics_endpoint,
+        alert_policy: config.alert_policy(),
+        tail: Arc::clone(&tail),
     };
+    let (stop_alerts, alerts_stop_signal) = watch::channel(false);
+    let alerts = (config.alerts.enabled && config.role.queries()).then(|| {
+        tokio::spawn(alerts::run(
+            meta.clone(),
+            Arc::clone(&state.store),
+            config.alert_evaluator_config(),
+            alerts_stop_signal,
+        ))
+    });
     let (stop_outbox, outbox_stop_signal) = watch::channel(false);
     let outbox = (config.role != api::Role::Worker).then(|| {
         tokio::spawn(outbox::run(
@@ -186,7 +257,6 @@ pub async fn start_on(
             outbox_stop_signal,
         ))
     });
-    let (stop_http, http_stop_signal) = watch::channel(false);
     let http = tokio::spawn(http::serve(
         listener,
         api::router(state),
@@ -211,9 +281,14 @@ pub async fn start_on(
         worker,
         stop_outbox,
         outbox,
+        stop_alerts,
+        alerts,
         queue,
         meta,
         bootstrap,
+        metrics_http,
+        sampler,
+        tail,
     })
 }
 
@@ -221,6 +296,12 @@ impl RunningServer {
     /// The address the API listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address serving only `/metrics` without credentials, when
+    /// `metrics.listen` asked for one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_http.as_ref().map(|(address, _)| *address)
     }
 
     /// What the first start created, when this start was the first: to be shown once.
@@ -245,6 +326,7 @@ impl RunningServer {
     /// and close the queue.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.stop_http.send(true);
+        self.tail.shut_down();
         let http = match tokio::time::timeout(HTTP_DRAIN_TIMEOUT, &mut self.http).await {
             Ok(joined) => joined
                 .context("the HTTP server panicked")
@@ -257,6 +339,27 @@ impl RunningServer {
                 ))
             }
         };
+        // The metrics listener and the sampler stopped with the API.
+        if let Some((_, mut metrics_http)) = self.metrics_http.take() {
+            match tokio::time::timeout(HTTP_DRAIN_TIMEOUT, &mut metrics_http).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(error))) => tracing::warn!(%error, "the metrics listener failed"),
+                Ok(Err(error)) => tracing::warn!(%error, "the metrics listener panicked"),
+                Err(_) => {
+                    metrics_http.abort();
+                    tracing::warn!("scrapes still in flight were cut off");
+                }
+            }
+        }
+        if let Some(sampler) = self.sampler.take() {
+            sampler.abort();
+        }
+        let _ = self.stop_alerts.send(true);
+        if let Some(alerts) = self.alerts
+            && let Err(error) = alerts.await
+        {
+            tracing::warn!(%error, "the alert evaluator panicked");
+        }
         // Security events of the last requests go into the queue before it closes.
         let _ = self.stop_outbox.send(true);
         if let Some(outbox) = self.outbox

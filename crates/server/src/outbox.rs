@@ -24,7 +24,7 @@ const LEASE_RETRY_INTERVAL: Duration = Duration::from_secs(2);
 /// holds the outbox lease, which one process sharing the database holds at a
 /// time.
 pub(crate) async fn run(meta: MetaStore, queue: Arc<dyn Queue>, mut stop: watch::Receiver<bool>) {
-    let mut lease: Option<meta::OutboxLease> = None;
+    let mut lease: Option<meta::Lease> = None;
     loop {
         let stopping = *stop.borrow();
         if let Some(held) = &mut lease

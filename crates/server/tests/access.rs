@@ -152,6 +152,8 @@ fn allowed(caller: Caller, method: &str, path: &str) -> bool {
     let route = path.split('?').next().unwrap();
     let family = route.split('/').nth(2).unwrap_or("");
     match (method, family) {
+        // Every tenant's figures: the super-admin's.
+        _ if route == "/metrics" => caller == Admin,
         (_, "healthz" | "readyz") | ("GET", "") => true,
         // Server-wide figures: the super-admin's, like the tenants.
         (_, "admin") => caller == Admin,
@@ -160,6 +162,10 @@ fn allowed(caller: Caller, method: &str, path: &str) -> bool {
         ("POST", "audit") => caller == AuditWriter,
         ("GET", "audit") => matches!(caller, Admin | Auditor | AuditReader),
         (_, "users" | "keys" | "settings") => caller == Admin,
+        ("GET", "alerts") if route == "/v1/alerts" => {
+            matches!(caller, Admin | Auditor | Developer | LogsReader)
+        }
+        (_, "alerts") => caller == Admin,
         (_, "auth") if route == "/v1/auth/me" => caller != Anonymous,
         (_, "auth") => matches!(caller, Admin | Auditor | Developer),
         // The default tenant's admin is the bootstrap super-admin; other admins are not.
@@ -169,12 +175,13 @@ fn allowed(caller: Caller, method: &str, path: &str) -> bool {
 }
 
 /// Every endpoint with a request that is valid apart from access. `{log}`,
-/// `{audit}`, `{user}` and `{key}` are replaced by ids of the tenant under test.
+/// `{audit}`, `{rule}`, `{user}` and `{key}` are replaced by ids of the tenant under test.
 const ENDPOINTS: &[(&str, &str, Option<&str>)] = &[
     ("GET", "/healthz", None),
     ("GET", "/readyz", None),
     ("GET", "/openapi.json", None),
     ("GET", "/docs/", None),
+    ("GET", "/metrics", None),
     ("POST", "/v1/logs", Some(r#"{"message":"matrix"}"#)),
     ("GET", "/v1/logs?q=matrix", None),
     ("GET", "/v1/logs/histogram", None),
@@ -208,6 +215,29 @@ const ENDPOINTS: &[(&str, &str, Option<&str>)] = &[
         "/v1/settings",
         Some(r#"{"self_registration":false}"#),
     ),
+    ("GET", "/v1/alerts", None),
+    ("GET", "/v1/alerts/rules", None),
+    (
+        "POST",
+        "/v1/alerts/rules",
+        Some(
+            r#"{"name":"{fresh}","query":"level:error","threshold":1000000,"window":"5m","webhook":{"url":"https://hooks.example/x"}}"#,
+        ),
+    ),
+    ("GET", "/v1/alerts/rules/{rule}", None),
+    (
+        "PATCH",
+        "/v1/alerts/rules/{rule}",
+        Some(r#"{"threshold":2000000}"#),
+    ),
+    (
+        "PUT",
+        "/v1/alerts/rules/{rule}",
+        Some(
+            r#"{"name":"{fresh}","query":"level:warn","threshold":1000000,"window":"5m","webhook":{"url":"https://hooks.example/y"}}"#,
+        ),
+    ),
+    ("DELETE", "/v1/alerts/rules/{rule}", None),
     ("GET", "/v1/tenants", None),
     ("POST", "/v1/tenants", Some(r#"{"id":"{fresh}"}"#)),
     ("GET", "/v1/admin/status", None),
@@ -221,6 +251,8 @@ struct Tenant {
     tokens: Vec<(Caller, Option<String>)>,
     log_id: String,
     audit_id: String,
+    /// An alert rule, which the matrix deletes last.
+    rule_id: String,
     /// A developer the matrix may change.
     user_id: String,
     /// Keys the matrix may revoke, one per allowed caller.
@@ -256,6 +288,18 @@ async fn populate(
     for _ in 0..2 {
         spare_keys.push(create_key(admin, "spare", &["logs:read"]).await.0);
     }
+    let rule = send(
+        admin,
+        "POST",
+        "/v1/alerts/rules",
+        Some(
+            json!({"name": "matrix", "query": "level:error", "threshold": 1_000_000,
+                    "window": "5m", "webhook": {"url": "https://hooks.example/x"}}),
+        ),
+    )
+    .await;
+    assert_eq!(rule.status, 201, "{:?}", rule.json());
+    let rule_id = rule.json().unwrap()["id"].as_str().unwrap().to_owned();
 
     let mut writer = server.client_with(Some(&logs_writer)).await;
     let response = writer
@@ -301,6 +345,7 @@ async fn populate(
         ],
         log_id,
         audit_id,
+        rule_id,
         user_id,
         spare_keys,
     }
@@ -310,6 +355,7 @@ fn fill(template: &str, tenant: &Tenant, fresh: &str, key: &str) -> String {
     template
         .replace("{log}", &tenant.log_id)
         .replace("{audit}", &tenant.audit_id)
+        .replace("{rule}", &tenant.rule_id)
         .replace("{user}", &tenant.user_id)
         .replace("{key}", key)
         .replace("{fresh}", fresh)
@@ -481,6 +527,7 @@ fn every_route_has_an_access_rule() {
             .unwrap()
             .replace("{log}", "{id}")
             .replace("{audit}", "{id}")
+            .replace("{rule}", "{id}")
             .replace("{user}", "{id}")
             .replace("{key}", "{id}");
         let method: hyper::Method = method.parse().unwrap();

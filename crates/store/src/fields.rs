@@ -86,7 +86,7 @@ pub(crate) enum Resolved {
     /// or as a number or boolean when the text reads as one.
     AttributeEquals {
         path: String,
-        value: String,
+        value: AttributeValue,
     },
     /// A string attribute starting with `prefix` (lowercased).
     AttributePrefix {
@@ -96,9 +96,107 @@ pub(crate) enum Resolved {
     /// A numeric attribute within bounds.
     AttributeRange {
         path: String,
-        lower: Bound<f64>,
-        upper: Bound<f64>,
+        range: NumberRange,
     },
+}
+
+/// What the text of `path:value` equals in the attributes: a string value
+/// (compared lowercased), or a number or boolean when the text reads as one,
+/// in the form the index keeps numbers (see [`AttributeValue::typed`]).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AttributeValue {
+    /// The text, lowercased as a string value it matches.
+    pub text: String,
+    /// The number or boolean the text reads as, if any.
+    pub typed: Option<Typed>,
+}
+
+/// A typed attribute value as the index keeps it: integers that fit in an
+/// `i64` as [`Typed::Integer`], larger ones as [`Typed::Large`], every other
+/// finite number as [`Typed::Fraction`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Typed {
+    Integer(i64),
+    Large(u64),
+    Fraction(f64),
+    Bool(bool),
+}
+
+impl AttributeValue {
+    /// The forms `value` matches: `12` an integer, `2.0` the integer 2, `2.5`
+    /// a fraction, `true`/`false` (lowercase only) a boolean.
+    pub(crate) fn parse(value: &str) -> AttributeValue {
+        let typed = if let Ok(integer) = value.parse::<i64>() {
+            Some(Typed::Integer(integer))
+        } else if let Ok(large) = value.parse::<u64>() {
+            // Only integers above i64::MAX are indexed as u64.
+            Some(Typed::Large(large))
+        } else if let Ok(float) = value.parse::<f64>()
+            && float.is_finite()
+        {
+            if float.fract() == 0.0 && float.abs() < 9.0e18 {
+                Some(Typed::Integer(float as i64))
+            } else {
+                Some(Typed::Fraction(float))
+            }
+        } else if let Ok(flag) = value.parse::<bool>() {
+            Some(Typed::Bool(flag))
+        } else {
+            None
+        };
+        AttributeValue {
+            text: value.to_lowercase(),
+            typed,
+        }
+    }
+}
+
+/// The bounds of a numeric attribute comparison for each kind of number the
+/// index holds. Integers and fractions are kept apart, so an integer is
+/// compared with the bounds rounded inwards (and clamped to `i64`), and
+/// integers above `i64::MAX` with bounds as precise as an `f64`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct NumberRange {
+    /// Bounds of fractional values, as written.
+    pub fractions: (Bound<f64>, Bound<f64>),
+    /// Inclusive bounds of integer values, if any integer can match.
+    pub integers: Option<(i64, i64)>,
+    /// Inclusive bounds of integers above `i64::MAX`, if any can match.
+    pub large: Option<(u64, u64)>,
+}
+
+impl NumberRange {
+    pub(crate) fn new(lower: Bound<f64>, upper: Bound<f64>) -> NumberRange {
+        let integer_lower = match lower {
+            Bound::Included(v) => v.ceil(),
+            Bound::Excluded(v) => v.floor() + 1.0,
+            Bound::Unbounded => i64::MIN as f64,
+        };
+        let integer_upper = match upper {
+            Bound::Included(v) => v.floor(),
+            Bound::Excluded(v) => v.ceil() - 1.0,
+            Bound::Unbounded => i64::MAX as f64,
+        };
+        let clamp = |value: f64| value.clamp(i64::MIN as f64, i64::MAX as f64) as i64;
+        let integers =
+            (integer_lower <= integer_upper).then(|| (clamp(integer_lower), clamp(integer_upper)));
+        let above_i64 = (i64::MAX as u64 + 1) as f64;
+        let large_upper = match upper {
+            Bound::Unbounded => u64::MAX as f64,
+            _ => integer_upper,
+        };
+        let large = (large_upper >= above_i64).then(|| {
+            (
+                integer_lower.max(above_i64) as u64,
+                large_upper.min(u64::MAX as f64) as u64,
+            )
+        });
+        NumberRange {
+            fractions: (lower, upper),
+            integers,
+            large,
+        }
+    }
 }
 
 /// The lowercased prefix of a full-text `word*`.
@@ -143,7 +241,7 @@ pub(crate) fn resolve(
         }
         (Target::Attribute(path), Predicate::Equals(value)) => Resolved::AttributeEquals {
             path,
-            value: value.clone(),
+            value: AttributeValue::parse(value),
         },
         (Target::Attribute(path), Predicate::Prefix(prefix)) => Resolved::AttributePrefix {
             path,
@@ -151,11 +249,17 @@ pub(crate) fn resolve(
         },
         (Target::Attribute(path), Predicate::Compare(comparison, text)) => {
             let (lower, upper) = comparison_bounds(*comparison, parse_number(name, text)?);
-            Resolved::AttributeRange { path, lower, upper }
+            Resolved::AttributeRange {
+                path,
+                range: NumberRange::new(lower, upper),
+            }
         }
         (Target::Attribute(path), Predicate::Range { lower, upper }) => {
             let (lower, upper) = range_bounds(lower, upper, |text| parse_number(name, text))?;
-            Resolved::AttributeRange { path, lower, upper }
+            Resolved::AttributeRange {
+                path,
+                range: NumberRange::new(lower, upper),
+            }
         }
         (Target::Timestamp, _) => {
             return Err(StoreError::InvalidQuery(

@@ -17,6 +17,7 @@ pub mod dead_letters;
 pub mod embedded;
 mod fields;
 mod limits;
+pub mod matcher;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod request;

@@ -171,12 +171,17 @@ pub(super) async fn authenticate(
             ));
         }
     };
-    let principal = if looks_like_jwt(token) {
-        from_access_token(state, token).await?
-    } else {
-        from_key(state, token).await?
-    };
+    let principal = bearer(state, token).await?;
     Ok((principal, request, None))
+}
+
+/// The caller a bearer token names: an access token of a login session or an API key.
+pub(crate) async fn bearer(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    if looks_like_jwt(token) {
+        from_access_token(state, token).await
+    } else {
+        from_key(state, token).await
+    }
 }
 
 /// Our access tokens are three base64url parts starting with an encoded `{"`.

@@ -16,7 +16,7 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, telemetry};
 
 pub use authenticate::AccessConfig;
 pub use authenticate::AuthState;
@@ -33,10 +33,12 @@ pub enum Permission {
     WriteAudit,
     /// Search and fetch the audit trail.
     ReadAudit,
-    /// Manage the tenant's users, keys and settings.
+    /// Manage the tenant's users, keys, settings and alert rules.
     ManageTenant,
     /// Create and list tenants (the server-wide super-admin).
     ManageTenants,
+    /// Scrape `/metrics`, whose figures cover every tenant: the operator's.
+    ReadMetrics,
 }
 
 impl Permission {
@@ -49,6 +51,7 @@ impl Permission {
             Permission::ReadAudit => "audit:read",
             Permission::ManageTenant => "tenant:manage",
             Permission::ManageTenants => "tenants:manage",
+            Permission::ReadMetrics => "metrics:read",
         }
     }
 }
@@ -99,18 +102,30 @@ pub enum Scope {
     LogsRead,
     AuditWrite,
     AuditRead,
+    /// Every tenant's figures at `/metrics`; only the super-admin may create
+    /// a key holding it.
+    MetricsRead,
 }
 
 impl Scope {
-    /// Every scope; the bootstrap key holds all of them.
-    pub const ALL: [Scope; 4] = [
+    /// Every scope.
+    pub const ALL: [Scope; 5] = [
+        Scope::LogsWrite,
+        Scope::LogsRead,
+        Scope::AuditWrite,
+        Scope::AuditRead,
+        Scope::MetricsRead,
+    ];
+
+    /// The scopes about the key's own tenant; the bootstrap key holds all of them.
+    pub const TENANT: [Scope; 4] = [
         Scope::LogsWrite,
         Scope::LogsRead,
         Scope::AuditWrite,
         Scope::AuditRead,
     ];
 
-    /// Parses `logs:write`, `logs:read`, `audit:write` or `audit:read`.
+    /// Parses `logs:write`, `logs:read`, `audit:write`, `audit:read` or `metrics:read`.
     pub fn parse(name: &str) -> Option<Scope> {
         Scope::ALL.into_iter().find(|scope| scope.name() == name)
     }
@@ -126,6 +141,7 @@ impl Scope {
             Scope::LogsRead => Permission::ReadLogs,
             Scope::AuditWrite => Permission::WriteAudit,
             Scope::AuditRead => Permission::ReadAudit,
+            Scope::MetricsRead => Permission::ReadMetrics,
         }
     }
 }
@@ -157,7 +173,7 @@ pub enum PrincipalKind {
 }
 
 impl Principal {
-    /// A user with a role (plus tenant management for a super-admin).
+    /// A user with a role (plus tenant management and metrics for a super-admin).
     pub(crate) fn user(
         tenant: String,
         id: String,
@@ -169,6 +185,7 @@ impl Principal {
         let mut permissions = role.permissions().to_vec();
         if super_admin {
             permissions.push(Permission::ManageTenants);
+            permissions.push(Permission::ReadMetrics);
         }
         Principal {
             tenant,
@@ -310,6 +327,10 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
             Rule::Needs(ReadLogs)
         }
         ("POST", "/v1/audit") => Rule::Needs(WriteAudit),
+        ("GET", "/v1/tail") => Rule::Needs(ReadLogs),
+        ("GET", "/v1/audit/tail") => Rule::Needs(ReadAudit),
+        // A ticket carries its issuer's permissions; the tail it opens checks them.
+        ("POST", "/v1/tail/ticket") => Rule::Authenticated,
         (
             "GET",
             "/v1/audit"
@@ -322,7 +343,16 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         ("GET" | "POST", "/v1/users" | "/v1/keys") => Rule::Needs(ManageTenant),
         ("PATCH", "/v1/users/{id}") | ("DELETE", "/v1/keys/{id}") => Rule::Needs(ManageTenant),
         ("GET" | "PUT", "/v1/settings") => Rule::Needs(ManageTenant),
+        // Alert rules hold webhook URLs and are the admins'; what fires is
+        // counts of logs, which readers of logs could count themselves.
+        ("GET", "/v1/alerts") => Rule::Needs(ReadLogs),
+        ("GET" | "POST", "/v1/alerts/rules")
+        | ("GET" | "PUT" | "PATCH" | "DELETE", "/v1/alerts/rules/{id}") => {
+            Rule::Needs(ManageTenant)
+        }
         ("GET" | "POST", "/v1/tenants") | ("GET", "/v1/admin/status") => Rule::Needs(ManageTenants),
+        // Figures of every tenant: the operator's (a super-admin or a `metrics:read` key).
+        ("GET", "/metrics") => Rule::Needs(ReadMetrics),
         // What the worker could not store, of every tenant: the super-admin's.
         ("GET", "/v1/admin/dead-letters" | "/v1/admin/dead-letters/{id}")
         | ("POST", "/v1/admin/dead-letters/{id}/replay")
@@ -359,8 +389,17 @@ pub(crate) async fn guard(
     if rule == Rule::Public {
         return Ok(next.run(request).await);
     }
-    let (principal, request_back, signature) =
-        authenticate::authenticate(&state, request, rule).await?;
+    // A browser's tail: the token in a subprotocol, or a ticket in the URL.
+    let tail_principal =
+        crate::tail::ticket::tail_credentials(&state, &route, request.uri(), request.headers())
+            .await
+            .inspect_err(telemetry::auth_refused)?;
+    let (principal, request_back, signature) = match tail_principal {
+        Some(principal) => (principal, request, None),
+        None => authenticate::authenticate(&state, request, rule)
+            .await
+            .inspect_err(telemetry::auth_refused)?,
+    };
     request = request_back;
     let allowed = match rule {
         Rule::Public | Rule::Authenticated => true,
@@ -372,25 +411,53 @@ pub(crate) async fn guard(
             Rule::Needs(permission) => format!("the {} permission", permission.name()),
             _ => "a user login (API keys cannot do this)".to_owned(),
         };
-        return Err(ApiError::new(
+        let refusal = ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             format!("this request needs {needed}"),
-        ));
+        );
+        telemetry::auth_refused(&refusal);
+        return Err(refusal);
     }
     // A replay is refused before it is charged to the key's rate limit, so
     // whoever captured a signed request cannot spend its owner's budget.
     if let Some(signature) = &signature {
-        signature.refuse_replay(&state)?;
+        signature
+            .refuse_replay(&state)
+            .inspect_err(telemetry::auth_refused)?;
     }
-    let headers = state.auth.limits.admit_request(&principal)?;
+    let headers = match state.auth.limits.admit_request(&principal) {
+        Ok(headers) => headers,
+        Err(refusal) => {
+            if matches!(
+                rule,
+                Rule::Needs(Permission::WriteLogs | Permission::WriteAudit)
+            ) {
+                telemetry::ingest_refused_at_the_door(
+                    &principal.tenant,
+                    &route,
+                    request.headers(),
+                    &refusal,
+                );
+            }
+            return Err(refusal);
+        }
+    };
     // Only now, with the key allowed and within its rate, is its signature
     // remembered: refused requests cannot fill the replay guard.
     if let Some(signature) = signature {
         signature.remember(&state)?;
     }
+    let is_query = matches!(
+        rule,
+        Rule::Needs(Permission::ReadLogs | Permission::ReadAudit)
+    );
     request.extensions_mut().insert(principal);
+    let started = std::time::Instant::now();
     let mut response = next.run(request).await;
+    if is_query {
+        telemetry::query_answered(route, started.elapsed());
+    }
     response.headers_mut().extend(headers);
     Ok(response)
 }

@@ -8,6 +8,7 @@ use std::ops::Bound;
 
 use model::Stream;
 use query::{Predicate, Query};
+use tantivy::fastfield::FastValue;
 use tantivy::query::{
     AllQuery, BooleanQuery, EmptyQuery, InvertedIndexRangeQuery, Occur, PhraseQuery, RangeQuery,
     TermQuery,
@@ -20,7 +21,9 @@ use super::engine;
 use super::exclusion::Excluded;
 use super::keys::EventKeys;
 use super::schema::{Fields, partition};
-use crate::fields::{Exact, Resolved, at, resolve, text_prefix, too_many_terms};
+use crate::fields::{
+    AttributeValue, Exact, NumberRange, Resolved, Typed, at, resolve, text_prefix, too_many_terms,
+};
 use crate::limits::Budget;
 use crate::{Filter, StoreError};
 
@@ -179,9 +182,7 @@ impl Compiler<'_> {
                 term.append_type_and_str(&prefix);
                 self.prefix(term, &prefix)?
             }
-            Resolved::AttributeRange { path, lower, upper } => {
-                self.attribute_range(&path, lower, upper)
-            }
+            Resolved::AttributeRange { path, range } => self.attribute_range(&path, &range),
         })
     }
 
@@ -255,68 +256,41 @@ impl Compiler<'_> {
         Term::from_field_json_path(self.fields.attributes, path, true)
     }
 
+    /// The term of a typed attribute value.
+    fn attribute_number(&self, path: &str, value: impl FastValue) -> Term {
+        let mut term = self.attribute_term(path);
+        term.append_type_and_fast_value(value);
+        term
+    }
+
     /// An attribute equal to `value` as a string (case-insensitively), or as a
     /// number or boolean when the text reads as one.
-    fn attribute_equals(&self, path: &str, value: &str) -> BoxQuery {
+    fn attribute_equals(&self, path: &str, value: &AttributeValue) -> BoxQuery {
         let mut alternatives: Vec<(Occur, BoxQuery)> = Vec::with_capacity(2);
         let mut text = self.attribute_term(path);
-        text.append_type_and_str(&value.to_lowercase());
+        text.append_type_and_str(&value.text);
         alternatives.push((Occur::Should, term_query(text)));
-        if let Ok(integer) = value.parse::<i64>() {
-            let mut number = self.attribute_term(path);
-            number.append_type_and_fast_value(integer);
-            alternatives.push((Occur::Should, term_query(number)));
-        } else if let Ok(large) = value.parse::<u64>() {
-            // Only integers above i64::MAX are indexed as u64.
-            let mut number = self.attribute_term(path);
-            number.append_type_and_fast_value(large);
-            alternatives.push((Occur::Should, term_query(number)));
-        } else if let Ok(float) = value.parse::<f64>()
-            && float.is_finite()
-        {
-            let mut number = self.attribute_term(path);
-            if float.fract() == 0.0 && float.abs() < 9.0e18 {
-                number.append_type_and_fast_value(float as i64);
-            } else {
-                number.append_type_and_fast_value(float);
-            }
-            alternatives.push((Occur::Should, term_query(number)));
-        } else if let Ok(flag) = value.parse::<bool>() {
-            let mut boolean = self.attribute_term(path);
-            boolean.append_type_and_fast_value(flag);
-            alternatives.push((Occur::Should, term_query(boolean)));
+        if let Some(typed) = value.typed {
+            let term = match typed {
+                Typed::Integer(integer) => self.attribute_number(path, integer),
+                Typed::Large(large) => self.attribute_number(path, large),
+                Typed::Fraction(float) => self.attribute_number(path, float),
+                Typed::Bool(flag) => self.attribute_number(path, flag),
+            };
+            alternatives.push((Occur::Should, term_query(term)));
         }
         Box::new(BooleanQuery::new(alternatives))
     }
 
     /// A numeric attribute within bounds. Integers and fractional numbers are
-    /// indexed as different term types, so both ranges are searched.
-    fn attribute_range(&self, path: &str, lower: Bound<f64>, upper: Bound<f64>) -> BoxQuery {
-        let integer_lower = match lower {
-            Bound::Included(v) => v.ceil(),
-            Bound::Excluded(v) => v.floor() + 1.0,
-            Bound::Unbounded => i64::MIN as f64,
-        };
-        let integer_upper = match upper {
-            Bound::Included(v) => v.floor(),
-            Bound::Excluded(v) => v.ceil() - 1.0,
-            Bound::Unbounded => i64::MAX as f64,
-        };
-        let integer_term = |value: f64| {
-            let mut term = self.attribute_term(path);
-            term.append_type_and_fast_value(value.clamp(i64::MIN as f64, i64::MAX as f64) as i64);
-            term
-        };
-        let float_term = |value: f64| {
-            let mut term = self.attribute_term(path);
-            term.append_type_and_fast_value(value);
-            term
-        };
+    /// indexed as different term types, so each kind's range is searched.
+    fn attribute_range(&self, path: &str, range: &NumberRange) -> BoxQuery {
         let float_bound = |bound: Bound<f64>, open: f64| match bound {
-            Bound::Included(v) => Bound::Included(float_term(v)),
-            Bound::Excluded(v) => Bound::Excluded(float_term(v)),
-            Bound::Unbounded => Bound::Included(float_term(open)),
+            Bound::Included(v) => Bound::Included(self.attribute_number(path, v)),
+            Bound::Excluded(v) => Bound::Excluded(self.attribute_number(path, v)),
+            Bound::Unbounded => Bound::Included(self.attribute_number(path, open)),
         };
+        let (lower, upper) = range.fractions;
         let mut alternatives: Vec<(Occur, BoxQuery)> = vec![(
             Occur::Should,
             Box::new(InvertedIndexRangeQuery::new(
@@ -324,33 +298,21 @@ impl Compiler<'_> {
                 float_bound(upper, f64::INFINITY),
             )),
         )];
-        if integer_lower <= integer_upper {
+        if let Some((low, high)) = range.integers {
             alternatives.push((
                 Occur::Should,
                 Box::new(InvertedIndexRangeQuery::new(
-                    Bound::Included(integer_term(integer_lower)),
-                    Bound::Included(integer_term(integer_upper)),
+                    Bound::Included(self.attribute_number(path, low)),
+                    Bound::Included(self.attribute_number(path, high)),
                 )),
             ));
         }
-        // Integers above i64::MAX are indexed as u64 (bounds this large are only
-        // as precise as an f64).
-        let above_i64 = (i64::MAX as u64 + 1) as f64;
-        let large_upper = match upper {
-            Bound::Unbounded => u64::MAX as f64,
-            _ => integer_upper,
-        };
-        if large_upper >= above_i64 {
-            let large_term = |value: f64| {
-                let mut term = self.attribute_term(path);
-                term.append_type_and_fast_value(value as u64);
-                term
-            };
+        if let Some((low, high)) = range.large {
             alternatives.push((
                 Occur::Should,
                 Box::new(InvertedIndexRangeQuery::new(
-                    Bound::Included(large_term(integer_lower.max(above_i64))),
-                    Bound::Included(large_term(large_upper.min(u64::MAX as f64))),
+                    Bound::Included(self.attribute_number(path, low)),
+                    Bound::Included(self.attribute_number(path, high)),
                 )),
             ));
         }

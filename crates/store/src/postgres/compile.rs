@@ -14,7 +14,7 @@ use query::Query;
 use tantivy::tokenizer::TextAnalyzer;
 
 use super::terms::{self, quote};
-use crate::fields::{Resolved, at, resolve, text_prefix};
+use crate::fields::{AttributeValue, NumberRange, Resolved, Typed, at, resolve, text_prefix};
 use crate::{Filter, StoreError};
 
 /// A value bound to a statement.
@@ -337,9 +337,7 @@ impl Compiler<'_> {
                     None => Cond::False,
                 }
             }
-            Resolved::AttributeRange { path, lower, upper } => {
-                self.attribute_range(&path, lower, upper)
-            }
+            Resolved::AttributeRange { path, range } => self.attribute_range(&path, &range),
         }
     }
 
@@ -368,26 +366,25 @@ impl Compiler<'_> {
     /// An attribute equal to `value` as a string (case-insensitively), or as
     /// a number or boolean when the text reads as one: the terms the embedded
     /// store would look up.
-    fn attribute_equals(&mut self, path: &str, value: &str) -> Cond {
+    fn attribute_equals(&mut self, path: &str, value: &AttributeValue) -> Cond {
         let key = terms::query_path_key(path);
-        let mut alternatives = vec![terms::attribute_lexeme(&key, 's', &value.to_lowercase())];
-        if let Ok(integer) = value.parse::<i64>() {
-            alternatives.push(terms::attribute_lexeme(&key, 'i', &integer.to_string()));
-        } else if let Ok(large) = value.parse::<u64>() {
-            alternatives.push(terms::attribute_lexeme(&key, 'u', &large.to_string()));
-        } else if let Ok(float) = value.parse::<f64>()
-            && float.is_finite()
-        {
-            if float.fract() == 0.0 && float.abs() < 9.0e18 {
-                let integer = (float as i64).to_string();
-                alternatives.push(terms::attribute_lexeme(&key, 'i', &integer));
-            } else {
+        let mut alternatives = vec![terms::attribute_lexeme(&key, 's', &value.text)];
+        match value.typed {
+            Some(Typed::Integer(integer)) => {
+                alternatives.push(terms::attribute_lexeme(&key, 'i', &integer.to_string()));
+            }
+            Some(Typed::Large(large)) => {
+                alternatives.push(terms::attribute_lexeme(&key, 'u', &large.to_string()));
+            }
+            Some(Typed::Fraction(float)) => {
                 let bits = terms::float_text(float);
                 alternatives.push(terms::attribute_lexeme(&key, 'f', &bits));
             }
-        } else if let Ok(flag) = value.parse::<bool>() {
-            let flag = if flag { "t" } else { "f" };
-            alternatives.push(terms::attribute_lexeme(&key, 'b', flag));
+            Some(Typed::Bool(flag)) => {
+                let flag = if flag { "t" } else { "f" };
+                alternatives.push(terms::attribute_lexeme(&key, 'b', flag));
+            }
+            None => {}
         }
         let conds = alternatives
             .iter()
@@ -397,44 +394,26 @@ impl Compiler<'_> {
     }
 
     /// A numeric attribute within bounds, with the embedded store's integer
-    /// and fraction ranges (integers compare with the bounds rounded inwards,
-    /// integers above `i64::MAX` apart), over the `nums` column; the `n`
+    /// and fraction ranges ([`NumberRange`]), over the `nums` column; the `n`
     /// lexeme lets the GIN index find the candidates.
-    fn attribute_range(&mut self, path: &str, lower: Bound<f64>, upper: Bound<f64>) -> Cond {
+    fn attribute_range(&mut self, path: &str, range: &NumberRange) -> Cond {
         let key = terms::query_path_key(path);
-        let integer_lower = match lower {
-            Bound::Included(v) => v.ceil(),
-            Bound::Excluded(v) => v.floor() + 1.0,
-            Bound::Unbounded => i64::MIN as f64,
-        };
-        let integer_upper = match upper {
-            Bound::Included(v) => v.floor(),
-            Bound::Excluded(v) => v.ceil() - 1.0,
-            Bound::Unbounded => i64::MAX as f64,
-        };
-        let clamp = |value: f64| value.clamp(i64::MIN as f64, i64::MAX as f64) as i64;
+        let (lower, upper) = range.fractions;
         let mut alternatives = vec![self.nums_within(
             'f',
             &key,
             lower.map(serde_json::Value::from),
             upper.map(serde_json::Value::from),
         )];
-        if integer_lower <= integer_upper {
+        if let Some((low, high)) = range.integers {
             alternatives.push(self.nums_within(
                 'i',
                 &key,
-                Bound::Included(clamp(integer_lower).into()),
-                Bound::Included(clamp(integer_upper).into()),
+                Bound::Included(low.into()),
+                Bound::Included(high.into()),
             ));
         }
-        let above_i64 = (i64::MAX as u64 + 1) as f64;
-        let large_upper = match upper {
-            Bound::Unbounded => u64::MAX as f64,
-            _ => integer_upper,
-        };
-        if large_upper >= above_i64 {
-            let low = integer_lower.max(above_i64) as u64;
-            let high = large_upper.min(u64::MAX as f64) as u64;
+        if let Some((low, high)) = range.large {
             alternatives.push(self.nums_within(
                 'u',
                 &key,

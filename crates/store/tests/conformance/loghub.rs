@@ -15,7 +15,7 @@ use crate::backends::Backend;
 use crate::events::{filter, id_of, incoming, total};
 
 /// The systems loaded, in order.
-const SYSTEMS: &[&str] = &[
+pub const SYSTEMS: &[&str] = &[
     "HDFS",
     "Apache",
     "Zookeeper",
@@ -27,7 +27,7 @@ const SYSTEMS: &[&str] = &[
 ];
 
 /// Where the samples are, if they are there.
-fn loghub() -> Option<PathBuf> {
+pub fn loghub() -> Option<PathBuf> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/loghub");
     path.exists().then_some(path)
 }
@@ -56,7 +56,7 @@ fn csv_fields(line: &str) -> Vec<String> {
 /// One system's sample as events: its name is the service, its level column
 /// the level, its other columns attributes, and lines are 113 s apart from a
 /// base time (Apache's come four at a time, so ties are many).
-fn events_of(root: &std::path::Path, index: usize, system: &str) -> Vec<Value> {
+pub fn events_of(root: &std::path::Path, index: usize, system: &str) -> Vec<Value> {
     let path = root
         .join(system)
         .join(format!("{system}_2k.log_structured.csv"));

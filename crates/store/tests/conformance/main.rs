@@ -8,6 +8,8 @@ mod backends;
 mod cases;
 mod events;
 mod loghub;
+mod matcher_agreement;
+mod matcher_data;
 mod postgres_only;
 mod semantics;
 
@@ -59,6 +61,8 @@ conformance!(
     semantics::an_id_seen_again_is_stored_once,
     semantics::any_day_a_timestamp_holds_is_stored_and_bounded,
     loghub::loghub_samples_give_the_same_answers,
+    matcher_agreement::the_matcher_finds_exactly_what_search_finds,
+    matcher_agreement::the_matcher_refuses_what_search_refuses,
     audit_trails::audit_events_are_numbered_per_tenant_checkpointed_and_provable,
     audit_trails::every_checkpoint_is_served_by_its_size_after_a_restart,
     audit_trails::a_server_event_drained_twice_is_in_the_trail_once,
