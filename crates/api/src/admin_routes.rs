@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use crate::access::{Permission, Principal, PrincipalKind, Scope};
 use crate::accounts::{self, KeyRequest, UserRequest};
 use crate::auth_routes::{SELF_REGISTRATION, account_error, actor_of};
-use crate::json_body::{json_body, rfc3339};
+use crate::json_body::{json_body, path_id, rfc3339};
 use crate::security::{Outcome, SecurityEvent};
 use crate::{ApiError, AppState};
 
@@ -173,11 +173,6 @@ pub(crate) struct KeyList {
 #[derive(Serialize, ToSchema)]
 pub(crate) struct TenantList {
     tenants: Vec<TenantBody>,
-}
-
-fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    id.map(|Path(id)| id)
-        .map_err(|rejection| ApiError::bad_request("invalid_parameter", rejection.body_text()))
 }
 
 fn internal(context: &'static str) -> impl Fn(meta::MetaError) -> ApiError {

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use crate::access::{Permission, Principal};
 use crate::auth_routes::actor_of;
-use crate::json_body::{json_body, rfc3339};
+use crate::json_body::{json_body, path_id, rfc3339};
 use crate::security::{Outcome, SecurityEvent};
 use crate::{ApiError, AppState};
 
@@ -187,11 +187,6 @@ fn no_rule(id: &str) -> ApiError {
         "not_found",
         format!("no alert rule {id:?} in this tenant"),
     )
-}
-
-fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    id.map(|Path(id)| id)
-        .map_err(|rejection| ApiError::bad_request("invalid_parameter", rejection.body_text()))
 }
 
 /// The rule a body makes, over `base` for a partial change.

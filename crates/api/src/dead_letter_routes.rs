@@ -21,6 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::access::Principal;
 use crate::auth_routes::actor_of;
+use crate::json_body::path_id;
 use crate::search::{NoParams, invalid_parameter, parameter_error};
 use crate::security::{Actor, Outcome, SecurityEvent};
 use crate::{ApiError, AppState};
@@ -127,11 +128,6 @@ fn letters_failed(context: &'static str) -> impl Fn(StoreError) -> ApiError {
         }
         other => ApiError::internal(context, &other),
     }
-}
-
-fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    id.map(|Path(id)| id)
-        .map_err(|rejection| ApiError::bad_request("invalid_parameter", rejection.body_text()))
 }
 
 async fn find(state: &AppState, id: &str) -> Result<DeadLetter, ApiError> {

@@ -1,8 +1,9 @@
-//! Reading small JSON request bodies (credentials, admin requests) with the
-//! API's error shape.
+//! Reading small JSON request bodies (credentials, admin requests) and path
+//! ids with the API's error shape.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::Path;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::http::StatusCode;
 
 use crate::ApiError;
@@ -20,6 +21,12 @@ pub(crate) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Ap
         };
         ApiError::new(status, code, rejection.body_text())
     })
+}
+
+/// The `{id}` of a path, or a 400 `invalid_parameter`.
+pub(crate) fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    id.map(|Path(id)| id)
+        .map_err(|rejection| ApiError::bad_request("invalid_parameter", rejection.body_text()))
 }
 
 /// Unix milliseconds as RFC 3339.
