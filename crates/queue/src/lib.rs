@@ -42,6 +42,13 @@ pub struct Record {
     /// The broker's own id of the record, which acknowledges it; `None` for
     /// queues acknowledged by position.
     pub receipt: Option<String>,
+    /// The partition the record came from, for partitioned queues (Kafka),
+    /// whose positions are offsets within a partition; `None` elsewhere.
+    pub partition: Option<u32>,
+    /// How many times the record went through the queue's retry topology
+    /// (RabbitMQ's delay queues) before this delivery; 0 on first delivery
+    /// and for queues without one.
+    pub attempts: u32,
 }
 
 /// A point-in-time summary of the queue, for metrics and health checks.

@@ -504,6 +504,8 @@ fn to_record(
         payload: Bytes::from(payload),
         redelivered,
         receipt: Some(id.to_owned()),
+        partition: None,
+        attempts: 0,
     })
 }
 

@@ -270,6 +270,8 @@ pub(crate) fn read_records(
                 payload: Bytes::copy_from_slice(payload),
                 redelivered: false,
                 receipt: None,
+                partition: None,
+                attempts: 0,
             });
             total += len as usize;
             pos = next;

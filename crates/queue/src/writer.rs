@@ -196,6 +196,8 @@ impl Writer {
                 payload: request.payload.clone(),
                 redelivered: false,
                 receipt: None,
+                partition: None,
+                attempts: 0,
             });
         }
     }
