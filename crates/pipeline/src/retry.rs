@@ -13,8 +13,8 @@
 
 use std::collections::HashSet;
 
-use crate::telemetry::{self, Retried};
 use crate::Worker;
+use crate::telemetry::{self, Retried};
 
 impl Worker {
     /// Sends the records of a refused batch that have retries left through

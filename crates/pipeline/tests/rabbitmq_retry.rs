@@ -141,7 +141,11 @@ struct Running {
     task: tokio::task::JoinHandle<Result<(), pipeline::PipelineError>>,
 }
 
-fn start(queue: Arc<AmqpQueue>, store: &Arc<Refusing>, letters: &Arc<DirectoryDeadLetters>) -> Running {
+fn start(
+    queue: Arc<AmqpQueue>,
+    store: &Arc<Refusing>,
+    letters: &Arc<DirectoryDeadLetters>,
+) -> Running {
     let (stop, stop_signal) = watch::channel(false);
     let (progress_tx, progress) = watch::channel(Progress::default());
     let task = tokio::spawn(pipeline::run(
@@ -229,7 +233,10 @@ async fn a_poison_event_ends_as_a_dead_letter_after_the_retries_and_the_rest_is_
     .expect("isolated after the retries")
     .unwrap();
     let progress = *running.progress.borrow();
-    assert_eq!(progress.retried_records, 2, "through both retry queues first");
+    assert_eq!(
+        progress.retried_records, 2,
+        "through both retry queues first"
+    );
     assert_eq!(total(&store).await, 9, "the rest of the record is stored");
     let page = letters.list(None, 10).await.unwrap();
     assert_eq!(page.letters.len(), 1, "{page:?}");

@@ -368,9 +368,7 @@ async fn appends_beyond_the_bound_are_refused_until_records_are_acknowledged(pla
     append_once_there_is_room(queue.as_ref(), record).await;
 }
 
-async fn appends_beyond_the_record_bound_are_refused_until_records_are_acknowledged(
-    place: &Place,
-) {
+async fn appends_beyond_the_record_bound_are_refused_until_records_are_acknowledged(place: &Place) {
     if !place.bounds_records() {
         return;
     }
@@ -448,7 +446,10 @@ async fn refused_records_go_through_the_retry_stages_with_their_attempts_counted
         .read(10, 1 << 20, Duration::from_millis(300))
         .await
         .expect("read");
-    assert!(more.is_empty(), "an acknowledged record came back: {more:?}");
+    assert!(
+        more.is_empty(),
+        "an acknowledged record came back: {more:?}"
+    );
 }
 
 async fn oversized_records_are_refused(place: &Place) {

@@ -85,8 +85,14 @@ async fn the_work_queue_is_a_quorum_queue_and_a_conflicting_one_is_named() {
     let mut classic = FieldTable::default();
     classic.insert("x-max-length-bytes".into(), AMQPValue::LongLongInt(1 << 30));
     classic.insert("x-max-length".into(), AMQPValue::LongLongInt(10));
-    classic.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
-    classic.insert("x-queue-type".into(), AMQPValue::LongString("classic".into()));
+    classic.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    classic.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("classic".into()),
+    );
     let options = QueueDeclareOptions {
         durable: true,
         ..QueueDeclareOptions::default()
@@ -120,7 +126,10 @@ async fn read_n(consumer: &mut Box<dyn queue::Consumer>, count: usize) -> Vec<Re
     let mut records = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while records.len() < count && tokio::time::Instant::now() < deadline {
-        match consumer.read(count, 1 << 20, Duration::from_millis(100)).await {
+        match consumer
+            .read(count, 1 << 20, Duration::from_millis(100))
+            .await
+        {
             Ok(batch) => records.extend(batch),
             Err(QueueError::Unreachable(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
             Err(error) => panic!("{error:?}"),
@@ -158,11 +167,12 @@ async fn a_lost_connection_fails_at_once_and_everything_comes_back_by_itself() {
     proxy.cut();
     let started = Instant::now();
     let refusal = queue.append(payload(2)).await.expect_err("no broker");
+    assert!(matches!(refusal, QueueError::Unreachable(_)), "{refusal:?}");
     assert!(
-        matches!(refusal, QueueError::Unreachable(_)),
-        "{refusal:?}"
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
     );
-    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
     assert!(queue.stats().failed);
     let read = consumer.read(10, 1 << 20, Duration::from_millis(100)).await;
     assert!(matches!(read, Err(QueueError::Unreachable(_))), "{read:?}");

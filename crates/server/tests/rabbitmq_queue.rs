@@ -189,4 +189,3 @@ async fn a_rabbitmq_outage_answers_503_at_once_and_heals_by_itself() {
     server.stop().await;
     delete_topology(&url, &prefix).await;
 }
-

@@ -52,9 +52,9 @@ impl AmqpConsumer {
         }
     }
 
-    /// The session to read from: the current one while its channel and
+    /// Makes sure a session is open: the current one while its channel and
     /// connection live, else a new one on the current connection.
-    async fn session(&mut self) -> Result<&mut Session, QueueError> {
+    async fn ensure_session(&mut self) -> Result<(), QueueError> {
         let live = self.link.live()?;
         let current = self.session.as_ref().is_some_and(|session| {
             session.generation == live.generation && session.channel.status().connected()
@@ -104,9 +104,7 @@ impl AmqpConsumer {
                 deliveries,
             });
         }
-        self.session
-            .as_mut()
-            .ok_or_else(|| QueueError::Unreachable("rabbitmq: not consuming".into()))
+        Ok(())
     }
 
     /// Forgets the session: its unacknowledged records go back to the queue
@@ -154,10 +152,13 @@ impl Consumer for AmqpConsumer {
         wait: Duration,
     ) -> Result<Vec<Record>, QueueError> {
         let max_records = max_records.max(1);
-        let held = self.held.take();
-        let session = self.session().await?;
+        // A new session forgets what the last one held back.
+        self.ensure_session().await?;
+        let mut records: Vec<Record> = self.held.take().into_iter().collect();
+        let Some(session) = self.session.as_mut() else {
+            return Err(QueueError::Unreachable("rabbitmq: not consuming".into()));
+        };
         let id = session.id;
-        let mut records: Vec<Record> = held.into_iter().collect();
         let mut bytes: usize = records.iter().map(|record| record.payload.len()).sum();
         let deadline = tokio::time::Instant::now() + wait;
         let mut held = None;
@@ -240,7 +241,7 @@ impl Consumer for AmqpConsumer {
         let mut confirms = Vec::new();
         for record in records {
             let receipt = record.receipt.as_deref().and_then(parse_receipt);
-            if receipt.map(|(s, _)| s) != session || session.is_none() {
+            if session.is_none() || receipt.map(|(s, _)| s) != session {
                 // Its channel died: it comes back by itself, attempts unchanged.
                 continue;
             }
@@ -251,8 +252,7 @@ impl Consumer for AmqpConsumer {
                 )));
             };
             let properties = publish::properties(record.position, record.attempts + 1);
-            let sent =
-                publish::send(&live.publisher, "", queue, &record.payload, properties).await;
+            let sent = publish::send(&live.publisher, "", queue, &record.payload, properties).await;
             match sent {
                 Ok(confirm) => confirms.push(confirm),
                 Err(error) => {

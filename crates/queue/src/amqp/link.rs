@@ -168,7 +168,10 @@ impl Link {
                     QueueError::Unreachable("rabbitmq: no answer while connecting".into())
                 })??;
         *self.kind.lock().unwrap_or_else(PoisonError::into_inner) = Some(kind);
-        let mut generations = self.generations.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut generations = self
+            .generations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         *generations += 1;
         Ok(Live {
             connection,

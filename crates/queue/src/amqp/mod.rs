@@ -24,9 +24,7 @@ use lapin::types::FieldTable;
 use self::link::Link;
 use self::publish::Positions;
 use self::topology::QueueKind;
-use crate::{
-    AmqpQueueConfig, Consumer, Follower, Position, Queue, QueueError, QueueStats, Resume,
-};
+use crate::{AmqpQueueConfig, Consumer, Follower, Position, Queue, QueueError, QueueStats, Resume};
 
 /// A queue in RabbitMQ. See the module documentation.
 pub struct AmqpQueue {

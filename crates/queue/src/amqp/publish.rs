@@ -212,9 +212,6 @@ mod tests {
 
     #[test]
     fn messages_without_headers_read_as_first_tries_at_zero() {
-        assert_eq!(
-            read_headers(&BasicProperties::default()),
-            (Position(0), 0)
-        );
+        assert_eq!(read_headers(&BasicProperties::default()), (Position(0), 0));
     }
 }

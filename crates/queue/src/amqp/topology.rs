@@ -164,10 +164,7 @@ async fn declare_once(
         durable: true,
         ..QueueDeclareOptions::default()
     };
-    match channel
-        .queue_declare(name.into(), options, arguments)
-        .await
-    {
+    match channel.queue_declare(name.into(), options, arguments).await {
         Ok(_) => Ok(Ok(())),
         Err(error) if error.is_amqp_soft_error() => Ok(Err(error)),
         Err(error) => Err(unreachable(error)),
