@@ -1,8 +1,9 @@
 //! The scale-out deployment with real processes: one query node, two ingest
-//! nodes and two workers over Redis Streams and PostgreSQL. Clients send the
-//! Loghub samples through both ingest nodes while one worker is SIGKILLed;
-//! every acknowledged id ends up stored exactly once. Skips unless both
-//! `LOGBOOK_TEST_REDIS_URL` and `LOGBOOK_TEST_POSTGRES_URL` are set.
+//! nodes and two workers over Redis Streams (or RabbitMQ) and PostgreSQL.
+//! Clients send the Loghub samples through both ingest nodes while one worker
+//! is SIGKILLed; every acknowledged id ends up stored exactly once. Each half
+//! skips unless `LOGBOOK_TEST_POSTGRES_URL` and its queue's URL
+//! (`LOGBOOK_TEST_REDIS_URL`, `LOGBOOK_TEST_RABBITMQ_URL`) are set.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -31,12 +32,12 @@ impl Drop for Node {
 }
 
 /// Starts a node; every node shares `key` (the checkpoint signing key file).
-fn start(role: &str, redis: &str, prefix: &str, store: &str, key: &Path) -> Node {
+fn start(role: &str, queue: &str, prefix: &str, store: &str, key: &Path) -> Node {
     let root = tempfile::tempdir().unwrap();
     let port = free_port();
     let settings = format!(
         "role = \"{role}\"\n\
-         [queue]\nurl = \"{redis}\"\nprefix = \"{prefix}\"\nvisibility_timeout_ms = 2000\n\
+         [queue]\nurl = \"{queue}\"\nprefix = \"{prefix}\"\nvisibility_timeout_ms = 2000\n\
          [store]\nurl = \"{store}\"\n\
          [pipeline]\ncommit_interval_ms = 100\n\
          [audit]\nkey_file = \"{}\"\n",
@@ -107,23 +108,68 @@ async fn two_ingest_nodes_two_workers_one_killed_every_event_stored_once() {
         );
         return;
     };
-    let store = meta::testing::fresh_postgres_schema(&postgres)
+    let prefix = format!("logbook-e2e-{}", std::process::id());
+    deployment(&redis, &postgres, &prefix).await;
+    let client = redis::Client::open(redis.as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{{{prefix}}}:events"))
+        .arg(format!("{{{prefix}}}:meta"))
+        .query_async(&mut connection)
         .await
         .unwrap();
-    let prefix = format!("logbook-e2e-{}", std::process::id());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_rabbitmq_two_ingest_nodes_two_workers_one_killed_every_event_stored_once() {
+    let (Ok(rabbitmq), Some(postgres)) = (
+        std::env::var("LOGBOOK_TEST_RABBITMQ_URL"),
+        meta::testing::postgres_url("over_rabbitmq_two_ingest_nodes_two_workers"),
+    ) else {
+        eprintln!(
+            "SKIPPED over_rabbitmq_two_ingest_nodes_two_workers: needs LOGBOOK_TEST_RABBITMQ_URL and LOGBOOK_TEST_POSTGRES_URL"
+        );
+        return;
+    };
+    let prefix = format!("logbook-e2e-amqp-{}", std::process::id());
+    deployment(&rabbitmq, &postgres, &prefix).await;
+    let connection = lapin::Connection::connect(&rabbitmq, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let stages = server::Config::default().queue.retry_delays_ms.len();
+    let retries = (1..=stages).map(|n| format!("{prefix}.retry.{n}"));
+    for queue in std::iter::once(format!("{prefix}.work")).chain(retries) {
+        channel
+            .queue_delete(queue.into(), Default::default())
+            .await
+            .unwrap();
+    }
+    channel
+        .exchange_delete(format!("{prefix}.events").into(), Default::default())
+        .await
+        .unwrap();
+}
+
+/// Runs the deployment over the queue at `queue` and a fresh schema of the
+/// database at `postgres`, and checks what it stored.
+async fn deployment(queue: &str, postgres: &str, prefix: &str) {
+    let store = meta::testing::fresh_postgres_schema(postgres)
+        .await
+        .unwrap();
     let shared = tempfile::tempdir().unwrap();
     let key = shared.path().join("checkpoint.key");
 
     // The query node starts first and creates the tenant and key.
-    let query = start("query", &redis, &prefix, &store, &key);
+    let query = start("query", queue, &prefix, &store, &key);
     let mut reader = connect_when_up(&query.url, KEY).await;
     let ingest = [
-        start("ingest", &redis, &prefix, &store, &key),
-        start("ingest", &redis, &prefix, &store, &key),
+        start("ingest", queue, &prefix, &store, &key),
+        start("ingest", queue, &prefix, &store, &key),
     ];
     let mut workers = vec![
-        start("worker", &redis, &prefix, &store, &key),
-        start("worker", &redis, &prefix, &store, &key),
+        start("worker", queue, &prefix, &store, &key),
+        start("worker", queue, &prefix, &store, &key),
     ];
     let mut writers = Vec::new();
     for node in &ingest {
@@ -143,7 +189,8 @@ async fn two_ingest_nodes_two_workers_one_killed_every_event_stored_once() {
     for (i, body) in batches.into_iter().enumerate() {
         if !killed && i >= 10 {
             // SIGKILL in the middle of the stream: whatever it read and had not
-            // acknowledged goes to the other worker after the visibility timeout.
+            // acknowledged goes to the other worker (after the visibility
+            // timeout in Redis, once its connection is gone in RabbitMQ).
             let mut doomed = workers.remove(0);
             doomed.child.kill().unwrap();
             doomed.child.wait().unwrap();
@@ -216,12 +263,4 @@ async fn two_ingest_nodes_two_workers_one_killed_every_event_stored_once() {
     drop(workers);
     drop(ingest);
     drop(query);
-    let client = redis::Client::open(redis.as_str()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let _: () = redis::cmd("DEL")
-        .arg(format!("{{{prefix}}}:events"))
-        .arg(format!("{{{prefix}}}:meta"))
-        .query_async(&mut connection)
-        .await
-        .unwrap();
 }
