@@ -161,15 +161,15 @@ async fn deployment(queue: &str, postgres: &str, prefix: &str) {
     let key = shared.path().join("checkpoint.key");
 
     // The query node starts first and creates the tenant and key.
-    let query = start("query", queue, &prefix, &store, &key);
+    let query = start("query", queue, prefix, &store, &key);
     let mut reader = connect_when_up(&query.url, KEY).await;
     let ingest = [
-        start("ingest", queue, &prefix, &store, &key),
-        start("ingest", queue, &prefix, &store, &key),
+        start("ingest", queue, prefix, &store, &key),
+        start("ingest", queue, prefix, &store, &key),
     ];
     let mut workers = vec![
-        start("worker", queue, &prefix, &store, &key),
-        start("worker", queue, &prefix, &store, &key),
+        start("worker", queue, prefix, &store, &key),
+        start("worker", queue, prefix, &store, &key),
     ];
     let mut writers = Vec::new();
     for node in &ingest {
