@@ -118,6 +118,48 @@ async fn the_work_queue_is_a_quorum_queue_and_a_conflicting_one_is_named() {
     delete_topology(&url, &prefix).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_classic_work_queue_is_kept_and_reported() {
+    let Some(url) = rabbitmq_url() else { return };
+    let prefix = prefix("classic");
+    let connection = lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let defaults = config(&url, &prefix);
+    let mut classic = FieldTable::default();
+    let bytes = i64::try_from(defaults.max_bytes).unwrap();
+    let records = i64::try_from(defaults.max_records).unwrap();
+    classic.insert("x-max-length-bytes".into(), AMQPValue::LongLongInt(bytes));
+    classic.insert("x-max-length".into(), AMQPValue::LongLongInt(records));
+    classic.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    let options = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(format!("{prefix}.work").into(), options, classic)
+        .await
+        .unwrap();
+
+    let queue = AmqpQueue::open(defaults).await.unwrap();
+    let warnings = queue.stats().warnings;
+    assert!(
+        warnings.iter().any(|w| w.contains("classic queue")),
+        "{warnings:?}"
+    );
+    queue.append(payload(1)).await.unwrap();
+    let mut consumer = Arc::clone(&queue).consumer(Position(0)).await.unwrap();
+    let read = read_n(&mut consumer, 1).await;
+    assert_eq!(read.len(), 1);
+    consumer.ack(&read).await.unwrap();
+    queue.close().await;
+    delete_topology(&url, &prefix).await;
+}
+
 fn payload(i: usize) -> Bytes {
     Bytes::from(format!("{{\"v\":1}}\n{{\"n\":{i}}}\n"))
 }
