@@ -371,3 +371,34 @@ async fn over_kafka_two_ingest_nodes_two_workers_one_killed_every_event_stored_o
     // The broker is the case's own and goes with it: nothing to clean up.
     every_event_stored_once(broker, &prefix, &postgres).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_rabbitmq_two_ingest_nodes_two_workers_one_killed_every_event_stored_once() {
+    let (Ok(rabbitmq), Some(postgres)) = (
+        std::env::var("LOGBOOK_TEST_RABBITMQ_URL"),
+        meta::testing::postgres_url("scale_out_over_rabbitmq"),
+    ) else {
+        eprintln!(
+            "SKIPPED scale-out over RabbitMQ: needs LOGBOOK_TEST_RABBITMQ_URL and LOGBOOK_TEST_POSTGRES_URL"
+        );
+        return;
+    };
+    let prefix = unique_prefix("amqp");
+    every_event_stored_once(Broker::behind_proxy(&rabbitmq).await, &prefix, &postgres).await;
+    let connection = lapin::Connection::connect(&rabbitmq, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let stages = server::Config::default().queue.retry_delays_ms.len();
+    let retries = (1..=stages).map(|n| format!("{prefix}.retry.{n}"));
+    for queue in std::iter::once(format!("{prefix}.work")).chain(retries) {
+        channel
+            .queue_delete(queue.into(), Default::default())
+            .await
+            .unwrap();
+    }
+    channel
+        .exchange_delete(format!("{prefix}.events").into(), Default::default())
+        .await
+        .unwrap();
+}

@@ -13,9 +13,12 @@
 //!
 //! Nothing is skipped silently: a record that cannot be decoded, and an event
 //! the store refuses on its own (see `isolate.rs`), become dead letters
-//! ([`store::DeadLetters`]) before their records are acknowledged.
+//! ([`store::DeadLetters`]) before their records are acknowledged. Over a
+//! queue with a retry topology (RabbitMQ), a refused batch's records first go
+//! through its delay queues (see `retry.rs`).
 
 mod isolate;
+mod retry;
 mod telemetry;
 
 use std::sync::Arc;
@@ -104,6 +107,8 @@ pub struct Progress {
     pub skipped_records: u64,
     /// Dead letters written: unreadable records and events the store refused.
     pub dead_letters: u64,
+    /// Records of refused batches sent through the queue's retry topology.
+    pub retried_records: u64,
     pub running: bool,
     /// The last commit failed because the store was unavailable; the worker
     /// is retrying it.
@@ -332,8 +337,9 @@ impl Worker {
     /// resume from the store), then acknowledges their records. Does nothing
     /// if nothing was read since the last commit. A store that is unavailable
     /// is retried with growing pauses until it answers or a stop is asked; a
-    /// batch the store refuses is stored in parts, and what it refuses alone
-    /// becomes dead letters (`isolate.rs`).
+    /// batch the store refuses goes through the queue's retry topology while
+    /// its records have retries left (`retry.rs`), else is stored in parts,
+    /// and what the store refuses alone becomes dead letters (`isolate.rs`).
     async fn commit(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), PipelineError> {
         self.last_commit = Instant::now();
         if self.unacked.is_empty() {
@@ -343,7 +349,11 @@ impl Worker {
         if let Committed::Refused(reason) =
             self.commit_staged(mark, Staged::Readable, shutdown).await?
         {
-            let refused = self.isolate(reason, shutdown).await?;
+            self.retry_refused(&reason).await;
+            let refused = match self.readable.is_empty() {
+                true => 0,
+                false => self.isolate(reason, shutdown).await?,
+            };
             self.staged = self.staged.saturating_sub(refused);
             // Every part is stored; this records the position they cover.
             if mark.is_some()

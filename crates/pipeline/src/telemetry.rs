@@ -33,14 +33,17 @@ pub(crate) enum Retried {
     Ack,
     /// A dead letter its store could not take.
     DeadLetter,
+    /// A record the store refused, sent through the queue's retry queues.
+    Refused,
 }
 
 impl Retried {
-    const ALL: [Retried; 4] = [
+    const ALL: [Retried; 5] = [
         Retried::Read,
         Retried::Commit,
         Retried::Ack,
         Retried::DeadLetter,
+        Retried::Refused,
     ];
 
     fn label(self) -> &'static str {
@@ -49,6 +52,7 @@ impl Retried {
             Retried::Commit => "commit",
             Retried::Ack => "ack",
             Retried::DeadLetter => "dead_letter",
+            Retried::Refused => "refused_record",
         }
     }
 }

@@ -2,8 +2,12 @@
 //!
 //! [`Queue`] is the backend-neutral seam; [`EmbeddedQueue`] is the built-in
 //! implementation, a segmented append-only log in a local directory whose
-//! single writer thread group-commits concurrent appends.
+//! single writer thread group-commits concurrent appends. Brokers implement
+//! it too: Redis Streams (feature `redis`) and RabbitMQ (feature `rabbitmq`).
 
+#[cfg(feature = "rabbitmq")]
+mod amqp;
+mod amqp_config;
 mod embedded;
 mod follow;
 mod redis_config;
@@ -18,6 +22,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+#[cfg(feature = "rabbitmq")]
+pub use amqp::AmqpQueue;
+pub use amqp_config::AmqpQueueConfig;
 pub use embedded::{EmbeddedQueue, EmbeddedQueueConfig};
 pub use redis_config::RedisQueueConfig;
 #[cfg(feature = "redis")]
@@ -55,7 +62,7 @@ pub struct Record {
 /// Fields a backend has no notion of stay at their defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QueueStats {
-    /// Which implementation this is (`embedded`, `redis`).
+    /// Which implementation this is (`embedded`, `redis`, `rabbitmq`).
     pub backend: &'static str,
     /// Oldest retained position.
     pub first: Position,
@@ -145,9 +152,14 @@ pub enum QueueError {
     /// caller may retry soon.
     #[error("the queue's broker cannot be reached: {0}")]
     Unreachable(String),
-    /// The queue's settings name something this build cannot open.
+    /// The queue's settings name something this build cannot open, or the
+    /// broker holds queues declared with other settings.
     #[error("{0}")]
     Config(String),
+    /// The queue cannot do what was asked (such as retrying a record through
+    /// a retry topology it does not have).
+    #[error("not supported by this queue: {0}")]
+    Unsupported(String),
 }
 
 impl QueueError {
@@ -187,6 +199,7 @@ impl QueueError {
             QueueError::Unavailable(message) => QueueError::Unavailable(message.clone()),
             QueueError::Unreachable(message) => QueueError::Unreachable(message.clone()),
             QueueError::Config(message) => QueueError::Config(message.clone()),
+            QueueError::Unsupported(message) => QueueError::Unsupported(message.clone()),
         }
     }
 }
@@ -285,4 +298,24 @@ pub trait Consumer: Send {
     /// Acknowledges records whose events the store has committed; they are
     /// never handed out again.
     async fn ack(&mut self, records: &[Record]) -> Result<(), QueueError>;
+
+    /// How many times [`Consumer::retry`] can send a record through the
+    /// queue's retry topology: a record whose [`Record::attempts`] is below
+    /// it can go once more. 0 for queues without one.
+    fn retry_stages(&self) -> u32 {
+        0
+    }
+
+    /// Sends records the store refused back through the retry topology, each
+    /// to the stage for its attempts, counted one more; once every copy is
+    /// durable the originals are acknowledged. The records need their
+    /// payloads. A record whose delivery is no longer current (its channel
+    /// died) is skipped: it comes back by itself. Queues without a retry
+    /// topology answer [`QueueError::Unsupported`].
+    async fn retry(&mut self, records: &[Record]) -> Result<(), QueueError> {
+        let _ = records;
+        Err(QueueError::Unsupported(
+            "this queue has no retry topology".into(),
+        ))
+    }
 }

@@ -1,6 +1,7 @@
 //! The queue conformance suite: every case runs against the embedded log and,
-//! when `LOGBOOK_TEST_REDIS_URL` is set, against Redis Streams, so both keep
-//! the promises the pipeline relies on.
+//! when `LOGBOOK_TEST_REDIS_URL` / `LOGBOOK_TEST_RABBITMQ_URL` are set,
+//! against Redis Streams and RabbitMQ, so all keep the promises the pipeline
+//! relies on.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,19 +15,42 @@ use queue::{
 #[derive(Clone, Copy)]
 struct Bounds {
     max_bytes: u64,
+    /// Brokers only: the embedded log bounds bytes alone.
+    max_records: u64,
 }
 
 impl Default for Bounds {
     fn default() -> Self {
-        Bounds { max_bytes: 1 << 30 }
+        Bounds {
+            max_bytes: 1 << 30,
+            max_records: 1_000_000,
+        }
     }
 }
+
+/// The delays of the RabbitMQ retry queues in these cases.
+const RETRY_DELAYS: [Duration; 2] = [Duration::from_millis(50), Duration::from_millis(100)];
 
 /// A place where queues of one backend live for one case; opening it twice
 /// gives two handles on the same queue (a restart, or a second process).
 enum Place {
     Embedded(tempfile::TempDir),
     Redis { url: String, prefix: String },
+    RabbitMq { url: String, prefix: String },
+}
+
+/// A prefix no other case (or run) uses.
+fn unique_prefix() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "logbook-test-{}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis()
+    )
 }
 
 impl Place {
@@ -41,17 +65,23 @@ impl Place {
             );
             return None;
         };
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let prefix = format!(
-            "logbook-test-{}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("clock")
-                .as_millis()
-        );
-        Some(Place::Redis { url, prefix })
+        Some(Place::Redis {
+            url,
+            prefix: unique_prefix(),
+        })
+    }
+
+    fn rabbitmq(test: &str) -> Option<Place> {
+        let Ok(url) = std::env::var("LOGBOOK_TEST_RABBITMQ_URL") else {
+            eprintln!(
+                "SKIPPED the RabbitMQ half of {test}: LOGBOOK_TEST_RABBITMQ_URL is not set (e.g. amqp://guest:guest@127.0.0.1:5672/%2f)"
+            );
+            return None;
+        };
+        Some(Place::RabbitMq {
+            url,
+            prefix: unique_prefix(),
+        })
     }
 
     async fn open(&self, bounds: Bounds) -> Arc<dyn Queue> {
@@ -67,6 +97,7 @@ impl Place {
                 let config = queue::RedisQueueConfig {
                     prefix: prefix.clone(),
                     max_bytes: bounds.max_bytes,
+                    max_records: bounds.max_records,
                     visibility_timeout: Duration::from_millis(300),
                     ..queue::RedisQueueConfig::new(url.clone())
                 };
@@ -74,11 +105,49 @@ impl Place {
                     .await
                     .expect("redis queue opens")
             }
+            Place::RabbitMq { url, prefix } => {
+                let config = queue::AmqpQueueConfig {
+                    prefix: prefix.clone(),
+                    max_bytes: bounds.max_bytes,
+                    max_records: bounds.max_records,
+                    retry_delays: RETRY_DELAYS.to_vec(),
+                    // Some cases read thousands of records before they
+                    // acknowledge any; a worker acknowledges after each commit.
+                    prefetch: 8192,
+                    ..queue::AmqpQueueConfig::new(url.clone())
+                };
+                queue::AmqpQueue::open(config)
+                    .await
+                    .expect("rabbitmq queue opens")
+            }
         }
+    }
+
+    /// Whether the queue bounds its records, not only its bytes.
+    fn bounds_records(&self) -> bool {
+        !matches!(self, Place::Embedded(_))
     }
 
     /// Removes what the case left in a shared service.
     async fn clean(self) {
+        if let Place::RabbitMq { url, prefix } = &self {
+            let connection =
+                lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+                    .await
+                    .expect("rabbitmq connection");
+            let channel = connection.create_channel().await.expect("channel");
+            let retries = (1..=RETRY_DELAYS.len()).map(|n| format!("{prefix}.retry.{n}"));
+            for queue in std::iter::once(format!("{prefix}.work")).chain(retries) {
+                channel
+                    .queue_delete(queue.into(), Default::default())
+                    .await
+                    .expect("cleanup");
+            }
+            channel
+                .exchange_delete(format!("{prefix}.events").into(), Default::default())
+                .await
+                .expect("cleanup");
+        }
         if let Place::Redis { url, prefix } = self {
             let client = redis::Client::open(url.as_str()).expect("redis URL");
             let mut connection = client
@@ -118,6 +187,16 @@ macro_rules! conformance {
                 }
             )*
         }
+        mod rabbitmq {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(place) = super::Place::rabbitmq(stringify!($case)) else { return };
+                    super::$case(&place).await;
+                    place.clean().await;
+                }
+            )*
+        }
     };
 }
 
@@ -130,7 +209,35 @@ conformance!(
     records_survive_reopening,
     followers_see_appends_made_after_they_start_in_order_and_take_nothing,
     followers_that_fall_behind_account_for_every_position,
+    appends_beyond_the_record_bound_are_refused_until_records_are_acknowledged,
+    refused_records_go_through_the_retry_stages_with_their_attempts_counted,
 );
+
+/// Whether the queue's figures include the pending bytes: RabbitMQ tells
+/// over AMQP how many records wait, never how many bytes.
+fn counts_bytes(queue: &dyn Queue) -> bool {
+    queue.stats().backend != "rabbitmq"
+}
+
+/// Appends once there is room: RabbitMQ settles acknowledgements
+/// asynchronously, and a quorum queue that reached its bound lets publishers
+/// in again only once it notices it is below it, so room comes back within
+/// moments of the acknowledgement rather than with it.
+async fn append_once_there_is_room(queue: &dyn Queue, record: Bytes) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match queue.append(record.clone()).await {
+            Ok(_) => return,
+            Err(QueueError::Full { .. })
+                if queue.stats().backend == "rabbitmq"
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("no room again after acknowledging: {error:?}"),
+        }
+    }
+}
 
 fn payload(i: usize) -> Bytes {
     Bytes::from(format!("{{\"v\":1}}\n{{\"n\":{i}}}\n"))
@@ -165,7 +272,9 @@ async fn records_come_back_in_order_and_acknowledged_ones_never_again(place: &Pl
         appended.push(queue.append(payload(i)).await.expect("append"));
     }
     let sent: u64 = (0..5).map(|i| payload(i).len() as u64).sum();
-    assert!(queue.stats().pending_bytes >= sent, "{:?}", queue.stats());
+    if counts_bytes(queue.as_ref()) {
+        assert!(queue.stats().pending_bytes >= sent, "{:?}", queue.stats());
+    }
     for pair in appended.windows(2) {
         assert!(pair[0].1 <= pair[1].0, "positions grow: {appended:?}");
     }
@@ -194,7 +303,9 @@ async fn records_come_back_in_order_and_acknowledged_ones_never_again(place: &Pl
         .await
         .expect("read");
     assert!(more.is_empty(), "acknowledged records came back: {more:?}");
-    assert_eq!(queue.stats().pending_bytes, 0);
+    if counts_bytes(queue.as_ref()) {
+        assert_eq!(queue.stats().pending_bytes, 0);
+    }
 }
 
 async fn unacknowledged_records_are_delivered_again(place: &Place) {
@@ -224,11 +335,18 @@ async fn unacknowledged_records_are_delivered_again(place: &Place) {
         );
     }
     second.ack(&again).await.expect("ack");
-    assert_eq!(queue.stats().pending_bytes, 0);
+    if counts_bytes(queue.as_ref()) {
+        assert_eq!(queue.stats().pending_bytes, 0);
+    }
 }
 
 async fn appends_beyond_the_bound_are_refused_until_records_are_acknowledged(place: &Place) {
-    let queue = place.open(Bounds { max_bytes: 200 }).await;
+    let queue = place
+        .open(Bounds {
+            max_bytes: 200,
+            ..Bounds::default()
+        })
+        .await;
     let record = Bytes::from(vec![b'x'; 60]);
     let mut accepted = 0;
     let refusal = loop {
@@ -247,10 +365,91 @@ async fn appends_beyond_the_bound_are_refused_until_records_are_acknowledged(pla
     let records = read_n(&mut consumer, accepted).await;
     consumer.ack(&records).await.expect("ack");
     // Figures of a broker refresh in the background; the bound itself is exact.
-    queue
-        .append(record)
+    append_once_there_is_room(queue.as_ref(), record).await;
+}
+
+async fn appends_beyond_the_record_bound_are_refused_until_records_are_acknowledged(place: &Place) {
+    if !place.bounds_records() {
+        return;
+    }
+    let queue = place
+        .open(Bounds {
+            max_records: 3,
+            ..Bounds::default()
+        })
+        .await;
+    let mut accepted = 0;
+    let refusal = loop {
+        match queue.append(payload(accepted)).await {
+            Ok(_) => accepted += 1,
+            Err(error) => break error,
+        }
+        assert!(accepted < 10, "the bound was never reached");
+    };
+    assert!(matches!(refusal, QueueError::Full { .. }), "{refusal:?}");
+    // A quorum queue checks its bound before it takes a record, so it may
+    // take one past it; it never takes two.
+    assert!((3..=4).contains(&accepted), "{accepted} records accepted");
+    let mut consumer = Arc::clone(&queue)
+        .consumer(Position(0))
         .await
-        .expect("room again after acknowledging");
+        .expect("consumer");
+    let records = read_n(&mut consumer, accepted).await;
+    assert_eq!(records.len(), accepted);
+    consumer.ack(&records).await.expect("ack");
+    append_once_there_is_room(queue.as_ref(), payload(99)).await;
+}
+
+async fn refused_records_go_through_the_retry_stages_with_their_attempts_counted(place: &Place) {
+    let queue = place.open(Bounds::default()).await;
+    let appended = queue.append(payload(7)).await.expect("append");
+    let mut consumer = Arc::clone(&queue)
+        .consumer(Position(0))
+        .await
+        .expect("consumer");
+    let mut read = read_n(&mut consumer, 1).await;
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].attempts, 0, "a first delivery");
+    if consumer.retry_stages() == 0 {
+        let refusal = consumer.retry(&read).await.expect_err("no retry topology");
+        assert!(matches!(refusal, QueueError::Unsupported(_)), "{refusal:?}");
+        consumer.ack(&read).await.expect("ack");
+        return;
+    }
+    assert_eq!(consumer.retry_stages() as usize, RETRY_DELAYS.len());
+    let mut record = read.remove(0);
+    for (attempt, delay) in (1..).zip(RETRY_DELAYS) {
+        let sent = tokio::time::Instant::now();
+        consumer
+            .retry(std::slice::from_ref(&record))
+            .await
+            .expect("retry");
+        let mut back = read_n(&mut consumer, 1).await;
+        assert_eq!(back.len(), 1, "retry {attempt} came back");
+        assert!(sent.elapsed() >= delay, "back after {:?}", sent.elapsed());
+        record = back.remove(0);
+        assert_eq!(record.attempts, attempt);
+        assert_eq!(record.payload, payload(7));
+        assert_eq!((record.position, record.next), appended);
+        assert!(
+            record.redelivered,
+            "its events may be stored in part already"
+        );
+    }
+    let refusal = consumer
+        .retry(std::slice::from_ref(&record))
+        .await
+        .expect_err("every retry used");
+    assert!(matches!(refusal, QueueError::Unsupported(_)), "{refusal:?}");
+    consumer.ack(&[record]).await.expect("ack");
+    let more = consumer
+        .read(10, 1 << 20, Duration::from_millis(300))
+        .await
+        .expect("read");
+    assert!(
+        more.is_empty(),
+        "an acknowledged record came back: {more:?}"
+    );
 }
 
 async fn oversized_records_are_refused(place: &Place) {

@@ -24,7 +24,7 @@ pub(crate) fn check_role(config: &Config) -> anyhow::Result<()> {
     }
     let mut missing = Vec::new();
     if config.queue.url.is_none() {
-        missing.push("a shared queue (--queue redis://…)");
+        missing.push("a shared queue (--queue redis://… or amqp://…)");
     }
     if config.store.url.is_none() {
         missing.push("a shared store (--store postgres://…)");
@@ -56,6 +56,13 @@ pub(crate) async fn open_queue(config: &Config) -> anyhow::Result<Arc<dyn Queue>
                 .with_context(|| format!("cannot open the Redis queue at {}", redacted(url)))?;
             Ok(queue)
         }
+        #[cfg(feature = "rabbitmq")]
+        "amqp" => {
+            let queue = queue::AmqpQueue::open(config.amqp_queue_config(url))
+                .await
+                .with_context(|| format!("cannot open the RabbitMQ queue at {}", redacted(url)))?;
+            Ok(queue)
+        }
         other => anyhow::bail!(
             "queue.url {}: this build has no queue for {other:?} URLs (it knows: {})",
             redacted(url),
@@ -68,6 +75,8 @@ pub(crate) async fn open_queue(config: &Config) -> anyhow::Result<Arc<dyn Queue>
 const QUEUE_SCHEMES: &[&str] = &[
     #[cfg(feature = "redis")]
     "redis://",
+    #[cfg(feature = "rabbitmq")]
+    "amqp://",
 ];
 
 /// The store, its audit trails and its dead letters.

@@ -366,7 +366,8 @@ pub const MAX_DEPTH: usize = 100;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueSettings {
-    /// A broker to use instead of the embedded queue: `redis://host:port[/db]`.
+    /// A broker to use instead of the embedded queue:
+    /// `redis://host:port[/db]` or `amqp://user:password@host:port/vhost`.
     pub url: Option<String>,
     /// Bytes waiting to be indexed before ingest answers 503.
     pub max_bytes: u64,
@@ -379,6 +380,11 @@ pub struct QueueSettings {
     pub visibility_timeout_ms: u64,
     /// Prefix of the broker's keys or names, so several Logbooks can share one.
     pub prefix: String,
+    /// Records a RabbitMQ consumer holds unacknowledged at most.
+    pub prefetch: u16,
+    /// Delays of RabbitMQ's retry queues, in milliseconds: a batch the store
+    /// refuses goes through one per retry, then its events are isolated.
+    pub retry_delays_ms: Vec<u64>,
 }
 
 /// The store: embedded (tantivy) in the data directory unless `url` names
@@ -451,6 +457,7 @@ impl Default for QueueSettings {
     fn default() -> Self {
         let queue = queue::EmbeddedQueueConfig::new("");
         let broker = queue::RedisQueueConfig::new("");
+        let rabbitmq = queue::AmqpQueueConfig::new("");
         QueueSettings {
             url: None,
             max_bytes: queue.max_bytes,
@@ -458,6 +465,12 @@ impl Default for QueueSettings {
             max_records: broker.max_records,
             visibility_timeout_ms: broker.visibility_timeout.as_millis() as u64,
             prefix: broker.prefix,
+            prefetch: rabbitmq.prefetch,
+            retry_delays_ms: rabbitmq
+                .retry_delays
+                .iter()
+                .map(|delay| delay.as_millis() as u64)
+                .collect(),
         }
     }
 }
@@ -523,6 +536,25 @@ impl Config {
             max_record_bytes: self.queue_config().max_record_bytes,
             visibility_timeout: Duration::from_millis(self.queue.visibility_timeout_ms.max(1)),
             ..queue::RedisQueueConfig::new(url)
+        }
+    }
+
+    /// The RabbitMQ queue's settings, for an `amqp://` queue URL.
+    #[cfg(feature = "rabbitmq")]
+    pub(crate) fn amqp_queue_config(&self, url: &str) -> queue::AmqpQueueConfig {
+        queue::AmqpQueueConfig {
+            prefix: self.queue.prefix.clone(),
+            max_bytes: self.queue.max_bytes,
+            max_records: self.queue.max_records.max(1),
+            max_record_bytes: self.queue_config().max_record_bytes,
+            prefetch: self.queue.prefetch.max(1),
+            retry_delays: self
+                .queue
+                .retry_delays_ms
+                .iter()
+                .map(|&ms| Duration::from_millis(ms))
+                .collect(),
+            ..queue::AmqpQueueConfig::new(url)
         }
     }
 

@@ -118,7 +118,7 @@ const METRICS: &[(&str, Kind, &str)] = &[
     (
         "logbook_worker_retries_total",
         Counter,
-        "Operations the worker tried again after a failure, by operation (read, commit, ack, dead_letter).",
+        "Operations the worker tried again after a failure, by operation (read, commit, ack, dead_letter, refused_record: a record sent through the queue's retry queues).",
     ),
     (
         "logbook_worker_dead_letters_total",
