@@ -59,12 +59,22 @@ fn main() -> ExitCode {
     }
 }
 
+/// The log filter `LOGBOOK_LOG` asks for (default `info`). The RabbitMQ
+/// client logs every broken connection as errors of its own, several per
+/// outage; the queue reports each outage once, with what it does about it, so
+/// the client's own lines are off unless the filter names `lapin`.
+fn log_filter(asked: Option<String>) -> tracing_subscriber::EnvFilter {
+    let mut directives = asked.unwrap_or_else(|| "info".to_owned());
+    if !directives.contains("lapin") {
+        directives.push_str(",lapin=off");
+    }
+    tracing_subscriber::EnvFilter::try_new(&directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,lapin=off"))
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LOGBOOK_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(log_filter(std::env::var("LOGBOOK_LOG").ok()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
