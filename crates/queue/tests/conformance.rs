@@ -656,6 +656,14 @@ async fn kafka_consumers_in_a_group_share_the_partitions_and_take_over_from_the_
     got.sort();
     later.sort();
     assert_eq!(got, later, "the records after the hand-over, each once");
+    // Kafka's committed offsets follow the store's, for lag figures only.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while queue.stats().pending_records != Some(0) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let stats = queue.stats();
+    assert_eq!(stats.pending_records, Some(0), "{stats:?}");
+    assert!(!stats.failed, "{stats:?}");
     drop((first, queue));
     place.clean().await;
 }

@@ -114,6 +114,7 @@ impl KafkaQueue {
             .set("enable.auto.commit", "false")
             .create()
             .map_err(|error| QueueError::Config(format!("kafka consumer settings: {error}")))?;
+        let max_bytes = config.max_buffered_bytes;
         let queue = Arc::new(KafkaQueue {
             config,
             producer,
@@ -123,6 +124,10 @@ impl KafkaQueue {
             partitions,
             stats: Arc::new(Mutex::new(QueueStats {
                 backend: "kafka",
+                // The bound is the producer's buffer, whose fill librdkafka
+                // does not report: pending bytes stay 0, a full buffer
+                // refuses appends as `Full`.
+                max_bytes,
                 ..QueueStats::default()
             })),
         });

@@ -67,6 +67,12 @@ async fn records_keyed_alike_share_a_partition_and_consumers_start_at_the_stores
     let cluster = cluster();
     let queue = KafkaQueue::open(config(&cluster)).await.unwrap();
     assert_eq!(queue.partitions(), 2);
+    let stats = queue.stats();
+    assert_eq!(stats.backend, "kafka");
+    assert!(
+        !stats.failed && stats.pending_bytes < stats.max_bytes,
+        "{stats:?}"
+    );
     let mut appended = Vec::new();
     for i in 0..6 {
         let key = if i % 2 == 0 { "tenant-a" } else { "tenant-b" };
