@@ -9,7 +9,9 @@
 //! gets a number of its own, the same on every replay, growing with the
 //! offset within a partition, as long as a record holds at most 2^17 events
 //! (the default `ingest.max_batch_events` is 100,000), a topic has at most 64
-//! partitions and a partition at most 2^41 records.
+//! partitions and a partition at most 2^41 records. The embedded store keeps
+//! the highest arrival number per partition (its top 6 bits) to know which
+//! events may repeat stored ones: keep the partition there.
 
 use std::collections::BTreeMap;
 
