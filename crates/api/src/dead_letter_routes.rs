@@ -231,8 +231,12 @@ pub(crate) async fn replay(
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
     let letter = find(&state, &id).await?;
-    let (position, next) =
-        crate::ingest::append(&state, bytes::Bytes::from(letter.payload.clone())).await?;
+    let (position, next) = crate::ingest::append(
+        &state,
+        letter.info.tenant.as_deref(),
+        bytes::Bytes::from(letter.payload.clone()),
+    )
+    .await?;
     let mut details = Map::new();
     details.insert("position".into(), json!(position.0));
     let actor = actor_of(&principal, peer, &headers);

@@ -243,6 +243,15 @@ mod tests {
         async fn commit(&self, _: Option<u64>) -> Result<(), StoreError> {
             unreachable!("readiness writes nothing")
         }
+        async fn commit_offsets(&self, _: &str, _: &[(u32, u64)]) -> Result<(), StoreError> {
+            unreachable!("readiness writes nothing")
+        }
+        async fn committed_offsets(
+            &self,
+            _: &str,
+        ) -> Result<std::collections::BTreeMap<u32, u64>, StoreError> {
+            unreachable!("readiness reads no offset")
+        }
         async fn search(&self, _: SearchRequest) -> Result<SearchPage, StoreError> {
             unreachable!("readiness searches nothing")
         }

@@ -283,7 +283,7 @@ async fn ingest_tallied(
         .auth
         .limits
         .admit_events(&principal, decoded.ids.len())?;
-    let end = enqueue(&state, &decoded).await?;
+    let end = enqueue(&state, &principal.tenant, &decoded).await?;
     tally.durable();
     drop(budget);
     let searchable = match wait_searchable {
@@ -310,9 +310,9 @@ const QUEUE_UNREACHABLE_RETRY_SECONDS: u64 = 2;
 
 /// Waits until the events of a request can be found by a search; false if
 /// that took longer than [`WAIT_SEARCHABLE_TIMEOUT`] or the worker stopped.
-/// With a worker in this process, its commits must cover the queue up to
-/// `end`; otherwise (an ingest node) the store is asked for the request's
-/// last event until it has it.
+/// With a worker in this process over an unpartitioned queue, its commits
+/// must cover the queue up to `end`; otherwise (an ingest node, or a Kafka
+/// queue) the store is asked for the request's last event until it has it.
 async fn searchable(
     state: &AppState,
     end: Position,
@@ -320,7 +320,9 @@ async fn searchable(
     stream: Stream,
     last: Option<&String>,
 ) -> bool {
-    if state.role.works() {
+    // A partitioned queue's positions are per partition: the worker's
+    // progress cannot say whether it covers one, so the store is asked.
+    if state.role.works() && state.queue.resume() != queue::Resume::Partitions {
         let mut progress = state.progress.clone();
         let covered = progress.wait_for(|progress| progress.committed >= end);
         return matches!(
@@ -342,24 +344,32 @@ async fn searchable(
         .is_ok()
 }
 
-/// Appends a batch to the queue, answering only once it is durable; returns
-/// the queue position just past the record.
+/// Appends a batch of `tenant` to the queue, answering only once it is
+/// durable; returns the queue position just past the record.
 pub(crate) async fn enqueue(
     state: &AppState,
+    tenant: &str,
     decoded: &DecodedBatch,
 ) -> Result<Position, ApiError> {
-    let (_, end) = append(state, model::encode_record(decoded).into()).await?;
+    let (_, end) = append(state, Some(tenant), model::encode_record(decoded).into()).await?;
     Ok(end)
 }
 
-/// Appends a queue record, answering only once it is durable; returns where
-/// it starts and where the next one starts. Queue failures become the API's
-/// `queue_full`, `queue_unavailable`… answers.
+/// Appends a queue record, keyed by its tenant when known (so that a
+/// partitioned queue keeps one tenant's records in order), answering only
+/// once it is durable; returns where it starts and where the next one starts.
+/// Queue failures become the API's `queue_full`, `queue_unavailable`…
+/// answers.
 pub(crate) async fn append(
     state: &AppState,
+    tenant: Option<&str>,
     record: bytes::Bytes,
 ) -> Result<(Position, Position), ApiError> {
-    match state.queue.append(record).await {
+    let appended = match tenant {
+        Some(tenant) => state.queue.append_keyed(tenant, record).await,
+        None => state.queue.append(record).await,
+    };
+    match appended {
         Ok(positions) => Ok(positions),
         Err(QueueError::Full {
             pending_bytes,

@@ -18,8 +18,9 @@ pub struct ServeArgs {
     /// Which part to run: all, ingest, worker or query [default: all].
     #[arg(long, env = "LOGBOOK_ROLE")]
     role: Option<api::Role>,
-    /// A shared queue instead of the embedded one: redis://host:port[/db] or
-    /// amqp://user:password@host:port/vhost.
+    /// A shared queue instead of the embedded one: redis://host:port[/db],
+    /// amqp://user:password@host:port/vhost or
+    /// kafka://host:port[,host:port]/topic?partitions=N.
     #[arg(long = "queue", env = "LOGBOOK_QUEUE_URL", hide_env_values = true)]
     queue_url: Option<String>,
     /// A shared store instead of the embedded one: postgres://user@host/db.

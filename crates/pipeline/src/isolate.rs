@@ -9,8 +9,8 @@
 //! is tried up to `max_attempts` times in all, with growing pauses, then
 //! becomes a dead letter with its error, attempts and times.
 //!
-//! The commits of the parts record no new queue position (they keep the last
-//! complete commit's), so a crash meanwhile replays every record of the batch.
+//! The commits of the parts record no new queue position nor partition
+//! offsets (they keep the last complete commit's), so a crash meanwhile replays every record of the batch.
 //! Every event staged here replaces a stored copy with its id, so that replay
 //! does not store the parts already committed twice when it runs into the
 //! refusal again and isolates anew.
@@ -20,7 +20,7 @@ use store::{DeadLetter, dead_letters::Failure};
 use tokio::sync::watch;
 
 use crate::telemetry::DeadLetterReason;
-use crate::{Backoff, Committed, PipelineError, Staged, Worker, pause_unless_stopped};
+use crate::{Backoff, Committed, Mark, PipelineError, Staged, Worker, pause_unless_stopped};
 
 /// An event to store again, with the queue position of its record.
 pub(crate) struct Pending {
@@ -43,7 +43,7 @@ impl Worker {
             events = events.len(),
             "the store refused a batch; storing it in parts to isolate what it refuses"
         );
-        let hold = self.mark(self.committed);
+        let hold = self.hold();
         let mut dead = 0;
         // Parts still to store, the next one last; each part is in queue order.
         let mut parts = match events.len() {
@@ -58,7 +58,7 @@ impl Worker {
                 };
                 let single = events.into_iter().next();
                 if let Some(single) = single
-                    && !self.settle(single, Some(failure), hold, shutdown).await?
+                    && !self.settle(single, Some(failure), &hold, shutdown).await?
                 {
                     dead += 1;
                 }
@@ -69,7 +69,7 @@ impl Worker {
         while let Some(part) = parts.pop() {
             if part.len() == 1 {
                 if let Some(single) = part.into_iter().next()
-                    && !self.settle(single, None, hold, shutdown).await?
+                    && !self.settle(single, None, &hold, shutdown).await?
                 {
                     dead += 1;
                 }
@@ -79,7 +79,7 @@ impl Worker {
                 part.iter().map(|pending| pending.event.clone()).collect();
             self.store.stage(staged.clone()).await?;
             if let Committed::Refused(_) = self
-                .commit_staged(hold, Staged::These(staged), shutdown)
+                .commit_staged(&hold, Staged::These(staged), shutdown)
                 .await?
             {
                 parts.extend(halves(part));
@@ -115,7 +115,7 @@ impl Worker {
         &mut self,
         single: Pending,
         mut failed: Option<Failure>,
-        hold: Option<u64>,
+        hold: &Mark,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<bool, PipelineError> {
         let mut backoff = Backoff::default();

@@ -11,6 +11,13 @@
 //! and a record handed out again (its worker died) replaces its events'
 //! earlier copies instead of adding new ones.
 //!
+//! Over a partitioned queue (Kafka) the worker's consumer starts each
+//! partition assigned to it at the offset the store's commits recorded, and
+//! each commit records, with its events, the next offset of every partition it
+//! covers: exactly-once across crashes and rebalances, without Kafka's own
+//! committed offsets (a worker that lost a partition and commits late cannot
+//! move its offset back, and its events are stored once by id).
+//!
 //! Nothing is skipped silently: a record that cannot be decoded, and an event
 //! the store refuses on its own (see `isolate.rs`), become dead letters
 //! ([`store::DeadLetters`]) before their records are acknowledged. Over a
@@ -21,10 +28,11 @@ mod isolate;
 mod retry;
 mod telemetry;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use queue::{Consumer, Position, Queue, QueueError, Record, Resume};
+use queue::{Consumer, Position, Queue, QueueError, Record, Resume, StoredOffsets};
 use store::{DeadLetter, DeadLetters, EventStore, StoreError};
 use tokio::sync::watch;
 
@@ -132,9 +140,23 @@ pub async fn run(
     let resume = queue.resume();
     let start = match resume {
         Resume::FromStore => resume_from_store(queue.as_ref(), store.as_ref(), &config).await?,
-        Resume::Group => Position(0),
+        Resume::Group | Resume::Partitions => Position(0),
     };
-    let consumer = Arc::clone(&queue).consumer(start).await?;
+    let topic = queue.topic().map(str::to_owned);
+    let consumer = match (resume, &topic) {
+        (Resume::Partitions, Some(topic)) => {
+            tracing::info!(
+                topic,
+                "worker resumes each partition from the store's offsets"
+            );
+            let offsets = Arc::new(StoreOffsets(Arc::clone(&store)));
+            Arc::clone(&queue).partition_consumer(offsets).await?
+        }
+        (Resume::Partitions, None) => {
+            return Err(QueueError::Config("a partitioned queue names no topic".into()).into());
+        }
+        _ => Arc::clone(&queue).consumer(start).await?,
+    };
     telemetry::register_worker_series();
     progress.send_modify(|p| {
         p.committed = start;
@@ -147,6 +169,8 @@ pub async fn run(
         dead_letters,
         progress,
         resume,
+        topic,
+        offsets: BTreeMap::new(),
         max_attempts: config.max_attempts.max(1),
         next: start,
         committed: start,
@@ -212,12 +236,41 @@ async fn resume_from_store(
     Ok(committed)
 }
 
+/// The store's offsets, for a partitioned queue's consumer.
+struct StoreOffsets(Arc<dyn EventStore>);
+
+#[async_trait::async_trait]
+impl StoredOffsets for StoreOffsets {
+    async fn stored_offsets(&self, topic: &str) -> Result<BTreeMap<u32, u64>, QueueError> {
+        self.0
+            .committed_offsets(topic)
+            .await
+            .map_err(|error| QueueError::Unreachable(format!("store: {error}")))
+    }
+}
+
+/// What a commit records of the queue with its events.
+#[derive(Debug, Clone)]
+pub(crate) enum Mark {
+    /// Nothing: the store's record stays as it is (queues with consumer
+    /// groups, and the parts of an isolated batch).
+    Nothing,
+    /// The position after the records (the embedded queue).
+    Position(u64),
+    /// The next offset of each partition the records came from (Kafka).
+    Offsets(Vec<(u32, u64)>),
+}
+
 struct Worker {
     consumer: Box<dyn Consumer>,
     store: Arc<dyn EventStore>,
     dead_letters: Arc<dyn DeadLetters>,
     progress: watch::Sender<Progress>,
     resume: Resume,
+    /// The topic of a partitioned queue.
+    topic: Option<String>,
+    /// Per partition, the offset after the records read since the last commit.
+    offsets: BTreeMap<u32, u64>,
     /// Tries of an event the store refuses alone before it becomes a dead letter.
     max_attempts: u32,
     /// Where the next unread record starts.
@@ -322,6 +375,10 @@ impl Worker {
                     }
                 }
                 self.next = self.next.max(record.next);
+                if let Some((partition, offset)) = record.partition_offset() {
+                    let next = self.offsets.entry(partition).or_default();
+                    *next = (*next).max(offset + 1);
+                }
                 record.payload = bytes::Bytes::new();
                 self.unacked.push(record);
             }
@@ -345,9 +402,10 @@ impl Worker {
         if self.unacked.is_empty() {
             return Ok(());
         }
-        let mark = self.mark(self.next);
-        if let Committed::Refused(reason) =
-            self.commit_staged(mark, Staged::Readable, shutdown).await?
+        let mark = self.mark();
+        if let Committed::Refused(reason) = self
+            .commit_staged(&mark, Staged::Readable, shutdown)
+            .await?
         {
             self.retry_refused(&reason).await;
             let refused = match self.readable.is_empty() {
@@ -355,10 +413,10 @@ impl Worker {
                 false => self.isolate(reason, shutdown).await?,
             };
             self.staged = self.staged.saturating_sub(refused);
-            // Every part is stored; this records the position they cover.
-            if mark.is_some()
+            // Every part is stored; this records what they cover of the queue.
+            if !matches!(mark, Mark::Nothing)
                 && let Committed::Refused(reason) = self
-                    .commit_staged(mark, Staged::These(Vec::new()), shutdown)
+                    .commit_staged(&mark, Staged::These(Vec::new()), shutdown)
                     .await?
             {
                 return Err(StoreError::Rejected(reason).into());
@@ -394,18 +452,35 @@ impl Worker {
         });
         telemetry::batch_committed(staged, self.batch_started.take());
         self.committed = next;
+        self.offsets.clear();
         self.unacked.clear();
         self.readable.clear();
         self.staged = 0;
         Ok(())
     }
 
-    /// The position a commit records for a queue that resumes from the
-    /// store; none for queues that track their consumers themselves.
-    fn mark(&self, position: Position) -> Option<u64> {
+    /// What a commit of everything read records: the position after it, the
+    /// next offset of each partition it came from, or nothing for queues
+    /// that track their consumers themselves.
+    fn mark(&self) -> Mark {
         match self.resume {
-            Resume::FromStore => Some(position.0),
-            Resume::Group => None,
+            Resume::FromStore => Mark::Position(self.next.0),
+            Resume::Group => Mark::Nothing,
+            Resume::Partitions => Mark::Offsets(
+                self.offsets
+                    .iter()
+                    .map(|(&partition, &next)| (partition, next))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// What the commits of parts of a batch record: what the last complete
+    /// commit covers, so that a crash meanwhile replays the whole batch.
+    fn hold(&self) -> Mark {
+        match self.resume {
+            Resume::FromStore => Mark::Position(self.committed.0),
+            Resume::Group | Resume::Partitions => Mark::Nothing,
         }
     }
 
@@ -419,7 +494,7 @@ impl Worker {
     /// replace a copy the failed commit may have stored after all.
     async fn commit_staged(
         &mut self,
-        mark: Option<u64>,
+        mark: &Mark,
         staged: Staged,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Committed, PipelineError> {
@@ -447,7 +522,7 @@ impl Worker {
             }
             attempt += 1;
             let started = Instant::now();
-            match self.store.commit(mark).await {
+            match store_commit(self.store.as_ref(), self.topic.as_deref(), mark).await {
                 Ok(()) => {
                     telemetry::commit_took(started.elapsed());
                     return Ok(Committed::Stored);
@@ -502,6 +577,22 @@ impl Worker {
         self.progress.send_modify(|p| p.dead_letters += 1);
         telemetry::dead_letter(reason);
         Ok(())
+    }
+}
+
+/// One commit of `store`, recording `mark` (offsets of `topic`).
+async fn store_commit(
+    store: &dyn EventStore,
+    topic: Option<&str>,
+    mark: &Mark,
+) -> Result<(), StoreError> {
+    match (mark, topic) {
+        (Mark::Nothing, _) => store.commit(None).await,
+        (Mark::Position(position), _) => store.commit(Some(*position)).await,
+        (Mark::Offsets(next), Some(topic)) => store.commit_offsets(topic, next).await,
+        (Mark::Offsets(_), None) => Err(StoreError::Corrupt(
+            "offsets to record without a topic".into(),
+        )),
     }
 }
 

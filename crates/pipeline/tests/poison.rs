@@ -70,6 +70,17 @@ impl EventStore for Refusing {
         self.inner.stage(staged).await?;
         self.inner.commit(position).await
     }
+    async fn commit_offsets(&self, topic: &str, next: &[(u32, u64)]) -> Result<(), StoreError> {
+        // The poison cases run over the embedded queue, which has no partitions.
+        let _ = (topic, next);
+        unreachable!("the embedded queue commits positions, not offsets")
+    }
+    async fn committed_offsets(
+        &self,
+        topic: &str,
+    ) -> Result<std::collections::BTreeMap<u32, u64>, StoreError> {
+        self.inner.committed_offsets(topic).await
+    }
     async fn search(&self, request: SearchRequest) -> Result<SearchPage, StoreError> {
         self.inner.search(request).await
     }

@@ -43,18 +43,18 @@ impl EventStore for Refusing {
         Ok(())
     }
     async fn commit(&self, position: Option<u64>) -> Result<(), StoreError> {
-        let staged = std::mem::take(&mut *self.staged.lock().unwrap());
-        let refuse_this = !staged.is_empty()
-            && self
-                .refuse_next
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok();
-        if refuse_this || staged.iter().any(|e| e.event.message.contains("poison")) {
-            self.refused.fetch_add(1, Ordering::SeqCst);
-            return Err(StoreError::Rejected("refused by the test".into()));
-        }
-        self.inner.stage(staged).await?;
+        self.stage_or_refuse().await?;
         self.inner.commit(position).await
+    }
+    async fn commit_offsets(&self, topic: &str, next: &[(u32, u64)]) -> Result<(), StoreError> {
+        self.stage_or_refuse().await?;
+        self.inner.commit_offsets(topic, next).await
+    }
+    async fn committed_offsets(
+        &self,
+        topic: &str,
+    ) -> Result<std::collections::BTreeMap<u32, u64>, StoreError> {
+        self.inner.committed_offsets(topic).await
     }
     async fn search(&self, request: SearchRequest) -> Result<SearchPage, StoreError> {
         self.inner.search(request).await
@@ -78,6 +78,25 @@ impl EventStore for Refusing {
     }
     async fn footprint(&self) -> Result<Footprint, StoreError> {
         self.inner.footprint().await
+    }
+}
+
+impl Refusing {
+    /// Refuses the commit about to happen, dropping what was staged, if it
+    /// is one of the next `refuse_next` or holds poison; otherwise hands the
+    /// staged events to the inner store.
+    async fn stage_or_refuse(&self) -> Result<(), StoreError> {
+        let staged = std::mem::take(&mut *self.staged.lock().unwrap());
+        let refuse_this = !staged.is_empty()
+            && self
+                .refuse_next
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        if refuse_this || staged.iter().any(|e| e.event.message.contains("poison")) {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(StoreError::Rejected("refused by the test".into()));
+        }
+        self.inner.stage(staged).await
     }
 }
 

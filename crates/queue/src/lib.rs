@@ -10,6 +10,10 @@ mod amqp;
 mod amqp_config;
 mod embedded;
 mod follow;
+#[cfg(feature = "kafka")]
+mod kafka;
+mod kafka_config;
+mod partitioned;
 mod redis_config;
 #[cfg(feature = "redis")]
 mod redis_streams;
@@ -26,6 +30,12 @@ use bytes::Bytes;
 pub use amqp::AmqpQueue;
 pub use amqp_config::AmqpQueueConfig;
 pub use embedded::{EmbeddedQueue, EmbeddedQueueConfig};
+#[cfg(feature = "kafka")]
+pub use kafka::KafkaQueue;
+pub use kafka_config::KafkaQueueConfig;
+pub use partitioned::{
+    MAX_PARTITIONS, MAX_RECORD_EVENTS, StoredOffsets, offset_of, partition_of, position_of,
+};
 pub use redis_config::RedisQueueConfig;
 #[cfg(feature = "redis")]
 pub use redis_streams::RedisQueue;
@@ -56,6 +66,14 @@ pub struct Record {
     /// (RabbitMQ's delay queues) before this delivery; 0 on first delivery
     /// and for queues without one.
     pub attempts: u32,
+}
+
+impl Record {
+    /// The partition and offset of a record of a partitioned queue.
+    pub fn partition_offset(&self) -> Option<(u32, u64)> {
+        self.partition
+            .map(|partition| (partition, offset_of(self.position)))
+    }
 }
 
 /// A point-in-time summary of the queue, for metrics and health checks.
@@ -215,6 +233,13 @@ pub enum Resume {
     /// (Redis Streams): records handed out and not acknowledged in time are
     /// handed out again, marked [`Record::redelivered`].
     Group,
+    /// From the next offset of each partition recorded with the store's
+    /// commits (Kafka): a consumer asks the store whenever partitions are
+    /// assigned to it ([`Queue::partition_consumer`]), and the pipeline
+    /// commits the offsets after its records with their events
+    /// ([`Queue::topic`] names them). The broker's own committed offsets are
+    /// never read back.
+    Partitions,
 }
 
 /// The seam between ingest and processing. The embedded log and Redis
@@ -231,6 +256,19 @@ pub trait Queue: Send + Sync + 'static {
     /// reused; a record takes at least as many positions as it has bytes.
     async fn append(&self, payload: Bytes) -> Result<(Position, Position), QueueError>;
 
+    /// Appends one record with a key: records with the same key keep their
+    /// order in a partitioned queue (the same key goes to the same
+    /// partition). Queues without partitions keep every record in order and
+    /// ignore the key.
+    async fn append_keyed(
+        &self,
+        key: &str,
+        payload: Bytes,
+    ) -> Result<(Position, Position), QueueError> {
+        let _ = key;
+        self.append(payload).await
+    }
+
     /// How consumers of this queue resume.
     fn resume(&self) -> Resume;
 
@@ -241,6 +279,25 @@ pub trait Queue: Send + Sync + 'static {
         self: std::sync::Arc<Self>,
         start: Position,
     ) -> Result<Box<dyn Consumer>, QueueError>;
+
+    /// Opens a consumer of a [`Resume::Partitions`] queue: each partition
+    /// assigned to it starts at the offset `offsets` has for it (the
+    /// beginning if none). Queues without partitions have no such consumer.
+    async fn partition_consumer(
+        self: std::sync::Arc<Self>,
+        offsets: std::sync::Arc<dyn StoredOffsets>,
+    ) -> Result<Box<dyn Consumer>, QueueError> {
+        let _ = offsets;
+        Err(QueueError::Config(
+            "this queue has no partitions: its consumers start at a position".into(),
+        ))
+    }
+
+    /// The topic whose offsets the store's commits record, for
+    /// [`Resume::Partitions`] queues.
+    fn topic(&self) -> Option<&str> {
+        None
+    }
 
     /// Starts following the queue: the follower sees every record that
     /// becomes durable from now on, in order, without taking it from any

@@ -63,6 +63,13 @@ pub(crate) async fn open_queue(config: &Config) -> anyhow::Result<Arc<dyn Queue>
                 .with_context(|| format!("cannot open the RabbitMQ queue at {}", redacted(url)))?;
             Ok(queue)
         }
+        #[cfg(feature = "kafka")]
+        "kafka" => {
+            let queue = queue::KafkaQueue::open(config.kafka_queue_config(url)?)
+                .await
+                .with_context(|| format!("cannot open the Kafka queue at {}", redacted(url)))?;
+            Ok(queue)
+        }
         other => anyhow::bail!(
             "queue.url {}: this build has no queue for {other:?} URLs (it knows: {})",
             redacted(url),
@@ -77,6 +84,8 @@ const QUEUE_SCHEMES: &[&str] = &[
     "redis://",
     #[cfg(feature = "rabbitmq")]
     "amqp://",
+    #[cfg(feature = "kafka")]
+    "kafka://",
 ];
 
 /// The store, its audit trails and its dead letters.

@@ -366,8 +366,10 @@ pub const MAX_DEPTH: usize = 100;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueSettings {
-    /// A broker to use instead of the embedded queue:
-    /// `redis://host:port[/db]` or `amqp://user:password@host:port/vhost`.
+    /// A broker to use instead of the embedded queue: `redis://host:port[/db]`,
+    /// `amqp://user:password@host:port/vhost`, or
+    /// `kafka://host:port[,host:port]/topic?partitions=N&replication=R&group=G`
+    /// (see [`queue::KafkaQueueConfig`]).
     pub url: Option<String>,
     /// Bytes waiting to be indexed before ingest answers 503.
     pub max_bytes: u64,
@@ -556,6 +558,24 @@ impl Config {
                 .collect(),
             ..queue::AmqpQueueConfig::new(url)
         }
+    }
+
+    /// The Kafka queue's settings, for a `kafka://` queue URL.
+    #[cfg(feature = "kafka")]
+    pub(crate) fn kafka_queue_config(&self, url: &str) -> anyhow::Result<queue::KafkaQueueConfig> {
+        let config = queue::KafkaQueueConfig::from_url(url, &self.queue.prefix)?;
+        if self.ingest.max_batch_events > queue::MAX_RECORD_EVENTS {
+            tracing::warn!(
+                max_batch_events = self.ingest.max_batch_events,
+                numbered = queue::MAX_RECORD_EVENTS,
+                "over Kafka, events past this many in one request share arrival numbers with the next record's: equal timestamps may page out of order"
+            );
+        }
+        Ok(queue::KafkaQueueConfig {
+            max_record_bytes: self.queue_config().max_record_bytes,
+            max_buffered_bytes: self.queue.max_bytes,
+            ..config
+        })
     }
 
     pub(crate) fn store_config(&self) -> store::embedded::EmbeddedStoreConfig {

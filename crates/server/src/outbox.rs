@@ -72,6 +72,9 @@ pub(crate) async fn run(meta: MetaStore, queue: Arc<dyn Queue>, mut stop: watch:
     }
 }
 
+/// The queue key of the outbox's records.
+const OUTBOX_KEY: &str = "logbook-outbox";
+
 /// Moves one batch; returns how many entries it moved.
 async fn drain_once(meta: &MetaStore, queue: &dyn Queue) -> anyhow::Result<usize> {
     let entries = meta.outbox_batch(DRAIN_BATCH).await?;
@@ -94,7 +97,11 @@ async fn drain_once(meta: &MetaStore, queue: &dyn Queue) -> anyhow::Result<usize
         }
     }
     if !batch.ids.is_empty() {
-        queue.append(model::encode_record(&batch).into()).await?;
+        // One key for every batch: a partitioned queue keeps them all in one
+        // partition, in the order they are drained.
+        queue
+            .append_keyed(OUTBOX_KEY, model::encode_record(&batch).into())
+            .await?;
     }
     let ids: Vec<String> = entries.into_iter().map(|entry| entry.id).collect();
     meta.outbox_remove(&ids).await?;

@@ -143,6 +143,17 @@ impl<S: EventStore> EventStore for Breaker<S> {
         self.call(self.inner.commit(position)).await
     }
 
+    async fn commit_offsets(&self, topic: &str, next: &[(u32, u64)]) -> Result<(), StoreError> {
+        self.call(self.inner.commit_offsets(topic, next)).await
+    }
+
+    async fn committed_offsets(
+        &self,
+        topic: &str,
+    ) -> Result<std::collections::BTreeMap<u32, u64>, StoreError> {
+        self.call(self.inner.committed_offsets(topic)).await
+    }
+
     async fn search(&self, request: SearchRequest) -> Result<SearchPage, StoreError> {
         self.call(self.inner.search(request)).await
     }
@@ -206,6 +217,15 @@ mod tests {
         }
         async fn commit(&self, _: Option<u64>) -> Result<(), StoreError> {
             Ok(())
+        }
+        async fn commit_offsets(&self, _: &str, _: &[(u32, u64)]) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn committed_offsets(
+            &self,
+            _: &str,
+        ) -> Result<std::collections::BTreeMap<u32, u64>, StoreError> {
+            Ok(std::collections::BTreeMap::new())
         }
         async fn search(&self, _: SearchRequest) -> Result<SearchPage, StoreError> {
             Err(StoreError::InvalidQuery("not here".into()))

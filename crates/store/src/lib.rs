@@ -22,6 +22,8 @@ pub mod matcher;
 pub mod postgres;
 mod request;
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use model::{QueuedEvent, Stream};
 use serde_json::value::RawValue;
@@ -114,6 +116,17 @@ pub trait EventStore: Send + Sync + 'static {
     /// what it still wants stored (events a failed commit may have stored
     /// after all are staged to replace their copies).
     async fn commit(&self, position: Option<u64>) -> Result<(), StoreError>;
+    /// Like [`EventStore::commit`], for a partitioned queue (Kafka): makes the
+    /// staged events durable together with `next`, the next offset to read of
+    /// each partition of `topic` the commit covers, in one atomic step. A
+    /// partition's recorded offset never moves back: a late commit by a worker
+    /// that lost the partition leaves the newer offset in place (its events
+    /// are stored once all the same, by id). Partitions not named keep theirs,
+    /// and so does the single queue position.
+    async fn commit_offsets(&self, topic: &str, next: &[(u32, u64)]) -> Result<(), StoreError>;
+    /// The next offset to read of each partition of `topic`, as the commits
+    /// recorded them; partitions no commit covered are absent.
+    async fn committed_offsets(&self, topic: &str) -> Result<BTreeMap<u32, u64>, StoreError>;
     /// One page of matching events, ordered by timestamp.
     async fn search(&self, request: SearchRequest) -> Result<SearchPage, StoreError>;
     /// The event with this id in this tenant's stream.

@@ -114,6 +114,21 @@ struct CommitPayload {
     /// Each tenant's audit trail size.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     audit: BTreeMap<String, u64>,
+    /// For partitioned queues (Kafka): per topic, the next offset to read of
+    /// each partition the commits covered.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    offsets: BTreeMap<String, BTreeMap<u32, u64>>,
+}
+
+/// What a commit covers of the queue, besides its events.
+#[derive(Clone, Copy)]
+pub(crate) enum Covers<'a> {
+    /// Nothing new: the last commit's position and offsets still hold.
+    Nothing,
+    /// The queue up to this position (the embedded queue).
+    Position(u64),
+    /// These partitions of this topic, up to these next offsets (Kafka).
+    Offsets(&'a str, &'a [(u32, u64)]),
 }
 
 /// How often due checkpoints are looked for when no commit happens.
@@ -276,22 +291,33 @@ impl Inner {
             .ok_or_else(|| StoreError::OutOfRange(format!("tenant {tenant:?} has no audit events")))
     }
 
-    /// Makes staged events and pending leaves durable with the queue position
-    /// they cover (none: the last commit's position still holds), then signs
-    /// due checkpoints. Leaves are
+    /// Makes staged events and pending leaves durable with what they cover of
+    /// the queue (see [`Covers`]), then signs due checkpoints. Leaves are
     /// durable before the index commit that counts them.
-    fn commit(&self, position: Option<u64>) -> Result<(), StoreError> {
+    fn commit(&self, covers: Covers<'_>) -> Result<(), StoreError> {
         {
             let mut writer = self.writer();
             let mut trails = self.trails();
-            // A commit that covers no queue position keeps the last one.
-            let queue_position = match position {
-                Some(position) => Some(position),
-                None => read_payload(&self.index)?.and_then(|payload| payload.queue_position),
-            };
+            // A commit keeps what the last one covered and it does not.
+            let last = read_payload(&self.index)?;
+            let (mut queue_position, mut offsets) = last
+                .map(|payload| (payload.queue_position, payload.offsets))
+                .unwrap_or_default();
+            match covers {
+                Covers::Nothing => {}
+                Covers::Position(position) => queue_position = Some(position),
+                Covers::Offsets(topic, next) => {
+                    let recorded = offsets.entry(topic.to_owned()).or_default();
+                    for &(partition, next) in next {
+                        let offset = recorded.entry(partition).or_default();
+                        *offset = (*offset).max(next);
+                    }
+                }
+            }
             let payload = CommitPayload {
                 queue_position,
                 audit: trails.flush()?,
+                offsets,
             };
             let text = serde_json::to_string(&payload)
                 .map_err(|error| StoreError::Corrupt(error.to_string()))?;
@@ -579,7 +605,24 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn commit(&self, position: Option<u64>) -> Result<(), StoreError> {
-        self.blocking(move |inner| inner.commit(position)).await
+        let covers = position.map_or(Covers::Nothing, Covers::Position);
+        self.blocking(move |inner| inner.commit(covers)).await
+    }
+
+    async fn commit_offsets(&self, topic: &str, next: &[(u32, u64)]) -> Result<(), StoreError> {
+        let (topic, next) = (topic.to_owned(), next.to_vec());
+        self.blocking(move |inner| inner.commit(Covers::Offsets(&topic, &next)))
+            .await
+    }
+
+    async fn committed_offsets(&self, topic: &str) -> Result<BTreeMap<u32, u64>, StoreError> {
+        let topic = topic.to_owned();
+        self.blocking(move |inner| {
+            Ok(read_payload(&inner.index)?
+                .and_then(|mut payload| payload.offsets.remove(&topic))
+                .unwrap_or_default())
+        })
+        .await
     }
 
     async fn search(&self, request: SearchRequest) -> Result<SearchPage, StoreError> {

@@ -7,7 +7,7 @@
 use model::{Event, QueuedEvent, Stream};
 
 use super::trails::Missing;
-use super::{Inner, engine};
+use super::{Covers, Inner, engine};
 use crate::StoreError;
 
 impl Inner {
@@ -52,7 +52,7 @@ impl Inner {
                 )));
             }
         }
-        self.commit(position)
+        self.commit(position.map_or(Covers::Nothing, Covers::Position))
     }
 }
 

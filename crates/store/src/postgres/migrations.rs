@@ -13,7 +13,7 @@ const LOCK: i32 = 0x6c6f_6701;
 
 /// Every migration, in the order applied. Never edit one that has shipped:
 /// add the next.
-const MIGRATIONS: &[(i32, &str)] = &[(1, EVENTS), (2, AUDIT)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, EVENTS), (2, AUDIT), (3, QUEUE_OFFSETS)];
 
 /// The events, their ids, the lexicon of prefixable terms, the attribute paths
 /// each tenant's streams hold, event counts and the queue position.
@@ -135,6 +135,18 @@ CREATE TRIGGER store_audit_checkpoints_no_truncate BEFORE TRUNCATE ON store_audi
     FOR EACH STATEMENT EXECUTE FUNCTION store_audit_append_only();
 CREATE TRIGGER store_audit_identity_append_only BEFORE UPDATE OR DELETE ON store_audit_identity
     FOR EACH ROW EXECUTE FUNCTION store_audit_append_only();
+"#;
+
+/// For partitioned queues (Kafka): the next offset to read of each partition
+/// of a topic, upserted in the transaction of the commit that stored the
+/// records before it.
+const QUEUE_OFFSETS: &str = r#"
+CREATE TABLE queue_offsets (
+    topic text COLLATE "C" NOT NULL,
+    partition integer NOT NULL,
+    next bigint NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
 "#;
 
 /// Brings the schema up to date; safe to run from many processes at once.

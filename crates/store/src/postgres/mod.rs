@@ -173,9 +173,9 @@ impl Inner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    async fn commit(&self, position: Option<u64>) -> Result<(), StoreError> {
+    async fn commit(&self, covers: write::Covers<'_>) -> Result<(), StoreError> {
         let staged = self.pending().take();
-        if staged.is_empty() && position.is_none() {
+        if staged.is_empty() && matches!(covers, write::Covers::Nothing) {
             return Ok(());
         }
         let encoded = tokio::task::spawn_blocking(move || write::encode(staged))
@@ -189,7 +189,7 @@ impl Inner {
         self.known.record(&self.pool, &encoded).await?;
         let failed = engine("committing");
         let mut tx = self.pool.begin().await.map_err(&failed)?;
-        write::write(&mut tx, encoded, position).await?;
+        write::write(&mut tx, encoded, covers).await?;
         tx.commit().await.map_err(&failed)?;
         self.partitions.wrote(&self.pool, days);
         if audited && let Err(error) = self.signer.sign_due(&self.pool).await {
@@ -219,7 +219,28 @@ impl EventStore for PostgresStore {
     }
 
     async fn commit(&self, position: Option<u64>) -> Result<(), StoreError> {
-        self.inner.commit(position).await
+        let covers = position.map_or(write::Covers::Nothing, write::Covers::Position);
+        self.inner.commit(covers).await
+    }
+
+    async fn commit_offsets(&self, topic: &str, next: &[(u32, u64)]) -> Result<(), StoreError> {
+        self.inner.commit(write::Covers::Offsets(topic, next)).await
+    }
+
+    async fn committed_offsets(
+        &self,
+        topic: &str,
+    ) -> Result<std::collections::BTreeMap<u32, u64>, StoreError> {
+        let rows: Vec<(i32, i64)> =
+            sqlx::query_as("SELECT partition, next FROM queue_offsets WHERE topic = $1")
+                .bind(topic)
+                .fetch_all(&self.inner.pool)
+                .await
+                .map_err(engine("reading the queue offsets"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(partition, next)| (partition as u32, next as u64))
+            .collect())
     }
 
     async fn search(&self, request: SearchRequest) -> Result<SearchPage, StoreError> {

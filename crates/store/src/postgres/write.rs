@@ -277,13 +277,25 @@ impl Keys {
     }
 }
 
-/// Writes `events` (one per key) and `position` in the transaction on
-/// `connection`; returns how many events were added (not replaced or skipped).
-/// Audit events are numbered in their trails first (see `trail.rs`).
+/// What a commit records of the queue besides its events.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Covers<'a> {
+    /// Nothing new: the recorded position and offsets stay.
+    Nothing,
+    /// The queue up to this position (the embedded queue).
+    Position(u64),
+    /// These partitions of this topic, up to these next offsets (Kafka).
+    Offsets(&'a str, &'a [(u32, u64)]),
+}
+
+/// Writes `events` (one per key) and what they cover of the queue in the
+/// transaction on `connection`; returns how many events were added (not
+/// replaced or skipped). Audit events are numbered in their trails first (see
+/// `trail.rs`).
 pub(crate) async fn write(
     connection: &mut PgConnection,
     events: Vec<Encoded>,
-    position: Option<u64>,
+    covers: Covers<'_>,
 ) -> Result<u64, StoreError> {
     let (audit, mut events): (Vec<Encoded>, Vec<Encoded>) =
         events.into_iter().partition(|event| event.audit.is_some());
@@ -408,12 +420,46 @@ pub(crate) async fn write(
         .await
         .map_err(engine("counting events"))?;
     }
-    if let Some(position) = position {
-        sqlx::query("UPDATE store_position SET position = $1")
-            .bind(position as i64)
-            .execute(&mut *connection)
-            .await
-            .map_err(engine("recording the queue position"))?;
+    match covers {
+        Covers::Nothing => {}
+        Covers::Position(position) => {
+            sqlx::query("UPDATE store_position SET position = $1")
+                .bind(position as i64)
+                .execute(&mut *connection)
+                .await
+                .map_err(engine("recording the queue position"))?;
+        }
+        Covers::Offsets(topic, next) => record_offsets(connection, topic, next).await?,
     }
     Ok(added)
+}
+
+/// Upserts the next offset of each partition, never moving one back: a
+/// worker that lost a partition and commits late leaves the newer offset of
+/// the partition's new owner in place. Rows are taken in partition order, so
+/// two commits over the same partitions cannot deadlock.
+async fn record_offsets(
+    connection: &mut PgConnection,
+    topic: &str,
+    next: &[(u32, u64)],
+) -> Result<(), StoreError> {
+    let mut next = next.to_vec();
+    next.sort_unstable();
+    let partitions: Vec<i32> = next
+        .iter()
+        .map(|&(partition, _)| partition as i32)
+        .collect();
+    let offsets: Vec<i64> = next.iter().map(|&(_, offset)| offset as i64).collect();
+    sqlx::query(
+        "INSERT INTO queue_offsets (topic, partition, next) \
+         SELECT $1, partition, next FROM UNNEST($2::integer[], $3::bigint[]) AS o (partition, next) \
+         ON CONFLICT (topic, partition) DO UPDATE SET next = GREATEST(queue_offsets.next, excluded.next)",
+    )
+    .bind(topic)
+    .bind(&partitions)
+    .bind(&offsets)
+    .execute(&mut *connection)
+    .await
+    .map_err(engine("recording the queue offsets"))?;
+    Ok(())
 }

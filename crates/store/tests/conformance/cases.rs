@@ -1,6 +1,8 @@
 //! The cases every store must pass, each a function of the backend it runs on.
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeMap;
+
 use model::Stream;
 use serde_json::{Value, json};
 use store::{HistogramRequest, Order, QueryLimits, SearchRequest};
@@ -253,6 +255,65 @@ pub async fn commits_carry_the_queue_position_across_reopen(backend: &dyn Backen
     // A commit that covers no queue position keeps the last one.
     store.commit(None).await.unwrap();
     assert_eq!(store.committed_position().await.unwrap(), Some(42));
+}
+
+pub async fn commits_carry_partition_offsets_that_never_move_back(backend: &dyn Backend) {
+    let offsets = |pairs: &[(u32, u64)]| pairs.iter().copied().collect::<BTreeMap<u32, u64>>();
+    {
+        let store = backend.open().await;
+        assert!(store.committed_offsets("events").await.unwrap().is_empty());
+        store.stage(incoming("default", &sample())).await.unwrap();
+        store
+            .commit_offsets("events", &[(0, 7), (1, 3)])
+            .await
+            .unwrap();
+        // Staged but never committed: gone after a restart, with its offsets.
+        store
+            .stage(incoming(
+                "default",
+                &[json!({"id": "lost", "message": "m"})],
+            ))
+            .await
+            .unwrap();
+    }
+    let store = backend.open().await;
+    let store = &*store;
+    assert_eq!(
+        store.committed_offsets("events").await.unwrap(),
+        offsets(&[(0, 7), (1, 3)])
+    );
+    assert_eq!(total(store, filter("default", "")).await, 4);
+    assert!(
+        store
+            .get("default", Stream::Logs, "lost")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A late commit of a worker that lost partition 0 leaves its newer offset;
+    // partition 1 moves on, a new partition joins, other topics are apart.
+    store
+        .commit_offsets("events", &[(0, 5), (1, 9), (2, 1)])
+        .await
+        .unwrap();
+    store.commit_offsets("other", &[(0, 100)]).await.unwrap();
+    assert_eq!(
+        store.committed_offsets("events").await.unwrap(),
+        offsets(&[(0, 7), (1, 9), (2, 1)])
+    );
+    assert_eq!(
+        store.committed_offsets("other").await.unwrap(),
+        offsets(&[(0, 100)])
+    );
+    // Plain commits keep the offsets, and offsets keep the queue position.
+    store.commit(Some(11)).await.unwrap();
+    store.commit(None).await.unwrap();
+    store.commit_offsets("events", &[(1, 10)]).await.unwrap();
+    assert_eq!(store.committed_position().await.unwrap(), Some(11));
+    assert_eq!(
+        store.committed_offsets("events").await.unwrap(),
+        offsets(&[(0, 7), (1, 10), (2, 1)])
+    );
 }
 
 pub async fn semantic_query_errors_are_invalid_queries(backend: &dyn Backend) {

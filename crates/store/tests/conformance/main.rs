@@ -48,6 +48,7 @@ conformance!(
     cases::pages_follow_the_cursor_without_gaps_or_repeats,
     cases::stats_histogram_and_replacement,
     cases::commits_carry_the_queue_position_across_reopen,
+    cases::commits_carry_partition_offsets_that_never_move_back,
     cases::semantic_query_errors_are_invalid_queries,
     cases::a_prefix_matching_too_many_terms_is_refused_where_it_stands,
     cases::a_histogram_with_too_many_buckets_is_refused,
