@@ -14,7 +14,7 @@ mod produce;
 mod tests;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -34,7 +34,10 @@ use crate::{
 /// A queue in a Kafka topic. See the module documentation.
 pub struct KafkaQueue {
     config: KafkaQueueConfig,
-    producer: FutureProducer<Watch>,
+    /// The producer; replaced by a new one when librdkafka declares it
+    /// unusable (a fatal error, such as a broker fencing its producer id
+    /// after a lost connection).
+    producer: RwLock<FutureProducer<Watch>>,
     /// A consumer of no subscription, with the workers' group id: it reads
     /// the group's committed offsets (written for lag visibility) for `stats`.
     observer: Arc<BaseConsumer>,
@@ -59,6 +62,12 @@ impl std::fmt::Debug for KafkaQueue {
 /// The producer's context: notes when librdkafka finds every broker down.
 pub(crate) struct Watch {
     down: Arc<AtomicBool>,
+}
+
+impl Watch {
+    pub(crate) fn new(down: Arc<AtomicBool>) -> Self {
+        Watch { down }
+    }
 }
 
 impl ClientContext for Watch {
@@ -103,12 +112,7 @@ impl KafkaQueue {
             )));
         }
         let down = Arc::new(AtomicBool::new(false));
-        let producer = produce::producer(
-            &config,
-            Watch {
-                down: Arc::clone(&down),
-            },
-        )?;
+        let producer = produce::producer(&config, Watch::new(Arc::clone(&down)))?;
         let observer: BaseConsumer = client_config(&config)
             .set("group.id", &config.group)
             .set("enable.auto.commit", "false")
@@ -117,7 +121,7 @@ impl KafkaQueue {
         let max_bytes = config.max_buffered_bytes;
         let queue = Arc::new(KafkaQueue {
             config,
-            producer,
+            producer: RwLock::new(producer),
             observer: Arc::new(observer),
             down,
             closed: AtomicBool::new(false),
@@ -395,7 +399,7 @@ impl Queue for KafkaQueue {
 
     async fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);
-        let producer = self.producer.clone();
+        let producer = self.producer().clone();
         let timeout = self.config.delivery_timeout;
         // Delivers what is in flight; appends waiting on it get their answers.
         let _ = tokio::task::spawn_blocking(move || {

@@ -4,11 +4,12 @@
 //! acknowledge it in time or the producer's local buffer is full.
 
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 
 use super::{KafkaQueue, Watch, client_config};
 use crate::{KafkaQueueConfig, Position, QueueError, position_of};
@@ -65,9 +66,10 @@ impl KafkaQueue {
         if let Some(key) = key {
             record = record.key(key);
         }
-        let delivery = match self.producer.send_result(record) {
+        let producer = self.producer().clone();
+        let delivery = match producer.send_result(record) {
             Ok(delivery) => delivery,
-            Err((error, _)) => return Err(self.refused(error)),
+            Err((error, _)) => return Err(self.refused(&producer, error)),
         };
         // librdkafka times a record out only between its requests; a request
         // in flight to a broker that went away can outlast the timeout.
@@ -90,14 +92,48 @@ impl KafkaQueue {
                     position_of(partition, offset + 1)?,
                 ))
             }
-            Ok(Err((error, _))) => Err(self.refused(error)),
+            Ok(Err((error, _))) => Err(self.refused(&producer, error)),
             // The producer went away with the record in flight.
             Err(_) => Err(QueueError::Closed),
         }
     }
 
+    /// The current producer.
+    pub(super) fn producer(&self) -> std::sync::RwLockReadGuard<'_, FutureProducer<Watch>> {
+        self.producer.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Replaces `failed` with a new producer if librdkafka declared it
+    /// unusable: an idempotent producer's fatal error (its producer id
+    /// fenced, say, after a broker lost track of it) fails every later
+    /// append of that instance, so only a new instance, with a new producer
+    /// id, appends again. The records `failed` held are answered as failed.
+    fn replace_if_fatal(&self, failed: &FutureProducer<Watch>) {
+        let Some((code, reason)) = failed.client().fatal_error() else {
+            return;
+        };
+        let mut current = self
+            .producer
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Another append may have replaced it already.
+        if current.client().native_ptr() != failed.client().native_ptr() {
+            return;
+        }
+        match producer(&self.config, Watch::new(Arc::clone(&self.down))) {
+            Ok(fresh) => {
+                tracing::warn!(?code, %reason, "the kafka producer failed for good; appending with a new one");
+                *current = fresh;
+            }
+            Err(error) => {
+                tracing::error!(?code, %reason, %error, "the kafka producer failed for good and cannot be replaced");
+            }
+        }
+    }
+
     /// What a failed produce means for the caller.
-    fn refused(&self, error: KafkaError) -> QueueError {
+    fn refused(&self, producer: &FutureProducer<Watch>, error: KafkaError) -> QueueError {
+        self.replace_if_fatal(producer);
         match error.rdkafka_error_code() {
             Some(RDKafkaErrorCode::QueueFull) => QueueError::Full {
                 pending_bytes: self.config.max_buffered_bytes,
