@@ -18,14 +18,14 @@ pub fn free_port() -> u16 {
 }
 
 /// The binary, without inherited settings that would change what a test means.
-/// It logs warnings, or what `LOGBOOK_TEST_LOG` asks (`info,librdkafka=debug`
+/// It logs warnings, or what `LOGBOOK_E2E_LOG` asks (`info,librdkafka=debug`
 /// to see a failing case's processes at work).
 pub fn logbook() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_logbook"));
     command
         .env(
             "LOGBOOK_LOG",
-            std::env::var("LOGBOOK_TEST_LOG").unwrap_or("warn".into()),
+            std::env::var("LOGBOOK_E2E_LOG").unwrap_or("warn".into()),
         )
         .env_remove("LOGBOOK_DATABASE_URL")
         .env_remove("LOGBOOK_ADMIN_PASSWORD")
