@@ -52,6 +52,19 @@ def stop_all():
         p.kill(); p.wait()
     procs.clear()
 
+def cleanup():
+    """Removes what the runs left in the shared Redis and RabbitMQ (their
+    prefixes are `bench-<pid>-<n>`); the Kafka topics go with the broker."""
+    prefix = f"bench-{os.getpid()}-"
+    keys = subprocess.run(["redis-cli", "--scan", "--pattern", "{" + prefix + "*"],
+                          capture_output=True, text=True).stdout.split()
+    if keys:
+        subprocess.run(["redis-cli", "del", *keys], capture_output=True)
+    listed = subprocess.run(["rabbitmqctl", "list_queues", "name", "-q"], capture_output=True, text=True)
+    for queue in listed.stdout.split():
+        if queue.startswith(prefix):
+            subprocess.run(["rabbitmqctl", "delete_queue", queue], capture_output=True)
+
 def bench(port):
     args = [BIN, "bench", "ingest", "--url", f"http://127.0.0.1:{port}", "--connections", "8", "--batch", "1000",
             "--events", str(EVENTS), "--json", "--quiet"]
@@ -102,3 +115,4 @@ if __name__ == "__main__":
         run(mode, queues)
     finally:
         stop_all()
+        cleanup()
