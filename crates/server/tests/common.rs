@@ -205,3 +205,25 @@ pub async fn upstream(url: &str) -> std::net::SocketAddr {
     };
     tokio::net::lookup_host(host).await.unwrap().next().unwrap()
 }
+
+/// The URL of a shared service the tests read from `var`, or `None` after
+/// saying on standard error that `test` skips (`example` shows the form).
+pub fn service_url(var: &str, example: &str, test: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("SKIPPED {test}: {var} is not set (e.g. {example})");
+            None
+        }
+    }
+}
+
+/// A prefix for a test's keys or queues in a shared service that no other
+/// test or run uses.
+pub fn unique_prefix(test: &str) -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    format!("logbook-test-{test}-{}-{millis}", std::process::id())
+}

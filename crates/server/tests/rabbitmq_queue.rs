@@ -11,27 +11,7 @@ use std::time::{Duration, Instant};
 
 use bench::client::percent_encode;
 use bench::fault_proxy::FaultProxy;
-use common::{TestServer, count, get, loghub};
-
-fn rabbitmq_url(test: &str) -> Option<String> {
-    match std::env::var("LOGBOOK_TEST_RABBITMQ_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!(
-                "SKIPPED {test}: LOGBOOK_TEST_RABBITMQ_URL is not set (e.g. amqp://guest:guest@127.0.0.1:5672/%2f)"
-            );
-            None
-        }
-    }
-}
-
-fn unique_prefix(test: &str) -> String {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    format!("logbook-test-{test}-{}-{millis}", std::process::id())
-}
+use common::{TestServer, count, get, loghub, service_url, unique_prefix};
 
 /// Removes the queues and the exchange the server declared (default retry stages).
 async fn delete_topology(url: &str, prefix: &str) {
@@ -55,7 +35,11 @@ async fn delete_topology(url: &str, prefix: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loghub_lines_go_through_rabbitmq_once_and_answer_queries() {
-    let Some(url) = rabbitmq_url("loghub_lines_go_through_rabbitmq_once") else {
+    let Some(url) = service_url(
+        "LOGBOOK_TEST_RABBITMQ_URL",
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+        "loghub_lines_go_through_rabbitmq_once",
+    ) else {
         return;
     };
     let Some(apache) = loghub("Apache/Apache_2k.log") else {
@@ -92,7 +76,11 @@ async fn loghub_lines_go_through_rabbitmq_once_and_answer_queries() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rabbitmq_outage_answers_503_at_once_and_heals_by_itself() {
-    let Some(url) = rabbitmq_url("a_rabbitmq_outage_answers_503_at_once") else {
+    let Some(url) = service_url(
+        "LOGBOOK_TEST_RABBITMQ_URL",
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+        "a_rabbitmq_outage_answers_503_at_once",
+    ) else {
         return;
     };
     let uri: lapin::uri::AMQPUri = url.parse().unwrap();

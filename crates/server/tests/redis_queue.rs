@@ -9,27 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bench::fault_proxy::FaultProxy;
-use common::{TestServer, count, get, loghub};
-
-fn redis_url(test: &str) -> Option<String> {
-    match std::env::var("LOGBOOK_TEST_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!(
-                "SKIPPED {test}: LOGBOOK_TEST_REDIS_URL is not set (e.g. redis://127.0.0.1:6379)"
-            );
-            None
-        }
-    }
-}
-
-fn unique_prefix(test: &str) -> String {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    format!("logbook-test-{test}-{}-{millis}", std::process::id())
-}
+use common::{TestServer, count, get, loghub, service_url, unique_prefix};
 
 async fn delete_keys(url: &str, prefix: &str) {
     let client = redis::Client::open(url).unwrap();
@@ -58,7 +38,11 @@ async fn redis_is_durable(url: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loghub_lines_go_through_redis_once_and_persistence_is_reported() {
-    let Some(url) = redis_url("loghub_lines_go_through_redis_once") else {
+    let Some(url) = service_url(
+        "LOGBOOK_TEST_REDIS_URL",
+        "redis://127.0.0.1:6379",
+        "loghub_lines_go_through_redis_once",
+    ) else {
         return;
     };
     let Some(apache) = loghub("Apache/Apache_2k.log") else {
@@ -109,7 +93,11 @@ async fn loghub_lines_go_through_redis_once_and_persistence_is_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_answers_503_at_once_and_heals_by_itself() {
-    let Some(url) = redis_url("a_redis_outage_answers_503_at_once") else {
+    let Some(url) = service_url(
+        "LOGBOOK_TEST_REDIS_URL",
+        "redis://127.0.0.1:6379",
+        "a_redis_outage_answers_503_at_once",
+    ) else {
         return;
     };
     let upstream = url
