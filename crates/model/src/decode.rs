@@ -146,10 +146,7 @@ pub fn decode_batch(
     })?;
     // Some editors and shells start files with a byte-order mark; it is not JSON.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut batch = DecodedBatch {
-        ndjson: Vec::with_capacity(body.len() + body.len() / 4),
-        ..DecodedBatch::default()
-    };
+    let mut batch = DecodedBatch::with_capacity(body.len() + body.len() / 4);
     match format {
         BatchFormat::Json => decode_json(text, context, limits, &mut batch)?,
         BatchFormat::Ndjson => decode_ndjson(text, context, limits, &mut batch)?,
@@ -322,7 +319,19 @@ fn decode_lines(
 }
 
 impl DecodedBatch {
-    fn push(
+    /// An empty batch with room for about `bytes` of queue lines.
+    pub fn with_capacity(bytes: usize) -> DecodedBatch {
+        DecodedBatch {
+            ndjson: Vec::with_capacity(bytes),
+            ..DecodedBatch::default()
+        }
+    }
+
+    /// Validates one client object (or takes the reason it could not be one)
+    /// as the event at `index` of its request, `line` of its body if it has
+    /// lines: accepted, it is appended to the queue lines; refused, the
+    /// reason joins `rejected`. Every ingest protocol ends here.
+    pub fn push(
         &mut self,
         index: usize,
         line: Option<usize>,
@@ -369,7 +378,8 @@ impl DecodedBatch {
         self.ids.push(event.id);
     }
 
-    fn reject(&mut self, index: usize, line: Option<usize>, error: &EventError) {
+    /// Refuses the event at `index` (at `line`) for `error`.
+    pub fn reject(&mut self, index: usize, line: Option<usize>, error: &EventError) {
         self.rejected.push(Rejection {
             index,
             line,

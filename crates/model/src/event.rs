@@ -312,7 +312,8 @@ fn depth_of(value: &Value) -> usize {
     }
 }
 
-pub(crate) fn type_name(value: &Value) -> &'static str {
+/// The JSON type of a value, as error messages name it.
+pub fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

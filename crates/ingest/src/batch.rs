@@ -1,0 +1,73 @@
+//! A batch under construction: every protocol hands its events here, one by
+//! one, and gets the same validation, limits and per-event errors.
+
+use model::{DecodeError, DecodedBatch, EventError, IngestContext, Limits};
+use serde_json::{Map, Value};
+
+/// The events of one request, validated as they are added.
+pub struct Batch<'a> {
+    decoded: DecodedBatch,
+    context: &'a IngestContext,
+    limits: &'a Limits,
+    /// Events added so far, valid or not: the next one's index.
+    count: usize,
+}
+
+impl<'a> Batch<'a> {
+    /// An empty batch for events received in `context`, with room for about
+    /// `bytes` of queue lines.
+    pub fn new(context: &'a IngestContext, limits: &'a Limits, bytes: usize) -> Batch<'a> {
+        Batch {
+            decoded: DecodedBatch::with_capacity(bytes),
+            context,
+            limits,
+            count: 0,
+        }
+    }
+
+    /// Adds the next event, or the reason the protocol could not make one of
+    /// it; returns its index. Fails only when the batch already holds
+    /// [`Limits::max_batch_events`].
+    pub fn add(
+        &mut self,
+        event: Result<Map<String, Value>, EventError>,
+    ) -> Result<usize, DecodeError> {
+        self.add_at(None, event)
+    }
+
+    /// Like [`Batch::add`], for an event read from `line` of the body.
+    pub fn add_at(
+        &mut self,
+        line: Option<usize>,
+        event: Result<Map<String, Value>, EventError>,
+    ) -> Result<usize, DecodeError> {
+        if self.count == self.limits.max_batch_events {
+            return Err(DecodeError::TooManyEvents {
+                max: self.limits.max_batch_events,
+            });
+        }
+        let index = self.count;
+        self.decoded
+            .push(index, line, event, self.context, self.limits);
+        self.count += 1;
+        Ok(index)
+    }
+
+    /// Events added so far.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether no event was added.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The validated batch; a request without any event is an error.
+    pub fn finish(self) -> Result<DecodedBatch, DecodeError> {
+        match self.count {
+            0 => Err(DecodeError::Empty),
+            _ => Ok(self.decoded),
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Loki streams → Logbook events: each entry's line is the message, its
+//! stream's labels say the service, level and host where they mean that
+//! and are kept under `labels` otherwise; structured metadata is kept.
+
+use model::Level;
+use prost::Message as _;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::{Encoding, labels, proto};
+use crate::value::epoch_nanos;
+use crate::{Batch, IngestError};
+
+/// Labels read as the service, first present wins (Loki's own service
+/// detection looks at these names too).
+const SERVICE_LABELS: &[&str] = &["service_name", "service", "app", "application", "job"];
+/// Labels read as the level when their value is a level Logbook knows.
+const LEVEL_LABELS: &[&str] = &["level", "severity", "detected_level", "lvl"];
+/// Labels read as the host.
+const HOST_LABELS: &[&str] = &["host", "hostname"];
+/// Structured metadata read as the trace context.
+const TRACE_METADATA: &[(&str, &str)] = &[("trace_id", "trace_id"), ("span_id", "span_id")];
+
+/// Reads a push body and adds each entry to `batch`, stream by stream.
+/// `max_decompressed` bounds the snappy-decompressed size.
+pub fn decode(
+    body: &[u8],
+    encoding: Encoding,
+    max_decompressed: usize,
+    batch: &mut Batch,
+) -> Result<(), IngestError> {
+    match encoding {
+        Encoding::SnappyProtobuf => decode_protobuf(body, max_decompressed, batch),
+        Encoding::Json => decode_json(body, batch),
+    }
+}
+
+fn decode_protobuf(
+    body: &[u8],
+    max_decompressed: usize,
+    batch: &mut Batch,
+) -> Result<(), IngestError> {
+    let length = snap::raw::decompress_len(body).map_err(|error| {
+        IngestError::malformed(format!(
+            "the body is not snappy-compressed (block format): {error}"
+        ))
+    })?;
+    if length > max_decompressed {
+        return Err(IngestError::TooLarge {
+            size: length,
+            max: max_decompressed,
+        });
+    }
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|error| IngestError::malformed(format!("the snappy block is invalid: {error}")))?;
+    let request = proto::PushRequest::decode(raw.as_slice()).map_err(|error| {
+        IngestError::malformed(format!("the body is not a Loki PushRequest: {error}"))
+    })?;
+    for stream in request.streams {
+        let labels = labels::parse(&stream.labels).map_err(IngestError::malformed)?;
+        let stream_fields = StreamFields::new(labels);
+        for entry in stream.entries {
+            let nanos = entry
+                .timestamp
+                .map(|time| time.seconds.saturating_mul(1_000_000_000) + i64::from(time.nanos));
+            let metadata = entry
+                .structured_metadata
+                .into_iter()
+                .map(|pair| (pair.name, pair.value));
+            batch.add(Ok(stream_fields.event(nanos, entry.line, metadata)))?;
+        }
+    }
+    Ok(())
+}
+
+/// A push in JSON: the current form, or the legacy one.
+#[derive(Deserialize)]
+struct JsonPush {
+    streams: Vec<JsonStream>,
+}
+
+#[derive(Deserialize)]
+struct JsonStream {
+    /// Current form: the labels as an object.
+    #[serde(default)]
+    stream: Option<Map<String, Value>>,
+    /// Current form: `[ns-string, line]` or `[ns-string, line, {metadata}]`.
+    #[serde(default)]
+    values: Vec<Vec<Value>>,
+    /// Legacy form: the labels as a `{…}` string.
+    #[serde(default)]
+    labels: Option<String>,
+    /// Legacy form: `{"ts": RFC 3339, "line": …}`.
+    #[serde(default)]
+    entries: Vec<LegacyEntry>,
+}
+
+#[derive(Deserialize)]
+struct LegacyEntry {
+    #[serde(alias = "timestamp")]
+    ts: String,
+    line: String,
+}
+
+fn decode_json(body: &[u8], batch: &mut Batch) -> Result<(), IngestError> {
+    let push: JsonPush = serde_json::from_slice(body).map_err(|error| {
+        IngestError::malformed(format!(
+            "the body is not a Loki push request in JSON: {error}"
+        ))
+    })?;
+    for stream in push.streams {
+        let labels = match (stream.stream, stream.labels) {
+            (Some(object), _) => object
+                .into_iter()
+                .map(|(name, value)| match value {
+                    Value::String(text) => (name, text),
+                    other => (name, other.to_string()),
+                })
+                .collect(),
+            (None, Some(text)) => labels::parse(&text).map_err(IngestError::malformed)?,
+            (None, None) => Vec::new(),
+        };
+        let fields = StreamFields::new(labels);
+        for value in stream.values {
+            let (nanos, line, metadata) = json_value(value)?;
+            batch.add(Ok(fields.event(Some(nanos), line, metadata.into_iter())))?;
+        }
+        for entry in stream.entries {
+            let mut object = fields.event(None, entry.line, std::iter::empty());
+            object.insert("timestamp".into(), Value::String(entry.ts));
+            batch.add(Ok(object))?;
+        }
+    }
+    Ok(())
+}
+
+/// Structured metadata: name and value pairs, in order.
+type Metadata = Vec<(String, String)>;
+
+/// One `[ns-string, line, {metadata}?]` of the current JSON form.
+fn json_value(value: Vec<Value>) -> Result<(i64, String, Metadata), IngestError> {
+    let shape = || {
+        IngestError::malformed(
+            "each of a stream's `values` must be [\"<ns since the epoch>\", \"<line>\"] \
+             with an optional object of structured metadata",
+        )
+    };
+    let mut items = value.into_iter();
+    let (Some(time), Some(Value::String(line))) = (items.next(), items.next()) else {
+        return Err(shape());
+    };
+    let nanos = match time {
+        Value::String(text) => text.parse::<i64>().map_err(|_| shape())?,
+        Value::Number(number) => number.as_i64().ok_or_else(shape)?,
+        _ => return Err(shape()),
+    };
+    let metadata = match items.next() {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(object)) => object
+            .into_iter()
+            .map(|(name, value)| match value {
+                Value::String(text) => (name, text),
+                other => (name, other.to_string()),
+            })
+            .collect(),
+        Some(_) => return Err(shape()),
+    };
+    if items.next().is_some() {
+        return Err(shape());
+    }
+    Ok((nanos, line, metadata))
+}
+
+/// What a stream's labels give each of its entries.
+struct StreamFields {
+    service: Option<String>,
+    level: Option<Level>,
+    host: Option<String>,
+    /// The labels not read as one of the above.
+    labels: Map<String, Value>,
+}
+
+impl StreamFields {
+    fn new(pairs: Vec<(String, String)>) -> StreamFields {
+        let find = |names: &[&str]| {
+            names.iter().find_map(|name| {
+                pairs
+                    .iter()
+                    .find(|(label, _)| label == name)
+                    .map(|(_, value)| value.clone())
+            })
+        };
+        let service = find(SERVICE_LABELS);
+        let host = find(HOST_LABELS);
+        let level = find(LEVEL_LABELS).and_then(|text| Level::parse(&text));
+        let labels = pairs
+            .into_iter()
+            .filter(|(name, _)| {
+                let used = |names: &[&str]| names.contains(&name.as_str());
+                !(used(SERVICE_LABELS) && service.is_some()
+                    || used(HOST_LABELS) && host.is_some()
+                    || used(LEVEL_LABELS) && level.is_some())
+            })
+            .map(|(name, value)| (name, Value::String(value)))
+            .collect();
+        StreamFields {
+            service,
+            level,
+            host,
+            labels,
+        }
+    }
+
+    /// The event of one entry.
+    fn event(
+        &self,
+        nanos: Option<i64>,
+        line: String,
+        metadata: impl Iterator<Item = (String, String)>,
+    ) -> Map<String, Value> {
+        let mut object = Map::new();
+        if let Some(nanos) = nanos {
+            object.insert("timestamp".into(), epoch_nanos(nanos));
+        }
+        object.insert("message".into(), Value::String(line));
+        if let Some(service) = &self.service {
+            object.insert("service".into(), Value::String(service.clone()));
+        }
+        if let Some(level) = self.level {
+            object.insert("level".into(), Value::from(level.as_str()));
+        }
+        if let Some(host) = &self.host {
+            object.insert("host".into(), Value::String(host.clone()));
+        }
+        if !self.labels.is_empty() {
+            object.insert("labels".into(), Value::Object(self.labels.clone()));
+        }
+        let mut kept = Map::new();
+        for (name, value) in metadata {
+            match TRACE_METADATA.iter().find(|(key, _)| *key == name) {
+                Some((_, field)) if !object.contains_key(*field) => {
+                    object.insert((*field).into(), Value::String(value));
+                }
+                _ => {
+                    kept.insert(name, Value::String(value));
+                }
+            }
+        }
+        if !kept.is_empty() {
+            object.insert("structured_metadata".into(), Value::Object(kept));
+        }
+        object
+    }
+}

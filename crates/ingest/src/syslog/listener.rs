@@ -1,0 +1,316 @@
+//! The syslog listeners: messages are gathered into batches (up to a count or
+//! a short wait) and go through the same core as every HTTP protocol. TCP
+//! waits while the queue is full or the tenant over its rate, so the sender
+//! feels backpressure; UDP cannot wait, so it drops and counts.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use model::{DecodedBatch, IngestContext, Limits, Stream, Timestamp};
+use queue::Queue;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{Semaphore, watch};
+use tokio_util::codec::FramedRead;
+
+use super::{Frame, Rfc3164Zone, SyslogCodec};
+use crate::{Batch, IngestError, enqueue};
+
+/// Rate limits on a tenant's events, as the HTTP protocols apply them.
+pub trait Admission: Send + Sync {
+    /// Charges `events` to `tenant`, or says how long to wait before retrying.
+    fn admit(&self, tenant: &str, events: usize) -> Result<(), Duration>;
+}
+
+/// How a listener reads and batches.
+#[derive(Debug, Clone)]
+pub struct ListenerSettings {
+    /// The tenant every message of this listener belongs to.
+    pub tenant: String,
+    /// The longest message; longer ones are skipped and counted.
+    pub max_message_bytes: usize,
+    /// The zone of RFC 3164 time stamps.
+    pub rfc3164_zone: Rfc3164Zone,
+    /// Per-event and per-batch limits, as for every protocol.
+    pub limits: Limits,
+    /// The most messages in one queue record.
+    pub batch_events: usize,
+    /// The longest a message waits for others to share its record.
+    pub batch_wait: Duration,
+    /// The most TCP connections served at once.
+    pub max_connections: usize,
+}
+
+/// What every connection of a listener shares.
+#[derive(Clone)]
+pub struct Listener {
+    pub queue: Arc<dyn Queue>,
+    pub admission: Arc<dyn Admission>,
+    pub settings: Arc<ListenerSettings>,
+}
+
+/// The longest a TCP sender is held back between two attempts to enqueue.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Accepts TCP connections until `shutdown` turns true.
+pub async fn serve_tcp(
+    listener: TcpListener,
+    context: Listener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let connections = Arc::new(Semaphore::new(context.settings.max_connections));
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "syslog: accepting a TCP connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+            tracing::warn!(%peer, "syslog: too many TCP connections; closing this one");
+            continue;
+        };
+        let context = context.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            connection(stream, peer, context, shutdown).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Reads one TCP connection's messages, a batch at a time.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    context: Listener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let settings = Arc::clone(&context.settings);
+    let mut frames = FramedRead::new(stream, SyslogCodec::new(settings.max_message_bytes));
+    loop {
+        let first = tokio::select! {
+            frame = frames.next() => frame,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        let mut messages = Vec::new();
+        let mut ended = false;
+        match first {
+            None => return,
+            Some(Err(error)) => {
+                tracing::warn!(%peer, %error, "syslog: closing a TCP connection that broke framing");
+                return;
+            }
+            Some(Ok(frame)) => take(frame, &mut messages, &settings.tenant),
+        }
+        let deadline = tokio::time::Instant::now() + settings.batch_wait;
+        while messages.len() < settings.batch_events {
+            match tokio::time::timeout_at(deadline, frames.next()).await {
+                Err(_) => break,
+                Ok(Some(Ok(frame))) => take(frame, &mut messages, &settings.tenant),
+                Ok(Some(Err(error))) => {
+                    tracing::warn!(%peer, %error, "syslog: closing a TCP connection that broke framing");
+                    ended = true;
+                    break;
+                }
+                Ok(None) => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        if !messages.is_empty() {
+            submit_waiting(&context, peer, &messages).await;
+        }
+        if ended {
+            return;
+        }
+    }
+}
+
+/// Keeps a frame's message; counts an oversized one.
+fn take(frame: Frame, messages: &mut Vec<bytes::Bytes>, tenant: &str) {
+    match frame {
+        Frame::Message(message) => messages.push(message),
+        Frame::TooLarge { .. } => count(tenant, "rejected", "event_too_large", 1),
+    }
+}
+
+/// Enqueues a TCP batch, waiting out rate limits and a full or unreachable
+/// queue (the sender waits too); gives up only on a batch that can never go.
+async fn submit_waiting(context: &Listener, peer: SocketAddr, messages: &[bytes::Bytes]) {
+    let settings = &context.settings;
+    let batch = decode_messages(settings, peer, messages);
+    let accepted = batch.ids.len();
+    if accepted > 0 {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let wait = match context.admission.admit(&settings.tenant, accepted) {
+                Err(wait) => wait,
+                Ok(()) => match enqueue(context.queue.as_ref(), &settings.tenant, &batch).await {
+                    Ok(_) => {
+                        count(&settings.tenant, "accepted", "none", accepted as u64);
+                        break;
+                    }
+                    Err(error) if error.is_transient() => {
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        backoff
+                    }
+                    Err(error) => {
+                        refuse(&settings.tenant, &error, accepted);
+                        break;
+                    }
+                },
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+    reject(&settings.tenant, &batch);
+}
+
+/// Reads datagrams until `shutdown` turns true; each is one message.
+pub async fn serve_udp(socket: UdpSocket, context: Listener, mut shutdown: watch::Receiver<bool>) {
+    let settings = Arc::clone(&context.settings);
+    // A datagram larger than the limit is cut there by the kernel; the
+    // extra byte tells one that was cut.
+    let mut buffer = vec![0; settings.max_message_bytes + 1];
+    let mut messages: Vec<bytes::Bytes> = Vec::new();
+    let mut sender: Option<SocketAddr> = None;
+    let mut deadline = None;
+    loop {
+        let received = tokio::select! {
+            received = socket.recv_from(&mut buffer) => Some(received),
+            _ = sleep_until(deadline) => None,
+            _ = shutdown.wait_for(|stop| *stop) => {
+                if let Some(peer) = sender {
+                    submit_once(&context, peer, &messages).await;
+                }
+                return;
+            }
+        };
+        let (length, peer) = match received {
+            Some(Ok(received)) => received,
+            Some(Err(error)) => {
+                tracing::warn!(%error, "syslog: receiving a datagram failed");
+                continue;
+            }
+            None => {
+                // The batch waited long enough.
+                if let Some(peer) = sender.take() {
+                    submit_once(&context, peer, &messages).await;
+                }
+                messages.clear();
+                deadline = None;
+                continue;
+            }
+        };
+        // One record per sender: a batch's events share their source address.
+        if sender.is_some_and(|current| current != peer) || messages.len() >= settings.batch_events
+        {
+            if let Some(current) = sender {
+                submit_once(&context, current, &messages).await;
+            }
+            messages.clear();
+            deadline = None;
+        }
+        if length > settings.max_message_bytes {
+            count(&settings.tenant, "rejected", "event_too_large", 1);
+            continue;
+        }
+        sender = Some(peer);
+        messages.push(bytes::Bytes::copy_from_slice(&buffer[..length]));
+        deadline.get_or_insert_with(|| tokio::time::Instant::now() + settings.batch_wait);
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Enqueues a UDP batch once: over the rate or with the queue unable to
+/// take it, the messages are dropped and counted.
+async fn submit_once(context: &Listener, peer: SocketAddr, messages: &[bytes::Bytes]) {
+    let settings = &context.settings;
+    let batch = decode_messages(settings, peer, messages);
+    let accepted = batch.ids.len();
+    if accepted > 0 {
+        match context.admission.admit(&settings.tenant, accepted) {
+            Err(_) => count(
+                &settings.tenant,
+                "rate_limited",
+                "rate_limited",
+                accepted as u64,
+            ),
+            Ok(()) => match enqueue(context.queue.as_ref(), &settings.tenant, &batch).await {
+                Ok(_) => count(&settings.tenant, "accepted", "none", accepted as u64),
+                Err(error) => refuse(&settings.tenant, &error, accepted),
+            },
+        }
+    }
+    reject(&settings.tenant, &batch);
+}
+
+/// The events of a batch of messages from `peer`.
+fn decode_messages(
+    settings: &ListenerSettings,
+    peer: SocketAddr,
+    messages: &[bytes::Bytes],
+) -> DecodedBatch {
+    let received_at = Timestamp::now();
+    let context = IngestContext::new(&settings.tenant, received_at, Some(peer.ip().to_string()))
+        .with_stream(Stream::Logs);
+    let now = chrono::Utc::now();
+    let bytes = messages.iter().map(|message| message.len() * 2).sum();
+    let mut batch = Batch::new(&context, &settings.limits, bytes);
+    for message in messages {
+        let text = String::from_utf8_lossy(message);
+        let object = super::decode(&text, settings.rfc3164_zone, now);
+        if batch.add(Ok(object)).is_err() {
+            // More messages than a batch may hold: the listener never
+            // gathers that many, but the rest would be counted as dropped.
+            count(&settings.tenant, "rejected", "too_many_events", 1);
+        }
+    }
+    batch.finish().unwrap_or_default()
+}
+
+/// Counts a batch that could not be enqueued, and says why once in the log.
+fn refuse(tenant: &str, error: &IngestError, events: usize) {
+    tracing::warn!(%error, events, "syslog: dropping a batch the queue did not take");
+    let reason = match error {
+        IngestError::Queue(queue::QueueError::Full { .. }) => "queue_full",
+        _ => "queue_unavailable",
+    };
+    count(tenant, "failed", reason, events as u64);
+}
+
+/// Counts the events of a batch that were refused on their own.
+fn reject(tenant: &str, batch: &DecodedBatch) {
+    for rejection in &batch.rejected {
+        count(tenant, "rejected", rejection.code, 1);
+    }
+}
+
+/// `logbook_ingest_events_total` with `protocol="syslog"`, as the HTTP
+/// protocols count theirs.
+fn count(tenant: &str, outcome: &'static str, reason: &'static str, events: u64) {
+    metrics::counter!(
+        "logbook_ingest_events_total",
+        "tenant" => tenant.to_owned(),
+        "stream" => Stream::Logs.as_str(),
+        "protocol" => "syslog",
+        "outcome" => outcome,
+        "reason" => reason,
+    )
+    .increment(events);
+}
