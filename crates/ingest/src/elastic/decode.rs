@@ -145,9 +145,10 @@ fn ecs(object: &mut Map<String, Value>) {
         }
     }
     let has_message = object.contains_key("message") || object.contains_key("msg");
-    if !has_message && matches!(object.get("log"), Some(Value::String(_))) {
-        if let Some(line) = object.remove("log") {
-            object.insert("message".into(), line);
-        }
+    if !has_message
+        && matches!(object.get("log"), Some(Value::String(_)))
+        && let Some(line) = object.remove("log")
+    {
+        object.insert("message".into(), line);
     }
 }
