@@ -112,6 +112,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             access::guard,
         ))
+        .layer(axum::middleware::from_fn(ingest::elastic::product_header))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
@@ -149,7 +150,15 @@ fn build(role: Role) -> Routes {
     if role.ingests() {
         routes = routes
             .post("/v1/logs", ingest::ingest_logs)
-            .post("/v1/audit", ingest::ingest_audit);
+            .post("/v1/audit", ingest::ingest_audit)
+            .post("/otlp/v1/logs", ingest::otlp::otlp_logs)
+            .post("/loki/api/v1/push", ingest::loki::loki_push)
+            .get("/es/", ingest::elastic::info)
+            .get("/es/_license", ingest::elastic::license)
+            .post("/es/_bulk", ingest::elastic::bulk)
+            .get("/es/{*path}", ingest::elastic::setup)
+            .put("/es/{*path}", ingest::elastic::setup_put)
+            .post("/es/{*path}", ingest::elastic::post_path);
     }
     if role.queries() {
         routes = read_routes(routes);

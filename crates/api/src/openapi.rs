@@ -49,6 +49,14 @@ use crate::{AppState, Role, Route};
         crate::dead_letter_routes::replay,
         crate::ingest::ingest_logs,
         crate::ingest::ingest_audit,
+        crate::ingest::otlp::otlp_logs,
+        crate::ingest::loki::loki_push,
+        crate::ingest::elastic::info,
+        crate::ingest::elastic::license,
+        crate::ingest::elastic::bulk,
+        crate::ingest::elastic::post_path,
+        crate::ingest::elastic::setup,
+        crate::ingest::elastic::setup_put,
         crate::search::search_logs,
         crate::search::search_audit,
         crate::search::histogram,
@@ -98,6 +106,7 @@ use crate::{AppState, Role, Route};
         (name = "admin", description = "Users, keys, settings, tenants and dead letters"),
         (name = "alerts", description = "Alert rules and the alerts they raise"),
         (name = "documentation", description = "This document and its UI"),
+        (name = "protocols", description = "Ingest in the protocols shippers already speak: OTLP/HTTP, Loki push, Elasticsearch bulk"),
     ),
 )]
 pub struct ApiDoc;

@@ -162,17 +162,43 @@ pub(super) async fn authenticate(
             "the Authorization header is not ASCII",
         )
     })?;
-    let token = match text.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+    let principal = match text.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            bearer(state, token.trim()).await?
+        }
+        // Shippers that can only send HTTP Basic credentials (Loki clients,
+        // Fluent Bit, Beats) put the API key in the password; the user name
+        // is not read.
+        Some((scheme, credentials)) if scheme.eq_ignore_ascii_case("basic") => {
+            bearer(state, &basic_password(credentials.trim())?).await?
+        }
         _ => {
             return Err(unauthorized(
                 "invalid_credentials",
-                "the Authorization header must be `Bearer <token>`",
+                "the Authorization header must be `Bearer <token>`, or `Basic` with the API key as the password",
             ));
         }
     };
-    let principal = bearer(state, token).await?;
     Ok((principal, request, None))
+}
+
+/// The password of HTTP Basic credentials (`base64(user ":" password)`).
+fn basic_password(credentials: &str) -> Result<String, ApiError> {
+    use base64::Engine as _;
+    let invalid = || {
+        unauthorized(
+            "invalid_credentials",
+            "Basic credentials must be base64 of `user:password`, with the API key as the password",
+        )
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(credentials)
+        .map_err(|_| invalid())?;
+    let text = String::from_utf8(decoded).map_err(|_| invalid())?;
+    match text.split_once(':') {
+        Some((_, password)) if !password.is_empty() => Ok(password.to_owned()),
+        _ => Err(invalid()),
+    }
 }
 
 /// The caller a bearer token names: an access token of a login session or an API key.

@@ -38,6 +38,11 @@ impl IngestTally {
         }
     }
 
+    /// The same tally for a protocol of its own (`otlp`, `loki`, `elasticsearch`).
+    pub(crate) fn with_protocol(self, protocol: &'static str) -> IngestTally {
+        IngestTally { protocol, ..self }
+    }
+
     /// Counts the events of a batch that were refused on their own.
     pub(crate) fn reject_events(&mut self, rejections: &[Rejection]) {
         for rejection in rejections {

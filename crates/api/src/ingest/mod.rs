@@ -1,7 +1,8 @@
-//! `POST /v1/logs`: decode, validate, enqueue durably, then answer 202.
-//!
-//! The answer is written only after [`queue::Queue::append`] returns, which is
-//! after the record is fsynced: an acknowledged event survives a crash.
+//! The ingest front ends. `POST /v1/logs` and `POST /v1/audit` (Logbook's
+//! own JSON, NDJSON and text) live here; each other protocol has a module.
+//! All of them go through [`receive`], so an answer is written only after
+//! the queue holds the events durably: an acknowledged event survives a
+//! crash.
 
 use std::net::SocketAddr;
 
@@ -10,17 +11,24 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use model::{BatchFormat, DecodeError, DecodedBatch, IngestContext, Rejection, Stream, Timestamp};
-use queue::{Position, QueueError};
+use model::{BatchFormat, Rejection, Stream};
+use queue::Position;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::access::Principal;
 use crate::body;
-use crate::decompress::{Encoding, decompress};
 use crate::telemetry::IngestTally;
 use crate::{ApiError, AppState};
+
+pub(crate) mod elastic;
+pub(crate) mod loki;
+pub(crate) mod otlp;
+mod receive;
+
+pub(crate) use receive::append;
+use receive::{Request, decode_error, header_str, receive};
 
 /// The answer to an ingest request: what was accepted and, per event, what was not.
 #[derive(Serialize, ToSchema)]
@@ -213,64 +221,28 @@ async fn ingest_tallied(
     tally: &mut IngestTally,
 ) -> Result<Response, ApiError> {
     let format = body_format(header_str(&headers, header::CONTENT_TYPE.as_str())?)?;
-    let encoding = Encoding::from_header(header_str(&headers, header::CONTENT_ENCODING.as_str())?)?;
-    let limits = state.limits.clone();
-    // The tenant pays for its bytes before they are read: the announced length up
-    // front, or each chunk as it arrives.
-    let announced = body::content_length(&headers);
-    let mut body = body;
-    body::check_announced(announced, limits.max_body_bytes, &mut body).await?;
-    if let Some(length) = announced.filter(|_| !already_charged) {
-        state.auth.limits.admit_bytes(&principal, length)?;
-    }
-    let buffered = body::read(
-        body,
-        limits.max_body_bytes,
-        limits.body_timeout,
-        announced,
-        &state.body_budget,
-        &principal.tenant,
-        |chunk| match announced.is_some() || already_charged {
-            true => Ok(()),
-            false => state
-                .auth
-                .limits
-                .admit_bytes(&principal, chunk.len() as u64),
-        },
-    )
-    .await?;
-    // The body's share of the memory budget is held until its events are in
-    // the queue (the decoded batch is about as large as the body).
-    let (body, budget) = (buffered.bytes, buffered.permit);
-    tally.bytes = body.len() as u64;
-    // Decoding takes memory in proportion to the body; a few at a time keep the
-    // total bounded however many clients send at once.
-    let decode_permit = state
-        .decode_permits
-        .acquire()
-        .await
-        .map_err(|error| ApiError::internal("waiting to decode a request", &error))?;
-
-    let context = IngestContext::new(
-        &principal.tenant,
-        Timestamp::now(),
-        Some(peer.ip().to_string()),
-    )
-    .with_stream(stream);
-    let decoded = tokio::task::spawn_blocking(move || {
-        let body = decompress(encoding, body, limits.max_decompressed_bytes)?;
-        let format = format.resolve(&body)?;
-        model::decode_batch(&body, format, &context, &limits.events).map_err(decode_error)
+    let request = Request {
+        state: &state,
+        peer,
+        principal: &principal,
+        stream,
+        already_charged,
+        headers: &headers,
+    };
+    let received = receive(request, body, tally, move |translation| {
+        let format = format.resolve(&translation.body)?;
+        let decoded = model::decode_batch(
+            &translation.body,
+            format,
+            &translation.context,
+            &translation.limits,
+        )
+        .map_err(decode_error)?;
+        Ok((decoded, ()))
     })
-    .await
-    .map_err(|error| ApiError::internal("decoding a request", &error))??;
-    // Decoding is done: the permit must not be held while the queue syncs or
-    // while a client waits for its events to become searchable.
-    drop(decode_permit);
-    tally.reject_events(&decoded.rejected);
-    tally.events = decoded.ids.len() as u64;
-
-    if decoded.ids.is_empty() {
+    .await?;
+    let (decoded, end) = (received.decoded, received.end);
+    let Some(end) = end else {
         let errors: Vec<RejectionBody> = decoded.rejected.iter().map(RejectionBody::from).collect();
         let mut error = ApiError::bad_request(
             "invalid_events",
@@ -278,14 +250,7 @@ async fn ingest_tallied(
         );
         error.errors = Some(Box::new(json!(errors)));
         return Err(error);
-    }
-    state
-        .auth
-        .limits
-        .admit_events(&principal, decoded.ids.len())?;
-    let end = enqueue(&state, &principal.tenant, &decoded).await?;
-    tally.durable();
-    drop(budget);
+    };
     let searchable = match wait_searchable {
         true => Some(searchable(&state, end, &principal.tenant, stream, decoded.ids.last()).await),
         false => None,
@@ -299,14 +264,6 @@ async fn ingest_tallied(
     };
     Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
 }
-
-/// What `Retry-After` says while the queue cannot write: recovery needs an
-/// operator, so clients should not hammer.
-const QUEUE_UNAVAILABLE_RETRY_SECONDS: u64 = 30;
-
-/// What `Retry-After` says while the queue's broker cannot be reached: it
-/// usually comes back by itself, soon.
-const QUEUE_UNREACHABLE_RETRY_SECONDS: u64 = 2;
 
 /// Waits until the events of a request can be found by a search; false if
 /// that took longer than [`WAIT_SEARCHABLE_TIMEOUT`] or the worker stopped.
@@ -342,106 +299,6 @@ async fn searchable(
     tokio::time::timeout(WAIT_SEARCHABLE_TIMEOUT, stored)
         .await
         .is_ok()
-}
-
-/// Appends a batch of `tenant` to the queue, answering only once it is
-/// durable; returns the queue position just past the record.
-pub(crate) async fn enqueue(
-    state: &AppState,
-    tenant: &str,
-    decoded: &DecodedBatch,
-) -> Result<Position, ApiError> {
-    let (_, end) = append(state, Some(tenant), model::encode_record(decoded).into()).await?;
-    Ok(end)
-}
-
-/// Appends a queue record, keyed by its tenant when known (so that a
-/// partitioned queue keeps one tenant's records in order), answering only
-/// once it is durable; returns where it starts and where the next one starts.
-/// Queue failures become the API's `queue_full`, `queue_unavailable`…
-/// answers.
-pub(crate) async fn append(
-    state: &AppState,
-    tenant: Option<&str>,
-    record: bytes::Bytes,
-) -> Result<(Position, Position), ApiError> {
-    let appended = match tenant {
-        Some(tenant) => state.queue.append_keyed(tenant, record).await,
-        None => state.queue.append(record).await,
-    };
-    match appended {
-        Ok(positions) => Ok(positions),
-        Err(QueueError::Full {
-            pending_bytes,
-            max_bytes,
-        }) => {
-            let mut error = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "queue_full",
-                format!(
-                    "the ingest queue is full ({pending_bytes} of {max_bytes} bytes waiting to be indexed); retry later"
-                ),
-            );
-            error.retry_after_seconds = Some(1);
-            Err(error)
-        }
-        Err(QueueError::RecordTooLarge { size, max }) => Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the accepted events take {size} bytes; one request may carry at most {max}"),
-        )),
-        Err(QueueError::Closed) => {
-            let mut error = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
-                "the server is shutting down",
-            );
-            error.retry_after_seconds = Some(1);
-            Err(error)
-        }
-        Err(error @ (QueueError::Io { .. } | QueueError::Unavailable(_))) => {
-            // A failed write or fsync (a full disk): nothing was acknowledged,
-            // and the queue takes no more writes until an operator frees space
-            // and restarts; clients keep their events and retry.
-            tracing::error!(%error, "the queue cannot take writes");
-            let mut error = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "queue_unavailable",
-                "the ingest queue cannot write to disk; nothing in this request was accepted, retry later",
-            );
-            error.retry_after_seconds = Some(QUEUE_UNAVAILABLE_RETRY_SECONDS);
-            Err(error)
-        }
-        Err(QueueError::Unreachable(reason)) => {
-            // A broker outage: nothing in this request is acknowledged, and
-            // the broker is expected back without an operator's help.
-            tracing::warn!(%reason, "the queue's broker cannot be reached");
-            let mut error = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "queue_unavailable",
-                "the ingest queue cannot be reached; nothing in this request was accepted, retry later",
-            );
-            error.retry_after_seconds = Some(QUEUE_UNREACHABLE_RETRY_SECONDS);
-            Err(error)
-        }
-        Err(other) => Err(ApiError::internal("writing to the queue", &other)),
-    }
-}
-
-/// A header's value; a value that is not visible ASCII is refused rather than ignored.
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
-    headers
-        .get(name)
-        .map(|value| {
-            value.to_str().map_err(|_| {
-                ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    format!("the {name} header is not ASCII"),
-                )
-            })
-        })
-        .transpose()
 }
 
 /// How to read a body, from its content type.
@@ -503,23 +360,6 @@ fn body_format(content_type: Option<&str>) -> Result<BodyFormat, ApiError> {
             ),
         )),
     }
-}
-
-fn decode_error(error: DecodeError) -> ApiError {
-    let location = match &error {
-        DecodeError::InvalidUtf8 { offset } => Some(json!({"byte": offset})),
-        DecodeError::MalformedJson { line, column, .. } | DecodeError::TooDeep { line, column } => {
-            Some(json!({"line": line, "column": column}))
-        }
-        _ => None,
-    };
-    let code = error.code();
-    let mut api = ApiError::bad_request(code, error.to_string());
-    if let DecodeError::TooManyEvents { .. } = error {
-        api.status = StatusCode::PAYLOAD_TOO_LARGE;
-    }
-    api.location = location.map(Box::new);
-    api
 }
 
 #[cfg(test)]
