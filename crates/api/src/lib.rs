@@ -157,7 +157,8 @@ fn build(role: Role) -> Routes {
             .get("/es/_license", ingest::elastic::license)
             .post("/es/_bulk", ingest::elastic::bulk)
             .get("/es/{*path}", ingest::elastic::setup)
-            .put("/es/{*path}", ingest::elastic::setup_put)
+            .put("/es/_bulk", ingest::elastic::bulk_put)
+            .put("/es/{*path}", ingest::elastic::put_path)
             .post("/es/{*path}", ingest::elastic::post_path);
     }
     if role.queries() {

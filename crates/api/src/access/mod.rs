@@ -330,7 +330,7 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         // Other protocols' ingest, and the probes their shippers make first.
         ("POST", "/otlp/v1/logs" | "/loki/api/v1/push" | "/es/_bulk" | "/es/{*path}")
         | ("GET", "/es/" | "/es/_license" | "/es/{*path}")
-        | ("PUT", "/es/{*path}") => Rule::Needs(WriteLogs),
+        | ("PUT", "/es/_bulk" | "/es/{*path}") => Rule::Needs(WriteLogs),
         ("GET", "/v1/tail") => Rule::Needs(ReadLogs),
         ("GET", "/v1/audit/tail") => Rule::Needs(ReadAudit),
         // A ticket carries its issuer's permissions; the tail it opens checks them.

@@ -108,17 +108,6 @@ pub(crate) async fn setup(Path(path): Path<String>) -> Response {
     )
 }
 
-/// `PUT /es/{*path}`: as `GET`.
-#[utoipa::path(put, path = "/es/{path}", tag = "protocols",
-    params(("path" = String, Path, description = "`_index_template/…`, `_ilm/policy/…`, `_ingest/pipeline/…`…")),
-    responses(
-        (status = 200, description = "`{}`: a set-up call, accepted and ignored", body = serde_json::Value),
-        (status = 404, description = "Not an endpoint Logbook serves under `/es`", body = serde_json::Value),
-    ))]
-pub(crate) async fn setup_put(path: Path<String>) -> Response {
-    setup(path).await
-}
-
 /// `POST /es/_bulk`.
 #[utoipa::path(
     post,
@@ -158,6 +147,73 @@ pub(crate) async fn bulk(
         body,
     )
     .await
+}
+
+/// `PUT /es/_bulk`: as `POST` (the official clients send `PUT`).
+#[utoipa::path(
+    put,
+    path = "/es/_bulk",
+    tag = "protocols",
+    request_body(
+        description = "As `POST /es/_bulk`",
+        content(
+            (String = "application/x-ndjson"),
+            (String = "application/json"),
+            (String = "application/vnd.elasticsearch+x-ndjson"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "One item per action, in order", body = serde_json::Value),
+        (status = 400, description = "An action line is unreadable, or the body is empty", body = serde_json::Value),
+        (status = 401, description = "No or unusable credentials", body = crate::error::ErrorBody),
+        (status = 413, description = "Over a size limit", body = serde_json::Value),
+        (status = 429, description = "Over a rate, or the queue full or unavailable; `Retry-After` says when", body = serde_json::Value),
+    ),
+)]
+pub(crate) async fn bulk_put(
+    state: State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    principal: Extension<Principal>,
+    charged: Option<Extension<AlreadyCharged>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    bulk(state, peer, principal, charged, headers, body).await
+}
+
+/// `PUT /es/{*path}`: as `POST`.
+#[utoipa::path(
+    put,
+    path = "/es/{path}",
+    tag = "protocols",
+    params(("path" = String, Path, description = "`{index}/_bulk`, or a set-up call (`_index_template/…`, `_ilm/policy/…`)")),
+    request_body(
+        description = "For `{index}/_bulk`: as `POST /es/_bulk`",
+        content(
+            (String = "application/x-ndjson"),
+            (String = "application/json"),
+            (String = "application/vnd.elasticsearch+x-ndjson"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "One item per action, in order (or `{}` for a set-up call)", body = serde_json::Value),
+        (status = 400, description = "An action line is unreadable, or the body is empty", body = serde_json::Value),
+        (status = 401, description = "No or unusable credentials", body = crate::error::ErrorBody),
+        (status = 404, description = "Not an endpoint Logbook serves under `/es`", body = serde_json::Value),
+        (status = 413, description = "Over a size limit", body = serde_json::Value),
+        (status = 429, description = "Over a rate, or the queue full or unavailable; `Retry-After` says when", body = serde_json::Value),
+    ),
+)]
+pub(crate) async fn put_path(
+    state: State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    principal: Extension<Principal>,
+    charged: Option<Extension<AlreadyCharged>>,
+    path: Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    post_path(state, peer, principal, charged, path, headers, body).await
 }
 
 /// `POST /es/{*path}`: `{index}/_bulk` is a bulk request whose actions
