@@ -183,33 +183,37 @@ struct StreamFields {
 
 impl StreamFields {
     fn new(pairs: Vec<(String, String)>) -> StreamFields {
-        let find = |names: &[&str]| {
+        // The first label of each group that means the field; only that one
+        // label is used up, every other stays a label.
+        let find = |names: &[&str], usable: &dyn Fn(&str) -> bool| {
             names.iter().find_map(|name| {
                 pairs
                     .iter()
-                    .find(|(label, _)| label == name)
-                    .map(|(_, value)| value.clone())
+                    .position(|(label, value)| label == name && usable(value))
             })
         };
-        let service = find(SERVICE_LABELS);
-        let host = find(HOST_LABELS);
-        let level = find(LEVEL_LABELS).and_then(|text| Level::parse(&text));
-        let labels = pairs
-            .into_iter()
-            .filter(|(name, _)| {
-                let used = |names: &[&str]| names.contains(&name.as_str());
-                !(used(SERVICE_LABELS) && service.is_some()
-                    || used(HOST_LABELS) && host.is_some()
-                    || used(LEVEL_LABELS) && level.is_some())
-            })
-            .map(|(name, value)| (name, Value::String(value)))
-            .collect();
-        StreamFields {
-            service,
-            level,
-            host,
-            labels,
+        let service = find(SERVICE_LABELS, &|_| true);
+        let host = find(HOST_LABELS, &|_| true);
+        let level = find(LEVEL_LABELS, &|value| Level::parse(value).is_some());
+        let mut fields = StreamFields {
+            service: None,
+            level: None,
+            host: None,
+            labels: Map::new(),
+        };
+        for (position, (name, value)) in pairs.into_iter().enumerate() {
+            let at = Some(position);
+            if at == service {
+                fields.service = Some(value);
+            } else if at == host {
+                fields.host = Some(value);
+            } else if at == level {
+                fields.level = Level::parse(&value);
+            } else {
+                fields.labels.insert(name, Value::String(value));
+            }
         }
+        fields
     }
 
     /// The event of one entry.

@@ -5,7 +5,7 @@
 
 mod decode;
 mod labels;
-mod proto;
+pub mod proto;
 
 pub use decode::decode;
 

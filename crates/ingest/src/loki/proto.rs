@@ -1,17 +1,17 @@
 //! Loki's push messages (`logproto.PushRequest` and what it holds), declared
 //! with prost's derive: four small messages, with the field numbers of Loki's
-//! `push.proto`.
+//! `push.proto`. Public for the load generator, which sends them.
 
 /// `logproto.PushRequest`.
 #[derive(Clone, PartialEq, prost::Message)]
-pub(super) struct PushRequest {
+pub struct PushRequest {
     #[prost(message, repeated, tag = "1")]
     pub streams: Vec<Stream>,
 }
 
 /// `logproto.StreamAdapter`: a label set and its entries.
 #[derive(Clone, PartialEq, prost::Message)]
-pub(super) struct Stream {
+pub struct Stream {
     /// Prometheus-style `{name="value", …}`.
     #[prost(string, tag = "1")]
     pub labels: String,
@@ -21,7 +21,7 @@ pub(super) struct Stream {
 
 /// `logproto.EntryAdapter`: one line.
 #[derive(Clone, PartialEq, prost::Message)]
-pub(super) struct Entry {
+pub struct Entry {
     #[prost(message, optional, tag = "1")]
     pub timestamp: Option<Timestamp>,
     #[prost(string, tag = "2")]
@@ -32,7 +32,7 @@ pub(super) struct Entry {
 
 /// `google.protobuf.Timestamp`.
 #[derive(Clone, Copy, PartialEq, prost::Message)]
-pub(super) struct Timestamp {
+pub struct Timestamp {
     #[prost(int64, tag = "1")]
     pub seconds: i64,
     #[prost(int32, tag = "2")]
@@ -41,7 +41,7 @@ pub(super) struct Timestamp {
 
 /// `logproto.LabelPairAdapter`: one structured-metadata pair.
 #[derive(Clone, PartialEq, prost::Message)]
-pub(super) struct LabelPair {
+pub struct LabelPair {
     #[prost(string, tag = "1")]
     pub name: String,
     #[prost(string, tag = "2")]

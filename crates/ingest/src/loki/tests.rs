@@ -106,6 +106,22 @@ fn json_and_legacy_json_bodies() {
 }
 
 #[test]
+fn only_the_label_used_for_a_field_is_used_up() {
+    let body = json!({"streams": [{
+        "stream": {"level": "info", "app": "svc", "job": "nightly", "hostname": "h1", "host": "h2"},
+        "values": [["1765000000000000000", "line"]]
+    }]});
+    let stored = events(body.to_string().as_bytes(), Encoding::Json).expect("decodes");
+    assert_eq!(stored[0].service.as_deref(), Some("svc"));
+    assert_eq!(stored[0].host.as_deref(), Some("h2"));
+    assert_eq!(stored[0].level, Level::Info);
+    assert_eq!(
+        stored[0].attributes.get("labels"),
+        Some(&json!({"job": "nightly", "hostname": "h1"}))
+    );
+}
+
+#[test]
 fn broken_bodies_are_malformed_and_bombs_are_refused() {
     assert!(matches!(
         events(b"not snappy", Encoding::SnappyProtobuf),
