@@ -227,9 +227,9 @@ test('a wrong key is refused with 401 and nothing is stored', async (t) => {
   );
 });
 
-// Found by this suite: when a stream has two service labels (here `app` and
-// `job`), the one not read as the service is dropped instead of being kept
-// under `labels`, though Logbook keeps everything a client sends.
+// A stream with two service labels (here `app` and `job`) and two host
+// labels: the one not read as the field stays under `labels` (this suite
+// found it once dropped).
 test('a service label not read as the service is kept under labels', async (t) => {
   if (needsServer(t, server)) return;
   const service = uniqueService('loki-job');
