@@ -118,10 +118,12 @@ async fn signed_requests_carry_the_key_id_a_fresh_timestamp_and_a_valid_hmac() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_503_with_retry_after_is_waited_out_and_the_batch_arrives_once() {
+    // Two seconds: longer than the first backoff after other errors (1 s),
+    // so only a client that reads Retry-After waits this long.
     let mut server = RecordingServer::start().await;
     server.script([Reply {
         status: 503,
-        retry_after: Some("1"),
+        retry_after: Some("2"),
         body: json!({"status": 503, "code": "queue_full"}),
     }]);
     let (layer, guard) = Builder::new(&server.url, "checkout")
@@ -138,7 +140,7 @@ async fn a_503_with_retry_after_is_waited_out_and_the_batch_arrives_once() {
     let accepted = server.next().await;
     assert_eq!((refused.status, accepted.status), (503, 202));
     assert!(
-        accepted.at - refused.at >= Duration::from_millis(950),
+        accepted.at - refused.at >= Duration::from_millis(1950),
         "retried after {:?}",
         accepted.at - refused.at
     );
