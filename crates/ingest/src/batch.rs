@@ -53,6 +53,16 @@ impl<'a> Batch<'a> {
         Ok(index)
     }
 
+    /// How many messages of any kind a body may hold before it is refused
+    /// unread: twice the events a batch may hold, so containers (resources,
+    /// streams) have room too; [`Batch::add`] still counts the events exactly.
+    pub fn max_messages(&self) -> usize {
+        self.limits
+            .max_batch_events
+            .saturating_mul(2)
+            .saturating_add(16)
+    }
+
     /// Events added so far.
     pub fn len(&self) -> usize {
         self.count

@@ -14,6 +14,7 @@
 //! events) and, where the protocol has its own answer shape, `respond.rs`.
 
 mod batch;
+mod bounds;
 pub mod elastic;
 mod enqueue;
 mod error;

@@ -42,6 +42,13 @@ pub fn decode(
         .map(|(number, line)| (number + 1, line))
         .filter(|(_, line)| !line.trim().is_empty());
     while let Some((number, line)) = lines.next() {
+        // Actions Logbook does not take add no event, but each is an item.
+        if actions.len() == batch.max_messages() {
+            return Err(model::DecodeError::TooManyEvents {
+                max: batch.max_messages(),
+            }
+            .into());
+        }
         let (kind, meta) = action_line(line, number)?;
         let index = meta
             .get("_index")

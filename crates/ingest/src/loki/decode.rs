@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::{Encoding, labels, proto};
 use crate::value::epoch_nanos;
-use crate::{Batch, IngestError};
+use crate::{Batch, IngestError, bounds};
 
 /// Labels read as the service, first present wins (Loki's own service
 /// detection looks at these names too).
@@ -54,6 +54,8 @@ fn decode_protobuf(
     let raw = snap::raw::Decoder::new()
         .decompress_vec(body)
         .map_err(|error| IngestError::malformed(format!("the snappy block is invalid: {error}")))?;
+    // streams (1) → entries (2).
+    bounds::protobuf(&raw, &[1, 2], batch.max_messages())?;
     let request = proto::PushRequest::decode(raw.as_slice()).map_err(|error| {
         IngestError::malformed(format!("the body is not a Loki PushRequest: {error}"))
     })?;
@@ -104,6 +106,12 @@ struct LegacyEntry {
 }
 
 fn decode_json(body: &[u8], batch: &mut Batch) -> Result<(), IngestError> {
+    bounds::json(
+        body,
+        &["streams", "values"],
+        &["entries"],
+        batch.max_messages(),
+    )?;
     let push: JsonPush = serde_json::from_slice(body).map_err(|error| {
         IngestError::malformed(format!(
             "the body is not a Loki push request in JSON: {error}"

@@ -142,3 +142,39 @@ fn broken_bodies_are_malformed_and_bombs_are_refused() {
         Err(IngestError::Malformed(_))
     ));
 }
+
+#[test]
+fn bodies_with_more_entries_than_a_batch_are_refused_before_decoding() {
+    let context = IngestContext::new("acme", Timestamp::from_nanos(1), None);
+    let limits = Limits {
+        max_batch_events: 10,
+        ..Limits::default()
+    };
+    let push = PushRequest {
+        streams: vec![Stream {
+            labels: "{}".into(),
+            entries: vec![Entry::default(); 40],
+        }],
+    };
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&push.encode_to_vec())
+        .expect("compresses");
+    let mut batch = Batch::new(&context, &limits, 0);
+    let refused = decode(&body, Encoding::SnappyProtobuf, 1 << 20, &mut batch);
+    assert!(matches!(
+        refused,
+        Err(IngestError::Decode(
+            model::DecodeError::TooManyEvents { .. }
+        ))
+    ));
+    let values = vec![r#"["1","x"]"#; 40].join(",");
+    let json = format!(r#"{{"streams":[{{"stream":{{}},"values":[{values}]}}]}}"#);
+    let refused = decode(json.as_bytes(), Encoding::Json, 1 << 20, &mut batch);
+    assert!(matches!(
+        refused,
+        Err(IngestError::Decode(
+            model::DecodeError::TooManyEvents { .. }
+        ))
+    ));
+    assert!(batch.is_empty(), "nothing was decoded");
+}

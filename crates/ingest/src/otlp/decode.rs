@@ -9,11 +9,19 @@ use serde_json::{Map, Value};
 
 use super::Encoding;
 use crate::value::{epoch_nanos, float, hex_id, insert_attribute};
-use crate::{Batch, IngestError};
+use crate::{Batch, IngestError, bounds};
 
 /// Reads an `ExportLogsServiceRequest` and adds each of its log records to
 /// `batch`, in order (resource by resource, scope by scope).
 pub fn decode(body: &[u8], encoding: Encoding, batch: &mut Batch) -> Result<(), IngestError> {
+    // resource_logs (1) → scope_logs (2) → log_records (2).
+    let max = batch.max_messages();
+    match encoding {
+        Encoding::Protobuf => bounds::protobuf(body, &[1, 2, 2], max)?,
+        Encoding::Json => {
+            bounds::json(body, &["resourceLogs", "scopeLogs", "logRecords"], &[], max)?
+        }
+    }
     let request = match encoding {
         Encoding::Protobuf => ExportLogsServiceRequest::decode(body).map_err(|error| {
             IngestError::malformed(format!(

@@ -231,3 +231,32 @@ fn bodies_that_are_not_otlp_are_malformed() {
     assert!(decode(b"\xff\xff\xff", Encoding::Protobuf, &mut batch).is_err());
     assert!(decode(br#"{"resourceLogs": 5}"#, Encoding::Json, &mut batch).is_err());
 }
+
+#[test]
+fn bodies_with_more_records_than_a_batch_are_refused_before_decoding() {
+    let context = IngestContext::new("acme", Timestamp::from_nanos(1), None);
+    let limits = Limits {
+        max_batch_events: 10,
+        ..Limits::default()
+    };
+    let many = request((0..40).map(|_| LogRecord::default()).collect());
+    let mut batch = Batch::new(&context, &limits, 0);
+    let refused = decode(&many.encode_to_vec(), Encoding::Protobuf, &mut batch);
+    assert!(matches!(
+        refused,
+        Err(crate::IngestError::Decode(
+            model::DecodeError::TooManyEvents { .. }
+        ))
+    ));
+    assert!(batch.is_empty(), "nothing was decoded");
+    let records = vec!["{}"; 40].join(",");
+    let json = format!(r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{records}]}}]}}]}}"#);
+    let refused = decode(json.as_bytes(), Encoding::Json, &mut batch);
+    assert!(matches!(
+        refused,
+        Err(crate::IngestError::Decode(
+            model::DecodeError::TooManyEvents { .. }
+        ))
+    ));
+    assert!(batch.is_empty(), "nothing was decoded");
+}
