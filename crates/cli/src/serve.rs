@@ -89,6 +89,15 @@ pub struct ServeArgs {
     /// Commit as soon as this many events are staged [default: 500000].
     #[arg(long, env = "LOGBOOK_COMMIT_EVENTS")]
     commit_events: Option<usize>,
+    /// Receive syslog datagrams on this address, e.g. 0.0.0.0:514 [default: off].
+    #[arg(long, env = "LOGBOOK_SYSLOG_UDP")]
+    syslog_udp: Option<SocketAddr>,
+    /// Accept syslog over TCP on this address, e.g. 0.0.0.0:514 [default: off].
+    #[arg(long, env = "LOGBOOK_SYSLOG_TCP")]
+    syslog_tcp: Option<SocketAddr>,
+    /// The tenant syslog messages belong to; it must exist [default: default].
+    #[arg(long, env = "LOGBOOK_SYSLOG_TENANT")]
+    syslog_tenant: Option<String>,
 }
 
 /// Where `logbook admin` finds the metadata store: the same settings as `serve`.
@@ -206,6 +215,13 @@ impl ServeArgs {
             self.commit_interval_ms,
         );
         set(&mut config.pipeline.commit_events, self.commit_events);
+        if self.syslog_udp.is_some() {
+            config.syslog.udp = self.syslog_udp;
+        }
+        if self.syslog_tcp.is_some() {
+            config.syslog.tcp = self.syslog_tcp;
+        }
+        set(&mut config.syslog.tenant, self.syslog_tenant);
         Ok(config)
     }
 }
@@ -219,6 +235,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     println!("data directory: {}", data_dir.display());
     if let Some(address) = server.metrics_addr() {
         println!("metrics (no credentials) on http://{address}/metrics");
+    }
+    if let Some(address) = server.syslog_udp_addr() {
+        println!("syslog listening on udp://{address}");
+    }
+    if let Some(address) = server.syslog_tcp_addr() {
+        println!("syslog listening on tcp://{address}");
     }
     if let Some(credentials) = server.bootstrap_credentials() {
         print_bootstrap(credentials, server.local_addr());

@@ -33,6 +33,8 @@ pub struct Config {
     pub metrics: MetricsSettings,
     pub alerts: AlertSettings,
     pub tail: TailSettings,
+    /// The syslog listeners (off unless `syslog.udp` or `syslog.tcp` is set).
+    pub syslog: crate::syslog::SyslogSettings,
     /// First-start credentials chosen by the operator; from the environment only.
     #[serde(skip)]
     pub bootstrap: BootstrapSettings,
@@ -435,6 +437,7 @@ impl Default for Config {
             metrics: MetricsSettings::default(),
             alerts: AlertSettings::default(),
             tail: TailSettings::default(),
+            syslog: crate::syslog::SyslogSettings::default(),
             bootstrap: BootstrapSettings::default(),
         }
     }

@@ -6,6 +6,7 @@ mod backends;
 mod config;
 mod http;
 mod outbox;
+mod syslog;
 mod telemetry;
 
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ pub use config::{
     IngestSettings, LimitSettings, MAX_DEPTH, MetricsSettings, PipelineSettings, QueueSettings,
     StoreSettings, TailSettings,
 };
+pub use syslog::SyslogSettings;
 
 /// How long shutdown waits for requests in flight before cutting them off.
 /// Their events are durable only if they were already answered.
@@ -52,6 +54,8 @@ pub struct RunningServer {
     sampler: Option<JoinHandle<()>>,
     /// Live tails, closed first at shutdown (they would otherwise never end).
     tail: Arc<api::tail::TailHub>,
+    /// The syslog listeners, when asked for in a role that ingests.
+    syslog: Option<syslog::Running>,
 }
 
 /// Opens the metadata store the configuration names: PostgreSQL when
@@ -151,6 +155,14 @@ pub async fn start_on(
         ),
         _ => None,
     };
+    let syslog_sockets = match (config.syslog.enabled(), config.role.ingests()) {
+        (true, true) => Some(syslog::bind(&config.syslog).await?),
+        (true, false) => {
+            tracing::warn!(role = %config.role, "syslog listeners run only in roles that ingest; not starting them");
+            None
+        }
+        (false, _) => None,
+    };
     let recorder = match config.metrics.enabled {
         true => Some(telemetry::recorder()?),
         false => None,
@@ -174,8 +186,29 @@ pub async fn start_on(
     let jwt = auth::jwt::JwtKey::new(&server_secret(&meta, api::accounts::JWT_SECRET).await?)
         .context("the stored token secret is too short")?;
     let signing_master = server_secret(&meta, api::accounts::SIGNING_MASTER).await?;
-    let auth_state =
-        api::access::AuthState::new(meta.clone(), jwt, signing_master, config.access_config()?);
+    let auth_state = Arc::new(api::access::AuthState::new(
+        meta.clone(),
+        jwt,
+        signing_master,
+        config.access_config()?,
+    ));
+    // Before anything is spawned: a missing tenant fails the start cleanly.
+    let syslog = match syslog_sockets {
+        Some(sockets) => Some(
+            syslog::start(
+                sockets,
+                syslog::Wiring {
+                    settings: &config.syslog,
+                    limits: config.ingest_limits().events,
+                    queue: Arc::clone(&queue),
+                    auth: Arc::clone(&auth_state),
+                    meta: &meta,
+                },
+            )
+            .await?,
+        ),
+        None => None,
+    };
 
     let (stop_worker, worker_stop_signal) = watch::channel(false);
     let (progress_sender, progress) = watch::channel(Progress::default());
@@ -232,7 +265,7 @@ pub async fn start_on(
         progress,
         decode_permits: Arc::new(tokio::sync::Semaphore::new(api::CONCURRENT_DECODES)),
         body_budget: Arc::new(api::body::BodyBudget::new(config.ingest.max_buffered_bytes)),
-        auth: Arc::new(auth_state),
+        auth: auth_state,
         audit: audit_log,
         query_limits: config.query_limits(),
         role: config.role,
@@ -289,6 +322,7 @@ pub async fn start_on(
         metrics_http,
         sampler,
         tail,
+        syslog,
     })
 }
 
@@ -302,6 +336,18 @@ impl RunningServer {
     /// `metrics.listen` asked for one.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_http.as_ref().map(|(address, _)| *address)
+    }
+
+    /// The address syslog datagrams are received on, when `syslog.udp` is set
+    /// and the role ingests.
+    pub fn syslog_udp_addr(&self) -> Option<SocketAddr> {
+        self.syslog.as_ref().and_then(|syslog| syslog.udp)
+    }
+
+    /// The address syslog TCP connections are accepted on, when `syslog.tcp`
+    /// is set and the role ingests.
+    pub fn syslog_tcp_addr(&self) -> Option<SocketAddr> {
+        self.syslog.as_ref().and_then(|syslog| syslog.tcp)
     }
 
     /// What the first start created, when this start was the first: to be shown once.
@@ -327,6 +373,11 @@ impl RunningServer {
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.stop_http.send(true);
         self.tail.shut_down();
+        // Syslog senders have no answer to wait for: the batches in hand go
+        // to the queue while it is still open.
+        if let Some(syslog) = self.syslog.take() {
+            syslog.shutdown(HTTP_DRAIN_TIMEOUT).await;
+        }
         let http = match tokio::time::timeout(HTTP_DRAIN_TIMEOUT, &mut self.http).await {
             Ok(joined) => joined
                 .context("the HTTP server panicked")

@@ -126,6 +126,24 @@ impl RateLimits {
         }
     }
 
+    /// Charges events to the tenant's event bucket only, for front ends
+    /// without a caller (the syslog listeners); on refusal, how long to wait
+    /// before trying again — [`Duration::MAX`] when `events` alone is more
+    /// than the burst, which no wait cures.
+    pub(crate) fn admit_tenant_events(&self, tenant: &str, events: usize) -> Result<(), Duration> {
+        match self
+            .tenant_events
+            .take(&tenant.to_owned(), events as f64, Instant::now())
+        {
+            Decision::Allowed { .. } => Ok(()),
+            Decision::Limited {
+                retry_after_seconds,
+                ..
+            } => Err(Duration::try_from_secs_f64(retry_after_seconds).unwrap_or(Duration::MAX)),
+            Decision::Exceeds => Err(Duration::MAX),
+        }
+    }
+
     /// Reserves one failed login for the account from this address, the account
     /// and the address before the (slow) password check, so attempts racing each
     /// other cannot all pass; refused when any of them has none left.
@@ -218,6 +236,14 @@ impl RateLimits {
             self.failures_by_account.refund(&account, 1.0, now);
         }
         self.failures_by_address.refund(&address, 1.0, now);
+    }
+}
+
+impl super::AuthState {
+    /// The tenant event bucket the HTTP ingest endpoints charge, for front
+    /// ends outside the API (see [`RateLimits::admit_tenant_events`]).
+    pub fn admit_tenant_events(&self, tenant: &str, events: usize) -> Result<(), Duration> {
+        self.limits.admit_tenant_events(tenant, events)
     }
 }
 

@@ -102,6 +102,15 @@ impl Decoder for SyslogCodec {
     fn decode_eof(&mut self, buffer: &mut BytesMut) -> Result<Option<Frame>, std::io::Error> {
         match self.decode(buffer)? {
             Some(frame) => Ok(Some(frame)),
+            // The stream ended inside an octet-counted message: its end
+            // never came, so neither did the whole message.
+            None if buffer.first().is_some_and(u8::is_ascii_digit) && self.skipping.is_none() => {
+                buffer.clear();
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the connection ended inside an octet-counted message",
+                ))
+            }
             // A last message without its newline still counts.
             None if !buffer.is_empty() && self.skipping.is_none() => {
                 let message = buffer.split().freeze();

@@ -53,17 +53,28 @@ pub struct Listener {
 /// The longest a TCP sender is held back between two attempts to enqueue.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Accepts TCP connections until `shutdown` turns true.
+/// Accepts TCP connections until `shutdown` turns true, then returns once
+/// every connection has handed its last batch to the queue (or given up on
+/// it), so the queue can close after this returns.
 pub async fn serve_tcp(
     listener: TcpListener,
     context: Listener,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let connections = Arc::new(Semaphore::new(context.settings.max_connections));
+    let max_connections = context.settings.max_connections.clamp(1, u32::MAX as usize);
+    let connections = Arc::new(Semaphore::new(max_connections));
     loop {
+        // The watch's guard must not live across an await: the branches
+        // only say what happened.
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            accepted = listener.accept() => Some(accepted),
+            _ = shutdown.wait_for(|stop| *stop) => None,
+        };
+        let Some(accepted) = accepted else {
+            drop(listener);
+            // Every permit back means every connection task has ended.
+            let _ = connections.acquire_many(max_connections as u32).await;
+            return;
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -127,7 +138,7 @@ async fn connection(
             }
         }
         if !messages.is_empty() {
-            submit_waiting(&context, peer, &messages).await;
+            submit_waiting(&context, peer, &messages, &mut shutdown).await;
         }
         if ended {
             return;
@@ -144,8 +155,14 @@ fn take(frame: Frame, messages: &mut Vec<bytes::Bytes>, tenant: &str) {
 }
 
 /// Enqueues a TCP batch, waiting out rate limits and a full or unreachable
-/// queue (the sender waits too); gives up only on a batch that can never go.
-async fn submit_waiting(context: &Listener, peer: SocketAddr, messages: &[bytes::Bytes]) {
+/// queue (the sender waits too); gives up only on a batch that can never go,
+/// or when shutdown comes while it waits.
+async fn submit_waiting(
+    context: &Listener,
+    peer: SocketAddr,
+    messages: &[bytes::Bytes],
+    shutdown: &mut watch::Receiver<bool>,
+) {
     let settings = &context.settings;
     let batch = decode_messages(settings, peer, messages);
     let accepted = batch.ids.len();
@@ -153,6 +170,16 @@ async fn submit_waiting(context: &Listener, peer: SocketAddr, messages: &[bytes:
         let mut backoff = Duration::from_millis(50);
         loop {
             let wait = match context.admission.admit(&settings.tenant, accepted) {
+                // More events than the burst: no wait lets this batch through.
+                Err(Duration::MAX) => {
+                    count(
+                        &settings.tenant,
+                        "rejected",
+                        "exceeds_rate_limit",
+                        accepted as u64,
+                    );
+                    break;
+                }
                 Err(wait) => wait,
                 Ok(()) => match enqueue(context.queue.as_ref(), &settings.tenant, &batch).await {
                     Ok(_) => {
@@ -169,7 +196,14 @@ async fn submit_waiting(context: &Listener, peer: SocketAddr, messages: &[bytes:
                     }
                 },
             };
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = shutdown.wait_for(|stop| *stop) => {
+                    tracing::warn!(events = accepted, "syslog: shutting down; dropping a batch still waiting for the queue");
+                    count(&settings.tenant, "failed", "shutting_down", accepted as u64);
+                    break;
+                }
+            }
         }
     }
     reject(&settings.tenant, &batch);
@@ -185,15 +219,18 @@ pub async fn serve_udp(socket: UdpSocket, context: Listener, mut shutdown: watch
     let mut sender: Option<SocketAddr> = None;
     let mut deadline = None;
     loop {
+        // The watch's guard must not live across an await: the branches
+        // only say what happened.
         let received = tokio::select! {
-            received = socket.recv_from(&mut buffer) => Some(received),
-            _ = sleep_until(deadline) => None,
-            _ = shutdown.wait_for(|stop| *stop) => {
-                if let Some(peer) = sender {
-                    submit_once(&context, peer, &messages).await;
-                }
-                return;
+            received = socket.recv_from(&mut buffer) => Some(Some(received)),
+            _ = sleep_until(deadline) => Some(None),
+            _ = shutdown.wait_for(|stop| *stop) => None,
+        };
+        let Some(received) = received else {
+            if let Some(peer) = sender {
+                submit_once(&context, peer, &messages).await;
             }
+            return;
         };
         let (length, peer) = match received {
             Some(Ok(received)) => received,

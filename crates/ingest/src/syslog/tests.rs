@@ -105,3 +105,20 @@ fn oversized_messages_are_skipped_and_the_stream_goes_on() {
     let mut broken = BytesMut::from(&b"12x"[..]);
     assert!(codec.decode(&mut broken).is_err());
 }
+
+#[test]
+fn a_stream_ending_inside_an_octet_counted_message_is_an_error_not_a_message() {
+    let mut codec = SyslogCodec::new(64);
+    let mut buffer = BytesMut::from(&b"30 <13>1 - - cut"[..]);
+    assert_eq!(codec.decode(&mut buffer).expect("frames"), None);
+    let error = codec
+        .decode_eof(&mut buffer)
+        .expect_err("a truncated frame");
+    assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof);
+    // A newline-framed last message without its newline still counts.
+    let mut buffer = BytesMut::from(&b"<13>no newline"[..]);
+    assert_eq!(
+        codec.decode_eof(&mut buffer).expect("frames"),
+        Some(Frame::Message("<13>no newline".into()))
+    );
+}
