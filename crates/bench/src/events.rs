@@ -47,6 +47,16 @@ impl Source {
         })
     }
 
+    /// The service its lines belong to.
+    pub(crate) fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// Its lines, in file order.
+    pub(crate) fn lines(&self) -> impl Iterator<Item = &str> {
+        self.lines.iter().map(|(_, line)| line.as_str())
+    }
+
     /// `count` synthetic lines spread over a few services.
     pub(crate) fn generated(count: usize, seed: u64) -> Vec<Source> {
         let mut rng = XorShift::new(seed);

@@ -5,7 +5,8 @@
 //! `/v1/logs` over several connections and reports throughput and ack latency;
 //! [`run_query`] cycles a query mix over `/v1/logs`, `/v1/stats` and
 //! `/v1/logs/histogram` and reports latency per query; [`run_tail`] measures the
-//! live tail's delivery latency under a set ingest rate. The reports print as aligned
+//! live tail's delivery latency under a set ingest rate; [`run_syslog`] sends
+//! RFC 5424 messages over TCP and times them into the queue. The reports print as aligned
 //! text ([`std::fmt::Display`]) or JSON ([`render`]).
 
 pub mod client;
@@ -16,6 +17,7 @@ mod progress;
 mod query;
 pub mod sse;
 mod stats;
+mod syslog;
 mod tail;
 #[cfg(test)]
 mod test_server;
@@ -24,6 +26,7 @@ pub use client::{HttpClient, Response, StreamingResponse, percent_encode};
 pub use ingest::{DrainReport, IngestArgs, IngestReport, run_ingest};
 pub use query::{QueryArgs, QueryReport, QueryStats, run_query};
 pub use stats::LatencySummary;
+pub use syslog::{SyslogArgs, SyslogReport, run_syslog};
 pub use tail::{TailArgs, TailReport, run_tail};
 
 /// Formats a report for printing: one JSON object when `json`, else its text form.

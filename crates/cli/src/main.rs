@@ -44,6 +44,8 @@ enum BenchCommand {
     Query(bench::QueryArgs),
     /// Tail while sending at a set rate; report delivery latency from 202 to subscriber.
     Tail(bench::TailArgs),
+    /// Send RFC 5424 messages over syslog TCP connections; report events/s into the queue.
+    Syslog(bench::SyslogArgs),
 }
 
 /// Runs the command; an error is printed as its chain of causes (never a backtrace,
@@ -94,6 +96,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Command::Bench(BenchCommand::Tail(args)) => {
                 let report = bench::run_tail(&args).await?;
+                println!("{}", bench::render(&report, args.json)?);
+                Ok(())
+            }
+            Command::Bench(BenchCommand::Syslog(args)) => {
+                let report = bench::run_syslog(&args).await?;
                 println!("{}", bench::render(&report, args.json)?);
                 Ok(())
             }
