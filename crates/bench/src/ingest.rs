@@ -16,10 +16,9 @@ use serde::Serialize;
 use crate::client::{HttpClient, Response, body_excerpt};
 use crate::events::{Batch, Shape, Source, build_pool, now_ms, time_seed};
 use crate::progress::progress_bar;
+use crate::protocols::Protocol;
 use crate::stats::{LatencySummary, thousands};
 
-/// Content type of the request bodies.
-const NDJSON: &str = "application/x-ndjson";
 /// The request pool is built up to about this many bytes.
 const POOL_MAX_BYTES: usize = 64 * 1024 * 1024;
 /// How many distinct lines the built-in generator makes.
@@ -79,6 +78,9 @@ pub struct IngestArgs {
     /// Send the events to the audit trail (`POST /v1/audit`) instead of the logs.
     #[arg(long)]
     pub audit: bool,
+    /// The protocol to send the same events in (bodies re-encoded before timing).
+    #[arg(long, value_enum, default_value_t = Protocol::Ndjson)]
+    pub protocol: Protocol,
 }
 
 /// The outcome of an ingest run.
@@ -86,6 +88,8 @@ pub struct IngestArgs {
 pub struct IngestReport {
     /// The server's base URL.
     pub url: String,
+    /// The protocol the events were sent in.
+    pub protocol: Protocol,
     /// Concurrent connections used.
     pub connections: usize,
     /// Events per request (the last request of an `--events` run may carry fewer).
@@ -141,6 +145,9 @@ pub async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }
+    if args.audit && args.protocol != Protocol::Ndjson {
+        bail!("--audit sends NDJSON to /v1/audit; other protocols carry logs only");
+    }
     let duration = match (args.duration, args.events) {
         (Some(seconds), _) => Some(Duration::from_secs(seconds)),
         (None, Some(_)) => None,
@@ -167,6 +174,16 @@ pub async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
         })
         .await??
     };
+    let protocol = args.protocol;
+    let pool = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Encoded>> {
+        pool.into_iter()
+            .map(|batch| {
+                let body = protocol.encode(&batch.prefix(batch.events()))?;
+                Ok(Encoded { batch, body })
+            })
+            .collect()
+    })
+    .await??;
 
     let mut clients = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
@@ -189,7 +206,8 @@ pub async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
         .map(|(index, client)| {
             let sender = Sender {
                 client,
-                path: if args.audit { "/v1/audit" } else { "/v1/logs" },
+                protocol: args.protocol,
+                path: args.protocol.path(args.audit),
                 pool: Arc::clone(&pool),
                 remaining: Arc::clone(&remaining),
                 deadline,
@@ -215,6 +233,7 @@ pub async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
     let seconds = elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
     Ok(IngestReport {
         url: args.url.clone(),
+        protocol: args.protocol,
         connections: args.connections,
         batch: args.batch,
         events_accepted: totals.accepted,
@@ -268,12 +287,19 @@ impl SenderStats {
     }
 }
 
+/// A pool batch and its body in the protocol of the run.
+struct Encoded {
+    batch: Batch,
+    body: Bytes,
+}
+
 /// One connection's sending loop.
 struct Sender {
     client: HttpClient,
+    protocol: Protocol,
     /// Where events are posted.
     path: &'static str,
-    pool: Arc<Vec<Batch>>,
+    pool: Arc<Vec<Encoded>>,
     /// Events still to send, with `--events`.
     remaining: Arc<Option<AtomicU64>>,
     deadline: Option<Instant>,
@@ -286,12 +312,23 @@ impl Sender {
     async fn run(mut self, first: usize, stride: usize) -> SenderStats {
         let mut next = first;
         while !self.past_deadline() {
-            let batch = &self.pool[next % self.pool.len()];
+            let encoded = &self.pool[next % self.pool.len()];
             next += stride;
-            let Some(count) = claim(self.remaining.as_ref().as_ref(), batch.events()) else {
+            let Some(count) = claim(self.remaining.as_ref().as_ref(), encoded.batch.events())
+            else {
                 break;
             };
-            let body = batch.prefix(count);
+            let body = match count == encoded.batch.events() {
+                true => encoded.body.clone(),
+                // The last request of an --events run: encoded as it goes.
+                false => match self.protocol.encode(&encoded.batch.prefix(count)) {
+                    Ok(body) => body,
+                    Err(error) => {
+                        self.stats.error(|| format!("{error:#}"));
+                        break;
+                    }
+                },
+            };
             self.deliver(body, count).await;
         }
         self.stats
@@ -306,7 +343,10 @@ impl Sender {
     async fn deliver(&mut self, body: Bytes, count: usize) {
         loop {
             let sent = Instant::now();
-            let result = self.client.post(self.path, NDJSON, body.clone()).await;
+            let result = self
+                .client
+                .post(self.path, self.protocol.content_type(), body.clone())
+                .await;
             let latency = sent.elapsed();
             let response = match result {
                 Ok(response) => response,
@@ -318,7 +358,7 @@ impl Sender {
             };
             match response.status {
                 200..=299 => {
-                    let accepted = accepted_count(&response).unwrap_or(count as u64);
+                    let accepted = self.protocol.accepted(&response, count);
                     self.stats.requests += 1;
                     self.stats.accepted += accepted;
                     self.stats.events_sent += count as u64;
@@ -361,11 +401,6 @@ fn claim(remaining: Option<&AtomicU64>, want: usize) -> Option<usize> {
         })
         .ok()
         .map(|before| before.min(want) as usize)
-}
-
-/// The `accepted` count of an ingest answer.
-fn accepted_count(response: &Response) -> Option<u64> {
-    response.json().ok()?.get("accepted")?.as_u64()
 }
 
 /// `Retry-After` in (whole) seconds, capped.
@@ -493,8 +528,9 @@ impl fmt::Display for IngestReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "ingest {}: {} connection{}, {} events/request",
+            "ingest {} ({:?}): {} connection{}, {} events/request",
             self.url,
+            self.protocol,
             self.connections,
             if self.connections == 1 { "" } else { "s" },
             self.batch
@@ -595,7 +631,7 @@ mod tests {
                 return Reply::new(200, status.to_string());
             }
             assert_eq!(request.uri.path(), "/v1/logs");
-            assert_eq!(request.headers["content-type"], NDJSON);
+            assert_eq!(request.headers["content-type"], "application/x-ndjson");
             assert_eq!(request.headers["authorization"], "Bearer lbk_bench-unit-test");
             if busy.swap(false, Ordering::SeqCst) {
                 let mut reply = Reply::new(503, r#"{"error":"queue full"}"#);
@@ -628,6 +664,7 @@ mod tests {
             json: false,
             quiet: true,
             audit: false,
+            protocol: Protocol::Ndjson,
         }
     }
 

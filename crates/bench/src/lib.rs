@@ -14,6 +14,7 @@ mod events;
 pub mod fault_proxy;
 mod ingest;
 mod progress;
+mod protocols;
 mod query;
 pub mod sse;
 mod stats;
@@ -24,6 +25,7 @@ mod test_server;
 
 pub use client::{HttpClient, Response, StreamingResponse, percent_encode};
 pub use ingest::{DrainReport, IngestArgs, IngestReport, run_ingest};
+pub use protocols::Protocol;
 pub use query::{QueryArgs, QueryReport, QueryStats, run_query};
 pub use stats::LatencySummary;
 pub use syslog::{SyslogArgs, SyslogReport, run_syslog};
