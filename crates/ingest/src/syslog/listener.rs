@@ -122,10 +122,14 @@ async fn connection(
             Some(Ok(frame)) => take(frame, &mut messages, &settings.tenant),
         }
         let deadline = tokio::time::Instant::now() + settings.batch_wait;
-        while messages.len() < settings.batch_events {
+        let mut gathered = bytes_of(&messages);
+        while messages.len() < settings.batch_events && gathered < BATCH_BYTES {
             match tokio::time::timeout_at(deadline, frames.next()).await {
                 Err(_) => break,
-                Ok(Some(Ok(frame))) => take(frame, &mut messages, &settings.tenant),
+                Ok(Some(Ok(frame))) => {
+                    take(frame, &mut messages, &settings.tenant);
+                    gathered += messages.last().map_or(0, bytes::Bytes::len);
+                }
                 Ok(Some(Err(error))) => {
                     tracing::warn!(%peer, %error, "syslog: closing a TCP connection that broke framing");
                     ended = true;
@@ -144,6 +148,15 @@ async fn connection(
             return;
         }
     }
+}
+
+/// The most message bytes one batch gathers, whatever their count: what a
+/// connection holds while its batch waits for the queue is bounded by this
+/// and one message.
+const BATCH_BYTES: usize = 1024 * 1024;
+
+fn bytes_of(messages: &[bytes::Bytes]) -> usize {
+    messages.iter().map(bytes::Bytes::len).sum()
 }
 
 /// Keeps a frame's message; counts an oversized one.
@@ -216,6 +229,7 @@ pub async fn serve_udp(socket: UdpSocket, context: Listener, mut shutdown: watch
     // extra byte tells one that was cut.
     let mut buffer = vec![0; settings.max_message_bytes + 1];
     let mut messages: Vec<bytes::Bytes> = Vec::new();
+    let mut gathered = 0;
     let mut sender: Option<SocketAddr> = None;
     let mut deadline = None;
     loop {
@@ -244,17 +258,21 @@ pub async fn serve_udp(socket: UdpSocket, context: Listener, mut shutdown: watch
                     submit_once(&context, peer, &messages).await;
                 }
                 messages.clear();
+                gathered = 0;
                 deadline = None;
                 continue;
             }
         };
         // One record per sender: a batch's events share their source address.
-        if sender.is_some_and(|current| current != peer) || messages.len() >= settings.batch_events
+        if sender.is_some_and(|current| current != peer)
+            || messages.len() >= settings.batch_events
+            || gathered >= BATCH_BYTES
         {
             if let Some(current) = sender {
                 submit_once(&context, current, &messages).await;
             }
             messages.clear();
+            gathered = 0;
             deadline = None;
         }
         if length > settings.max_message_bytes {
@@ -263,6 +281,7 @@ pub async fn serve_udp(socket: UdpSocket, context: Listener, mut shutdown: watch
         }
         sender = Some(peer);
         messages.push(bytes::Bytes::copy_from_slice(&buffer[..length]));
+        gathered += length;
         deadline.get_or_insert_with(|| tokio::time::Instant::now() + settings.batch_wait);
     }
 }
