@@ -98,11 +98,13 @@ impl Protocol {
                     count.saturating_sub(u64::try_from(partial.rejected_log_records).unwrap_or(0))
                 }),
             Protocol::Loki => count,
+            // As Fluent Bit does: an answer without errors accepted everything.
+            Protocol::Es if response.body.windows(16).any(|w| w == b"\"errors\":false,") => count,
             Protocol::Es => response
                 .json()
                 .ok()
                 .and_then(|answer| {
-                    let items = answer.get("items")?.as_array()?.clone();
+                    let items = answer.get("items")?.as_array()?;
                     Some(
                         items
                             .iter()

@@ -84,6 +84,12 @@ pub fn decode(
 
 /// `{"create": {"_index": …, "_id": …}}` → the action and its metadata.
 fn action_line(line: &str, number: usize) -> Result<(String, Map<String, Value>), IngestError> {
+    // What most shippers send for every document, read without a parser.
+    match line.trim() {
+        r#"{"create":{}}"# => return Ok(("create".to_owned(), Map::new())),
+        r#"{"index":{}}"# => return Ok(("index".to_owned(), Map::new())),
+        _ => {}
+    }
     let malformed = |why: &str| {
         IngestError::malformed(format!(
             "line {number}: malformed action line ({why}); expected {{\"create\":{{…}}}} or {{\"index\":{{…}}}}"

@@ -3,15 +3,52 @@
 
 use model::{DecodedBatch, Rejection};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::Action;
 
 #[derive(Serialize)]
-struct BulkResponse {
+struct BulkResponse<'a> {
     took: u64,
     errors: bool,
-    items: Vec<Value>,
+    items: Vec<Item<'a>>,
+}
+
+/// One item: `{"<action>": {…}}`.
+struct Item<'a> {
+    action: &'a str,
+    outcome: Outcome<'a>,
+}
+
+#[derive(Serialize)]
+struct Outcome<'a> {
+    #[serde(rename = "_index")]
+    index: &'a str,
+    #[serde(rename = "_id", skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(rename = "_version", skip_serializing_if = "Option::is_none")]
+    version: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'static str>,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ItemError>,
+}
+
+#[derive(Serialize)]
+struct ItemError {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    reason: String,
+}
+
+impl Serialize for Item<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(self.action, &self.outcome)?;
+        map.end()
+    }
 }
 
 /// The answer to a bulk request whose accepted events are durable: one item
@@ -28,33 +65,42 @@ pub fn bulk_response(actions: &[Action], batch: &DecodedBatch, took_ms: u64) -> 
                 match rejected.next_if(|rejection| rejection.index == *event) {
                     Some(rejection) => {
                         errors = true;
-                        json!({ *kind: refused(index, rejection) })
+                        Item {
+                            action: kind,
+                            outcome: refused(index, rejection),
+                        }
                     }
-                    None => {
-                        let id = accepted.next().map(String::as_str).unwrap_or_default();
-                        json!({ *kind: {
-                            "_index": index,
-                            "_id": id,
-                            "_version": 1,
-                            "result": "created",
-                            "_shards": {"total": 1, "successful": 1, "failed": 0},
-                            "_seq_no": 0,
-                            "_primary_term": 1,
-                            "status": 201,
-                        }})
-                    }
+                    None => Item {
+                        action: kind,
+                        outcome: Outcome {
+                            index,
+                            id: Some(accepted.next().map(String::as_str).unwrap_or_default()),
+                            version: Some(1),
+                            result: Some("created"),
+                            status: 201,
+                            error: None,
+                        },
+                    },
                 }
             }
             Action::Unsupported { kind, index } => {
                 errors = true;
-                json!({ kind.as_str(): {
-                    "_index": index,
-                    "status": 400,
-                    "error": {
-                        "type": "action_request_validation_exception",
-                        "reason": format!("Logbook takes only create and index actions, not {kind}"),
+                Item {
+                    action: kind,
+                    outcome: Outcome {
+                        index,
+                        id: None,
+                        version: None,
+                        result: None,
+                        status: 400,
+                        error: Some(ItemError {
+                            kind: "action_request_validation_exception",
+                            reason: format!(
+                                "Logbook takes only create and index actions, not {kind}"
+                            ),
+                        }),
                     },
-                }})
+                }
             }
         };
         items.push(item);
@@ -67,15 +113,18 @@ pub fn bulk_response(actions: &[Action], batch: &DecodedBatch, took_ms: u64) -> 
     serde_json::to_vec(&response).unwrap_or_default()
 }
 
-fn refused(index: &str, rejection: &Rejection) -> Value {
-    json!({
-        "_index": index,
-        "status": 400,
-        "error": {
-            "type": "document_parsing_exception",
-            "reason": format!("{}: {}", rejection.code, rejection.message),
-        },
-    })
+fn refused<'a>(index: &'a str, rejection: &Rejection) -> Outcome<'a> {
+    Outcome {
+        index,
+        id: None,
+        version: None,
+        result: None,
+        status: 400,
+        error: Some(ItemError {
+            kind: "document_parsing_exception",
+            reason: format!("{}: {}", rejection.code, rejection.message),
+        }),
+    }
 }
 
 /// Elasticsearch's error body for a whole request: `{"error":{…},"status":N}`.
