@@ -4,6 +4,14 @@
 use model::{DecodeError, DecodedBatch, EventError, IngestContext, Limits};
 use serde_json::{Map, Value};
 
+use crate::IngestError;
+
+/// The most bytes of queue lines one batch may grow to: the queue's default
+/// record limit. Events can be larger than what was sent for them (an OTLP
+/// resource or a Loki label set is repeated in each of its events), so the
+/// total is checked as they are added, not only the body's size.
+pub const MAX_BATCH_BYTES: usize = 64 << 20;
+
 /// The events of one request, validated as they are added.
 pub struct Batch<'a> {
     decoded: DecodedBatch,
@@ -26,12 +34,13 @@ impl<'a> Batch<'a> {
     }
 
     /// Adds the next event, or the reason the protocol could not make one of
-    /// it; returns its index. Fails only when the batch already holds
-    /// [`Limits::max_batch_events`].
+    /// it; returns its index. Fails when the batch already holds
+    /// [`Limits::max_batch_events`], or its events take more than
+    /// [`MAX_BATCH_BYTES`].
     pub fn add(
         &mut self,
         event: Result<Map<String, Value>, EventError>,
-    ) -> Result<usize, DecodeError> {
+    ) -> Result<usize, IngestError> {
         self.add_at(None, event)
     }
 
@@ -40,17 +49,30 @@ impl<'a> Batch<'a> {
         &mut self,
         line: Option<usize>,
         event: Result<Map<String, Value>, EventError>,
-    ) -> Result<usize, DecodeError> {
+    ) -> Result<usize, IngestError> {
         if self.count == self.limits.max_batch_events {
             return Err(DecodeError::TooManyEvents {
                 max: self.limits.max_batch_events,
-            });
+            }
+            .into());
         }
         let index = self.count;
         self.decoded
             .push(index, line, event, self.context, self.limits);
         self.count += 1;
+        if self.decoded.ndjson.len() > MAX_BATCH_BYTES {
+            return Err(IngestError::BatchTooLarge {
+                max: MAX_BATCH_BYTES,
+            });
+        }
         Ok(index)
+    }
+
+    /// The largest event, in bytes of JSON: a part shared by many events
+    /// (a resource, a label set) larger than this makes every one of them
+    /// too large, and is refused without being copied into each.
+    pub fn max_event_bytes(&self) -> usize {
+        self.limits.max_event_bytes
     }
 
     /// How many messages of any kind a body may hold before it is refused

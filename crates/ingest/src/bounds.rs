@@ -24,6 +24,38 @@ pub(crate) fn protobuf(body: &[u8], path: &[u32], max: usize) -> Result<(), Inge
     })
 }
 
+/// Calls `field` with the number and bytes of each length-delimited field
+/// of one protobuf message, in order; other fields are skipped. Nothing is
+/// kept here: what `field` keeps is what the caller bounds.
+pub(crate) fn for_each_field<'a>(
+    mut buffer: &'a [u8],
+    mut field: impl FnMut(u32, &'a [u8]),
+) -> Result<(), IngestError> {
+    let malformed = || IngestError::malformed("the body is not valid protobuf");
+    while !buffer.is_empty() {
+        let (tag, wire_type) = decode_key(&mut buffer).map_err(|_| malformed())?;
+        match wire_type {
+            WireType::Varint => {
+                decode_varint(&mut buffer).map_err(|_| malformed())?;
+            }
+            WireType::SixtyFourBit => buffer = buffer.get(8..).ok_or_else(malformed)?,
+            WireType::ThirtyTwoBit => buffer = buffer.get(4..).ok_or_else(malformed)?,
+            WireType::LengthDelimited => {
+                let length = usize::try_from(decode_varint(&mut buffer).map_err(|_| malformed())?)
+                    .map_err(|_| malformed())?;
+                if length > buffer.len() {
+                    return Err(malformed());
+                }
+                let (bytes, rest) = buffer.split_at(length);
+                field(tag, bytes);
+                buffer = rest;
+            }
+            WireType::StartGroup | WireType::EndGroup => return Err(malformed()),
+        }
+    }
+    Ok(())
+}
+
 /// `Err(true)`: too many messages; `Err(false)`: not protobuf.
 fn walk(mut buffer: &[u8], path: &[u32], left: &mut usize) -> Result<(), bool> {
     let Some((field, inner)) = path.split_first() else {

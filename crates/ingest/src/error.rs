@@ -18,6 +18,9 @@ pub enum IngestError {
     /// A body decompresses to more than the decompressed-size limit.
     #[error("the decompressed body would take {size} bytes; the limit is {max}")]
     TooLarge { size: usize, max: usize },
+    /// The accepted events would take more than a queue record may hold.
+    #[error("the events of this request would take more than {max} bytes; send fewer per request")]
+    BatchTooLarge { max: usize },
     /// The queue refused or failed the append; nothing was acknowledged.
     #[error(transparent)]
     Queue(#[from] QueueError),

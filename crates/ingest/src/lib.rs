@@ -23,6 +23,6 @@ pub mod otlp;
 pub mod syslog;
 mod value;
 
-pub use batch::Batch;
+pub use batch::{Batch, MAX_BATCH_BYTES};
 pub use enqueue::enqueue;
 pub use error::IngestError;

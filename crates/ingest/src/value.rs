@@ -40,7 +40,19 @@ pub(crate) const SHADOWED_PREFIX: &str = "attribute.";
 /// Inserts a protocol attribute into an event object, renaming it when its
 /// name is one Logbook reads as a field of its own.
 pub(crate) fn insert_attribute(object: &mut Map<String, Value>, key: String, value: Value) {
-    if MODELLED_KEYS.contains(&key.as_str()) {
+    insert_attribute_beside(object, key, value, &[]);
+}
+
+/// Like [`insert_attribute`], also renaming the names in `translated`: the
+/// attributes the protocol's translator writes itself (`resource`, `scope`…),
+/// which a client's attribute must not replace.
+pub(crate) fn insert_attribute_beside(
+    object: &mut Map<String, Value>,
+    key: String,
+    value: Value,
+    translated: &[&str],
+) {
+    if MODELLED_KEYS.contains(&key.as_str()) || translated.contains(&key.as_str()) {
         object.insert(format!("{SHADOWED_PREFIX}{key}"), value);
     } else {
         object.insert(key, value);

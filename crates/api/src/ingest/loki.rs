@@ -105,7 +105,11 @@ async fn push(
             &mut batch,
         )
         .map_err(ingest_error)?;
-        let decoded = batch.finish().map_err(|error| ingest_error(error.into()))?;
+        // A push without entries is a success, as Loki answers it.
+        let decoded = match batch.is_empty() {
+            true => model::DecodedBatch::default(),
+            false => batch.finish().map_err(|error| ingest_error(error.into()))?,
+        };
         Ok((decoded, ()))
     })
     .await?;

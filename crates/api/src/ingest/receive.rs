@@ -160,6 +160,13 @@ pub(crate) fn ingest_error(error: IngestError) -> ApiError {
             "body_too_large",
             format!("decompressed body exceeds {max} bytes"),
         ),
+        IngestError::BatchTooLarge { max } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the events of this request would take more than {max} bytes; send fewer per request"
+            ),
+        ),
         IngestError::Queue(error) => queue_error(error),
     }
 }

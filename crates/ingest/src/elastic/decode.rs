@@ -7,6 +7,9 @@ use serde_json::{Map, Value};
 use crate::value::insert_attribute;
 use crate::{Batch, IngestError};
 
+/// The longest index name, in bytes (Elasticsearch's own limit).
+const MAX_INDEX_BYTES: usize = 255;
+
 /// What one action line asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -56,6 +59,11 @@ pub fn decode(
             .or(default_index)
             .unwrap_or("")
             .to_owned();
+        if index.len() > MAX_INDEX_BYTES {
+            return Err(IngestError::malformed(format!(
+                "line {number}: an index name may take at most {MAX_INDEX_BYTES} bytes, as in Elasticsearch"
+            )));
+        }
         match kind.as_str() {
             "create" | "index" => {
                 let kind = if kind == "create" { "create" } else { "index" };
@@ -64,7 +72,14 @@ pub fn decode(
                         "line {number}: the {kind} action has no document line after it"
                     )));
                 };
-                let event = document(source, &meta, &index);
+                // Too large to be an event: refused before it is parsed.
+                let event = match source.len() > batch.max_event_bytes() {
+                    true => Err(EventError::TooLarge {
+                        size: source.len(),
+                        max: batch.max_event_bytes(),
+                    }),
+                    false => document(source, &meta, &index),
+                };
                 let event = batch.add_at(Some(source_number), event)?;
                 actions.push(Action::Write { kind, index, event });
             }

@@ -2,9 +2,10 @@
 //! stream's labels say the service, level and host where they mean that
 //! and are kept under `labels` otherwise; structured metadata is kept.
 
-use model::Level;
+use model::{EventError, Level};
 use prost::Message as _;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::{Encoding, labels, proto};
@@ -56,46 +57,82 @@ fn decode_protobuf(
         .map_err(|error| IngestError::malformed(format!("the snappy block is invalid: {error}")))?;
     // streams (1) → entries (2).
     bounds::protobuf(&raw, &[1, 2], batch.max_messages())?;
-    let request = proto::PushRequest::decode(raw.as_slice()).map_err(|error| {
-        IngestError::malformed(format!("the body is not a Loki PushRequest: {error}"))
+    let limit = batch.max_event_bytes();
+    // PushRequest.streams = 1; each stream decoded on its own: its labels,
+    // then each entry only if its size is within the event limit.
+    let mut streams = Vec::new();
+    bounds::for_each_field(&raw, |tag, bytes| {
+        if tag == 1 {
+            streams.push(bytes);
+        }
     })?;
-    for stream in request.streams {
-        let labels = labels::parse(&stream.labels).map_err(IngestError::malformed)?;
-        let stream_fields = StreamFields::new(labels);
-        for entry in stream.entries {
-            let nanos = entry
-                .timestamp
-                .map(|time| time.seconds.saturating_mul(1_000_000_000) + i64::from(time.nanos));
+    for stream in streams {
+        let mut labels_text: &[u8] = &[];
+        let mut entries = Vec::new();
+        // Stream.labels = 1, .entries = 2.
+        bounds::for_each_field(stream, |tag, bytes| match tag {
+            1 => labels_text = bytes,
+            2 => entries.push(bytes),
+            _ => {}
+        })?;
+        let labels_size = labels_text.len();
+        let stream_fields = match labels_size <= limit {
+            true => {
+                let text = std::str::from_utf8(labels_text)
+                    .map_err(|_| IngestError::malformed("a stream's labels are not UTF-8"))?;
+                Some(StreamFields::new(
+                    labels::parse(text).map_err(IngestError::malformed)?,
+                ))
+            }
+            false => None,
+        };
+        for entry in entries {
+            let size = labels_size + entry.len();
+            let Some(fields) = stream_fields.as_ref().filter(|_| size <= limit) else {
+                batch.add(Err(EventError::TooLarge { size, max: limit }))?;
+                continue;
+            };
+            let entry = proto::Entry::decode(entry).map_err(|error| {
+                IngestError::malformed(format!("the body is not a Loki PushRequest: {error}"))
+            })?;
+            let nanos = entry.timestamp.map(|time| {
+                time.seconds
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(i64::from(time.nanos))
+            });
             let metadata = entry
                 .structured_metadata
                 .into_iter()
                 .map(|pair| (pair.name, pair.value));
-            batch.add(Ok(stream_fields.event(nanos, entry.line, metadata)))?;
+            batch.add(Ok(fields.event(nanos, entry.line, metadata)))?;
         }
     }
     Ok(())
 }
 
-/// A push in JSON: the current form, or the legacy one.
+/// A push in JSON: the current form, or the legacy one. Labels and entries
+/// are kept as raw JSON until their size is known to be within the event
+/// limit.
 #[derive(Deserialize)]
-struct JsonPush {
-    streams: Vec<JsonStream>,
+struct JsonPush<'a> {
+    #[serde(borrow)]
+    streams: Vec<JsonStream<'a>>,
 }
 
 #[derive(Deserialize)]
-struct JsonStream {
+struct JsonStream<'a> {
     /// Current form: the labels as an object.
-    #[serde(default)]
-    stream: Option<Map<String, Value>>,
+    #[serde(borrow, default)]
+    stream: Option<&'a RawValue>,
     /// Current form: `[ns-string, line]` or `[ns-string, line, {metadata}]`.
-    #[serde(default)]
-    values: Vec<Vec<Value>>,
+    #[serde(borrow, default)]
+    values: Vec<&'a RawValue>,
     /// Legacy form: the labels as a `{…}` string.
-    #[serde(default)]
-    labels: Option<String>,
+    #[serde(borrow, default)]
+    labels: Option<&'a RawValue>,
     /// Legacy form: `{"ts": RFC 3339, "line": …}`.
-    #[serde(default)]
-    entries: Vec<LegacyEntry>,
+    #[serde(borrow, default)]
+    entries: Vec<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -112,29 +149,57 @@ fn decode_json(body: &[u8], batch: &mut Batch) -> Result<(), IngestError> {
         &["entries"],
         batch.max_messages(),
     )?;
-    let push: JsonPush = serde_json::from_slice(body).map_err(|error| {
+    let text = std::str::from_utf8(body)
+        .map_err(|error| IngestError::malformed(format!("the body is not UTF-8: {error}")))?;
+    let malformed = |error: serde_json::Error| {
         IngestError::malformed(format!(
             "the body is not a Loki push request in JSON: {error}"
         ))
-    })?;
+    };
+    let push: JsonPush = serde_json::from_str(text).map_err(malformed)?;
+    let limit = batch.max_event_bytes();
     for stream in push.streams {
-        let labels = match (stream.stream, stream.labels) {
-            (Some(object), _) => object
-                .into_iter()
-                .map(|(name, value)| match value {
-                    Value::String(text) => (name, text),
-                    other => (name, other.to_string()),
-                })
-                .collect(),
-            (None, Some(text)) => labels::parse(&text).map_err(IngestError::malformed)?,
-            (None, None) => Vec::new(),
+        let raw_labels = stream.stream.or(stream.labels);
+        let labels_size = raw_labels.map_or(0, |raw| raw.get().len());
+        let fields = match (labels_size <= limit, stream.stream, stream.labels) {
+            (false, _, _) => None,
+            (true, Some(object), _) => {
+                let object: Map<String, Value> =
+                    serde_json::from_str(object.get()).map_err(malformed)?;
+                let pairs = object
+                    .into_iter()
+                    .map(|(name, value)| match value {
+                        Value::String(text) => (name, text),
+                        other => (name, other.to_string()),
+                    })
+                    .collect();
+                Some(StreamFields::new(pairs))
+            }
+            (true, None, Some(text)) => {
+                let text: String = serde_json::from_str(text.get()).map_err(malformed)?;
+                Some(StreamFields::new(
+                    labels::parse(&text).map_err(IngestError::malformed)?,
+                ))
+            }
+            (true, None, None) => Some(StreamFields::new(Vec::new())),
         };
-        let fields = StreamFields::new(labels);
         for value in stream.values {
+            let size = labels_size + value.get().len();
+            let Some(fields) = fields.as_ref().filter(|_| size <= limit) else {
+                batch.add(Err(EventError::TooLarge { size, max: limit }))?;
+                continue;
+            };
+            let value: Vec<Value> = serde_json::from_str(value.get()).map_err(malformed)?;
             let (nanos, line, metadata) = json_value(value)?;
             batch.add(Ok(fields.event(Some(nanos), line, metadata.into_iter())))?;
         }
         for entry in stream.entries {
+            let size = labels_size + entry.get().len();
+            let Some(fields) = fields.as_ref().filter(|_| size <= limit) else {
+                batch.add(Err(EventError::TooLarge { size, max: limit }))?;
+                continue;
+            };
+            let entry: LegacyEntry = serde_json::from_str(entry.get()).map_err(malformed)?;
             let mut object = fields.event(None, entry.line, std::iter::empty());
             object.insert("timestamp".into(), Value::String(entry.ts));
             batch.add(Ok(object))?;

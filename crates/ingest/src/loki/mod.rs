@@ -20,10 +20,11 @@ pub enum Encoding {
 }
 
 impl Encoding {
-    /// The encoding a `Content-Type` names; JSON when absent.
+    /// The encoding a `Content-Type` names; snappy protobuf when absent,
+    /// as Loki reads it.
     pub fn from_content_type(content_type: Option<&str>) -> Option<Encoding> {
         let Some(content_type) = content_type else {
-            return Some(Encoding::Json);
+            return Some(Encoding::SnappyProtobuf);
         };
         let essence = content_type.split(';').next().unwrap_or("").trim();
         if essence.eq_ignore_ascii_case("application/x-protobuf") {

@@ -178,3 +178,36 @@ fn bodies_with_more_entries_than_a_batch_are_refused_before_decoding() {
     ));
     assert!(batch.is_empty(), "nothing was decoded");
 }
+
+#[test]
+fn oversized_label_sets_refuse_their_entries_without_copying_them() {
+    let context = IngestContext::new("acme", Timestamp::from_nanos(1), None);
+    let limits = Limits {
+        max_event_bytes: 1_000,
+        ..Limits::default()
+    };
+    let big = "v".repeat(2_000);
+    let body = json!({"streams": [
+        {"stream": {"app": big}, "values": [["1", "a"], ["2", "b"]]},
+        {"stream": {"app": "ok"}, "values": [["3", "c"], ["4", "x".repeat(2_000)]]}
+    ]});
+    let mut batch = Batch::new(&context, &limits, 0);
+    decode(
+        body.to_string().as_bytes(),
+        Encoding::Json,
+        1 << 20,
+        &mut batch,
+    )
+    .expect("decodes");
+    let batch = batch.finish().expect("events");
+    assert_eq!(batch.ids.len(), 1);
+    let refused: Vec<_> = batch.rejected.iter().map(|r| (r.index, r.code)).collect();
+    assert_eq!(
+        refused,
+        [
+            (0, "event_too_large"),
+            (1, "event_too_large"),
+            (3, "event_too_large")
+        ]
+    );
+}

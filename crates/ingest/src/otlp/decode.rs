@@ -1,54 +1,86 @@
 //! OTLP log records → Logbook events.
 
-use model::Level;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use model::{EventError, Level};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use prost::Message as _;
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde_json::{Map, Value};
 
 use super::Encoding;
-use crate::value::{epoch_nanos, float, hex_id, insert_attribute};
+use super::split::{self, Raw};
+use crate::value::{epoch_nanos, float, hex_id, insert_attribute_beside};
+
+/// The attributes this translator writes; a record attribute of the same
+/// name is kept as `attribute.<name>`.
+const TRANSLATED: &[&str] = &[
+    "resource",
+    "scope",
+    "body",
+    "severity_text",
+    "severity_number",
+    "event_name",
+    "trace_flags",
+];
 use crate::{Batch, IngestError, bounds};
 
 /// Reads an `ExportLogsServiceRequest` and adds each of its log records to
-/// `batch`, in order (resource by resource, scope by scope).
+/// `batch`, in order (resource by resource, scope by scope). Each resource,
+/// scope and record is decoded on its own, and only if its size as sent is
+/// within the event limit; otherwise its records are refused as too large
+/// without being decoded.
 pub fn decode(body: &[u8], encoding: Encoding, batch: &mut Batch) -> Result<(), IngestError> {
     // resource_logs (1) → scope_logs (2) → log_records (2).
     let max = batch.max_messages();
-    match encoding {
-        Encoding::Protobuf => bounds::protobuf(body, &[1, 2, 2], max)?,
-        Encoding::Json => {
-            bounds::json(body, &["resourceLogs", "scopeLogs", "logRecords"], &[], max)?
+    let resources = match encoding {
+        Encoding::Protobuf => {
+            bounds::protobuf(body, &[1, 2, 2], max)?;
+            split::protobuf(body)?
         }
-    }
-    let request = match encoding {
-        Encoding::Protobuf => ExportLogsServiceRequest::decode(body).map_err(|error| {
-            IngestError::malformed(format!(
-                "the body is not an OTLP ExportLogsServiceRequest in protobuf: {error}"
-            ))
-        })?,
-        Encoding::Json => serde_json::from_slice(body).map_err(|error| {
-            IngestError::malformed(format!(
-                "the body is not an OTLP ExportLogsServiceRequest in JSON: {error}"
-            ))
-        })?,
+        Encoding::Json => {
+            bounds::json(body, &["resourceLogs", "scopeLogs", "logRecords"], &[], max)?;
+            split::json(body)?
+        }
     };
-    for resource_logs in request.resource_logs {
-        let resource = ResourceFields::new(
-            resource_logs
-                .resource
-                .map(|resource| resource.attributes)
-                .unwrap_or_default(),
-        );
-        for scope_logs in resource_logs.scope_logs {
-            let scope = scope_logs.scope.and_then(scope_value);
-            for record in scope_logs.log_records {
+    let limit = batch.max_event_bytes();
+    for raw in resources {
+        let resource_size = raw.resource.map_or(0, Raw::len);
+        let resource = match raw.resource {
+            Some(part) if resource_size <= limit => {
+                let resource: Resource = part
+                    .decode()
+                    .map_err(|error| malformed("resource", &error))?;
+                ResourceFields::new(resource.attributes)
+            }
+            _ => ResourceFields::new(Vec::new()),
+        };
+        for scope_part in raw.scopes {
+            let scope_size = scope_part.scope.map_or(0, Raw::len);
+            let scope = match scope_part.scope {
+                Some(part) if resource_size + scope_size <= limit => {
+                    let scope: InstrumentationScope =
+                        part.decode().map_err(|error| malformed("scope", &error))?;
+                    scope_value(scope)
+                }
+                _ => None,
+            };
+            for record in scope_part.records {
+                let size = resource_size + scope_size + record.len();
+                if size > limit {
+                    batch.add(Err(EventError::TooLarge { size, max: limit }))?;
+                    continue;
+                }
+                let record: LogRecord = record
+                    .decode()
+                    .map_err(|error| malformed("log record", &error))?;
                 batch.add(Ok(event(&resource, scope.as_ref(), record)))?;
             }
         }
     }
     Ok(())
+}
+
+fn malformed(part: &str, error: &str) -> IngestError {
+    IngestError::malformed(format!("an OTLP {part} could not be read: {error}"))
 }
 
 /// What a resource gives each of its records.
@@ -171,7 +203,7 @@ fn event(
             "user.id" | "enduser.id" if !object.contains_key("user_id") && is_scalar(&value) => {
                 object.insert("user_id".into(), value);
             }
-            _ => insert_attribute(&mut object, key, value),
+            _ => insert_attribute_beside(&mut object, key, value, TRANSLATED),
         }
     }
     object

@@ -4,6 +4,7 @@
 
 mod decode;
 mod respond;
+mod split;
 
 pub use decode::decode;
 pub use respond::respond;

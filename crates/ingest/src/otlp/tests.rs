@@ -260,3 +260,85 @@ fn bodies_with_more_records_than_a_batch_are_refused_before_decoding() {
     ));
     assert!(batch.is_empty(), "nothing was decoded");
 }
+
+#[test]
+fn oversized_parts_are_refused_without_being_decoded_or_copied() {
+    let context = IngestContext::new("acme", Timestamp::from_nanos(1), None);
+    let limits = Limits {
+        max_event_bytes: 1_000,
+        ..Limits::default()
+    };
+    let small = LogRecord {
+        body: string("small"),
+        attributes: vec![kv("resource", string("mine"))],
+        ..LogRecord::default()
+    };
+    let big = LogRecord {
+        body: string(&"x".repeat(2_000)),
+        ..LogRecord::default()
+    };
+    let mut request = request(vec![small.clone(), big]);
+    // A second resource whose attributes alone are over the limit.
+    request.resource_logs.push(ResourceLogs {
+        resource: Some(Resource {
+            attributes: vec![kv("blob", string(&"y".repeat(2_000)))],
+            ..Resource::default()
+        }),
+        scope_logs: vec![ScopeLogs {
+            log_records: vec![small.clone(), small],
+            ..ScopeLogs::default()
+        }],
+        ..ResourceLogs::default()
+    });
+    for body in [
+        request.encode_to_vec(),
+        serde_json::to_vec(&request).expect("json"),
+    ] {
+        let encoding = match body.first() {
+            Some(b'{') => Encoding::Json,
+            _ => Encoding::Protobuf,
+        };
+        let mut batch = Batch::new(&context, &limits, 0);
+        decode(&body, encoding, &mut batch).expect("decodes");
+        let batch = batch.finish().expect("events");
+        assert_eq!(batch.ids.len(), 1, "{encoding:?}");
+        let refused: Vec<_> = batch.rejected.iter().map(|r| (r.index, r.code)).collect();
+        assert_eq!(
+            refused,
+            [
+                (1, "event_too_large"),
+                (2, "event_too_large"),
+                (3, "event_too_large")
+            ],
+            "{encoding:?}"
+        );
+        let stored: Event =
+            serde_json::from_slice(batch.ndjson.split(|b| *b == b'\n').next().expect("a line"))
+                .expect("an event");
+        assert_eq!(
+            stored.attributes.get("attribute.resource"),
+            Some(&json!("mine"))
+        );
+        assert_eq!(
+            stored.attributes.get("resource"),
+            Some(&json!({"deployment.environment": "prod"}))
+        );
+    }
+}
+
+#[test]
+fn a_batch_stops_growing_at_the_record_limit() {
+    let context = IngestContext::new("acme", Timestamp::from_nanos(1), None);
+    let limits = Limits::default();
+    let line = "z".repeat(200_000);
+    let records = (0..400).map(|_| LogRecord {
+        body: string(&line),
+        ..LogRecord::default()
+    });
+    let body = request(records.collect()).encode_to_vec();
+    let mut batch = Batch::new(&context, &limits, 0);
+    assert!(matches!(
+        decode(&body, Encoding::Protobuf, &mut batch),
+        Err(crate::IngestError::BatchTooLarge { .. })
+    ));
+}

@@ -1,6 +1,6 @@
 //! Cutting a TCP byte stream into syslog messages: octet counting
-//! (`LEN SP MSG`, RFC 6587 and RFC 5425) when a message starts with a digit,
-//! a newline at its end otherwise; decided per message.
+//! (`LEN SP MSG`, RFC 6587 and RFC 5425) when a message starts with digits
+//! and a space, a newline at its end otherwise; decided per message.
 
 use bytes::{Buf as _, BytesMut};
 use tokio_util::codec::Decoder;
@@ -130,14 +130,17 @@ impl SyslogCodec {
             .iter()
             .take_while(|byte| byte.is_ascii_digit())
             .count();
-        if digits > MAX_LENGTH_DIGITS {
-            return Err(invalid("the octet count is too long"));
-        }
         let Some(separator) = buffer.get(digits) else {
+            if digits > MAX_LENGTH_DIGITS {
+                // Too many digits to be a count: a line that starts with a number.
+                return Ok(self.newline_ended(buffer));
+            }
             return Ok(None);
         };
-        if *separator != b' ' {
-            return Err(invalid("an octet count must be followed by a space"));
+        // Digits not followed by a space are not a count: a message (a line
+        // starting with a date, say) framed by its newline, as rsyslog reads it.
+        if *separator != b' ' || digits > MAX_LENGTH_DIGITS {
+            return Ok(self.newline_ended(buffer));
         }
         let length: usize = std::str::from_utf8(&buffer[..digits])
             .ok()

@@ -181,8 +181,14 @@ async fn submit_waiting(
     let accepted = batch.ids.len();
     if accepted > 0 {
         let mut backoff = Duration::from_millis(50);
+        // The rate is charged once; retries of the same batch cost nothing more.
+        let mut admitted = false;
         loop {
-            let wait = match context.admission.admit(&settings.tenant, accepted) {
+            let admission = match admitted {
+                true => Ok(()),
+                false => context.admission.admit(&settings.tenant, accepted),
+            };
+            let wait = match admission {
                 // More events than the burst: no wait lets this batch through.
                 Err(Duration::MAX) => {
                     count(
@@ -194,20 +200,23 @@ async fn submit_waiting(
                     break;
                 }
                 Err(wait) => wait,
-                Ok(()) => match enqueue(context.queue.as_ref(), &settings.tenant, &batch).await {
-                    Ok(_) => {
-                        count(&settings.tenant, "accepted", "none", accepted as u64);
-                        break;
+                Ok(()) => {
+                    admitted = true;
+                    match enqueue(context.queue.as_ref(), &settings.tenant, &batch).await {
+                        Ok(_) => {
+                            count(&settings.tenant, "accepted", "none", accepted as u64);
+                            break;
+                        }
+                        Err(error) if error.is_transient() => {
+                            backoff = (backoff * 2).min(MAX_BACKOFF);
+                            backoff
+                        }
+                        Err(error) => {
+                            refuse(&settings.tenant, &error, accepted);
+                            break;
+                        }
                     }
-                    Err(error) if error.is_transient() => {
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
-                        backoff
-                    }
-                    Err(error) => {
-                        refuse(&settings.tenant, &error, accepted);
-                        break;
-                    }
-                },
+                }
             };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}

@@ -102,8 +102,18 @@ fn oversized_messages_are_skipped_and_the_stream_goes_on() {
         codec.decode(&mut buffer).expect("frames"),
         Some(Frame::Message("next".into()))
     );
-    let mut broken = BytesMut::from(&b"12x"[..]);
-    assert!(codec.decode(&mut broken).is_err());
+    // Digits that are not a count start a newline-framed message.
+    let mut dated = BytesMut::from(&b"2026-12-07 12:00 started\n12345678901 x\n"[..]);
+    assert_eq!(
+        codec.decode(&mut dated).expect("frames"),
+        Some(Frame::TooLarge { size: 24 }),
+        "longer than this codec's 8 bytes, but framed by its newline"
+    );
+    let mut codec = SyslogCodec::new(64);
+    assert_eq!(
+        codec.decode(&mut dated).expect("frames"),
+        Some(Frame::Message("12345678901 x".into()))
+    );
 }
 
 #[test]
