@@ -16,7 +16,7 @@ mod timestamp;
 pub use decode::{
     BatchFormat, DecodeError, DecodedBatch, IngestContext, Limits, Rejection, decode_batch,
 };
-pub use event::{Event, EventError, RESERVED_SERVICE, type_name};
+pub use event::{Event, EventError, MAX_ID_LEN, RESERVED_SERVICE, type_name};
 pub use level::Level;
 pub use record::{QueuedEvent, RecordError, decode_record, encode_record};
 pub use source::Source;

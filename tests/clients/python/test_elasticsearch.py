@@ -35,7 +35,8 @@ class ElasticsearchPython(unittest.TestCase):
                 "order": {"id": "ORD-9", "total": 42.5}}},
             {"_index": "shop-logs", "_op_type": "index", "_id": "fixed-id-1", "_source": {
                 "@timestamp": "2026-12-07T10:00:01Z", "message": "payment captured", "level": "warning"}},
-            {"_index": "shop-logs", "_op_type": "create", "_source": {"message": "broken", "level": "not-a-level"}},
+            # No message: the one document Logbook refuses.
+            {"_index": "shop-logs", "_op_type": "create", "_source": {"msg": "", "note": "broken"}},
             {"_index": "other-logs", "_op_type": "create", "_source": {"message": "shipped", "user_id": 77}},
         ]
         ok, errors = helpers.bulk(self.es, documents, raise_on_error=False, refresh=False)
@@ -44,7 +45,7 @@ class ElasticsearchPython(unittest.TestCase):
         (action, item), = errors[0].items()
         self.assertEqual(action, "create")
         self.assertEqual(item["status"], 400)
-        self.assertIn("invalid_level", item["error"]["reason"])
+        self.assertIn("missing_message", item["error"]["reason"])
 
         placed, = self.server.wait_for('"order placed"', 1)
         self.assertEqual(placed["timestamp"], "2026-12-07T10:00:00.25Z")
@@ -60,7 +61,7 @@ class ElasticsearchPython(unittest.TestCase):
         shipped, = self.server.wait_for("shipped", 1)
         self.assertEqual(shipped["user_id"], "77")
         self.assertEqual(shipped["attributes"]["index"], "other-logs")
-        self.assertEqual(self.server.search("broken"), [])
+        self.assertEqual(self.server.search("note:broken"), [])
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 use model::{EventError, Level};
 use serde_json::{Map, Value};
 
-use crate::value::insert_attribute;
+use crate::value::{SHADOWED_PREFIX, insert_attribute};
 use crate::{Batch, IngestError};
 
 /// The longest index name, in bytes (Elasticsearch's own limit).
@@ -137,6 +137,7 @@ fn document(
         object.insert("id".into(), Value::String(id.clone()));
     }
     ecs(&mut object);
+    keep_unreadable_fields(&mut object);
     if !index.is_empty() && !object.contains_key("index") {
         insert_attribute(&mut object, "index".into(), Value::String(index.to_owned()));
     }
@@ -178,5 +179,59 @@ fn ecs(object: &mut Map<String, Value>) {
         && let Some(line) = object.remove("log")
     {
         object.insert("message".into(), line);
+    }
+}
+
+/// Application documents often carry fields named like Logbook's in other
+/// formats (pino's `"level": 30`, a numeric `id`, a `time` that is not a
+/// time). Refusing the document would lose it — shippers do not resend a
+/// 400 item — so such a field is kept as `attribute.<name>` instead, and the
+/// event gets the default (receive time, level info, a new id).
+fn keep_unreadable_fields(object: &mut Map<String, Value>) {
+    let level_readable = |value: &Value| match value {
+        Value::String(text) => Level::parse(text).is_some(),
+        Value::Number(number) => number.as_u64().is_some_and(|n| n <= 7),
+        Value::Null => true,
+        _ => false,
+    };
+    let time_readable = |value: &Value| match value {
+        Value::String(text) => model::Timestamp::parse(text).is_ok(),
+        Value::Number(number) => number
+            .as_i64()
+            .map(|n| model::Timestamp::from_epoch(n).is_ok())
+            .or_else(|| {
+                number
+                    .as_f64()
+                    .map(|n| model::Timestamp::from_epoch_seconds_f64(n).is_ok())
+            })
+            .unwrap_or(false),
+        Value::Null => true,
+        _ => false,
+    };
+    let id_readable = |value: &Value| match value {
+        Value::String(id) => {
+            !id.is_empty()
+                && id.len() <= model::MAX_ID_LEN
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        }
+        _ => false,
+    };
+    let checks: [(&[&str], &dyn Fn(&Value) -> bool); 3] = [
+        (&["level", "severity", "lvl"], &level_readable),
+        (&["timestamp", "@timestamp", "time", "ts"], &time_readable),
+        (&["id"], &id_readable),
+    ];
+    for (names, readable) in checks {
+        // The event reads the first of the names present.
+        let Some(name) = names.iter().find(|name| object.contains_key(**name)) else {
+            continue;
+        };
+        if object.get(*name).is_some_and(|value| !readable(value))
+            && let Some(value) = object.remove(*name)
+        {
+            object.insert(format!("{SHADOWED_PREFIX}{name}"), value);
+        }
     }
 }

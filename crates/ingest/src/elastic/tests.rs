@@ -31,14 +31,16 @@ fn items_answer_each_action_in_order() {
         r#"{"index":{"_id":"doc-7"}}"#,
         r#"{"log":"from fluent bit"}"#,
         r#"{"create":{}}"#,
-        r#"{"message":"bad","level":"nope"}"#,
+        r#"{"message":"bad","level":"nope","id":7,"time":"yesterday"}"#,
         r#"{"delete":{"_index":"x","_id":"1"}}"#,
+        r#"{"create":{}}"#,
+        r#""not an object""#,
         "",
     ]
     .join("\n");
     let (actions, batch) = run(&body, Some("default-index")).expect("decodes");
     let stored = events(&batch);
-    assert_eq!(stored.len(), 2);
+    assert_eq!(stored.len(), 3, "{:?}", batch.rejected);
     assert_eq!(stored[0].host.as_deref(), Some("web-1"));
     assert_eq!(stored[0].service.as_deref(), Some("shop"));
     assert_eq!(stored[0].level, Level::Warn);
@@ -62,17 +64,18 @@ fn items_answer_each_action_in_order() {
     );
     let answer: Value = serde_json::from_slice(&answer).expect("json");
     let items = answer["items"].as_array().expect("items");
-    assert_eq!(items.len(), 4);
+    assert_eq!(items.len(), 5);
     assert_eq!(items[0]["create"]["status"], 201);
     assert_eq!(items[0]["create"]["_id"], json!(stored[0].id));
     assert_eq!(items[1]["index"]["status"], 201);
     assert_eq!(items[1]["index"]["_id"], "doc-7");
-    assert_eq!(items[2]["create"]["status"], 400);
-    let reason = items[2]["create"]["error"]["reason"]
+    assert_eq!(items[2]["create"]["status"], 201);
+    assert_eq!(items[3]["delete"]["status"], 400);
+    assert_eq!(items[4]["create"]["status"], 400);
+    let reason = items[4]["create"]["error"]["reason"]
         .as_str()
         .unwrap_or_default();
-    assert!(reason.starts_with("invalid_level"), "{reason}");
-    assert_eq!(items[3]["delete"]["status"], 400);
+    assert!(reason.starts_with("invalid_type"), "{reason}");
 }
 
 #[test]

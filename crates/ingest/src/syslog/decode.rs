@@ -24,20 +24,31 @@ impl Default for Rfc3164Zone {
 /// whole as the message) into the object [`model::Event::from_object`] reads.
 pub fn decode(text: &str, zone: Rfc3164Zone, now: DateTime<Utc>) -> Map<String, Value> {
     let text = text.trim_end_matches(['\r', '\n', '\0']);
-    let year = |date: IncompleteDate| year_for(date, now);
+    let year = |date: IncompleteDate| year_for(date, now, zone.0);
     let message =
         syslog_loose::parse_message_with_year_tz(text, year, Some(zone.0), Variant::Either);
     object(message)
 }
 
-/// The year that puts a yearless date at most a day ahead of `now`.
-fn year_for((month, day, hour, minute, second): IncompleteDate, now: DateTime<Utc>) -> i32 {
-    let this_year = now.year();
-    let ahead = Utc
-        .with_ymd_and_hms(this_year, month, day, hour, minute, second)
-        .single()
-        .is_some_and(|date| date > now + chrono::Duration::days(1));
-    if ahead { this_year - 1 } else { this_year }
+/// The year that puts a yearless date closest to `now` without being more
+/// than a day ahead of it (`Jan 1 00:00:01` received on 31 December is next
+/// year's; `Dec 31` received on 1 January is last year's). The date is read
+/// in `zone`, where its sender wrote it.
+fn year_for(
+    (month, day, hour, minute, second): IncompleteDate,
+    now: DateTime<Utc>,
+    zone: FixedOffset,
+) -> i32 {
+    let this_year = now.with_timezone(&zone).year();
+    let latest = now + chrono::Duration::days(1);
+    [this_year + 1, this_year, this_year - 1]
+        .into_iter()
+        .find(|year| {
+            zone.with_ymd_and_hms(*year, month, day, hour, minute, second)
+                .single()
+                .is_some_and(|date| date <= latest)
+        })
+        .unwrap_or(this_year)
 }
 
 fn object(message: Message<&str>) -> Map<String, Value> {

@@ -164,7 +164,10 @@ impl SyslogCodec {
 
     fn newline_ended(&mut self, buffer: &mut BytesMut) -> Option<Frame> {
         match buffer.iter().position(|byte| *byte == b'\n') {
-            Some(end) if end > self.max_message => {
+            // The message is the line without its CR, if it has one.
+            Some(end)
+                if end - usize::from(end > 0 && buffer[end - 1] == b'\r') > self.max_message =>
+            {
                 buffer.advance(end + 1);
                 Some(Frame::TooLarge { size: end })
             }

@@ -50,6 +50,9 @@ pub struct Listener {
     pub settings: Arc<ListenerSettings>,
 }
 
+/// How long a TCP connection may stay silent before it is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// The longest a TCP sender is held back between two attempts to enqueue.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -108,7 +111,12 @@ async fn connection(
     let mut frames = FramedRead::new(stream, SyslogCodec::new(settings.max_message_bytes));
     loop {
         let first = tokio::select! {
-            frame = frames.next() => frame,
+            frame = tokio::time::timeout(IDLE_TIMEOUT, frames.next()) => match frame {
+                Ok(frame) => frame,
+                // A connection that sends nothing for this long gives its
+                // place to others; senders reconnect when they have more.
+                Err(_) => return,
+            },
             _ = shutdown.wait_for(|stop| *stop) => return,
         };
         let mut messages = Vec::new();

@@ -132,3 +132,31 @@ fn a_stream_ending_inside_an_octet_counted_message_is_an_error_not_a_message() {
         Some(Frame::Message("<13>no newline".into()))
     );
 }
+
+#[test]
+fn a_yearless_date_just_past_new_year_is_next_years() {
+    let now = Utc
+        .with_ymd_and_hms(2026, 12, 31, 23, 59, 59)
+        .single()
+        .expect("a date");
+    let object = decode(
+        "<13>Jan  1 00:00:01 h app: hello",
+        Rfc3164Zone::default(),
+        now,
+    );
+    let expected = Utc
+        .with_ymd_and_hms(2027, 1, 1, 0, 0, 1)
+        .single()
+        .expect("a date");
+    assert_eq!(object["timestamp"], json!(expected.timestamp_nanos_opt()));
+    let object = decode(
+        "<13>Dec 30 10:00:00 h app: hello",
+        Rfc3164Zone::default(),
+        now,
+    );
+    let expected = Utc
+        .with_ymd_and_hms(2026, 12, 30, 10, 0, 0)
+        .single()
+        .expect("a date");
+    assert_eq!(object["timestamp"], json!(expected.timestamp_nanos_opt()));
+}
