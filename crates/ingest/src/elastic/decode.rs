@@ -182,6 +182,9 @@ fn ecs(object: &mut Map<String, Value>) {
     }
 }
 
+/// Whether a field's value reads as the Logbook field of its name.
+type Readable = dyn Fn(&Value) -> bool;
+
 /// Application documents often carry fields named like Logbook's in other
 /// formats (pino's `"level": 30`, a numeric `id`, a `time` that is not a
 /// time). Refusing the document would lose it — shippers do not resend a
@@ -218,7 +221,7 @@ fn keep_unreadable_fields(object: &mut Map<String, Value>) {
         }
         _ => false,
     };
-    let checks: [(&[&str], &dyn Fn(&Value) -> bool); 3] = [
+    let checks: [(&[&str], &Readable); 3] = [
         (&["level", "severity", "lvl"], &level_readable),
         (&["timestamp", "@timestamp", "time", "ts"], &time_readable),
         (&["id"], &id_readable),
