@@ -312,6 +312,9 @@ mod tests {
                 assert_eq!(event.service, expected.service, "{protocol:?}");
                 assert_eq!(event.level, expected.level, "{protocol:?}");
                 assert_eq!(event.host, expected.host, "{protocol:?}");
+                if protocol == Protocol::Es {
+                    assert_eq!(event.attributes, expected.attributes, "bulk keeps every field");
+                }
             }
         }
     }
