@@ -72,3 +72,47 @@ async fn udp_datagrams_are_stored_field_by_field() {
     assert_eq!(second["attributes"].get("structured_data"), None);
     server.stop().await;
 }
+
+/// Two senders taking turns: each message keeps its own sender's address,
+/// though their messages wait together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interleaved_senders_keep_their_addresses() {
+    let server = TestServer::start_with(|config| {
+        config.syslog.udp = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let address = server.server.as_ref().unwrap().syslog_udp_addr().unwrap();
+    let mut client = server.client().await;
+    let one = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // Linux routes all of 127.0.0.0/8 to the loopback interface.
+    let two = tokio::net::UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    for n in 0..20 {
+        let (socket, host) = if n % 2 == 0 {
+            (&one, "one")
+        } else {
+            (&two, "two")
+        };
+        let message = format!("<14>1 - {host} app - - - turn {n}");
+        socket.send_to(message.as_bytes(), address).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let events = loop {
+        let page = common::search(&mut client, &[("q", "turn"), ("limit", "100")]).await;
+        let events = page["events"].as_array().unwrap().clone();
+        if events.len() >= 20 {
+            break events;
+        }
+        assert!(Instant::now() < deadline, "only {} events", events.len());
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(events.len(), 20);
+    for event in &events {
+        let expected = match event["host"].as_str() {
+            Some("one") => "127.0.0.1",
+            Some("two") => "127.0.0.2",
+            other => panic!("unexpected host {other:?}"),
+        };
+        assert_eq!(event["source_ip"], expected, "{event}");
+    }
+    server.stop().await;
+}

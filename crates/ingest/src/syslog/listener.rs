@@ -3,7 +3,8 @@
 //! waits while the queue is full or the tenant over its rate, so the sender
 //! feels backpressure; UDP cannot wait, so it drops and counts.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +50,9 @@ pub struct Listener {
     pub admission: Arc<dyn Admission>,
     pub settings: Arc<ListenerSettings>,
 }
+
+/// The most UDP senders whose messages wait at once; more send them all.
+const MAX_UDP_SENDERS: usize = 256;
 
 /// How long a TCP connection may stay silent before it is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -185,7 +189,7 @@ async fn submit_waiting(
     shutdown: &mut watch::Receiver<bool>,
 ) {
     let settings = &context.settings;
-    let batch = decode_messages(settings, peer, messages);
+    let batch = decode_messages(settings, peer.ip(), messages);
     let accepted = batch.ids.len();
     if accepted > 0 {
         let mut backoff = Duration::from_millis(50);
@@ -245,9 +249,11 @@ pub async fn serve_udp(socket: UdpSocket, context: Listener, mut shutdown: watch
     // A datagram larger than the limit is cut there by the kernel; the
     // extra byte tells one that was cut.
     let mut buffer = vec![0; settings.max_message_bytes + 1];
-    let mut messages: Vec<bytes::Bytes> = Vec::new();
-    let mut gathered = 0;
-    let mut sender: Option<SocketAddr> = None;
+    // A record's events share their source address, so messages gather per
+    // sender; all of them go when the first waited long enough, or when
+    // together they reach a batch's count or bytes.
+    let mut pending: HashMap<IpAddr, Vec<bytes::Bytes>> = HashMap::new();
+    let (mut gathered_bytes, mut gathered) = (0, 0);
     let mut deadline = None;
     loop {
         // The watch's guard must not live across an await: the branches
@@ -257,10 +263,21 @@ pub async fn serve_udp(socket: UdpSocket, context: Listener, mut shutdown: watch
             _ = sleep_until(deadline) => Some(None),
             _ = shutdown.wait_for(|stop| *stop) => None,
         };
-        let Some(received) = received else {
-            if let Some(peer) = sender {
-                submit_once(&context, peer, &messages).await;
+        let flush_all = match &received {
+            None | Some(None) => true,
+            Some(Some(_)) => {
+                gathered >= settings.batch_events
+                    || gathered_bytes >= BATCH_BYTES
+                    || pending.len() >= MAX_UDP_SENDERS
             }
+        };
+        if flush_all {
+            for (sender, messages) in pending.drain() {
+                submit_once(&context, sender, &messages).await;
+            }
+            (gathered_bytes, gathered, deadline) = (0, 0, None);
+        }
+        let Some(received) = received else {
             return;
         };
         let (length, peer) = match received {
@@ -269,36 +286,18 @@ pub async fn serve_udp(socket: UdpSocket, context: Listener, mut shutdown: watch
                 tracing::warn!(%error, "syslog: receiving a datagram failed");
                 continue;
             }
-            None => {
-                // The batch waited long enough.
-                if let Some(peer) = sender.take() {
-                    submit_once(&context, peer, &messages).await;
-                }
-                messages.clear();
-                gathered = 0;
-                deadline = None;
-                continue;
-            }
+            None => continue,
         };
-        // One record per sender: a batch's events share their source address.
-        if sender.is_some_and(|current| current != peer)
-            || messages.len() >= settings.batch_events
-            || gathered >= BATCH_BYTES
-        {
-            if let Some(current) = sender {
-                submit_once(&context, current, &messages).await;
-            }
-            messages.clear();
-            gathered = 0;
-            deadline = None;
-        }
         if length > settings.max_message_bytes {
             count(&settings.tenant, "rejected", "event_too_large", 1);
             continue;
         }
-        sender = Some(peer);
-        messages.push(bytes::Bytes::copy_from_slice(&buffer[..length]));
-        gathered += length;
+        pending
+            .entry(peer.ip())
+            .or_default()
+            .push(bytes::Bytes::copy_from_slice(&buffer[..length]));
+        gathered += 1;
+        gathered_bytes += length;
         deadline.get_or_insert_with(|| tokio::time::Instant::now() + settings.batch_wait);
     }
 }
@@ -312,7 +311,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 
 /// Enqueues a UDP batch once: over the rate or with the queue unable to
 /// take it, the messages are dropped and counted.
-async fn submit_once(context: &Listener, peer: SocketAddr, messages: &[bytes::Bytes]) {
+async fn submit_once(context: &Listener, peer: IpAddr, messages: &[bytes::Bytes]) {
     let settings = &context.settings;
     let batch = decode_messages(settings, peer, messages);
     let accepted = batch.ids.len();
@@ -336,11 +335,11 @@ async fn submit_once(context: &Listener, peer: SocketAddr, messages: &[bytes::By
 /// The events of a batch of messages from `peer`.
 fn decode_messages(
     settings: &ListenerSettings,
-    peer: SocketAddr,
+    peer: IpAddr,
     messages: &[bytes::Bytes],
 ) -> DecodedBatch {
     let received_at = Timestamp::now();
-    let context = IngestContext::new(&settings.tenant, received_at, Some(peer.ip().to_string()))
+    let context = IngestContext::new(&settings.tenant, received_at, Some(peer.to_string()))
         .with_stream(Stream::Logs);
     let now = chrono::Utc::now();
     let bytes = messages.iter().map(|message| message.len() * 2).sum();
