@@ -313,7 +313,10 @@ mod tests {
                 assert_eq!(event.level, expected.level, "{protocol:?}");
                 assert_eq!(event.host, expected.host, "{protocol:?}");
                 if protocol == Protocol::Es {
-                    assert_eq!(event.attributes, expected.attributes, "bulk keeps every field");
+                    assert_eq!(
+                        event.attributes, expected.attributes,
+                        "bulk keeps every field"
+                    );
                 }
             }
         }
