@@ -98,6 +98,16 @@ pub struct ServeArgs {
     /// The tenant syslog messages belong to; it must exist [default: default].
     #[arg(long, env = "LOGBOOK_SYSLOG_TENANT")]
     syslog_tenant: Option<String>,
+    /// Accept syslog over TLS (RFC 5425) on this address, e.g. 0.0.0.0:6514
+    /// [default: off]; needs --syslog-tls-cert and --syslog-tls-key.
+    #[arg(long, env = "LOGBOOK_SYSLOG_TLS")]
+    syslog_tls: Option<SocketAddr>,
+    /// The certificate chain (PEM) the TLS listener presents.
+    #[arg(long, env = "LOGBOOK_SYSLOG_TLS_CERT")]
+    syslog_tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of that certificate.
+    #[arg(long, env = "LOGBOOK_SYSLOG_TLS_KEY")]
+    syslog_tls_key: Option<std::path::PathBuf>,
 }
 
 /// Where `logbook admin` finds the metadata store: the same settings as `serve`.
@@ -222,6 +232,15 @@ impl ServeArgs {
             config.syslog.tcp = self.syslog_tcp;
         }
         set(&mut config.syslog.tenant, self.syslog_tenant);
+        if self.syslog_tls.is_some() {
+            config.syslog.tls = self.syslog_tls;
+        }
+        if self.syslog_tls_cert.is_some() {
+            config.syslog.tls_cert = self.syslog_tls_cert;
+        }
+        if self.syslog_tls_key.is_some() {
+            config.syslog.tls_key = self.syslog_tls_key;
+        }
         Ok(config)
     }
 }
@@ -241,6 +260,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(address) = server.syslog_tcp_addr() {
         println!("syslog listening on tcp://{address}");
+    }
+    if let Some(address) = server.syslog_tls_addr() {
+        println!("syslog listening on tls://{address}");
     }
     if let Some(credentials) = server.bootstrap_credentials() {
         print_bootstrap(credentials, server.local_addr());

@@ -344,6 +344,12 @@ impl RunningServer {
         self.syslog.as_ref().and_then(|syslog| syslog.udp)
     }
 
+    /// The address syslog TLS connections are accepted on, when `syslog.tls`
+    /// is set (its port is known once bound).
+    pub fn syslog_tls_addr(&self) -> Option<SocketAddr> {
+        self.syslog.as_ref().and_then(|syslog| syslog.tls)
+    }
+
     /// The address syslog TCP connections are accepted on, when `syslog.tcp`
     /// is set and the role ingests.
     pub fn syslog_tcp_addr(&self) -> Option<SocketAddr> {

@@ -11,8 +11,10 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use model::{DecodedBatch, IngestContext, Limits, Stream, Timestamp};
 use queue::Queue;
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::AsyncRead;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::FramedRead;
 
 use super::{Frame, Rfc3164Zone, SyslogCodec};
@@ -63,8 +65,27 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Accepts TCP connections until `shutdown` turns true, then returns once
 /// every connection has handed its last batch to the queue (or given up on
 /// it), so the queue can close after this returns.
-pub async fn serve_tcp(
+pub async fn serve_tcp(listener: TcpListener, context: Listener, shutdown: watch::Receiver<bool>) {
+    serve_stream(listener, None, context, shutdown).await;
+}
+
+/// Accepts TLS connections (RFC 5425) until `shutdown` turns true: each is
+/// read as over [`serve_tcp`] once its handshake succeeded.
+pub async fn serve_tls(
     listener: TcpListener,
+    acceptor: TlsAcceptor,
+    context: Listener,
+    shutdown: watch::Receiver<bool>,
+) {
+    serve_stream(listener, Some(acceptor), context, shutdown).await;
+}
+
+/// The longest a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn serve_stream(
+    listener: TcpListener,
+    acceptor: Option<TlsAcceptor>,
     context: Listener,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -97,16 +118,28 @@ pub async fn serve_tcp(
         };
         let context = context.clone();
         let shutdown = shutdown.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            connection(stream, peer, context, shutdown).await;
+            match acceptor {
+                None => connection(stream, peer, context, shutdown).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => connection(stream, peer, context, shutdown).await,
+                        Ok(Err(error)) => {
+                            tracing::warn!(%peer, %error, "syslog: a TLS handshake failed");
+                        }
+                        Err(_) => tracing::warn!(%peer, "syslog: a TLS handshake timed out"),
+                    }
+                }
+            }
             drop(permit);
         });
     }
 }
 
 /// Reads one TCP connection's messages, a batch at a time.
-async fn connection(
-    stream: TcpStream,
+async fn connection<S: AsyncRead + Unpin>(
+    stream: S,
     peer: SocketAddr,
     context: Listener,
     mut shutdown: watch::Receiver<bool>,
