@@ -26,6 +26,9 @@ pub struct DeliveryPolicy {
     pub max_total: Duration,
     /// Whether internal addresses may be targets (tests, trusted networks).
     pub allow_private_targets: bool,
+    /// Certificates trusted for `https` webhooks besides the Mozilla roots
+    /// compiled in (a private authority, a test's own certificate).
+    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl Default for DeliveryPolicy {
@@ -36,6 +39,7 @@ impl Default for DeliveryPolicy {
             retry_base: Duration::from_secs(1),
             max_total: Duration::from_secs(120),
             allow_private_targets: false,
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -105,6 +109,58 @@ pub async fn deliver(
     }
 }
 
+/// An HTTP/1.1 connection over `io`, driven in the background for no longer
+/// than one attempt may take.
+async fn handshake<T>(
+    io: T,
+    timeout: Duration,
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, DeliveryError>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|error| DeliveryError::Transport(format!("HTTP handshake: {error}")))?;
+    tokio::spawn(tokio::time::timeout(timeout.saturating_mul(2), connection));
+    Ok(sender)
+}
+
+/// The TLS client for `https` webhooks: the Mozilla roots and the policy's
+/// own, ring's algorithms (see `server::syslog` for why ring), TLS 1.2 and 1.3.
+fn tls(
+    target: &WebhookUrl,
+    policy: &DeliveryPolicy,
+) -> Result<tokio_rustls::TlsConnector, DeliveryError> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for certificate in &policy.extra_roots {
+        roots.add(certificate.clone()).map_err(|error| {
+            DeliveryError::Refused(format!("a trusted certificate is unusable: {error}"))
+        })?;
+    }
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| DeliveryError::Refused(format!("TLS for {}: {error}", target.host)))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+        config,
+    )))
+}
+
+/// The name a webhook's certificate must be for: its URL's host.
+fn server_name(
+    target: &WebhookUrl,
+) -> Result<rustls::pki_types::ServerName<'static>, DeliveryError> {
+    rustls::pki_types::ServerName::try_from(target.host.trim_matches(['[', ']']).to_owned())
+        .map_err(|error| {
+            DeliveryError::Refused(format!("{} is not a TLS server name: {error}", target.host))
+        })
+}
+
 /// One attempt: resolve, choose an allowed address, connect to it, POST.
 async fn post(
     target: &WebhookUrl,
@@ -126,20 +182,24 @@ async fn post(
     .map_err(transport(&format!("cannot resolve {}", target.host)))?;
     let address = choose(&target.host, resolved, policy.allow_private_targets)
         .map_err(DeliveryError::Refused)?;
-    if target.https {
-        return Err(DeliveryError::Refused(
-            "this build of Logbook sends webhooks over plain http only".to_owned(),
-        ));
-    }
     let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
         .await
         .map_err(|_| DeliveryError::Transport(format!("connecting to {address} timed out")))?
         .map_err(transport(&format!("cannot connect to {address}")))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|error| DeliveryError::Transport(format!("HTTP handshake: {error}")))?;
-    // The connection lives no longer than one attempt may.
-    tokio::spawn(tokio::time::timeout(timeout.saturating_mul(2), connection));
+    let mut sender = match target.https {
+        // TLS to the checked address, verified for the URL's host name.
+        true => {
+            let stream = tokio::time::timeout(
+                timeout,
+                tls(target, policy)?.connect(server_name(target)?, stream),
+            )
+            .await
+            .map_err(|_| DeliveryError::Transport(format!("TLS with {address} timed out")))?
+            .map_err(transport(&format!("TLS with {}", target.host)))?;
+            handshake(TokioIo::new(stream), timeout).await?
+        }
+        false => handshake(TokioIo::new(stream), timeout).await?,
+    };
     let unix_seconds = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs());

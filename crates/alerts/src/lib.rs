@@ -17,7 +17,7 @@ pub mod notification;
 pub mod rule;
 pub mod target;
 
-pub use deliver::{DeliveryError, DeliveryPolicy};
+pub use deliver::{DeliveryError, DeliveryPolicy, deliver};
 pub use evaluate::{EvaluatorConfig, run};
 pub use rule::{RuleError, RuleInput, RulePolicy};
 

@@ -657,6 +657,7 @@ impl Config {
                 retry_base: Duration::from_millis(settings.delivery_retry_ms.max(1)),
                 max_total: Duration::from_millis(settings.delivery_max_total_ms.max(1)),
                 allow_private_targets: settings.allow_private_targets,
+                extra_roots: Vec::new(),
             },
             ..alerts::EvaluatorConfig::default()
         }
