@@ -18,9 +18,22 @@ use crate::IngestError;
 /// fails once more than `max` are found along it.
 pub(crate) fn protobuf(body: &[u8], path: &[u32], max: usize) -> Result<(), IngestError> {
     let mut left = max;
-    walk(body, path, &mut left).map_err(|too_many| match too_many {
-        true => DecodeError::TooManyEvents { max }.into(),
-        false => IngestError::malformed("the body is not valid protobuf"),
+    walk(body, path, &mut left, max)
+}
+
+/// Counts the messages along `path` below `buffer` against `left`.
+fn walk(buffer: &[u8], path: &[u32], left: &mut usize, max: usize) -> Result<(), IngestError> {
+    let Some((wanted, inner)) = path.split_first() else {
+        return Ok(());
+    };
+    try_for_each_field(buffer, |tag, bytes| {
+        if tag != *wanted {
+            return Ok(());
+        }
+        *left = left
+            .checked_sub(1)
+            .ok_or(DecodeError::TooManyEvents { max })?;
+        walk(bytes, inner, left, max)
     })
 }
 
@@ -28,8 +41,19 @@ pub(crate) fn protobuf(body: &[u8], path: &[u32], max: usize) -> Result<(), Inge
 /// of one protobuf message, in order; other fields are skipped. Nothing is
 /// kept here: what `field` keeps is what the caller bounds.
 pub(crate) fn for_each_field<'a>(
-    mut buffer: &'a [u8],
+    buffer: &'a [u8],
     mut field: impl FnMut(u32, &'a [u8]),
+) -> Result<(), IngestError> {
+    try_for_each_field(buffer, |tag, bytes| {
+        field(tag, bytes);
+        Ok(())
+    })
+}
+
+/// Like [`for_each_field`], stopping at the first error `field` returns.
+fn try_for_each_field<'a>(
+    mut buffer: &'a [u8],
+    mut field: impl FnMut(u32, &'a [u8]) -> Result<(), IngestError>,
 ) -> Result<(), IngestError> {
     let malformed = || IngestError::malformed("the body is not valid protobuf");
     while !buffer.is_empty() {
@@ -47,42 +71,10 @@ pub(crate) fn for_each_field<'a>(
                     return Err(malformed());
                 }
                 let (bytes, rest) = buffer.split_at(length);
-                field(tag, bytes);
+                field(tag, bytes)?;
                 buffer = rest;
             }
             WireType::StartGroup | WireType::EndGroup => return Err(malformed()),
-        }
-    }
-    Ok(())
-}
-
-/// `Err(true)`: too many messages; `Err(false)`: not protobuf.
-fn walk(mut buffer: &[u8], path: &[u32], left: &mut usize) -> Result<(), bool> {
-    let Some((field, inner)) = path.split_first() else {
-        return Ok(());
-    };
-    while !buffer.is_empty() {
-        let (tag, wire_type) = decode_key(&mut buffer).map_err(|_| false)?;
-        match wire_type {
-            WireType::Varint => {
-                decode_varint(&mut buffer).map_err(|_| false)?;
-            }
-            WireType::SixtyFourBit => buffer = buffer.get(8..).ok_or(false)?,
-            WireType::ThirtyTwoBit => buffer = buffer.get(4..).ok_or(false)?,
-            WireType::LengthDelimited => {
-                let length = usize::try_from(decode_varint(&mut buffer).map_err(|_| false)?)
-                    .map_err(|_| false)?;
-                if length > buffer.len() {
-                    return Err(false);
-                }
-                let (message, rest) = buffer.split_at(length);
-                if tag == *field {
-                    *left = left.checked_sub(1).ok_or(true)?;
-                    walk(message, inner, left)?;
-                }
-                buffer = rest;
-            }
-            WireType::StartGroup | WireType::EndGroup => return Err(false),
         }
     }
     Ok(())
