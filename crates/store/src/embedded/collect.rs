@@ -9,6 +9,7 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
+use super::blocks::NO_SERVICE;
 use crate::request::{MAX_BUCKETS, too_many_buckets_message};
 use crate::{Cursor, Order, Stats};
 
@@ -20,7 +21,7 @@ const LEVEL: &str = "level";
 
 /// The sort key as one number in which "comes first on the page" is "larger",
 /// whatever the order, so one heap serves both orders.
-fn rank(cursor: Cursor, order: Order) -> u128 {
+pub(crate) fn rank(cursor: Cursor, order: Order) -> u128 {
     let key =
         (u128::from((cursor.timestamp as u64) ^ (1 << 63)) << 64) | u128::from(cursor.arrival);
     match order {
@@ -171,6 +172,24 @@ impl Collector for StatsCollector {
     }
 }
 
+impl StatsSegment {
+    /// Adds counts of (service ordinal or [`NO_SERVICE`], level rank, events)
+    /// read from block summaries instead of from the events.
+    pub(crate) fn add_counts(&mut self, counts: impl Iterator<Item = (u64, u64, u64)>) {
+        for (service, level, count) in counts {
+            self.total += count;
+            if service == NO_SERVICE {
+                self.without_service += count;
+            } else {
+                *self.service_counts.entry(service).or_default() += count;
+            }
+            if let Some(slot) = self.level_counts.get_mut(level as usize) {
+                *slot += count;
+            }
+        }
+    }
+}
+
 impl SegmentCollector for StatsSegment {
     type Fruit = Stats;
 
@@ -275,6 +294,26 @@ impl Collector for HistogramCollector {
             }
         }
         Ok(merged)
+    }
+}
+
+impl HistogramSegment {
+    /// Adds `count` events whose timestamps lie between `min` and `max` if
+    /// those are in one bucket; otherwise adds nothing and says so.
+    pub(crate) fn add_span(&mut self, min: i64, max: i64, count: u64) -> bool {
+        let start = bucket_start(min, self.interval_nanos);
+        if start != bucket_start(max, self.interval_nanos) {
+            return false;
+        }
+        if self.overflow {
+            return true;
+        }
+        if self.counts.len() == MAX_BUCKETS && !self.counts.contains_key(&start) {
+            self.overflow = true;
+            return true;
+        }
+        *self.counts.entry(start).or_default() += count;
+        true
     }
 }
 

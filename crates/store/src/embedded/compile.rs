@@ -37,8 +37,9 @@ pub(crate) struct Expansion<'a> {
     pub max_terms: usize,
 }
 
-/// Compiles a whole read filter: partition (tenant and stream), time range and
-/// the user's query.
+/// Compiles a read filter's partition (tenant and stream) and the user's
+/// query. The filter's time window is not part of it: `visit.rs` applies it
+/// block by block.
 pub(crate) fn compile_filter(
     fields: &Fields,
     keys: &EventKeys,
@@ -61,15 +62,6 @@ pub(crate) fn compile_filter(
             IndexRecordOption::Basic,
         )),
     )];
-    if filter.from.is_some() || filter.to.is_some() {
-        let lower = filter
-            .from
-            .map_or(Bound::Unbounded, |t| Bound::Included(t.nanos()));
-        let upper = filter
-            .to
-            .map_or(Bound::Unbounded, |t| Bound::Excluded(t.nanos()));
-        clauses.push((Occur::Must, timestamp_range(fields.timestamp, lower, upper)));
-    }
     match &filter.query {
         Query::All => {}
         Query::Not(inner) => clauses.push((Occur::MustNot, compiler.excluded(inner)?)),

@@ -4,17 +4,18 @@
 //! position into the commit's payload (`meta.json`), so the events and the
 //! position they cover become durable in one atomic step.
 
+mod blocks;
 mod checkpoints;
 mod collect;
 mod compile;
 mod exclusion;
 mod keys;
 mod known;
-mod queries;
 mod reindex;
 mod replays;
 mod schema;
 mod trails;
+mod visit;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,15 +29,16 @@ use tantivy::schema::Value as _;
 use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument};
 
+use self::blocks::TimeBlocks;
 pub use self::checkpoints::CHECKPOINTS_FILE;
-use self::collect::{HistogramCollector, StatsCollector, TopByTime};
+use self::collect::{HistogramCollector, TopByTime};
 use self::compile::Expansion;
 use self::keys::EventKeys;
-use self::queries::Bounded;
 use self::replays::Replays;
 use self::schema::Fields;
 pub use self::trails::{CheckpointPolicy, KEY_FILE, KEY_NAME};
 use self::trails::{TrailView, Trails};
+use self::visit::{Plan, Window};
 use crate::limits::{Admission, Budget};
 pub use crate::limits::{QueryLimits, default_concurrency};
 use crate::{
@@ -102,6 +104,8 @@ struct Inner {
     /// Verifies checkpoints; its text is the published public key.
     verifying: audit::VerifyingKey,
     admission: Admission,
+    /// Block summaries of the segments searched.
+    blocks: TimeBlocks,
 }
 
 /// The commit payload: what the last commit covers.
@@ -214,6 +218,7 @@ impl EmbeddedStore {
             trails: Mutex::new(trails),
             replays: Mutex::new(replays),
             admission: Admission::new(config.queries),
+            blocks: TimeBlocks::default(),
         });
         if !missing.is_empty() {
             inner.reindex(&missing, position)?;
@@ -295,7 +300,7 @@ impl Inner {
     /// the queue (see [`Covers`]), then signs due checkpoints. Leaves are
     /// durable before the index commit that counts them.
     fn commit(&self, covers: Covers<'_>) -> Result<(), StoreError> {
-        {
+        let signed = {
             let mut writer = self.writer();
             let mut trails = self.trails();
             // A commit keeps what the last one covered and it does not.
@@ -334,7 +339,13 @@ impl Inner {
             trails.committed(&payload.audit);
             reloaded?;
             trails.checkpoint_due(Instant::now())
+        };
+        // New segments are summarised here, off the locks, so the first
+        // search after a commit or a merge does not pay for it.
+        if let Err(error) = self.blocks.refresh(&self.reader.searcher(), &self.fields) {
+            tracing::warn!(%error, "cannot summarise the index's new segments");
         }
+        signed
     }
 
     /// The committed event of this tenant's stream with this id. Keys are
@@ -463,47 +474,45 @@ impl Inner {
             .map_err(|error| StoreError::Corrupt(format!("event {address:?} is not JSON: {error}")))
     }
 
-    /// Compiles a filter for `searcher`, expanding prefixes within the limits.
-    fn compile(
+    /// Plans a filter's query over the current searcher, expanding prefixes
+    /// within the limits, and runs `work` on the plan.
+    fn plan<T>(
         &self,
         filter: &Filter,
-        searcher: &tantivy::Searcher,
         budget: &Budget,
-    ) -> Result<Box<dyn tantivy::query::Query>, StoreError> {
+        work: impl FnOnce(&Plan<'_>) -> Result<T, StoreError>,
+    ) -> Result<(tantivy::Searcher, T), StoreError> {
+        let searcher = self.reader.searcher();
         let expansion = Expansion {
-            searcher,
+            searcher: &searcher,
             budget,
             max_terms: self.admission.limits().max_prefix_terms,
         };
-        compile::compile_filter(&self.fields, &self.keys, filter, &expansion)
-    }
-
-    /// Runs `collector` over the events `filter` matches, within `budget`.
-    fn collect<C: tantivy::collector::Collector>(
-        &self,
-        filter: &Filter,
-        collector: C,
-        budget: &Budget,
-    ) -> Result<(tantivy::Searcher, C::Fruit), StoreError> {
-        let searcher = self.reader.searcher();
-        let query = self.compile(filter, &searcher, budget)?;
-        let bounded = Bounded {
-            inner: collector,
-            budget: budget.clone(),
+        let query = compile::compile_filter(&self.fields, &self.keys, filter, &expansion)?;
+        let weight = query
+            .weight(tantivy::query::EnableScoring::disabled_from_searcher(
+                &searcher,
+            ))
+            .map_err(query_error)?;
+        let partition = schema::partition(&filter.tenant, filter.stream);
+        let plan = Plan {
+            searcher: &searcher,
+            weight,
+            fields: &self.fields,
+            blocks: &self.blocks,
+            partition: &partition,
+            query: &filter.query,
+            window: Window::of(filter),
+            budget,
         };
-        let fruit = searcher
-            .search(&query, &bounded)
-            .map_err(|error| budget.explain(query_error(error)))?;
+        let fruit = work(&plan).map_err(|error| budget.explain(error))?;
         Ok((searcher, fruit))
     }
 
     fn search(&self, request: &SearchRequest, budget: &Budget) -> Result<SearchPage, StoreError> {
-        let collector = TopByTime {
-            limit: request.limit + 1,
-            after: request.cursor,
-            order: request.order,
-        };
-        let (searcher, mut hits) = self.collect(&request.filter, collector, budget)?;
+        let (searcher, mut hits) = self.plan(&request.filter, budget, |plan| {
+            plan.page(request.limit + 1, request.cursor, request.order)
+        })?;
         let more = hits.len() > request.limit;
         hits.truncate(request.limit);
         let next_cursor = if more {
@@ -645,7 +654,7 @@ impl EventStore for EmbeddedStore {
     async fn stats(&self, filter: Filter) -> Result<Stats, StoreError> {
         let tenant = filter.tenant.clone();
         self.query(&tenant, move |inner, budget| {
-            Ok(inner.collect(&filter, StatsCollector, budget)?.1)
+            Ok(inner.plan(&filter, budget, |plan| plan.stats())?.1)
         })
         .await
     }
@@ -661,7 +670,8 @@ impl EventStore for EmbeddedStore {
             let collector = HistogramCollector {
                 interval_nanos: request.interval_nanos,
             };
-            let (_, counts) = inner.collect(&request.filter, collector, budget)?;
+            let (_, counts) =
+                inner.plan(&request.filter, budget, |plan| plan.histogram(&collector))?;
             Ok(counts
                 .into_iter()
                 .map(|(start, count)| Bucket {
