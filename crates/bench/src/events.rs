@@ -57,6 +57,16 @@ impl Source {
         self.lines.iter().map(|(_, line)| line.as_str())
     }
 
+    /// Its non-empty lines with their 1-based line numbers, in file order.
+    pub(crate) fn numbered_lines(&self) -> &[(u64, String)] {
+        &self.lines
+    }
+
+    /// The file name its lines came from (`generated` for the built-in generator).
+    pub(crate) fn file(&self) -> &str {
+        &self.file
+    }
+
     /// `count` synthetic lines spread over a few services.
     pub(crate) fn generated(count: usize, seed: u64) -> Vec<Source> {
         let mut rng = XorShift::new(seed);
@@ -149,6 +159,8 @@ pub(crate) fn build_pool(
                     file: &source.file,
                     line: *number,
                     shape,
+                    user_id: None,
+                    request_id: None,
                 },
             )?;
             ends.push(body.len());
@@ -197,6 +209,10 @@ pub(crate) struct EventFields<'a> {
     pub(crate) file: &'a str,
     pub(crate) line: u64,
     pub(crate) shape: Shape,
+    /// The `user_id` field, when the event has one.
+    pub(crate) user_id: Option<&'a str>,
+    /// A `request_id` attribute, when the event has one.
+    pub(crate) request_id: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -209,6 +225,10 @@ struct WireEvent<'a> {
     service: &'a str,
     level: &'static str,
     host: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
     message: &'a str,
     metadata: WireMetadata<'a>,
 }
@@ -229,6 +249,8 @@ pub(crate) fn write_event(out: &mut Vec<u8>, fields: &EventFields<'_>) -> anyhow
         service: fields.service,
         level: level_of(fields.message),
         host: fields.host,
+        user_id: fields.user_id,
+        request_id: fields.request_id,
         message: fields.message,
         metadata: WireMetadata {
             file: fields.file,
@@ -326,14 +348,14 @@ pub(crate) fn time_seed() -> u64 {
 }
 
 /// Marsaglia's xorshift64: plenty random for synthetic log lines.
-struct XorShift(u64);
+pub(crate) struct XorShift(u64);
 
 impl XorShift {
-    fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         XorShift(seed.max(1))
     }
 
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -343,7 +365,7 @@ impl XorShift {
     }
 
     /// A number in `0..bound`.
-    fn below(&mut self, bound: u64) -> u64 {
+    pub(crate) fn below(&mut self, bound: u64) -> u64 {
         self.next() % bound
     }
 }
@@ -459,6 +481,8 @@ mod tests {
                 file: "Apache_2k.log",
                 line: 42,
                 shape: Shape::Log,
+                user_id: None,
+                request_id: None,
             },
         )
         .unwrap();

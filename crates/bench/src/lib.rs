@@ -1,6 +1,7 @@
 //! Load generators for Logbook (`logbook bench ingest` and `logbook bench query`) and
 //! the small keep-alive HTTP client they, and the integration tests, talk to a server with.
 //!
+//! [`run_dataset`] writes a reproducible NDJSON dataset from real log lines;
 //! [`run_ingest`] posts NDJSON batches (replayed from log files or generated) to
 //! `/v1/logs` over several connections and reports throughput and ack latency;
 //! [`run_query`] cycles a query mix over `/v1/logs`, `/v1/stats` and
@@ -10,6 +11,7 @@
 //! text ([`std::fmt::Display`]) or JSON ([`render`]).
 
 pub mod client;
+mod dataset;
 mod events;
 pub mod fault_proxy;
 mod ingest;
@@ -24,6 +26,7 @@ mod tail;
 mod test_server;
 
 pub use client::{HttpClient, Response, StreamingResponse, percent_encode};
+pub use dataset::{DatasetArgs, DatasetReport, run_dataset};
 pub use ingest::{DrainReport, IngestArgs, IngestReport, run_ingest};
 pub use protocols::Protocol;
 pub use query::{QueryArgs, QueryReport, QueryStats, run_query};

@@ -58,6 +58,15 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// `numerator / denominator`, or 0 when the denominator is.
+pub(crate) fn ratio(numerator: u64, denominator: u64) -> f64 {
+    if denominator == 0 {
+        0.0
+    } else {
+        numerator as f64 / denominator as f64
+    }
+}
+
 /// `1234567` → `1,234,567`.
 pub(crate) fn thousands(value: u64) -> String {
     let digits = value.to_string();

@@ -38,6 +38,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Write a reproducible NDJSON dataset of varied events built from log files.
+    Dataset(bench::DatasetArgs),
     /// Send batches of events over concurrent connections.
     Ingest(bench::IngestArgs),
     /// Run a mix of searches and report latency percentiles.
@@ -89,6 +91,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Admin(command) => admin::run(command).await,
             Command::Verify(args) => verify::run(args).await,
             Command::Tail(args) => tail::run(args).await,
+            Command::Bench(BenchCommand::Dataset(args)) => {
+                let json = args.json;
+                let report =
+                    tokio::task::spawn_blocking(move || bench::run_dataset(&args)).await??;
+                println!("{}", bench::render(&report, json)?);
+                Ok(())
+            }
             Command::Bench(BenchCommand::Ingest(args)) => {
                 let report = bench::run_ingest(&args).await?;
                 println!("{}", bench::render(&report, args.json)?);
