@@ -14,10 +14,11 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::client::{HttpClient, Response, body_excerpt};
+use crate::drain::{DrainReport, Load, admin_client, wait_drained};
 use crate::events::{Batch, Shape, Source, build_pool, now_ms, time_seed};
 use crate::progress::progress_bar;
 use crate::protocols::Protocol;
-use crate::stats::{LatencySummary, thousands};
+use crate::stats::{LatencySummary, ratio, thousands};
 
 /// The request pool is built up to about this many bytes.
 const POOL_MAX_BYTES: usize = 64 * 1024 * 1024;
@@ -29,10 +30,6 @@ const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 const BACKOFF: Duration = Duration::from_millis(50);
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
-/// How often the server's status is polled while waiting for the queue to drain.
-const DRAIN_POLL: Duration = Duration::from_millis(200);
-/// Waiting for the drain fails after this long without any progress.
-const DRAIN_STALL: Duration = Duration::from_secs(120);
 
 /// Options of `logbook bench ingest`.
 #[derive(clap::Args, Debug, Clone)]
@@ -122,21 +119,6 @@ pub struct IngestReport {
     pub drain: Option<DrainReport>,
 }
 
-/// What happened after the load, with `--wait-drained`.
-#[derive(Debug, Clone, Serialize)]
-pub struct DrainReport {
-    /// Seconds from the end of the load until the queue was seen empty.
-    pub drain_secs: f64,
-    /// `store.events` from `/v1/admin/status` (all events stored, not only this run's).
-    pub store_events: u64,
-    /// `store.bytes` from `/v1/admin/status`.
-    pub store_bytes: u64,
-    /// `store_bytes / store_events`.
-    pub store_bytes_per_event: f64,
-    /// `store_bytes` divided by the NDJSON bytes this run sent.
-    pub store_to_raw_ratio: f64,
-}
-
 /// Runs the ingest load described by `args` and reports what happened.
 pub async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
     if args.connections == 0 {
@@ -194,6 +176,10 @@ pub async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
         );
     }
 
+    let admin = match args.wait_drained {
+        true => Some(admin_client(args).await?),
+        false => None,
+    };
     let progress = progress_bar(args.quiet, args.events, "events")?;
     let pool = Arc::new(pool);
     let remaining = Arc::new(args.events.map(AtomicU64::new));
@@ -221,13 +207,21 @@ pub async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
     for task in tasks {
         totals.merge(task.await.context("ingest task panicked")?);
     }
-    let elapsed = start.elapsed();
+    let end = Instant::now();
+    let elapsed = end - start;
     progress.finish_and_clear();
 
-    let drain = if args.wait_drained {
-        Some(wait_drained(args, Instant::now(), totals.bytes).await?)
-    } else {
-        None
+    let drain = match admin {
+        Some(admin) => {
+            let load = Load {
+                start,
+                end,
+                accepted: totals.accepted,
+                bytes: totals.bytes,
+            };
+            Some(wait_drained(args, admin, &load).await?)
+        }
+        None => None,
     };
 
     let seconds = elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
@@ -416,114 +410,6 @@ fn retry_after(response: &Response) -> Option<Duration> {
     Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
 }
 
-/// Polls `/v1/admin/status` until the queue is empty and the store's event count
-/// holds still.
-async fn wait_drained(
-    args: &IngestArgs,
-    load_end: Instant,
-    raw_bytes: u64,
-) -> anyhow::Result<DrainReport> {
-    let progress = progress_bar(args.quiet, None, "polls")?;
-    let result = poll_until_drained(args, load_end, raw_bytes, &progress).await;
-    progress.finish_and_clear();
-    result
-}
-
-/// A client carrying the super-admin's access token.
-async fn admin_client(args: &IngestArgs) -> anyhow::Result<HttpClient> {
-    let password = args.admin_password.as_deref().context(
-        "--wait-drained reads the server's status, which is the super-admin's: pass --admin-password or set LOGBOOK_ADMIN_PASSWORD",
-    )?;
-    let mut client = HttpClient::connect(&args.url).await?;
-    let body = serde_json::json!({"username": args.admin_user, "password": password});
-    let answer = client
-        .post(
-            "/v1/auth/login",
-            "application/json",
-            serde_json::to_vec(&body)?,
-        )
-        .await?;
-    anyhow::ensure!(
-        answer.status == 200,
-        "cannot log in as {} to read the server's status: HTTP {}",
-        args.admin_user,
-        answer.status
-    );
-    let answer = answer.json()?;
-    let token = answer["access_token"]
-        .as_str()
-        .context("the login answer has no access_token")?;
-    client.with_token(Some(token))
-}
-
-async fn poll_until_drained(
-    args: &IngestArgs,
-    load_end: Instant,
-    raw_bytes: u64,
-    progress: &ProgressBar,
-) -> anyhow::Result<DrainReport> {
-    let mut client = admin_client(args).await?;
-    // When the queue was first seen empty with the store count that has held since.
-    let mut empty_since: Option<(Instant, u64)> = None;
-    let mut last_change = Instant::now();
-    let mut last_seen = (u64::MAX, u64::MAX);
-    loop {
-        let polled_at = Instant::now();
-        let status = client.get("/v1/admin/status").await?.json()?;
-        let field = |pointer: &str| {
-            status
-                .pointer(pointer)
-                .and_then(serde_json::Value::as_u64)
-                .with_context(|| format!("the status has no number at {pointer}: {status}"))
-        };
-        let pending = field("/queue/pending_bytes")?;
-        let events = field("/store/events")?;
-        let bytes = field("/store/bytes")?;
-        progress.inc(1);
-        progress.set_message(format!(
-            "draining: {} bytes pending, {} events stored",
-            thousands(pending),
-            thousands(events)
-        ));
-
-        if pending == 0 {
-            match empty_since {
-                Some((since, seen)) if seen == events => {
-                    return Ok(DrainReport {
-                        drain_secs: since.saturating_duration_since(load_end).as_secs_f64(),
-                        store_events: events,
-                        store_bytes: bytes,
-                        store_bytes_per_event: ratio(bytes, events),
-                        store_to_raw_ratio: ratio(bytes, raw_bytes),
-                    });
-                }
-                _ => empty_since = Some((polled_at, events)),
-            }
-        } else {
-            empty_since = None;
-        }
-        if (pending, events) != last_seen {
-            last_seen = (pending, events);
-            last_change = Instant::now();
-        } else if last_change.elapsed() > DRAIN_STALL {
-            bail!(
-                "the queue stopped draining: {pending} bytes pending and {events} events stored for {}s",
-                DRAIN_STALL.as_secs()
-            );
-        }
-        tokio::time::sleep(DRAIN_POLL).await;
-    }
-}
-
-/// `numerator / denominator`, or 0 when the denominator is.
-fn ratio(numerator: u64, denominator: u64) -> f64 {
-    if denominator == 0 {
-        0.0
-    } else {
-        numerator as f64 / denominator as f64
-    }
-}
-
 impl fmt::Display for IngestReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -578,6 +464,13 @@ impl fmt::Display for IngestReport {
                 f,
                 "  {:<18}{:.2} s after the load",
                 "drained", drain.drain_secs
+            )?;
+            writeln!(
+                f,
+                "  {:<18}{} events/s ({:.2} s from the first request until all were committed)",
+                "searchable",
+                thousands(drain.searchable_events_per_sec.round() as u64),
+                drain.searchable_secs
             )?;
             write!(
                 f,
@@ -724,6 +617,10 @@ mod tests {
         let ratio = 1_500_000.0 / report.bytes_sent as f64;
         assert!((drain.store_to_raw_ratio - ratio).abs() < 1e-9);
         assert!(drain.drain_secs >= 0.1, "{}", drain.drain_secs);
+        assert!(drain.searchable_secs > drain.drain_secs);
+        let rate = 5000.0 / drain.searchable_secs;
+        assert!((drain.searchable_events_per_sec - rate).abs() < 1e-6);
+        assert!(report.to_string().contains("searchable"), "{report}");
         assert!(report.to_string().contains("300 bytes/event"), "{report}");
     }
 

@@ -3,7 +3,8 @@
 //!
 //! [`run_dataset`] writes a reproducible NDJSON dataset from real log lines;
 //! [`run_ingest`] posts NDJSON batches (replayed from log files or generated) to
-//! `/v1/logs` over several connections and reports throughput and ack latency;
+//! `/v1/logs` over several connections and reports throughput, ack latency and,
+//! optionally, when everything became searchable;
 //! [`run_query`] cycles a query mix over `/v1/logs`, `/v1/stats` and
 //! `/v1/logs/histogram` and reports latency per query; [`run_tail`] measures the
 //! live tail's delivery latency under a set ingest rate; [`run_syslog`] sends
@@ -12,6 +13,7 @@
 
 pub mod client;
 mod dataset;
+mod drain;
 mod events;
 pub mod fault_proxy;
 mod ingest;
@@ -27,7 +29,8 @@ mod test_server;
 
 pub use client::{HttpClient, Response, StreamingResponse, percent_encode};
 pub use dataset::{DatasetArgs, DatasetReport, run_dataset};
-pub use ingest::{DrainReport, IngestArgs, IngestReport, run_ingest};
+pub use drain::DrainReport;
+pub use ingest::{IngestArgs, IngestReport, run_ingest};
 pub use protocols::Protocol;
 pub use query::{QueryArgs, QueryReport, QueryStats, run_query};
 pub use stats::LatencySummary;
