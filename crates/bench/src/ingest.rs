@@ -1,6 +1,8 @@
 //! The ingest load generator behind `logbook bench ingest`: several keep-alive
-//! connections posting pre-built NDJSON batches to `/v1/logs` as fast as the server
-//! acknowledges them, then (optionally) waiting for the queue to drain into the store.
+//! connections posting NDJSON batches to `/v1/logs` as fast as the server
+//! acknowledges them (batches built before timing from log lines, or read from a
+//! dataset file as they are sent), then (optionally) waiting for the queue to drain
+//! into the store.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -18,6 +20,7 @@ use crate::drain::{DrainReport, Load, admin_client, wait_drained};
 use crate::events::{Batch, Shape, Source, build_pool, now_ms, time_seed};
 use crate::progress::progress_bar;
 use crate::protocols::Protocol;
+use crate::replay::Replay;
 use crate::stats::{LatencySummary, ratio, thousands};
 
 /// The request pool is built up to about this many bytes.
@@ -30,6 +33,8 @@ const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 const BACKOFF: Duration = Duration::from_millis(50);
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+/// With `--ndjson`, how many bodies per connection are read ahead of sending.
+const READ_AHEAD_PER_CONNECTION: usize = 4;
 
 /// Options of `logbook bench ingest`.
 #[derive(clap::Args, Debug, Clone)]
@@ -55,6 +60,10 @@ pub struct IngestArgs {
     /// Log files to replay, one event per line; synthetic events when none are given.
     #[arg(long = "file")]
     pub files: Vec<PathBuf>,
+    /// An NDJSON file of events (see `logbook bench dataset`) to send as it is, read
+    /// while sending; the run ends at its end (or at --events / --duration).
+    #[arg(long, conflicts_with = "files")]
+    pub ndjson: Option<PathBuf>,
     /// After the load, poll the server's status until the queue is drained; report
     /// drain time and storage size. The status is the super-admin's: needs
     /// --admin-password.
@@ -130,42 +139,21 @@ pub async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
     if args.audit && args.protocol != Protocol::Ndjson {
         bail!("--audit sends NDJSON to /v1/audit; other protocols carry logs only");
     }
-    let duration = match (args.duration, args.events) {
-        (Some(seconds), _) => Some(Duration::from_secs(seconds)),
-        (None, Some(_)) => None,
-        (None, None) => Some(DEFAULT_DURATION),
+    let duration = match (args.duration, args.events, &args.ndjson) {
+        (Some(seconds), _, _) => Some(Duration::from_secs(seconds)),
+        (None, None, None) => Some(DEFAULT_DURATION),
+        (None, _, _) => None,
     };
-
-    let pool = {
-        let files = args.files.clone();
-        let batch = args.batch;
-        let shape = if args.audit { Shape::Audit } else { Shape::Log };
-        let max_events = args
-            .events
-            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
-        tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Batch>> {
-            let sources = if files.is_empty() {
-                Source::generated(GENERATED_LINES.min(max_events.max(1)), time_seed())
-            } else {
-                files
-                    .iter()
-                    .map(|path| Source::read(path))
-                    .collect::<anyhow::Result<_>>()?
-            };
-            build_pool(&sources, batch, max_events, POOL_MAX_BYTES, now_ms(), shape)
-        })
-        .await??
+    let feed = match &args.ndjson {
+        Some(path) if args.protocol == Protocol::Ndjson => Feed::File(Replay::start(
+            path,
+            args.batch,
+            args.events,
+            READ_AHEAD_PER_CONNECTION * args.connections,
+        )?),
+        Some(_) => bail!("--ndjson sends the file as it is: only with --protocol ndjson"),
+        None => Feed::Pool(Arc::new(build_encoded_pool(args).await?)),
     };
-    let protocol = args.protocol;
-    let pool = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Encoded>> {
-        pool.into_iter()
-            .map(|batch| {
-                let body = protocol.encode(&batch.prefix(batch.events()))?;
-                Ok(Encoded { batch, body })
-            })
-            .collect()
-    })
-    .await??;
 
     let mut clients = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
@@ -181,7 +169,6 @@ pub async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
         false => None,
     };
     let progress = progress_bar(args.quiet, args.events, "events")?;
-    let pool = Arc::new(pool);
     let remaining = Arc::new(args.events.map(AtomicU64::new));
     let start = Instant::now();
     let deadline = duration.map(|d| start + d);
@@ -194,7 +181,7 @@ pub async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
                 client,
                 protocol: args.protocol,
                 path: args.protocol.path(args.audit),
-                pool: Arc::clone(&pool),
+                feed: feed.clone(),
                 remaining: Arc::clone(&remaining),
                 deadline,
                 progress: progress.clone(),
@@ -203,6 +190,7 @@ pub async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
             tokio::spawn(sender.run(index, stride))
         })
         .collect();
+    drop(feed);
     let mut totals = SenderStats::default();
     for task in tasks {
         totals.merge(task.await.context("ingest task panicked")?);
@@ -246,6 +234,41 @@ pub async fn run_ingest(args: &IngestArgs) -> anyhow::Result<IngestReport> {
     })
 }
 
+/// The batches of the run, from log lines or generated, encoded in its protocol.
+async fn build_encoded_pool(args: &IngestArgs) -> anyhow::Result<Vec<Encoded>> {
+    let pool = {
+        let files = args.files.clone();
+        let batch = args.batch;
+        let shape = if args.audit { Shape::Audit } else { Shape::Log };
+        let max_events = args
+            .events
+            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Batch>> {
+            let sources = if files.is_empty() {
+                Source::generated(GENERATED_LINES.min(max_events.max(1)), time_seed())
+            } else {
+                files
+                    .iter()
+                    .map(|path| Source::read(path))
+                    .collect::<anyhow::Result<_>>()?
+            };
+            build_pool(&sources, batch, max_events, POOL_MAX_BYTES, now_ms(), shape)
+        })
+        .await??
+    };
+    let protocol = args.protocol;
+    let pool = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Encoded>> {
+        pool.into_iter()
+            .map(|batch| {
+                let body = protocol.encode(&batch.prefix(batch.events()))?;
+                Ok(Encoded { batch, body })
+            })
+            .collect()
+    })
+    .await??;
+    Ok(pool)
+}
+
 /// What one connection counted.
 #[derive(Debug, Default)]
 struct SenderStats {
@@ -287,14 +310,23 @@ struct Encoded {
     body: Bytes,
 }
 
+/// Where the connections take their request bodies from.
+#[derive(Clone)]
+enum Feed {
+    /// Batches built before timing, cycled through.
+    Pool(Arc<Vec<Encoded>>),
+    /// Bodies read from a dataset file while sending, each sent once.
+    File(Replay),
+}
+
 /// One connection's sending loop.
 struct Sender {
     client: HttpClient,
     protocol: Protocol,
     /// Where events are posted.
     path: &'static str,
-    pool: Arc<Vec<Encoded>>,
-    /// Events still to send, with `--events`.
+    feed: Feed,
+    /// Events still to send, with `--events` (the file reader keeps its own count).
     remaining: Arc<Option<AtomicU64>>,
     deadline: Option<Instant>,
     progress: ProgressBar,
@@ -302,30 +334,47 @@ struct Sender {
 }
 
 impl Sender {
-    /// Sends pool batches `first`, `first + stride`, … until time or events run out.
+    /// Sends pool batches `first`, `first + stride`, … (or the file's bodies as they
+    /// come) until time, events or the file run out.
     async fn run(mut self, first: usize, stride: usize) -> SenderStats {
         let mut next = first;
         while !self.past_deadline() {
-            let encoded = &self.pool[next % self.pool.len()];
-            next += stride;
-            let Some(count) = claim(self.remaining.as_ref().as_ref(), encoded.batch.events())
-            else {
-                break;
+            let taken = match &self.feed {
+                Feed::Pool(pool) => {
+                    let encoded = &pool[next % pool.len()];
+                    next += stride;
+                    self.pool_body(encoded)
+                }
+                Feed::File(replay) => replay.next().await.map(|chunk| {
+                    chunk
+                        .map(|chunk| (chunk.body, chunk.events))
+                        .map_err(|error| format!("{error:#}"))
+                }),
             };
-            let body = match count == encoded.batch.events() {
-                true => encoded.body.clone(),
-                // The last request of an --events run: encoded as it goes.
-                false => match self.protocol.encode(&encoded.batch.prefix(count)) {
-                    Ok(body) => body,
-                    Err(error) => {
-                        self.stats.error(|| format!("{error:#}"));
-                        break;
-                    }
-                },
-            };
-            self.deliver(body, count).await;
+            match taken {
+                None => break,
+                Some(Ok((body, count))) => self.deliver(body, count).await,
+                Some(Err(error)) => {
+                    self.stats.error(|| error);
+                    break;
+                }
+            }
         }
         self.stats
+    }
+
+    /// A pool batch's body within the `--events` budget (`None` once it is spent).
+    fn pool_body(&self, encoded: &Encoded) -> Option<Result<(Bytes, usize), String>> {
+        let count = claim(self.remaining.as_ref().as_ref(), encoded.batch.events())?;
+        Some(match count == encoded.batch.events() {
+            true => Ok((encoded.body.clone(), count)),
+            // The last request of an --events run: encoded as it goes.
+            false => self
+                .protocol
+                .encode(&encoded.batch.prefix(count))
+                .map(|body| (body, count))
+                .map_err(|error| format!("{error:#}")),
+        })
     }
 
     fn past_deadline(&self) -> bool {
@@ -551,6 +600,7 @@ mod tests {
             duration: None,
             events: Some(5000),
             files: Vec::new(),
+            ndjson: None,
             wait_drained: false,
             admin_password: Some("bench-admin-password".to_owned()),
             admin_user: "admin".to_owned(),
@@ -590,6 +640,41 @@ mod tests {
         .unwrap();
         assert_eq!(report.events_accepted, 1234);
         assert_eq!(report.requests, 3);
+    }
+
+    #[tokio::test]
+    async fn a_dataset_file_is_sent_as_it_is() {
+        let addr = fake_server(true).await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.ndjson");
+        let lines: String = (0..2_500)
+            .map(|n| format!("{{\"message\":\"event {n}\"}}\n"))
+            .collect();
+        std::fs::write(&path, &lines).unwrap();
+        let file_args = IngestArgs {
+            ndjson: Some(path.clone()),
+            events: None,
+            ..args(addr)
+        };
+        let report = run_ingest(&file_args).await.unwrap();
+        assert_eq!(report.events_accepted, 2_500);
+        assert_eq!((report.requests, report.errors), (5, 0));
+        assert_eq!(report.backpressure_retries, 1);
+        assert_eq!(report.bytes_sent, lines.len() as u64);
+
+        let capped = IngestArgs {
+            events: Some(1_200),
+            ..file_args.clone()
+        };
+        let report = run_ingest(&capped).await.unwrap();
+        assert_eq!((report.events_accepted, report.requests), (1_200, 3));
+
+        let otlp = IngestArgs {
+            protocol: Protocol::Otlp,
+            ..file_args
+        };
+        let error = run_ingest(&otlp).await.unwrap_err().to_string();
+        assert!(error.contains("--protocol ndjson"), "{error}");
     }
 
     #[tokio::test]

@@ -2,9 +2,9 @@
 //! the small keep-alive HTTP client they, and the integration tests, talk to a server with.
 //!
 //! [`run_dataset`] writes a reproducible NDJSON dataset from real log lines;
-//! [`run_ingest`] posts NDJSON batches (replayed from log files or generated) to
-//! `/v1/logs` over several connections and reports throughput, ack latency and,
-//! optionally, when everything became searchable;
+//! [`run_ingest`] posts NDJSON batches (replayed from log files, generated, or read
+//! from such a dataset) to `/v1/logs` over several connections and reports
+//! throughput, ack latency and, optionally, when everything became searchable;
 //! [`run_query`] cycles a query mix over `/v1/logs`, `/v1/stats` and
 //! `/v1/logs/histogram` and reports latency per query; [`run_tail`] measures the
 //! live tail's delivery latency under a set ingest rate; [`run_syslog`] sends
@@ -20,6 +20,7 @@ mod ingest;
 mod progress;
 mod protocols;
 mod query;
+mod replay;
 pub mod sse;
 mod stats;
 mod syslog;
