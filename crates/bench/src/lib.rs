@@ -11,6 +11,7 @@
 //! RFC 5424 messages over TCP and times them into the queue. The reports print as aligned
 //! text ([`std::fmt::Display`]) or JSON ([`render`]).
 
+mod classes;
 pub mod client;
 mod dataset;
 mod drain;

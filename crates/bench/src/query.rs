@@ -1,8 +1,11 @@
 //! The query load generator behind `logbook bench query`: keep-alive connections cycling
 //! through a mix of searches (plus stats and histogram requests) for a fixed time, with
-//! per-query latency percentiles and the server's own `took_ms`.
+//! per-query latency percentiles and the server's own `took_ms`. `--classes` runs
+//! the benchmark's query classes one after the other instead (`classes.rs`).
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -57,6 +60,15 @@ pub struct QueryArgs {
     /// The `limit` of each search.
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
+    /// Instead of a mix, time each query class of a `logbook bench dataset` load in
+    /// turn (newest, rare and common word, phrase, service and word, errors of the
+    /// last hour, stats, histogram), each for an equal share of --duration.
+    #[arg(long, conflicts_with = "queries")]
+    pub classes: bool,
+    /// With --classes: time this many requests per class instead of a share of
+    /// --duration.
+    #[arg(long, requires = "classes")]
+    pub repeat: Option<u64>,
     /// Print the report as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -100,7 +112,9 @@ pub struct QueryStats {
     /// Requests that failed.
     pub errors: u64,
     /// Hits of the last successful answer: the `events` array length, the `total` of a
-    /// stats answer, or the sum of a histogram's bucket counts (`None` if none succeeded).
+    /// stats answer, or the sum of a histogram's bucket counts (`None` if none
+    /// succeeded). With --classes, a search's hits are all the events it matches,
+    /// counted once beforehand with `/v1/stats` and the same filter.
     pub hits: Option<u64>,
     /// Latency of successful requests, from sending to having read the answer.
     pub latency: LatencySummary,
@@ -110,9 +124,38 @@ pub struct QueryStats {
 
 /// One request of the mix.
 #[derive(Debug, Clone)]
-struct Probe {
-    name: String,
-    path: String,
+pub(crate) struct Probe {
+    pub(crate) name: String,
+    pub(crate) path: String,
+    /// The events its filter matches, when counted beforehand: reported as its hits.
+    pub(crate) matching: Option<u64>,
+}
+
+/// When a connection stops sending: at the deadline, or once a shared count of
+/// requests is used up.
+#[derive(Debug, Clone)]
+pub(crate) struct Stop {
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) remaining: Option<Arc<AtomicU64>>,
+}
+
+impl Stop {
+    /// Whether to stop; otherwise one request is taken from the count.
+    fn now(&self) -> bool {
+        if self
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
+            return true;
+        }
+        self.remaining.as_ref().is_some_and(|remaining| {
+            remaining
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                    left.checked_sub(1)
+                })
+                .is_err()
+        })
+    }
 }
 
 /// The requests to cycle through.
@@ -120,6 +163,7 @@ fn query_mix(args: &QueryArgs) -> Vec<Probe> {
     let search = |q: &str| Probe {
         name: q.to_owned(),
         path: format!("/v1/logs?q={}&limit={}", percent_encode(q), args.limit),
+        matching: None,
     };
     if !args.queries.is_empty() {
         return args.queries.iter().map(|q| search(q)).collect();
@@ -128,6 +172,7 @@ fn query_mix(args: &QueryArgs) -> Vec<Probe> {
     mix.push(Probe {
         name: format!("stats {BUILTIN_STATS}"),
         path: format!("/v1/stats?q={}", percent_encode(BUILTIN_STATS)),
+        matching: None,
     });
     mix.push(Probe {
         name: format!("histogram {BUILTIN_HISTOGRAM}"),
@@ -135,6 +180,7 @@ fn query_mix(args: &QueryArgs) -> Vec<Probe> {
             "/v1/logs/histogram?q={}&interval=1h",
             percent_encode(BUILTIN_HISTOGRAM)
         ),
+        matching: None,
     });
     mix
 }
@@ -144,7 +190,34 @@ pub async fn run_query(args: &QueryArgs) -> anyhow::Result<QueryReport> {
     if args.connections == 0 {
         bail!("--connections must be at least 1");
     }
+    if args.classes {
+        return crate::classes::run_classes(args).await;
+    }
     let mix = query_mix(args);
+    let progress = progress_bar(args.quiet, None, "requests")?;
+    let start = Instant::now();
+    let stop = Stop {
+        deadline: Some(start + Duration::from_secs(args.duration)),
+        remaining: None,
+    };
+    let tallies = run_mix(args, &mix, &stop, &progress).await?;
+    let elapsed = start.elapsed();
+    progress.finish_and_clear();
+    Ok(report(
+        args,
+        mix.into_iter().zip(tallies).collect(),
+        elapsed,
+    ))
+}
+
+/// Runs `mix` over `args.connections` new connections until `stop`; the tallies
+/// follow the mix's order.
+pub(crate) async fn run_mix(
+    args: &QueryArgs,
+    mix: &[Probe],
+    stop: &Stop,
+    progress: &ProgressBar,
+) -> anyhow::Result<Vec<Tally>> {
     let mut clients = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
         clients.push(
@@ -153,18 +226,15 @@ pub async fn run_query(args: &QueryArgs) -> anyhow::Result<QueryReport> {
                 .with_token(args.key.as_deref())?,
         );
     }
-    let progress = progress_bar(args.quiet, None, "requests")?;
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs(args.duration);
     let tasks: Vec<_> = clients
         .into_iter()
         .enumerate()
         .map(|(index, client)| {
             tokio::spawn(query_loop(
                 client,
-                mix.clone(),
+                mix.to_vec(),
                 index,
-                deadline,
+                stop.clone(),
                 progress.clone(),
             ))
         })
@@ -176,9 +246,16 @@ pub async fn run_query(args: &QueryArgs) -> anyhow::Result<QueryReport> {
             total.merge(part);
         }
     }
-    let elapsed = start.elapsed();
-    progress.finish_and_clear();
+    Ok(tallies)
+}
 
+/// The report of a run that took `elapsed`, a row per request of the mix.
+pub(crate) fn report(
+    args: &QueryArgs,
+    results: Vec<(Probe, Tally)>,
+    elapsed: Duration,
+) -> QueryReport {
+    let tallies: Vec<&Tally> = results.iter().map(|(_, tally)| tally).collect();
     let first_error = tallies.iter().find_map(|t| t.first_error.clone());
     let all_latencies: Vec<Duration> = tallies
         .iter()
@@ -186,12 +263,11 @@ pub async fn run_query(args: &QueryArgs) -> anyhow::Result<QueryReport> {
         .collect();
     let requests = tallies.iter().map(|t| t.requests).sum();
     let errors = tallies.iter().map(|t| t.errors).sum();
-    let queries = mix
+    let queries = results
         .into_iter()
-        .zip(tallies)
         .map(|(probe, tally)| tally.into_stats(probe))
         .collect();
-    Ok(QueryReport {
+    QueryReport {
         url: args.url.clone(),
         connections: args.connections,
         elapsed_secs: elapsed.as_secs_f64(),
@@ -201,20 +277,20 @@ pub async fn run_query(args: &QueryArgs) -> anyhow::Result<QueryReport> {
         latency: LatencySummary::from_durations(&all_latencies),
         queries,
         first_error,
-    })
+    }
 }
 
-/// One connection's loop: the mix in order, starting at `first`, until `deadline`.
+/// One connection's loop: the mix in order, starting at `first`, until `stop`.
 async fn query_loop(
     mut client: HttpClient,
     mix: Vec<Probe>,
     first: usize,
-    deadline: Instant,
+    stop: Stop,
     progress: ProgressBar,
 ) -> Vec<Tally> {
     let mut tallies: Vec<Tally> = mix.iter().map(|_| Tally::default()).collect();
     let mut next = first;
-    while Instant::now() < deadline {
+    while !stop.now() {
         let index = next % mix.len();
         next += 1;
         let tally = &mut tallies[index];
@@ -254,7 +330,7 @@ async fn query_loop(
 }
 
 /// The hit count of an answer: `events` length, else `total`, else summed bucket counts.
-fn hits_of(answer: &Value) -> u64 {
+pub(crate) fn hits_of(answer: &Value) -> u64 {
     if let Some(events) = answer.get("events").and_then(Value::as_array) {
         return events.len() as u64;
     }
@@ -275,7 +351,7 @@ fn hits_of(answer: &Value) -> u64 {
 
 /// What one connection counted for one query.
 #[derive(Debug, Default)]
-struct Tally {
+pub(crate) struct Tally {
     requests: u64,
     errors: u64,
     hits: Option<u64>,
@@ -310,7 +386,7 @@ impl Tally {
             path: probe.path,
             requests: self.requests,
             errors: self.errors,
-            hits: self.hits,
+            hits: probe.matching.or(self.hits),
             latency: LatencySummary::from_durations(&self.latencies),
             took_p50_ms: (!self.took_ms.is_empty()).then(|| percentile(&self.took_ms, 50.0)),
         }
@@ -420,6 +496,8 @@ mod tests {
             duration: 1,
             queries: queries.iter().map(|q| (*q).to_owned()).collect(),
             limit: 7,
+            classes: false,
+            repeat: None,
             json: false,
             quiet: true,
         }
@@ -441,6 +519,13 @@ mod tests {
             .unwrap()
             .query;
         assert_eq!(args.queries, ["a b", "level:error"]);
+        let args = Cli::try_parse_from(["bench", "--classes", "--repeat", "20"])
+            .unwrap()
+            .query;
+        assert!(args.classes && args.queries.is_empty());
+        assert_eq!(args.repeat, Some(20));
+        assert!(Cli::try_parse_from(["bench", "--repeat", "20"]).is_err());
+        assert!(Cli::try_parse_from(["bench", "--classes", "--query", "x"]).is_err());
     }
 
     /// Whether a generated event (as sent) matches a query of the built-in mix; knows
@@ -601,6 +686,7 @@ mod tests {
         let stats = tally.into_stats(Probe {
             name: "x".repeat(60),
             path: "/v1/logs?q=x".to_owned(),
+            matching: None,
         });
         assert_eq!(stats.took_p50_ms, Some(0.5));
         let report = QueryReport {

@@ -42,7 +42,7 @@ enum BenchCommand {
     Dataset(bench::DatasetArgs),
     /// Send batches of events over concurrent connections.
     Ingest(bench::IngestArgs),
-    /// Run a mix of searches and report latency percentiles.
+    /// Run a mix of searches (or the benchmark's query classes) and report latency percentiles.
     Query(bench::QueryArgs),
     /// Tail while sending at a set rate; report delivery latency from 202 to subscriber.
     Tail(bench::TailArgs),
