@@ -5,12 +5,13 @@
 //! skips or adds up whole blocks instead of visiting each event.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::index::SegmentId;
 use tantivy::schema::IndexRecordOption;
-use tantivy::{DocId, DocSet, Searcher, SegmentReader, TERMINATED};
+use tantivy::{DocId, DocSet, IndexReader, Searcher, SegmentReader, TERMINATED};
 
 use super::schema::Fields;
 
@@ -151,6 +152,8 @@ impl Builder {
 #[derive(Default)]
 pub(crate) struct TimeBlocks {
     cache: Mutex<HashMap<(SegmentId, DocId), Arc<SegmentBlocks>>>,
+    /// Whether a background refresh is running.
+    refreshing: AtomicBool,
 }
 
 impl TimeBlocks {
@@ -184,6 +187,29 @@ impl TimeBlocks {
             self.of(reader, fields)?;
         }
         Ok(())
+    }
+
+    /// Refreshes on a thread of its own, so the commit that made new segments
+    /// does not wait for their summaries; at most one such thread runs, and a
+    /// refresh asked for while one runs is left to the next commit (or to the
+    /// first search, which summarises what it lacks).
+    pub(crate) fn refresh_in_background(self: &Arc<Self>, reader: &IndexReader, fields: &Fields) {
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (blocks, reader, fields) = (Arc::clone(self), reader.clone(), fields.clone());
+        let spawned = std::thread::Builder::new()
+            .name("block-summaries".to_owned())
+            .spawn(move || {
+                if let Err(error) = blocks.refresh(&reader.searcher(), &fields) {
+                    tracing::warn!(%error, "cannot summarise the index's new segments");
+                }
+                blocks.refreshing.store(false, Ordering::Release);
+            });
+        if let Err(error) = spawned {
+            self.refreshing.store(false, Ordering::Release);
+            tracing::warn!(%error, "cannot start summarising new segments");
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(SegmentId, DocId), Arc<SegmentBlocks>>> {

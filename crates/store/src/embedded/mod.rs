@@ -105,7 +105,7 @@ struct Inner {
     verifying: audit::VerifyingKey,
     admission: Admission,
     /// Block summaries of the segments searched.
-    blocks: TimeBlocks,
+    blocks: Arc<TimeBlocks>,
 }
 
 /// The commit payload: what the last commit covers.
@@ -218,7 +218,7 @@ impl EmbeddedStore {
             trails: Mutex::new(trails),
             replays: Mutex::new(replays),
             admission: Admission::new(config.queries),
-            blocks: TimeBlocks::default(),
+            blocks: Arc::default(),
         });
         if !missing.is_empty() {
             inner.reindex(&missing, position)?;
@@ -340,11 +340,10 @@ impl Inner {
             reloaded?;
             trails.checkpoint_due(Instant::now())
         };
-        // New segments are summarised here, off the locks, so the first
-        // search after a commit or a merge does not pay for it.
-        if let Err(error) = self.blocks.refresh(&self.reader.searcher(), &self.fields) {
-            tracing::warn!(%error, "cannot summarise the index's new segments");
-        }
+        // New segments are summarised now, so the first search after a
+        // commit or a merge does not pay for it.
+        self.blocks
+            .refresh_in_background(&self.reader, &self.fields);
         signed
     }
 
