@@ -6,8 +6,8 @@
 //! Each event takes the next line of a service picked at random (so services
 //! interleave), with every run of digits replaced by random digits of the same length,
 //! a host out of [`HOSTS_PER_SERVICE`] of that service, sometimes a `request_id`
-//! attribute and a `user_id`, and a timestamp that follows arrival order over the
-//! requested days, up to a second early. The same seed and end time give the same
+//! attribute and a `user_id`, the line's number as `metadata.line`, and a timestamp
+//! that follows arrival order over the requested days, up to a second early. The same seed and end time give the same
 //! bytes. Events are written as they are made: the file may be far larger than memory.
 
 use std::fmt;
@@ -201,7 +201,8 @@ impl<'a> Dataset<'a> {
                 service: source.service(),
                 host,
                 message: &self.message,
-                file: source.file(),
+                // The file would repeat the service: only the line number is kept.
+                file: None,
                 line: *number,
                 shape: Shape::Log,
                 user_id: user_id.as_deref(),
@@ -375,6 +376,8 @@ mod tests {
             let message = event["message"].as_str().unwrap();
             let level = event["level"].as_str().unwrap();
             assert_eq!(level, crate::events::level_of(message), "{message}");
+            assert!(event["metadata"]["line"].is_u64());
+            assert!(event["metadata"].get("file").is_none());
         }
         assert!(
             hosts

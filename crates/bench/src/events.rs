@@ -62,11 +62,6 @@ impl Source {
         &self.lines
     }
 
-    /// The file name its lines came from (`generated` for the built-in generator).
-    pub(crate) fn file(&self) -> &str {
-        &self.file
-    }
-
     /// `count` synthetic lines spread over a few services.
     pub(crate) fn generated(count: usize, seed: u64) -> Vec<Source> {
         let mut rng = XorShift::new(seed);
@@ -156,7 +151,7 @@ pub(crate) fn build_pool(
                     service: &source.service,
                     host: &format!("node-{}", (*number as usize + source_index) % 8 + 1),
                     message: text,
-                    file: &source.file,
+                    file: Some(&source.file),
                     line: *number,
                     shape,
                     user_id: None,
@@ -206,7 +201,8 @@ pub(crate) struct EventFields<'a> {
     pub(crate) service: &'a str,
     pub(crate) host: &'a str,
     pub(crate) message: &'a str,
-    pub(crate) file: &'a str,
+    /// `metadata.file`, when the event names its file.
+    pub(crate) file: Option<&'a str>,
     pub(crate) line: u64,
     pub(crate) shape: Shape,
     /// The `user_id` field, when the event has one.
@@ -235,7 +231,8 @@ struct WireEvent<'a> {
 
 #[derive(Serialize)]
 struct WireMetadata<'a> {
-    file: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<&'a str>,
     line: u64,
 }
 
@@ -478,7 +475,7 @@ mod tests {
                 service: "apache",
                 host: "node-3",
                 message,
-                file: "Apache_2k.log",
+                file: Some("Apache_2k.log"),
                 line: 42,
                 shape: Shape::Log,
                 user_id: None,
