@@ -18,6 +18,7 @@ use anyhow::{Context as _, bail};
 use serde_json::Value;
 
 use crate::client::{HttpClient, body_excerpt, percent_encode};
+use crate::ingest::retry_after;
 use crate::progress::progress_bar;
 use crate::query::{Probe, QueryArgs, QueryReport, Stop, Tally, hits_of, report, run_mix};
 
@@ -42,6 +43,8 @@ const ONE_SERVICE: &str = "service:hadoop";
 /// The histogram's buckets over the dataset's time range.
 const HISTOGRAM_BUCKETS: u64 = 100;
 const HOUR_NANOS: i64 = 3_600_000_000_000;
+/// How often an untimed request the server asks to wait for is tried again.
+const UNTIMED_RETRIES: u32 = 5;
 
 /// The time range the server's log events cover, in nanoseconds since the epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,17 +186,22 @@ async fn first_timestamp(client: &mut HttpClient, path: &str) -> anyhow::Result<
     Ok(timestamp.nanos())
 }
 
-/// A GET answered 200, as JSON.
+/// A GET answered 200, as JSON. An answer to wait (429 or 503, with the server's
+/// `Retry-After` or a second) is retried a few times: these requests are not timed.
 async fn get_json(client: &mut HttpClient, path: &str) -> anyhow::Result<Value> {
-    let response = client.get(path).await?;
-    if response.status != 200 {
-        bail!(
-            "HTTP {} for {path}: {}",
-            response.status,
-            body_excerpt(&response.body)
-        );
+    let mut attempts = 0;
+    loop {
+        let response = client.get(path).await?;
+        match response.status {
+            200 => return response.json(),
+            429 | 503 if attempts < UNTIMED_RETRIES => {
+                attempts += 1;
+                let pause = retry_after(&response).unwrap_or(Duration::from_secs(1));
+                tokio::time::sleep(pause).await;
+            }
+            status => bail!("HTTP {status} for {path}: {}", body_excerpt(&response.body)),
+        }
     }
-    response.json()
 }
 
 #[cfg(test)]
@@ -264,8 +272,17 @@ mod tests {
 
     #[tokio::test]
     async fn runs_every_class_a_set_number_of_times() {
-        let server = serve(|request, _| {
+        // The first count is asked to wait (and retried); the rest are answered.
+        let limited = std::sync::atomic::AtomicBool::new(true);
+        let server = serve(move |request, _| {
             let query = request.uri.query().unwrap_or_default();
+            if request.uri.path() == "/v1/stats"
+                && limited.swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
+                let mut reply = Reply::new(429, r#"{"code":"rate_limited"}"#);
+                reply.headers.push(("retry-after", "0".to_owned()));
+                return reply;
+            }
             match request.uri.path() {
                 "/v1/logs" if query == "limit=1" => Reply::new(
                     200,

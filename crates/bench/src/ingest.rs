@@ -447,7 +447,7 @@ fn claim(remaining: Option<&AtomicU64>, want: usize) -> Option<usize> {
 }
 
 /// `Retry-After` in (whole) seconds, capped.
-fn retry_after(response: &Response) -> Option<Duration> {
+pub(crate) fn retry_after(response: &Response) -> Option<Duration> {
     let seconds: u64 = response
         .headers
         .get(hyper::header::RETRY_AFTER)?
