@@ -21,6 +21,10 @@ use super::schema::Fields;
 /// thousand summaries.
 pub(crate) const BLOCK_DOCS: u32 = 4096;
 
+/// Documents per part of a block: the finer time spans a histogram adds up
+/// when a block straddles two of its buckets.
+pub(crate) const PART_DOCS: u32 = 256;
+
 /// More distinct (service, level) pairs than this in one block and the block
 /// keeps no counts: its stats are counted event by event.
 const MAX_PAIRS: usize = 256;
@@ -38,6 +42,17 @@ pub(crate) struct BlockSummary {
     /// Events per (service ordinal in the segment's service column, or
     /// [`NO_SERVICE`]; level rank); `None` past [`MAX_PAIRS`] pairs.
     pub counts: Option<Vec<(u64, u64, u64)>>,
+    /// The same block cut into parts of [`PART_DOCS`] documents (parts
+    /// without the partition's events have a total of 0).
+    pub parts: Vec<Part>,
+}
+
+/// One partition's live events in one part of a block.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Part {
+    pub min: i64,
+    pub max: i64,
+    pub total: u32,
 }
 
 /// The summaries of one segment: per partition, one entry per block (`None`
@@ -83,7 +98,7 @@ impl SegmentBlocks {
                     let level = levels.first(doc).unwrap_or(0);
                     if let Some(slot) = summaries.get_mut((doc / BLOCK_DOCS) as usize) {
                         slot.get_or_insert_with(|| Builder::new(timestamp))
-                            .add(timestamp, service, level);
+                            .add(doc, timestamp, service, level);
                     }
                 }
                 doc = postings.advance();
@@ -106,6 +121,7 @@ struct Builder {
     max: i64,
     total: u64,
     pairs: Option<HashMap<(u64, u64), u64>>,
+    parts: Vec<Part>,
 }
 
 impl Builder {
@@ -115,13 +131,29 @@ impl Builder {
             max: timestamp,
             total: 0,
             pairs: Some(HashMap::new()),
+            parts: vec![
+                Part {
+                    min: i64::MAX,
+                    max: i64::MIN,
+                    total: 0,
+                };
+                (BLOCK_DOCS / PART_DOCS) as usize
+            ],
         }
     }
 
-    fn add(&mut self, timestamp: i64, service: u64, level: u64) {
+    fn add(&mut self, doc: DocId, timestamp: i64, service: u64, level: u64) {
         self.min = self.min.min(timestamp);
         self.max = self.max.max(timestamp);
         self.total += 1;
+        if let Some(part) = self
+            .parts
+            .get_mut(((doc % BLOCK_DOCS) / PART_DOCS) as usize)
+        {
+            part.min = part.min.min(timestamp);
+            part.max = part.max.max(timestamp);
+            part.total += 1;
+        }
         if let Some(pairs) = &mut self.pairs {
             *pairs.entry((service, level)).or_default() += 1;
             if pairs.len() > MAX_PAIRS {
@@ -143,6 +175,7 @@ impl Builder {
                 counts.sort_unstable();
                 counts
             }),
+            parts: self.parts,
         }
     }
 }

@@ -248,6 +248,10 @@ pub(crate) struct HistogramSegment {
     interval_nanos: i64,
     timestamps: Column<i64>,
     counts: BTreeMap<i64, u64>,
+    /// The bucket of the last events seen and how many there were, added to
+    /// `counts` when an event of another bucket comes: events arrive mostly in
+    /// time order, so most events cost no map lookup.
+    pending: Option<(i64, u64)>,
     overflow: bool,
 }
 
@@ -271,6 +275,7 @@ impl Collector for HistogramCollector {
             interval_nanos: self.interval_nanos,
             timestamps: reader.fast_fields().i64(TIMESTAMP)?,
             counts: BTreeMap::new(),
+            pending: None,
             overflow: false,
         })
     }
@@ -305,15 +310,25 @@ impl HistogramSegment {
         if start != bucket_start(max, self.interval_nanos) {
             return false;
         }
+        self.add(start, count);
+        true
+    }
+
+    fn add(&mut self, start: i64, count: u64) {
         if self.overflow {
-            return true;
+            return;
         }
         if self.counts.len() == MAX_BUCKETS && !self.counts.contains_key(&start) {
             self.overflow = true;
-            return true;
+            return;
         }
         *self.counts.entry(start).or_default() += count;
-        true
+    }
+
+    fn flush(&mut self) {
+        if let Some((start, count)) = self.pending.take() {
+            self.add(start, count);
+        }
     }
 }
 
@@ -327,15 +342,18 @@ impl SegmentCollector for HistogramSegment {
         }
         if let Some(timestamp) = self.timestamps.first(doc) {
             let start = bucket_start(timestamp, self.interval_nanos);
-            if self.counts.len() == MAX_BUCKETS && !self.counts.contains_key(&start) {
-                self.overflow = true;
-                return;
+            match &mut self.pending {
+                Some((pending, count)) if *pending == start => *count += 1,
+                _ => {
+                    self.flush();
+                    self.pending = Some((start, 1));
+                }
             }
-            *self.counts.entry(start).or_default() += 1;
         }
     }
 
-    fn harvest(self) -> Self::Fruit {
+    fn harvest(mut self) -> Self::Fruit {
+        self.flush();
         (!self.overflow).then_some(self.counts)
     }
 }

@@ -13,7 +13,7 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::query::{Scorer, Weight};
 use tantivy::{DocAddress, DocId, DocSet, Searcher, SegmentOrdinal, SegmentReader, TERMINATED};
 
-use super::blocks::{BLOCK_DOCS, BlockSummary, SegmentBlocks, TimeBlocks};
+use super::blocks::{BLOCK_DOCS, BlockSummary, PART_DOCS, Part, SegmentBlocks, TimeBlocks};
 use super::collect::{HistogramCollector, StatsCollector, rank};
 use super::query_error;
 use super::schema::Fields;
@@ -74,8 +74,6 @@ enum Read {
     Skip,
     /// Visit the events the query matches (and the window holds).
     Matching,
-    /// Visit every event of the block: the caller knows all of them match.
-    Every,
 }
 
 /// Decides block by block and sees the events of the blocks it reads.
@@ -135,13 +133,7 @@ impl Plan<'_> {
             let whole = self.window.covers(block);
             match visitor.read(number, block) {
                 Read::Skip => {}
-                Read::Every if whole => {
-                    for doc in start..end {
-                        visitor.visit(doc);
-                    }
-                    self.budget.check()?;
-                }
-                Read::Every | Read::Matching => {
+                Read::Matching => {
                     let scorer = match &mut scorer {
                         Some(scorer) => scorer,
                         None => {
@@ -538,15 +530,37 @@ impl Visitor for HistogramVisitor<'_> {
         if self.child.add_span(block.min, block.max, block.total) {
             return Read::Skip;
         }
-        // Every event of the block is the partition's and alive: read the
-        // timestamps without the query.
+        // A part whose every document is one of the partition's live events
+        // is added whole when it lies in one bucket, or read without the
+        // query; a block with any other part is read with the query.
         let start = number as DocId * BLOCK_DOCS;
-        let len = (start + BLOCK_DOCS).min(self.max_doc) - start;
-        if block.total == u64::from(len) {
-            Read::Every
-        } else {
-            Read::Matching
+        let pure = |index: usize, part: &Part| {
+            let first = start + index as DocId * PART_DOCS;
+            let len = (first + PART_DOCS).min(self.max_doc).saturating_sub(first);
+            part.total == len
+        };
+        if !block
+            .parts
+            .iter()
+            .enumerate()
+            .all(|(index, part)| pure(index, part))
+        {
+            return Read::Matching;
         }
+        for (index, part) in block.parts.iter().enumerate() {
+            if part.total == 0
+                || self
+                    .child
+                    .add_span(part.min, part.max, u64::from(part.total))
+            {
+                continue;
+            }
+            let first = start + index as DocId * PART_DOCS;
+            for doc in first..(first + PART_DOCS).min(self.max_doc) {
+                self.child.collect(doc, 0.0);
+            }
+        }
+        Read::Skip
     }
 
     fn visit(&mut self, doc: DocId) {

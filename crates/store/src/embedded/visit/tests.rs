@@ -40,8 +40,10 @@ impl Numbers {
     }
 }
 
-/// Three segments: mostly time-ordered, then shuffled, then mostly ordered
-/// again overlapping the first; some events deleted.
+/// Four segments: mostly time-ordered, then shuffled, then mostly ordered
+/// again overlapping the first, with two partitions and some events deleted;
+/// then one partition alone in time order, nothing deleted (whole blocks and
+/// parts of one partition).
 fn build() -> (Fixture, Vec<Event>) {
     let (schema, fields) = schema::build();
     let index = Index::builder()
@@ -53,20 +55,25 @@ fn build() -> (Fixture, Vec<Event>) {
     writer.set_merge_policy(Box::new(tantivy::merge_policy::NoMergePolicy));
     let mut numbers = Numbers(0x9e37_79b9_7f4a_7c15);
     let mut events = Vec::new();
-    let sizes = [9_000u64, 5_000, 7_000];
+    let sizes = [9_000u64, 5_000, 7_000, 6_000];
     for (segment, size) in sizes.into_iter().enumerate() {
         for n in 0..size {
             let timestamp = match segment {
                 1 => numbers.below(30_000) as i64 * 1_000,
                 _ => (n as i64 * 3 + numbers.below(50) as i64) * 1_000,
             };
+            let alone = segment == 3;
             let event = Event {
-                partition: PARTITIONS[(numbers.below(10) / 8) as usize],
+                partition: if alone {
+                    PARTITIONS[0]
+                } else {
+                    PARTITIONS[(numbers.below(10) / 8) as usize]
+                },
                 timestamp,
                 arrival: events.len() as u64,
                 service: SERVICES[numbers.below(4) as usize],
                 level: numbers.below(6),
-                deleted: numbers.below(50) == 0,
+                deleted: !alone && numbers.below(50) == 0,
             };
             let mut document = TantivyDocument::new();
             document.add_text(fields.tenant, event.partition);
