@@ -76,11 +76,22 @@ impl EmbeddedStoreConfig {
             queries: QueryLimits::default(),
             dir,
             writer_memory_bytes: 256 * 1024 * 1024,
-            indexer_threads: 1,
+            indexer_threads: default_indexer_threads(),
             docstore_block_bytes: 256 * 1024,
             docstore_zstd_level: 9,
         }
     }
+}
+
+/// Indexing threads by default: one per core, at most four. Measured on two
+/// cores (BENCHMARKS.md): two threads make events searchable about 20 % sooner
+/// than one, the merges and compression sharing the cores; more threads than
+/// cores only make more, smaller segments to merge.
+pub fn default_indexer_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|cores| cores.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
 }
 
 /// The tantivy-backed [`EventStore`].
