@@ -1,12 +1,13 @@
 //! Block summaries: for every run of [`BLOCK_DOCS`] documents of a segment and
 //! every partition in it, the time span of its events and their counts by
 //! service and level. Segments never change once written, so each is summarised
-//! once (deletes make a new summary) and every later search, stats or histogram
+//! once, on a background thread, and every later search, stats or histogram
 //! skips or adds up whole blocks instead of visiting each event.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::index::SegmentId;
@@ -55,38 +56,74 @@ pub(crate) struct Part {
     pub total: u32,
 }
 
-/// The summaries of one segment: per partition, one entry per block (`None`
-/// where the partition has no live events in that block).
-#[derive(Debug, Default)]
+/// A partition's blocks in one segment, in ascending block number: only
+/// the blocks where it has live events.
+pub(crate) type Blocks = [(u32, BlockSummary)];
+
+/// Each partition's blocks.
+type Partitions = HashMap<String, Vec<(u32, BlockSummary)>>;
+
+/// The summaries of one segment, per partition.
+#[derive(Debug)]
 pub(crate) struct SegmentBlocks {
-    partitions: HashMap<String, Vec<Option<BlockSummary>>>,
+    /// `None` when the segment's partitions interleave too finely for
+    /// summaries to pay (see [`MIN_DOCS_PER_ENTRY`]): it is read event by event.
+    partitions: Option<Arc<Partitions>>,
+    /// Whether the counts are those of the segment's live events. A segment
+    /// that gained deletes keeps its previous summaries for a while: their time
+    /// spans still bound its events, but their counts are too high.
+    pub exact: bool,
+    /// When the summaries were read from the segment.
+    made: Instant,
 }
 
+/// A segment whose (partition, block) entries would cover fewer documents
+/// than this on average is not summarised: many tenants' events interleaved
+/// block by block would cost memory for little gain.
+const MIN_DOCS_PER_ENTRY: u32 = 512;
+
+/// A segment that gained deletes is summarised again at most this often; in
+/// between, its earlier summaries serve as time bounds only.
+const RESUMMARISE_AFTER: Duration = Duration::from_secs(30);
+
 impl SegmentBlocks {
-    /// The blocks of `partition`, empty if the segment has none of its events.
-    pub(crate) fn of(&self, partition: &str) -> &[Option<BlockSummary>] {
-        self.partitions.get(partition).map_or(&[], Vec::as_slice)
+    /// The blocks of `partition`: `None` if the segment is not summarised,
+    /// empty if it has no live events of the partition.
+    pub(crate) fn of(&self, partition: &str) -> Option<&Blocks> {
+        let partitions = self.partitions.as_ref()?;
+        Some(partitions.get(partition).map_or(&[], Vec::as_slice))
+    }
+
+    /// The same summaries, as time bounds only.
+    fn inexact(&self) -> SegmentBlocks {
+        SegmentBlocks {
+            partitions: self.partitions.clone(),
+            exact: false,
+            made: self.made,
+        }
     }
 
     /// Reads a segment's timestamps, services and levels once, partition by
     /// partition (each partition is one term of the `tenant` field).
     fn summarise(reader: &SegmentReader, fields: &Fields) -> tantivy::Result<SegmentBlocks> {
+        let made = Instant::now();
         let timestamps: Column<i64> = reader.fast_fields().i64("timestamp")?;
         let services: Option<StrColumn> = reader.fast_fields().str("service")?;
         let levels: Column<u64> = reader.fast_fields().u64("level")?;
         let alive = reader.alive_bitset();
-        let blocks = reader.max_doc().div_ceil(BLOCK_DOCS) as usize;
+        let max_entries = (reader.max_doc() / MIN_DOCS_PER_ENTRY).max(64) as usize;
         let inverted = reader.inverted_index(fields.tenant)?;
         let mut terms = inverted.terms().stream()?;
         let mut partitions = HashMap::new();
+        let mut entries = 0;
         while terms.advance() {
             let Ok(partition) = std::str::from_utf8(terms.key()) else {
                 continue;
             };
             let mut postings =
                 inverted.read_postings_from_terminfo(terms.value(), IndexRecordOption::Basic)?;
-            let mut summaries: Vec<Option<Builder>> = Vec::new();
-            summaries.resize_with(blocks, || None);
+            // Postings come in document order, so blocks in ascending order.
+            let mut blocks: Vec<(u32, Builder)> = Vec::new();
             let mut doc = postings.doc();
             while doc != TERMINATED {
                 if alive.is_none_or(|alive| alive.is_alive(doc)) {
@@ -96,22 +133,43 @@ impl SegmentBlocks {
                         .and_then(|column| column.ords().first(doc))
                         .unwrap_or(NO_SERVICE);
                     let level = levels.first(doc).unwrap_or(0);
-                    if let Some(slot) = summaries.get_mut((doc / BLOCK_DOCS) as usize) {
-                        slot.get_or_insert_with(|| Builder::new(timestamp))
-                            .add(doc, timestamp, service, level);
+                    let number = doc / BLOCK_DOCS;
+                    match blocks.last_mut() {
+                        Some((last, builder)) if *last == number => {
+                            builder.add(doc, timestamp, service, level);
+                        }
+                        _ => {
+                            entries += 1;
+                            if entries > max_entries {
+                                return Ok(SegmentBlocks {
+                                    partitions: None,
+                                    exact: true,
+                                    made,
+                                });
+                            }
+                            let mut builder = Builder::new(timestamp);
+                            builder.add(doc, timestamp, service, level);
+                            blocks.push((number, builder));
+                        }
                     }
                 }
                 doc = postings.advance();
             }
-            partitions.insert(
-                partition.to_owned(),
-                summaries
-                    .into_iter()
-                    .map(|slot| slot.map(Builder::build))
-                    .collect(),
-            );
+            if !blocks.is_empty() {
+                partitions.insert(
+                    partition.to_owned(),
+                    blocks
+                        .into_iter()
+                        .map(|(number, builder)| (number, builder.build()))
+                        .collect(),
+                );
+            }
         }
-        Ok(SegmentBlocks { partitions })
+        Ok(SegmentBlocks {
+            partitions: Some(Arc::new(partitions)),
+            exact: true,
+            made,
+        })
     }
 }
 
@@ -181,30 +239,23 @@ impl Builder {
 }
 
 /// The summaries of the segments searched lately, by segment and number of
-/// deletes (a delete changes what a segment's blocks hold).
+/// deletes (a delete changes what a segment's blocks hold). Only the
+/// background thread computes them; a search reads a segment without one
+/// event by event, as every search did before summaries existed.
 #[derive(Default)]
 pub(crate) struct TimeBlocks {
     cache: Mutex<HashMap<(SegmentId, DocId), Arc<SegmentBlocks>>>,
-    /// Whether a background refresh is running.
-    refreshing: AtomicBool,
+    /// Whether a refresh was asked for since the running one began.
+    requested: AtomicBool,
+    /// Whether the background thread runs.
+    running: AtomicBool,
 }
 
 impl TimeBlocks {
-    /// The summaries of a segment, computed on first use.
-    pub(crate) fn of(
-        &self,
-        reader: &SegmentReader,
-        fields: &Fields,
-    ) -> tantivy::Result<Arc<SegmentBlocks>> {
+    /// The summaries of a segment, if it has them yet.
+    pub(crate) fn get(&self, reader: &SegmentReader) -> Option<Arc<SegmentBlocks>> {
         let key = (reader.segment_id(), reader.num_deleted_docs());
-        if let Some(blocks) = self.lock().get(&key) {
-            return Ok(Arc::clone(blocks));
-        }
-        // Computed outside the lock: two searches may both compute a new
-        // segment's summary, and neither waits for the other.
-        let blocks = Arc::new(SegmentBlocks::summarise(reader, fields)?);
-        self.lock().insert(key, Arc::clone(&blocks));
-        Ok(blocks)
+        self.lock().get(&key).cloned()
     }
 
     /// Summarises every segment of `searcher` not summarised yet and forgets
@@ -215,32 +266,59 @@ impl TimeBlocks {
             .iter()
             .map(|reader| (reader.segment_id(), reader.num_deleted_docs()))
             .collect();
-        self.lock().retain(|key, _| current.contains(key));
         for reader in searcher.segment_readers() {
-            self.of(reader, fields)?;
+            let key = (reader.segment_id(), reader.num_deleted_docs());
+            let earlier = {
+                let cache = self.lock();
+                if cache.contains_key(&key) {
+                    continue;
+                }
+                cache
+                    .iter()
+                    .find(|((segment, _), _)| *segment == key.0)
+                    .map(|(_, blocks)| Arc::clone(blocks))
+            };
+            let blocks = match earlier {
+                Some(earlier) if earlier.made.elapsed() < RESUMMARISE_AFTER => earlier.inexact(),
+                _ => SegmentBlocks::summarise(reader, fields)?,
+            };
+            self.lock().insert(key, Arc::new(blocks));
         }
+        self.lock().retain(|key, _| current.contains(key));
         Ok(())
     }
 
     /// Refreshes on a thread of its own, so the commit that made new segments
-    /// does not wait for their summaries; at most one such thread runs, and a
-    /// refresh asked for while one runs is left to the next commit (or to the
-    /// first search, which summarises what it lacks).
+    /// does not wait for their summaries. One thread at most: a refresh asked
+    /// for while it runs makes it run once more.
     pub(crate) fn refresh_in_background(self: &Arc<Self>, reader: &IndexReader, fields: &Fields) {
-        if self.refreshing.swap(true, Ordering::AcqRel) {
+        self.requested.store(true, Ordering::Release);
+        if self.running.swap(true, Ordering::AcqRel) {
             return;
         }
         let (blocks, reader, fields) = (Arc::clone(self), reader.clone(), fields.clone());
         let spawned = std::thread::Builder::new()
             .name("block-summaries".to_owned())
             .spawn(move || {
-                if let Err(error) = blocks.refresh(&reader.searcher(), &fields) {
-                    tracing::warn!(%error, "cannot summarise the index's new segments");
+                let running = Running(&blocks.running);
+                loop {
+                    blocks.requested.store(false, Ordering::Release);
+                    if let Err(error) = blocks.refresh(&reader.searcher(), &fields) {
+                        tracing::warn!(%error, "cannot summarise the index's new segments");
+                    }
+                    if !blocks.requested.load(Ordering::Acquire) {
+                        drop(running);
+                        // A request that came after the check above and saw
+                        // this thread still running is served by a new one.
+                        if blocks.requested.load(Ordering::Acquire) {
+                            blocks.refresh_in_background(&reader, &fields);
+                        }
+                        return;
+                    }
                 }
-                blocks.refreshing.store(false, Ordering::Release);
             });
         if let Err(error) = spawned {
-            self.refreshing.store(false, Ordering::Release);
+            self.running.store(false, Ordering::Release);
             tracing::warn!(%error, "cannot start summarising new segments");
         }
     }
@@ -249,5 +327,14 @@ impl TimeBlocks {
         self.cache
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Clears the running flag when the background thread ends, even by a panic.
+struct Running<'a>(&'a AtomicBool);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }

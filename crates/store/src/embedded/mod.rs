@@ -83,7 +83,12 @@ impl EmbeddedStoreConfig {
     }
 }
 
-/// Indexing threads by default: one per core, at most four. Measured on two
+/// The least memory tantivy accepts per indexing thread (its
+/// `MEMORY_BUDGET_NUM_BYTES_MIN`, which it does not export).
+const MIN_WRITER_MEMORY_PER_THREAD: usize = 15_000_000;
+
+/// Indexing threads by default: one per core, at most four, and fewer when
+/// the writer's memory does not give each the minimum. Measured on two
 /// cores (BENCHMARKS.md): two threads make events searchable about 20 % sooner
 /// than one, the merges and compression sharing the cores; more threads than
 /// cores only make more, smaller segments to merge.
@@ -205,8 +210,14 @@ impl EmbeddedStore {
                 .create_in_dir(&config.dir)
                 .map_err(engine("creating the index"))?
         };
+        // tantivy splits the memory between the threads and refuses less than
+        // its minimum per thread: fewer threads rather than no store.
+        let threads = config.indexer_threads.clamp(
+            1,
+            (config.writer_memory_bytes / MIN_WRITER_MEMORY_PER_THREAD).max(1),
+        );
         let writer = index
-            .writer_with_num_threads(config.indexer_threads.max(1), config.writer_memory_bytes)
+            .writer_with_num_threads(threads, config.writer_memory_bytes)
             .map_err(engine("opening the index writer"))?;
         let reader = index
             .reader_builder()
@@ -235,6 +246,9 @@ impl EmbeddedStore {
             inner.reindex(&missing, position)?;
         }
         spawn_checkpointer(Arc::downgrade(&inner));
+        inner
+            .blocks
+            .refresh_in_background(&inner.reader, &inner.fields);
         Ok(EmbeddedStore { inner })
     }
 
@@ -508,7 +522,6 @@ impl Inner {
         let plan = Plan {
             searcher: &searcher,
             weight,
-            fields: &self.fields,
             blocks: &self.blocks,
             partition: &partition,
             query: &filter.query,

@@ -13,10 +13,9 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::query::{Scorer, Weight};
 use tantivy::{DocAddress, DocId, DocSet, Searcher, SegmentOrdinal, SegmentReader, TERMINATED};
 
-use super::blocks::{BLOCK_DOCS, BlockSummary, PART_DOCS, Part, SegmentBlocks, TimeBlocks};
+use super::blocks::{BLOCK_DOCS, BlockSummary, Blocks, PART_DOCS, Part, SegmentBlocks, TimeBlocks};
 use super::collect::{HistogramCollector, StatsCollector, rank};
 use super::query_error;
-use super::schema::Fields;
 use crate::analysis::MAX_EXACT_BYTES;
 use crate::limits::Budget;
 use crate::{Cursor, Filter, Order, Stats, StoreError};
@@ -78,7 +77,9 @@ enum Read {
 
 /// Decides block by block and sees the events of the blocks it reads.
 trait Visitor {
-    fn read(&mut self, number: usize, block: &BlockSummary) -> Read;
+    /// What to do with `block`, the `index`-th of its segment's list.
+    fn read(&mut self, index: usize, number: u32, block: &BlockSummary)
+    -> Result<Read, StoreError>;
     fn visit(&mut self, doc: DocId);
 }
 
@@ -87,7 +88,6 @@ trait Visitor {
 pub(crate) struct Plan<'a> {
     pub searcher: &'a Searcher,
     pub weight: Box<dyn Weight>,
-    pub fields: &'a Fields,
     pub blocks: &'a TimeBlocks,
     pub partition: &'a str,
     pub query: &'a Query,
@@ -95,74 +95,103 @@ pub(crate) struct Plan<'a> {
     pub budget: &'a Budget,
 }
 
+/// One segment as a plan sees it.
+struct Segment<'a> {
+    ordinal: SegmentOrdinal,
+    reader: &'a SegmentReader,
+    summaries: Option<Arc<SegmentBlocks>>,
+}
+
+impl Segment<'_> {
+    /// The partition's blocks, if the segment is summarised.
+    fn blocks(&self, partition: &str) -> Option<&Blocks> {
+        self.summaries.as_ref()?.of(partition)
+    }
+
+    /// Whether the summaries count the segment's live events.
+    fn exact(&self) -> bool {
+        self.summaries
+            .as_ref()
+            .is_some_and(|summaries| summaries.exact)
+    }
+}
+
 impl Plan<'_> {
-    fn summaries(&self) -> Result<Vec<Arc<SegmentBlocks>>, StoreError> {
+    fn segments(&self) -> Vec<Segment<'_>> {
         self.searcher
             .segment_readers()
             .iter()
-            .map(|reader| self.blocks.of(reader, self.fields).map_err(query_error))
+            .enumerate()
+            .map(|(ordinal, reader)| Segment {
+                ordinal: ordinal as SegmentOrdinal,
+                reader,
+                summaries: self.blocks.get(reader),
+            })
             .collect()
     }
 
-    /// Reads the blocks of one segment in ascending order, as `visitor`
-    /// decides, with one forward pass of the query.
+    /// Reads one segment with one forward pass of the query: the listed
+    /// blocks in ascending order as `visitor` decides (all of them, or only
+    /// the `only`-th), or, without a list, every matching event.
     fn scan(
         &self,
         reader: &SegmentReader,
-        blocks: &[Option<BlockSummary>],
+        blocks: Option<&Blocks>,
         only: Option<usize>,
         visitor: &mut dyn Visitor,
     ) -> Result<(), StoreError> {
         self.budget.check()?;
         let timestamps = reader.fast_fields().i64("timestamp").map_err(query_error)?;
         let alive = reader.alive_bitset();
-        let mut scorer: Option<Box<dyn Scorer>> = None;
+        let mut scorer = self.weight.scorer(reader, 1.0).map_err(query_error)?;
         let mut since_check = 0;
-        let numbered = blocks.iter().enumerate();
-        let chosen: Box<dyn Iterator<Item = (usize, &Option<BlockSummary>)>> = match only {
-            Some(number) => Box::new(numbered.skip(number).take(1)),
-            None => Box::new(numbered),
+        let mut read = |scorer: &mut Box<dyn Scorer>,
+                        visitor: &mut dyn Visitor,
+                        start: DocId,
+                        end: DocId,
+                        whole: bool|
+         -> Result<DocId, StoreError> {
+            let mut doc = scorer.doc();
+            if doc < start {
+                doc = scorer.seek(start);
+            }
+            while doc < end {
+                if alive.is_none_or(|alive| alive.is_alive(doc))
+                    && (whole
+                        || timestamps
+                            .first(doc)
+                            .is_some_and(|timestamp| self.window.contains(timestamp)))
+                {
+                    visitor.visit(doc);
+                }
+                since_check += 1;
+                if since_check == CHECK_EVERY {
+                    since_check = 0;
+                    self.budget.check()?;
+                }
+                doc = scorer.advance();
+            }
+            Ok(doc)
         };
-        for (number, block) in chosen {
-            let Some(block) = block else { continue };
+        let Some(blocks) = blocks else {
+            read(&mut scorer, visitor, 0, TERMINATED, false)?;
+            return Ok(());
+        };
+        let listed = blocks.iter().enumerate();
+        let chosen: Box<dyn Iterator<Item = (usize, &(u32, BlockSummary))>> = match only {
+            Some(index) => Box::new(listed.skip(index).take(1)),
+            None => Box::new(listed),
+        };
+        for (index, (number, block)) in chosen {
             if !self.window.meets(block) {
                 continue;
             }
-            let start = number as DocId * BLOCK_DOCS;
-            let end = (start + BLOCK_DOCS).min(reader.max_doc());
-            let whole = self.window.covers(block);
-            match visitor.read(number, block) {
-                Read::Skip => {}
-                Read::Matching => {
-                    let scorer = match &mut scorer {
-                        Some(scorer) => scorer,
-                        None => {
-                            scorer.insert(self.weight.scorer(reader, 1.0).map_err(query_error)?)
-                        }
-                    };
-                    let mut doc = scorer.doc();
-                    if doc < start {
-                        doc = scorer.seek(start);
-                    }
-                    while doc < end {
-                        if alive.is_none_or(|alive| alive.is_alive(doc))
-                            && (whole
-                                || timestamps
-                                    .first(doc)
-                                    .is_some_and(|timestamp| self.window.contains(timestamp)))
-                        {
-                            visitor.visit(doc);
-                        }
-                        since_check += 1;
-                        if since_check == CHECK_EVERY {
-                            since_check = 0;
-                            self.budget.check()?;
-                        }
-                        doc = scorer.advance();
-                    }
-                    if doc == TERMINATED {
-                        break;
-                    }
+            if let Read::Matching = visitor.read(index, *number, block)? {
+                let start = number * BLOCK_DOCS;
+                let end = (start + BLOCK_DOCS).min(reader.max_doc());
+                if read(&mut scorer, visitor, start, end, self.window.covers(block))? == TERMINATED
+                {
+                    break;
                 }
             }
         }
@@ -179,20 +208,25 @@ impl Plan<'_> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let summaries = self.summaries()?;
+        let segments = self.segments();
         let mut page = Page {
             limit,
             after,
             order,
             heap: BinaryHeap::with_capacity(limit + 1),
         };
-        // Every block that may hold an event of the page, best bound first.
-        let mut candidates: Vec<(i64, SegmentOrdinal, usize)> = Vec::new();
-        for (ordinal, segment) in summaries.iter().enumerate() {
-            for (number, block) in segment.of(self.partition).iter().enumerate() {
-                let Some(block) = block else { continue };
+        // Every summarised block that may hold an event of the page, best
+        // bound first, as (bound, segment, index in its list).
+        let mut candidates: Vec<(i64, usize, usize)> = Vec::new();
+        for (position, segment) in segments.iter().enumerate() {
+            for (index, (_, block)) in segment
+                .blocks(self.partition)
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+            {
                 if self.window.meets(block) && !page.passed(block) {
-                    candidates.push((page.bound(block), ordinal as SegmentOrdinal, number));
+                    candidates.push((page.bound(block), position, index));
                 }
             }
         }
@@ -200,56 +234,85 @@ impl Plan<'_> {
             Order::Descending => candidates.sort_unstable_by_key(|entry| Reverse(entry.0)),
             Order::Ascending => candidates.sort_unstable_by_key(|entry| entry.0),
         }
-        let mut read: Vec<Vec<bool>> = summaries
+        let mut read: Vec<Vec<bool>> = segments
             .iter()
-            .map(|segment| vec![false; segment.of(self.partition).len()])
+            .map(|segment| vec![false; segment.blocks(self.partition).map_or(0, <[_]>::len)])
             .collect();
-        let readers = self.searcher.segment_readers();
-        for &(bound, ordinal, number) in candidates.iter().take(FIRST_BLOCKS) {
+        for &(bound, position, index) in candidates.iter().take(FIRST_BLOCKS) {
             if !page.may_take(bound) {
                 return Ok(page.into_hits());
             }
-            let (Some(reader), Some(segment)) = (
-                readers.get(ordinal as usize),
-                summaries.get(ordinal as usize),
-            ) else {
+            let Some(segment) = segments.get(position) else {
                 continue;
             };
             if let Some(flag) = read
-                .get_mut(ordinal as usize)
-                .and_then(|flags| flags.get_mut(number))
+                .get_mut(position)
+                .and_then(|flags| flags.get_mut(index))
             {
                 *flag = true;
             }
-            let mut visitor = PageVisitor::new(&mut page, reader, ordinal, &[])?;
+            let mut visitor = PageVisitor::new(&mut page, segment, &[])?;
             self.scan(
-                reader,
-                segment.of(self.partition),
-                Some(number),
+                segment.reader,
+                segment.blocks(self.partition),
+                Some(index),
                 &mut visitor,
             )?;
         }
-        // The rest, segment by segment, the segment with the best block first.
-        let mut order_of_segments: Vec<SegmentOrdinal> = Vec::new();
-        for &(_, ordinal, number) in candidates.iter().skip(FIRST_BLOCKS) {
-            let unread = read
-                .get(ordinal as usize)
-                .and_then(|flags| flags.get(number))
-                .is_some_and(|flag| !flag);
-            if unread && !order_of_segments.contains(&ordinal) {
-                order_of_segments.push(ordinal);
+        // Then each segment in one pass, the segment with the best bound
+        // first: a summarised one bounded by its blocks left unread, one
+        // without summaries by its timestamp column.
+        let mut rest: Vec<(i64, usize)> = Vec::new();
+        for (position, segment) in segments.iter().enumerate() {
+            let bound = match segment.blocks(self.partition) {
+                Some(blocks) => {
+                    let flags = read.get(position).map_or(&[][..], Vec::as_slice);
+                    let unread = blocks
+                        .iter()
+                        .zip(flags)
+                        .filter(|((_, block), done)| {
+                            !**done && self.window.meets(block) && !page.passed(block)
+                        })
+                        .map(|((_, block), _)| page.bound(block));
+                    match order {
+                        Order::Descending => unread.max(),
+                        Order::Ascending => unread.min(),
+                    }
+                }
+                None => {
+                    let timestamps = segment
+                        .reader
+                        .fast_fields()
+                        .i64("timestamp")
+                        .map_err(query_error)?;
+                    Some(match order {
+                        Order::Descending => timestamps.max_value(),
+                        Order::Ascending => timestamps.min_value(),
+                    })
+                }
+            };
+            if let Some(bound) = bound {
+                rest.push((bound, position));
             }
         }
-        for ordinal in order_of_segments {
-            let (Some(reader), Some(segment), Some(flags)) = (
-                readers.get(ordinal as usize),
-                summaries.get(ordinal as usize),
-                read.get(ordinal as usize),
-            ) else {
+        match order {
+            Order::Descending => rest.sort_unstable_by_key(|entry| Reverse(entry.0)),
+            Order::Ascending => rest.sort_unstable_by_key(|entry| entry.0),
+        }
+        for (bound, position) in rest {
+            let (Some(segment), Some(flags)) = (segments.get(position), read.get(position)) else {
                 continue;
             };
-            let mut visitor = PageVisitor::new(&mut page, reader, ordinal, flags)?;
-            self.scan(reader, segment.of(self.partition), None, &mut visitor)?;
+            if !page.may_take(bound) {
+                continue;
+            }
+            let mut visitor = PageVisitor::new(&mut page, segment, flags)?;
+            self.scan(
+                segment.reader,
+                segment.blocks(self.partition),
+                None,
+                &mut visitor,
+            )?;
         }
         Ok(page.into_hits())
     }
@@ -257,23 +320,18 @@ impl Plan<'_> {
     /// Counts of the matching events; whole blocks are added from their
     /// summaries when the query is everything or one service.
     pub(crate) fn stats(&self) -> Result<Stats, StoreError> {
-        let summaries = self.summaries()?;
         let collector = StatsCollector;
         let tally = Tally::of(self.query);
-        let mut fruits = Vec::with_capacity(summaries.len());
-        for ((ordinal, reader), segment) in self
-            .searcher
-            .segment_readers()
-            .iter()
-            .enumerate()
-            .zip(&summaries)
-        {
+        let segments = self.segments();
+        let mut fruits = Vec::with_capacity(segments.len());
+        for segment in &segments {
             let mut child = collector
-                .for_segment(ordinal as SegmentOrdinal, reader)
+                .for_segment(segment.ordinal, segment.reader)
                 .map_err(query_error)?;
             let summed = match &tally {
+                _ if !segment.exact() => Summed::Nothing,
                 Tally::Everything => Summed::Everything,
-                Tally::Service(name) => Summed::OneService(service_ordinal(reader, name)?),
+                Tally::Service(name) => Summed::OneService(service_ordinal(segment.reader, name)?),
                 Tally::No => Summed::Nothing,
             };
             let mut visitor = StatsVisitor {
@@ -281,38 +339,43 @@ impl Plan<'_> {
                 summed,
                 window: self.window,
             };
-            self.scan(reader, segment.of(self.partition), None, &mut visitor)?;
+            self.scan(
+                segment.reader,
+                segment.blocks(self.partition),
+                None,
+                &mut visitor,
+            )?;
             fruits.push(child.harvest());
         }
         collector.merge_fruits(fruits).map_err(query_error)
     }
 
-    /// Counts of the matching events per bucket; a block within one bucket is
-    /// added whole when the query is everything.
+    /// Counts of the matching events per bucket; a block or part within one
+    /// bucket is added whole when the query is everything.
     pub(crate) fn histogram(
         &self,
         collector: &HistogramCollector,
     ) -> Result<std::collections::BTreeMap<i64, u64>, StoreError> {
-        let summaries = self.summaries()?;
         let everything = matches!(self.query, Query::All);
-        let mut fruits = Vec::with_capacity(summaries.len());
-        for ((ordinal, reader), segment) in self
-            .searcher
-            .segment_readers()
-            .iter()
-            .enumerate()
-            .zip(&summaries)
-        {
+        let segments = self.segments();
+        let mut fruits = Vec::with_capacity(segments.len());
+        for segment in &segments {
             let mut child = collector
-                .for_segment(ordinal as SegmentOrdinal, reader)
+                .for_segment(segment.ordinal, segment.reader)
                 .map_err(query_error)?;
             let mut visitor = HistogramVisitor {
                 child: &mut child,
-                everything,
+                everything: everything && segment.exact(),
                 window: self.window,
-                max_doc: reader.max_doc(),
+                max_doc: segment.reader.max_doc(),
+                budget: self.budget,
             };
-            self.scan(reader, segment.of(self.partition), None, &mut visitor)?;
+            self.scan(
+                segment.reader,
+                segment.blocks(self.partition),
+                None,
+                &mut visitor,
+            )?;
             fruits.push(child.harvest());
         }
         collector.merge_fruits(fruits).map_err(query_error)
@@ -390,7 +453,7 @@ impl Page {
 struct PageVisitor<'a> {
     page: &'a mut Page,
     segment: SegmentOrdinal,
-    /// Blocks already read (by number).
+    /// Blocks already read (by index in the segment's list).
     read: &'a [bool],
     timestamps: tantivy::columnar::Column<i64>,
     arrivals: tantivy::columnar::Column<u64>,
@@ -399,14 +462,13 @@ struct PageVisitor<'a> {
 impl<'a> PageVisitor<'a> {
     fn new(
         page: &'a mut Page,
-        reader: &SegmentReader,
-        segment: SegmentOrdinal,
+        segment: &Segment<'_>,
         read: &'a [bool],
     ) -> Result<Self, StoreError> {
-        let fast = reader.fast_fields();
+        let fast = segment.reader.fast_fields();
         Ok(PageVisitor {
             page,
-            segment,
+            segment: segment.ordinal,
             read,
             timestamps: fast.i64("timestamp").map_err(query_error)?,
             arrivals: fast.u64("arrival").map_err(query_error)?,
@@ -415,13 +477,15 @@ impl<'a> PageVisitor<'a> {
 }
 
 impl Visitor for PageVisitor<'_> {
-    fn read(&mut self, number: usize, block: &BlockSummary) -> Read {
-        let done = self.read.get(number).copied().unwrap_or(false);
-        if done || self.page.passed(block) || !self.page.may_take(self.page.bound(block)) {
-            Read::Skip
-        } else {
-            Read::Matching
-        }
+    fn read(&mut self, index: usize, _: u32, block: &BlockSummary) -> Result<Read, StoreError> {
+        let done = self.read.get(index).copied().unwrap_or(false);
+        Ok(
+            if done || self.page.passed(block) || !self.page.may_take(self.page.bound(block)) {
+                Read::Skip
+            } else {
+                Read::Matching
+            },
+        )
     }
 
     fn visit(&mut self, doc: DocId) {
@@ -489,15 +553,15 @@ struct StatsVisitor<'a> {
 }
 
 impl Visitor for StatsVisitor<'_> {
-    fn read(&mut self, _: usize, block: &BlockSummary) -> Read {
+    fn read(&mut self, _: usize, _: u32, block: &BlockSummary) -> Result<Read, StoreError> {
         let Some(counts) = &block.counts else {
-            return Read::Matching;
+            return Ok(Read::Matching);
         };
         if !self.window.covers(block) {
-            return Read::Matching;
+            return Ok(Read::Matching);
         }
         match self.summed {
-            Summed::Nothing => return Read::Matching,
+            Summed::Nothing => return Ok(Read::Matching),
             Summed::Everything => self.child.add_counts(counts.iter().copied()),
             Summed::OneService(None) => {}
             Summed::OneService(Some(ordinal)) => self.child.add_counts(
@@ -507,7 +571,7 @@ impl Visitor for StatsVisitor<'_> {
                     .filter(|(service, _, _)| *service == ordinal),
             ),
         }
-        Read::Skip
+        Ok(Read::Skip)
     }
 
     fn visit(&mut self, doc: DocId) {
@@ -517,23 +581,25 @@ impl Visitor for StatsVisitor<'_> {
 
 struct HistogramVisitor<'a> {
     child: &'a mut <HistogramCollector as Collector>::Child,
+    /// The query is everything and the segment's summaries count its live events.
     everything: bool,
     window: Window,
     max_doc: DocId,
+    budget: &'a Budget,
 }
 
 impl Visitor for HistogramVisitor<'_> {
-    fn read(&mut self, number: usize, block: &BlockSummary) -> Read {
+    fn read(&mut self, _: usize, number: u32, block: &BlockSummary) -> Result<Read, StoreError> {
         if !self.everything || !self.window.covers(block) {
-            return Read::Matching;
+            return Ok(Read::Matching);
         }
         if self.child.add_span(block.min, block.max, block.total) {
-            return Read::Skip;
+            return Ok(Read::Skip);
         }
         // A part whose every document is one of the partition's live events
         // is added whole when it lies in one bucket, or read without the
         // query; a block with any other part is read with the query.
-        let start = number as DocId * BLOCK_DOCS;
+        let start = number * BLOCK_DOCS;
         let pure = |index: usize, part: &Part| {
             let first = start + index as DocId * PART_DOCS;
             let len = (first + PART_DOCS).min(self.max_doc).saturating_sub(first);
@@ -545,7 +611,7 @@ impl Visitor for HistogramVisitor<'_> {
             .enumerate()
             .all(|(index, part)| pure(index, part))
         {
-            return Read::Matching;
+            return Ok(Read::Matching);
         }
         for (index, part) in block.parts.iter().enumerate() {
             if part.total == 0
@@ -560,7 +626,8 @@ impl Visitor for HistogramVisitor<'_> {
                 self.child.collect(doc, 0.0);
             }
         }
-        Read::Skip
+        self.budget.check()?;
+        Ok(Read::Skip)
     }
 
     fn visit(&mut self, doc: DocId) {

@@ -12,7 +12,7 @@ use tantivy::{Index, TantivyDocument, Term};
 
 use super::*;
 use crate::embedded::collect::HistogramCollector;
-use crate::embedded::schema;
+use crate::embedded::schema::{self, Fields};
 
 /// One stored test event.
 #[derive(Debug, Clone)]
@@ -44,7 +44,20 @@ impl Numbers {
 /// again overlapping the first, with two partitions and some events deleted;
 /// then one partition alone in time order, nothing deleted (whole blocks and
 /// parts of one partition).
-fn build() -> (Fixture, Vec<Event>) {
+/// How the fixture's segments are summarised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Summaries {
+    /// Not at all: every segment is read event by event.
+    None,
+    /// Each segment as it is.
+    Exact,
+    /// Before the deletes, and not again since: time bounds only.
+    BeforeDeletes,
+}
+
+const MODES: [Summaries; 3] = [Summaries::None, Summaries::Exact, Summaries::BeforeDeletes];
+
+fn build(mode: Summaries) -> (Fixture, Vec<Event>) {
     let (schema, fields) = schema::build();
     let index = Index::builder()
         .schema(schema)
@@ -90,6 +103,11 @@ fn build() -> (Fixture, Vec<Event>) {
         }
         writer.commit().unwrap();
     }
+    let blocks = TimeBlocks::default();
+    if mode == Summaries::BeforeDeletes {
+        let searcher = index.reader().unwrap().searcher();
+        blocks.refresh(&searcher, &fields).unwrap();
+    }
     for event in events.iter().filter(|event| event.deleted) {
         writer.delete_term(Term::from_field_u64(fields.key, event.arrival));
     }
@@ -97,7 +115,8 @@ fn build() -> (Fixture, Vec<Event>) {
     let fixture = Fixture {
         index,
         fields,
-        blocks: TimeBlocks::default(),
+        blocks,
+        mode,
     };
     (fixture, events)
 }
@@ -150,6 +169,7 @@ struct Fixture {
     index: Index,
     fields: Fields,
     blocks: TimeBlocks,
+    mode: Summaries,
 }
 
 impl Fixture {
@@ -163,6 +183,20 @@ impl Fixture {
         work: impl FnOnce(&Plan<'_>) -> T,
     ) -> T {
         let searcher = self.index.reader().unwrap().searcher();
+        if self.mode != Summaries::None {
+            self.blocks.refresh(&searcher, &self.fields).unwrap();
+            let summarised = searcher
+                .segment_readers()
+                .iter()
+                .filter_map(|reader| self.blocks.get(reader))
+                .filter(|blocks| blocks.exact == (self.mode == Summaries::Exact))
+                .count();
+            assert!(
+                summarised >= 3,
+                "{summarised} segments summarised as {:?}",
+                self.mode
+            );
+        }
         let (compiled, query) = query_of(&self.fields, partition, service);
         let weight = compiled
             .weight(EnableScoring::disabled_from_searcher(&searcher))
@@ -170,7 +204,6 @@ impl Fixture {
         let plan = Plan {
             searcher: &searcher,
             weight,
-            fields: &self.fields,
             blocks: &self.blocks,
             partition,
             query: &query,
@@ -204,44 +237,48 @@ const WINDOWS: [(Option<i64>, Option<i64>); 4] = [
 
 #[test]
 fn pages_are_the_first_events_in_order_after_the_cursor() {
-    let (fixture, events) = build();
-    let budget = Budget::new(Duration::from_secs(60));
-    for partition in PARTITIONS {
-        for service in [None, Some("db")] {
-            for (first, to) in WINDOWS {
-                let window = window(first, to);
-                for order in [Order::Descending, Order::Ascending] {
-                    let mut expected: Vec<Cursor> = matching(&events, partition, service, window)
-                        .map(|event| Cursor {
-                            timestamp: event.timestamp,
-                            arrival: event.arrival,
-                        })
-                        .collect();
-                    expected.sort_unstable();
-                    if order == Order::Descending {
-                        expected.reverse();
-                    }
-                    // Page through everything, 7 then 250 at a time.
-                    for limit in [7, 250] {
-                        let mut seen = Vec::new();
-                        let mut after = None;
-                        loop {
-                            let page = fixture.plan(partition, service, window, &budget, |plan| {
-                                plan.page(limit, after, order).unwrap()
-                            });
-                            seen.extend(page.iter().map(|(cursor, _)| *cursor));
-                            if page.len() < limit || (limit == 7 && seen.len() >= 70) {
-                                break;
-                            }
-                            after = page.last().map(|(cursor, _)| *cursor);
+    for mode in MODES {
+        let (fixture, events) = build(mode);
+        let budget = Budget::new(Duration::from_secs(60));
+        for partition in PARTITIONS {
+            for service in [None, Some("db")] {
+                for (first, to) in WINDOWS {
+                    let window = window(first, to);
+                    for order in [Order::Descending, Order::Ascending] {
+                        let mut expected: Vec<Cursor> =
+                            matching(&events, partition, service, window)
+                                .map(|event| Cursor {
+                                    timestamp: event.timestamp,
+                                    arrival: event.arrival,
+                                })
+                                .collect();
+                        expected.sort_unstable();
+                        if order == Order::Descending {
+                            expected.reverse();
                         }
-                        let wanted = &expected[..seen.len().min(expected.len())];
-                        assert_eq!(
-                            seen, wanted,
-                            "{partition} {service:?} {first:?}..{to:?} {order:?} by {limit}"
-                        );
-                        if limit == 250 {
-                            assert_eq!(seen.len(), expected.len());
+                        // Page through everything, 7 then 250 at a time.
+                        for limit in [7, 250] {
+                            let mut seen = Vec::new();
+                            let mut after = None;
+                            loop {
+                                let page =
+                                    fixture.plan(partition, service, window, &budget, |plan| {
+                                        plan.page(limit, after, order).unwrap()
+                                    });
+                                seen.extend(page.iter().map(|(cursor, _)| *cursor));
+                                if page.len() < limit || (limit == 7 && seen.len() >= 70) {
+                                    break;
+                                }
+                                after = page.last().map(|(cursor, _)| *cursor);
+                            }
+                            let wanted = &expected[..seen.len().min(expected.len())];
+                            assert_eq!(
+                                seen, wanted,
+                                "{mode:?} {partition} {service:?} {first:?}..{to:?} {order:?} by {limit}"
+                            );
+                            if limit == 250 {
+                                assert_eq!(seen.len(), expected.len());
+                            }
                         }
                     }
                 }
@@ -252,46 +289,56 @@ fn pages_are_the_first_events_in_order_after_the_cursor() {
 
 #[test]
 fn stats_and_histograms_count_what_the_events_say() {
-    let (fixture, events) = build();
-    let budget = Budget::new(Duration::from_secs(60));
-    for partition in PARTITIONS {
-        for service in [None, Some("db"), Some("nothing")] {
-            for (first, to) in WINDOWS {
-                let window = window(first, to);
-                let wanted: Vec<&Event> = matching(&events, partition, service, window).collect();
-                let stats = fixture.plan(partition, service, window, &budget, |plan| {
-                    plan.stats().unwrap()
-                });
-                assert_eq!(stats.total, wanted.len() as u64);
-                let mut by_service = BTreeMap::new();
-                let mut by_level = BTreeMap::new();
-                for event in &wanted {
-                    *by_service
-                        .entry(event.service.unwrap_or("").to_owned())
-                        .or_insert(0) += 1;
-                    let level = model::Level::ALL[event.level as usize].as_str().to_owned();
-                    *by_level.entry(level).or_insert(0) += 1;
-                }
-                assert_eq!(stats.by_service, by_service, "{partition} {service:?}");
-                assert_eq!(stats.by_level, by_level, "{partition} {service:?}");
-
-                for interval in [10_000i64, 250_000, 7_000_000] {
-                    let histogram = fixture.plan(partition, service, window, &budget, |plan| {
-                        plan.histogram(&HistogramCollector {
-                            interval_nanos: interval,
-                        })
-                        .unwrap()
+    for mode in MODES {
+        let (fixture, events) = build(mode);
+        let budget = Budget::new(Duration::from_secs(60));
+        for partition in PARTITIONS {
+            for service in [None, Some("db"), Some("nothing")] {
+                for (first, to) in WINDOWS {
+                    let window = window(first, to);
+                    let wanted: Vec<&Event> =
+                        matching(&events, partition, service, window).collect();
+                    let stats = fixture.plan(partition, service, window, &budget, |plan| {
+                        plan.stats().unwrap()
                     });
-                    let mut expected = BTreeMap::new();
+                    assert_eq!(
+                        stats.total,
+                        wanted.len() as u64,
+                        "{mode:?} {partition} {service:?}"
+                    );
+                    let mut by_service = BTreeMap::new();
+                    let mut by_level = BTreeMap::new();
                     for event in &wanted {
-                        *expected
-                            .entry(event.timestamp.div_euclid(interval) * interval)
-                            .or_insert(0u64) += 1;
+                        *by_service
+                            .entry(event.service.unwrap_or("").to_owned())
+                            .or_insert(0) += 1;
+                        let level = model::Level::ALL[event.level as usize].as_str().to_owned();
+                        *by_level.entry(level).or_insert(0) += 1;
                     }
                     assert_eq!(
-                        histogram, expected,
-                        "{partition} {service:?} every {interval}"
+                        stats.by_service, by_service,
+                        "{mode:?} {partition} {service:?}"
                     );
+                    assert_eq!(stats.by_level, by_level, "{partition} {service:?}");
+
+                    for interval in [10_000i64, 250_000, 7_000_000] {
+                        let histogram = fixture.plan(partition, service, window, &budget, |plan| {
+                            plan.histogram(&HistogramCollector {
+                                interval_nanos: interval,
+                            })
+                            .unwrap()
+                        });
+                        let mut expected = BTreeMap::new();
+                        for event in &wanted {
+                            *expected
+                                .entry(event.timestamp.div_euclid(interval) * interval)
+                                .or_insert(0u64) += 1;
+                        }
+                        assert_eq!(
+                            histogram, expected,
+                            "{partition} {service:?} every {interval}"
+                        );
+                    }
                 }
             }
         }
@@ -300,7 +347,7 @@ fn stats_and_histograms_count_what_the_events_say() {
 
 #[test]
 fn a_search_past_its_deadline_reads_nothing() {
-    let (fixture, _) = build();
+    let (fixture, _) = build(Summaries::Exact);
     let budget = Budget::new(Duration::ZERO);
     let error = fixture.plan("acme", None, window(None, None), &budget, |plan| {
         plan.stats().unwrap_err()
@@ -310,7 +357,7 @@ fn a_search_past_its_deadline_reads_nothing() {
 
 #[test]
 fn a_cancelled_search_stops() {
-    let (fixture, _) = build();
+    let (fixture, _) = build(Summaries::Exact);
     let budget = Budget::new(Duration::from_secs(60));
     drop(budget.cancel_on_drop());
     let error = fixture.plan("acme", Some("db"), window(None, None), &budget, |plan| {
