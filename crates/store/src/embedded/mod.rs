@@ -76,7 +76,11 @@ impl EmbeddedStoreConfig {
             queries: QueryLimits::default(),
             dir,
             writer_memory_bytes: 256 * 1024 * 1024,
-            indexer_threads: default_indexer_threads(),
+            // One thread: on two cores, two made events searchable no sooner
+            // (55,000 against 56,000 ev/s over three alternating 1 M runs,
+            // within the noise) and split time into twice as many overlapping
+            // segments, which doubled the cost of a histogram (BENCHMARKS.md).
+            indexer_threads: 1,
             docstore_block_bytes: 256 * 1024,
             docstore_zstd_level: 9,
         }
@@ -86,18 +90,6 @@ impl EmbeddedStoreConfig {
 /// The least memory tantivy accepts per indexing thread (its
 /// `MEMORY_BUDGET_NUM_BYTES_MIN`, which it does not export).
 const MIN_WRITER_MEMORY_PER_THREAD: usize = 15_000_000;
-
-/// Indexing threads by default: one per core, at most four, and fewer when
-/// the writer's memory does not give each the minimum. Measured on two
-/// cores (BENCHMARKS.md): two threads make events searchable about 20 % sooner
-/// than one, the merges and compression sharing the cores; more threads than
-/// cores only make more, smaller segments to merge.
-pub fn default_indexer_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|cores| cores.get())
-        .unwrap_or(1)
-        .clamp(1, 4)
-}
 
 /// The tantivy-backed [`EventStore`].
 #[derive(Clone)]
