@@ -107,10 +107,13 @@ async fn a_query_past_its_deadline_answers_503_query_timeout() {
     let server = TestServer::start_with(|config| config.query.timeout_ms = 1).await;
     ingest(&server, 30_000).await;
     let mut client = server.client().await;
+    // Queries that read events one by one: counts over everything are added
+    // up from block summaries and answer within any deadline.
+    let every = "request OR served OR time";
     let cases: &[(&str, &[(&str, &str)])] = &[
-        ("/v1/stats", &[("q", "*")]),
-        ("/v1/logs", &[("q", "request OR served OR time")]),
-        ("/v1/logs/histogram", &[("interval", "1ms")]),
+        ("/v1/stats", &[("q", every)]),
+        ("/v1/logs", &[("q", every)]),
+        ("/v1/logs/histogram", &[("q", every), ("interval", "1ms")]),
     ];
     for (path, params) in cases {
         let response = get(&mut client, path, params).await;
