@@ -14,6 +14,7 @@ use tantivy::index::SegmentId;
 use tantivy::schema::IndexRecordOption;
 use tantivy::{DocId, DocSet, IndexReader, Searcher, SegmentReader, TERMINATED};
 
+use super::collect::{LEVEL, SERVICE, TIMESTAMP};
 use super::schema::Fields;
 
 /// Documents per block. Events arrive roughly in time order, so a block covers
@@ -107,9 +108,9 @@ impl SegmentBlocks {
     /// partition (each partition is one term of the `tenant` field).
     fn summarise(reader: &SegmentReader, fields: &Fields) -> tantivy::Result<SegmentBlocks> {
         let made = Instant::now();
-        let timestamps: Column<i64> = reader.fast_fields().i64("timestamp")?;
-        let services: Option<StrColumn> = reader.fast_fields().str("service")?;
-        let levels: Column<u64> = reader.fast_fields().u64("level")?;
+        let timestamps: Column<i64> = reader.fast_fields().i64(TIMESTAMP)?;
+        let services: Option<StrColumn> = reader.fast_fields().str(SERVICE)?;
+        let levels: Column<u64> = reader.fast_fields().u64(LEVEL)?;
         let alive = reader.alive_bitset();
         let max_entries = (reader.max_doc() / MIN_DOCS_PER_ENTRY).max(64) as usize;
         let inverted = reader.inverted_index(fields.tenant)?;

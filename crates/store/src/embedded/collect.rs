@@ -1,23 +1,22 @@
-//! Collectors that read fast columns: the newest (or oldest) page of events
-//! after a cursor, counts by service and level, and counts per time bucket.
+//! Collectors that read fast columns: counts by service and level, and counts
+//! per time bucket; and the sort key of a page of events.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use model::Level;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
-use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
+use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 use super::blocks::NO_SERVICE;
 use crate::request::{MAX_BUCKETS, too_many_buckets_message};
 use crate::{Cursor, Order, Stats};
 
 /// Fast-field names the collectors read.
-const TIMESTAMP: &str = "timestamp";
-const ARRIVAL: &str = "arrival";
-const SERVICE: &str = "service";
-const LEVEL: &str = "level";
+pub(crate) const TIMESTAMP: &str = "timestamp";
+pub(crate) const ARRIVAL: &str = "arrival";
+pub(crate) const SERVICE: &str = "service";
+pub(crate) const LEVEL: &str = "level";
 
 /// The sort key as one number in which "comes first on the page" is "larger",
 /// whatever the order, so one heap serves both orders.
@@ -27,98 +26,6 @@ pub(crate) fn rank(cursor: Cursor, order: Order) -> u128 {
     match order {
         Order::Descending => key,
         Order::Ascending => !key,
-    }
-}
-
-/// Keeps the first `limit` matching events in sort order that come after a cursor.
-pub(crate) struct TopByTime {
-    pub limit: usize,
-    pub after: Option<Cursor>,
-    pub order: Order,
-}
-
-pub(crate) struct TopByTimeSegment {
-    limit: usize,
-    after: Option<u128>,
-    order: Order,
-    segment: SegmentOrdinal,
-    timestamps: Column<i64>,
-    arrivals: Column<u64>,
-    heap: BinaryHeap<Reverse<(u128, Cursor, DocId)>>,
-}
-
-impl Collector for TopByTime {
-    type Fruit = Vec<(Cursor, DocAddress)>;
-    type Child = TopByTimeSegment;
-
-    fn for_segment(
-        &self,
-        segment: SegmentOrdinal,
-        reader: &SegmentReader,
-    ) -> tantivy::Result<Self::Child> {
-        Ok(TopByTimeSegment {
-            limit: self.limit,
-            after: self.after.map(|cursor| rank(cursor, self.order)),
-            order: self.order,
-            segment,
-            timestamps: reader.fast_fields().i64(TIMESTAMP)?,
-            arrivals: reader.fast_fields().u64(ARRIVAL)?,
-            heap: BinaryHeap::with_capacity(self.limit + 1),
-        })
-    }
-
-    fn requires_scoring(&self) -> bool {
-        false
-    }
-
-    fn merge_fruits(&self, fruits: Vec<Vec<(Cursor, DocAddress)>>) -> tantivy::Result<Self::Fruit> {
-        let mut all: Vec<(u128, Cursor, DocAddress)> = fruits
-            .into_iter()
-            .flatten()
-            .map(|(cursor, address)| (rank(cursor, self.order), cursor, address))
-            .collect();
-        all.sort_unstable_by_key(|entry| Reverse(entry.0));
-        all.truncate(self.limit);
-        Ok(all
-            .into_iter()
-            .map(|(_, cursor, address)| (cursor, address))
-            .collect())
-    }
-}
-
-impl SegmentCollector for TopByTimeSegment {
-    type Fruit = Vec<(Cursor, DocAddress)>;
-
-    fn collect(&mut self, doc: DocId, _score: Score) {
-        if self.limit == 0 {
-            return;
-        }
-        let cursor = Cursor {
-            timestamp: self.timestamps.first(doc).unwrap_or(i64::MIN),
-            arrival: self.arrivals.first(doc).unwrap_or(0),
-        };
-        let key = rank(cursor, self.order);
-        if self.after.is_some_and(|after| key >= after) {
-            return;
-        }
-        if self.heap.len() < self.limit {
-            self.heap.push(Reverse((key, cursor, doc)));
-        } else if self
-            .heap
-            .peek()
-            .is_some_and(|Reverse((smallest, _, _))| key > *smallest)
-        {
-            self.heap.pop();
-            self.heap.push(Reverse((key, cursor, doc)));
-        }
-    }
-
-    fn harvest(self) -> Self::Fruit {
-        let segment = self.segment;
-        self.heap
-            .into_iter()
-            .map(|Reverse((_, cursor, doc))| (cursor, DocAddress::new(segment, doc)))
-            .collect()
     }
 }
 

@@ -31,7 +31,7 @@ use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Tant
 
 use self::blocks::TimeBlocks;
 pub use self::checkpoints::CHECKPOINTS_FILE;
-use self::collect::{HistogramCollector, TopByTime};
+use self::collect::HistogramCollector;
 use self::compile::Expansion;
 use self::keys::EventKeys;
 use self::replays::Replays;
@@ -378,12 +378,11 @@ impl Inner {
     ) -> Result<Option<StoredEvent>, StoreError> {
         let query = compile::key_query(&self.fields, &self.keys, tenant, stream, id);
         let searcher = self.reader.searcher();
-        let collector = TopByTime {
-            limit: 8,
-            after: None,
-            order: crate::Order::Descending,
-        };
-        for (_, address) in searcher.search(&query, &collector).map_err(query_error)? {
+        // A key matches one live event, a few more only on a hash collision.
+        let found = searcher
+            .search(&query, &tantivy::collector::DocSetCollector)
+            .map_err(query_error)?;
+        for address in found {
             let event = self.load(&searcher, address)?;
             if id_of(&event)? == id {
                 return Ok(Some(event));

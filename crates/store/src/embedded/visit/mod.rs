@@ -14,7 +14,7 @@ use tantivy::query::{Scorer, Weight};
 use tantivy::{DocAddress, DocId, DocSet, Searcher, SegmentOrdinal, SegmentReader, TERMINATED};
 
 use super::blocks::{BLOCK_DOCS, BlockSummary, Blocks, PART_DOCS, Part, SegmentBlocks, TimeBlocks};
-use super::collect::{HistogramCollector, StatsCollector, rank};
+use super::collect::{ARRIVAL, HistogramCollector, SERVICE, StatsCollector, TIMESTAMP, rank};
 use super::query_error;
 use crate::analysis::MAX_EXACT_BYTES;
 use crate::limits::Budget;
@@ -141,7 +141,7 @@ impl Plan<'_> {
         visitor: &mut dyn Visitor,
     ) -> Result<(), StoreError> {
         self.budget.check()?;
-        let timestamps = reader.fast_fields().i64("timestamp").map_err(query_error)?;
+        let timestamps = reader.fast_fields().i64(TIMESTAMP).map_err(query_error)?;
         let alive = reader.alive_bitset();
         let mut scorer = self.weight.scorer(reader, 1.0).map_err(query_error)?;
         let mut since_check = 0;
@@ -283,7 +283,7 @@ impl Plan<'_> {
                     let timestamps = segment
                         .reader
                         .fast_fields()
-                        .i64("timestamp")
+                        .i64(TIMESTAMP)
                         .map_err(query_error)?;
                     Some(match order {
                         Order::Descending => timestamps.max_value(),
@@ -470,8 +470,8 @@ impl<'a> PageVisitor<'a> {
             page,
             segment: segment.ordinal,
             read,
-            timestamps: fast.i64("timestamp").map_err(query_error)?,
-            arrivals: fast.u64("arrival").map_err(query_error)?,
+            timestamps: fast.i64(TIMESTAMP).map_err(query_error)?,
+            arrivals: fast.u64(ARRIVAL).map_err(query_error)?,
         })
     }
 }
@@ -526,7 +526,7 @@ impl Tally {
 /// The ordinal of a service in a segment's service column (`None` when no
 /// event of the segment has it).
 fn service_ordinal(reader: &SegmentReader, name: &str) -> Result<Option<u64>, StoreError> {
-    let column = reader.fast_fields().str("service").map_err(query_error)?;
+    let column = reader.fast_fields().str(SERVICE).map_err(query_error)?;
     match column {
         None => Ok(None),
         Some(column) => column
