@@ -83,6 +83,11 @@ trait Visitor {
     fn visit(&mut self, doc: DocId);
 }
 
+/// A visitor that feeds one segment's collector.
+trait Feeds<C>: Visitor {
+    fn into_child(self) -> C;
+}
+
 /// One query over one searcher: the compiled query (the partition's term
 /// and the user's query, without the window), the window, and the summaries.
 pub(crate) struct Plan<'a> {
@@ -320,34 +325,20 @@ impl Plan<'_> {
     /// Counts of the matching events; whole blocks are added from their
     /// summaries when the query is everything or one service.
     pub(crate) fn stats(&self) -> Result<Stats, StoreError> {
-        let collector = StatsCollector;
         let tally = Tally::of(self.query);
-        let segments = self.segments();
-        let mut fruits = Vec::with_capacity(segments.len());
-        for segment in &segments {
-            let mut child = collector
-                .for_segment(segment.ordinal, segment.reader)
-                .map_err(query_error)?;
+        self.count(&StatsCollector, |segment, child| {
             let summed = match &tally {
                 _ if !segment.exact() => Summed::Nothing,
                 Tally::Everything => Summed::Everything,
                 Tally::Service(name) => Summed::OneService(service_ordinal(segment.reader, name)?),
                 Tally::No => Summed::Nothing,
             };
-            let mut visitor = StatsVisitor {
-                child: &mut child,
+            Ok(StatsVisitor {
+                child,
                 summed,
                 window: self.window,
-            };
-            self.scan(
-                segment.reader,
-                segment.blocks(self.partition),
-                None,
-                &mut visitor,
-            )?;
-            fruits.push(child.harvest());
-        }
-        collector.merge_fruits(fruits).map_err(query_error)
+            })
+        })
     }
 
     /// Counts of the matching events per bucket; a block or part within one
@@ -357,26 +348,42 @@ impl Plan<'_> {
         collector: &HistogramCollector,
     ) -> Result<std::collections::BTreeMap<i64, u64>, StoreError> {
         let everything = matches!(self.query, Query::All);
-        let segments = self.segments();
-        let mut fruits = Vec::with_capacity(segments.len());
-        for segment in &segments {
-            let mut child = collector
-                .for_segment(segment.ordinal, segment.reader)
-                .map_err(query_error)?;
-            let mut visitor = HistogramVisitor {
-                child: &mut child,
+        self.count(collector, |segment, child| {
+            Ok(HistogramVisitor {
+                child,
                 everything: everything && segment.exact(),
                 window: self.window,
                 max_doc: segment.reader.max_doc(),
                 budget: self.budget,
-            };
+            })
+        })
+    }
+
+    /// Runs `collector` segment by segment, each segment's collector fed by
+    /// the visitor `feeding` makes of it, and merges what they counted.
+    fn count<C, V>(
+        &self,
+        collector: &C,
+        feeding: impl Fn(&Segment<'_>, C::Child) -> Result<V, StoreError>,
+    ) -> Result<C::Fruit, StoreError>
+    where
+        C: Collector,
+        V: Feeds<C::Child>,
+    {
+        let segments = self.segments();
+        let mut fruits = Vec::with_capacity(segments.len());
+        for segment in &segments {
+            let child = collector
+                .for_segment(segment.ordinal, segment.reader)
+                .map_err(query_error)?;
+            let mut visitor = feeding(segment, child)?;
             self.scan(
                 segment.reader,
                 segment.blocks(self.partition),
                 None,
                 &mut visitor,
             )?;
-            fruits.push(child.harvest());
+            fruits.push(visitor.into_child().harvest());
         }
         collector.merge_fruits(fruits).map_err(query_error)
     }
@@ -546,13 +553,19 @@ enum Summed {
     Nothing,
 }
 
-struct StatsVisitor<'a> {
-    child: &'a mut <StatsCollector as Collector>::Child,
+struct StatsVisitor {
+    child: <StatsCollector as Collector>::Child,
     summed: Summed,
     window: Window,
 }
 
-impl Visitor for StatsVisitor<'_> {
+impl Feeds<<StatsCollector as Collector>::Child> for StatsVisitor {
+    fn into_child(self) -> <StatsCollector as Collector>::Child {
+        self.child
+    }
+}
+
+impl Visitor for StatsVisitor {
     fn read(&mut self, _: usize, _: u32, block: &BlockSummary) -> Result<Read, StoreError> {
         let Some(counts) = &block.counts else {
             return Ok(Read::Matching);
@@ -580,12 +593,18 @@ impl Visitor for StatsVisitor<'_> {
 }
 
 struct HistogramVisitor<'a> {
-    child: &'a mut <HistogramCollector as Collector>::Child,
+    child: <HistogramCollector as Collector>::Child,
     /// The query is everything and the segment's summaries count its live events.
     everything: bool,
     window: Window,
     max_doc: DocId,
     budget: &'a Budget,
+}
+
+impl Feeds<<HistogramCollector as Collector>::Child> for HistogramVisitor<'_> {
+    fn into_child(self) -> <HistogramCollector as Collector>::Child {
+        self.child
+    }
 }
 
 impl Visitor for HistogramVisitor<'_> {
