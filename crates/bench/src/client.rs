@@ -80,6 +80,31 @@ impl HttpClient {
         Ok(self)
     }
 
+    /// Logs in with a username and password (`POST /v1/auth/login`) and
+    /// sends the access token it gets with every later request.
+    pub async fn log_in(mut self, username: &str, password: &str) -> anyhow::Result<Self> {
+        let body = serde_json::json!({"username": username, "password": password});
+        let answer = self
+            .post(
+                "/v1/auth/login",
+                "application/json",
+                serde_json::to_vec(&body)?,
+            )
+            .await?;
+        if !(200..300).contains(&answer.status) {
+            bail!(
+                "cannot log in as {username}: HTTP {}: {}",
+                answer.status,
+                body_excerpt(&answer.body)
+            );
+        }
+        let answer = answer.json()?;
+        let token = answer["access_token"]
+            .as_str()
+            .context("the login answer has no access_token")?;
+        self.with_token(Some(token))
+    }
+
     /// Sends `GET path_and_query` (e.g. `/v1/logs?q=level%3Aerror`).
     pub async fn get(&mut self, path_and_query: &str) -> anyhow::Result<Response> {
         let request = Request::builder()

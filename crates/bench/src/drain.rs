@@ -70,26 +70,11 @@ pub(crate) async fn admin_client(args: &IngestArgs) -> anyhow::Result<HttpClient
     let password = args.admin_password.as_deref().context(
         "--wait-drained reads the server's status, which is the super-admin's: pass --admin-password or set LOGBOOK_ADMIN_PASSWORD",
     )?;
-    let mut client = HttpClient::connect(&args.url).await?;
-    let body = serde_json::json!({"username": args.admin_user, "password": password});
-    let answer = client
-        .post(
-            "/v1/auth/login",
-            "application/json",
-            serde_json::to_vec(&body)?,
-        )
-        .await?;
-    anyhow::ensure!(
-        answer.status == 200,
-        "cannot log in as {} to read the server's status: HTTP {}",
-        args.admin_user,
-        answer.status
-    );
-    let answer = answer.json()?;
-    let token = answer["access_token"]
-        .as_str()
-        .context("the login answer has no access_token")?;
-    client.with_token(Some(token))
+    HttpClient::connect(&args.url)
+        .await?
+        .log_in(&args.admin_user, password)
+        .await
+        .context("cannot read the server's status")
 }
 
 /// The figures of one status answer that tell whether the load is committed.

@@ -66,7 +66,7 @@ pub struct ServerArgs {
 impl ServerArgs {
     /// A client carrying the super-admin's access token.
     async fn client(&self) -> anyhow::Result<HttpClient> {
-        let mut client = HttpClient::connect(&self.url).await?;
+        let client = HttpClient::connect(&self.url).await?;
         if let Some(token) = &self.token {
             return client.with_token(Some(token));
         }
@@ -76,20 +76,10 @@ impl ServerArgs {
                  LOGBOOK_ADMIN_PASSWORD), or an access token with --token"
             );
         };
-        let body = serde_json::json!({"username": self.admin_user, "password": password});
-        let answer = client
-            .post(
-                "/v1/auth/login",
-                "application/json",
-                serde_json::to_vec(&body)?,
-            )
-            .await?;
-        let answer = success(answer)
-            .with_context(|| format!("cannot log in to {} as {}", self.url, self.admin_user))?;
-        let token = answer["access_token"]
-            .as_str()
-            .context("the login answer has no access_token")?;
-        client.with_token(Some(token))
+        client
+            .log_in(&self.admin_user, password)
+            .await
+            .with_context(|| format!("cannot reach the dead letters of {}", self.url))
     }
 }
 
