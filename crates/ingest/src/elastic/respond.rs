@@ -1,7 +1,7 @@
 //! The bulk answer: `{"took","errors","items":[…]}`, compact, with
 //! `"errors":…,"items":[` adjacent (Fluent Bit looks for that literal).
 
-use model::{DecodedBatch, Rejection};
+use model::DecodedBatch;
 use serde::Serialize;
 use serde_json::json;
 
@@ -67,7 +67,11 @@ pub fn bulk_response(actions: &[Action], batch: &DecodedBatch, took_ms: u64) -> 
                         errors = true;
                         Item {
                             action: kind,
-                            outcome: refused(index, rejection),
+                            outcome: refused(
+                                index,
+                                "document_parsing_exception",
+                                format!("{}: {}", rejection.code, rejection.message),
+                            ),
                         }
                     }
                     None => Item {
@@ -87,19 +91,11 @@ pub fn bulk_response(actions: &[Action], batch: &DecodedBatch, took_ms: u64) -> 
                 errors = true;
                 Item {
                     action: kind,
-                    outcome: Outcome {
+                    outcome: refused(
                         index,
-                        id: None,
-                        version: None,
-                        result: None,
-                        status: 400,
-                        error: Some(ItemError {
-                            kind: "action_request_validation_exception",
-                            reason: format!(
-                                "Logbook takes only create and index actions, not {kind}"
-                            ),
-                        }),
-                    },
+                        "action_request_validation_exception",
+                        format!("Logbook takes only create and index actions, not {kind}"),
+                    ),
                 }
             }
         };
@@ -113,17 +109,15 @@ pub fn bulk_response(actions: &[Action], batch: &DecodedBatch, took_ms: u64) -> 
     serde_json::to_vec(&response).unwrap_or_default()
 }
 
-fn refused<'a>(index: &'a str, rejection: &Rejection) -> Outcome<'a> {
+/// A refused item: status 400 with an Elasticsearch error kind and reason.
+fn refused<'a>(index: &'a str, kind: &'static str, reason: String) -> Outcome<'a> {
     Outcome {
         index,
         id: None,
         version: None,
         result: None,
         status: 400,
-        error: Some(ItemError {
-            kind: "document_parsing_exception",
-            reason: format!("{}: {}", rejection.code, rejection.message),
-        }),
+        error: Some(ItemError { kind, reason }),
     }
 }
 
