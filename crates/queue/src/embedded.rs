@@ -17,6 +17,9 @@ use crate::segment::{self, HEADER_LEN, Segment, Span};
 use crate::writer::{Request, Writer};
 use crate::{Consumer, Follower, Position, Queue, QueueError, QueueStats, Record, Resume};
 
+mod snapshot;
+pub use snapshot::LinkedSegment;
+
 const LOCK_FILE: &str = "lock";
 
 /// Settings for [`EmbeddedQueue::open`].

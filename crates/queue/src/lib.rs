@@ -29,7 +29,7 @@ use bytes::Bytes;
 #[cfg(feature = "rabbitmq")]
 pub use amqp::AmqpQueue;
 pub use amqp_config::AmqpQueueConfig;
-pub use embedded::{EmbeddedQueue, EmbeddedQueueConfig};
+pub use embedded::{EmbeddedQueue, EmbeddedQueueConfig, LinkedSegment};
 #[cfg(feature = "kafka")]
 pub use kafka::KafkaQueue;
 pub use kafka_config::KafkaQueueConfig;
