@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::StoreError;
 
 /// The file in the index directory that holds the secret.
-const SECRET_FILE: &str = "event-key.secret";
+pub(super) const SECRET_FILE: &str = "event-key.secret";
 const SECRET_LEN: usize = 32;
 
 /// Computes event keys for one index.

@@ -4,6 +4,7 @@
 //! position into the commit's payload (`meta.json`), so the events and the
 //! position they cover become durable in one atomic step.
 
+mod backup;
 mod blocks;
 mod checkpoints;
 mod collect;
@@ -31,6 +32,7 @@ use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Tant
 
 use self::blocks::TimeBlocks;
 pub use self::checkpoints::CHECKPOINTS_FILE;
+pub use self::backup::{StagedFile, StoreSnapshot};
 use self::collect::HistogramCollector;
 use self::compile::Expansion;
 use self::keys::EventKeys;
