@@ -13,6 +13,7 @@
 //! event pipeline (`server::outbox`).
 
 mod alerts;
+mod backup;
 mod keys;
 mod lease;
 mod migrations;
