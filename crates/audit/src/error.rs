@@ -89,6 +89,33 @@ pub enum AuditError {
         /// The trail directory.
         path: PathBuf,
     },
+    /// The leaf's body was pruned: its leaf hash is kept (proofs and verification still
+    /// work), its bytes are not.
+    #[error("leaf {seq} is pruned: the trail keeps the bodies of leaves {pruned} and up only")]
+    Pruned {
+        /// The sequence number asked for.
+        seq: u64,
+        /// How many leaves, from the first, are pruned.
+        pruned: u64,
+    },
+    /// A prune that would skip leaves (leave a gap before it) or would cover leaves the
+    /// trail does not hold.
+    #[error("cannot prune a trail of {size} leaves, {pruned} pruned, to {requested} leaves")]
+    PruneOutOfRange {
+        /// The number of leaves asked to be pruned.
+        requested: u64,
+        /// How many are pruned already.
+        pruned: u64,
+        /// The trail's size.
+        size: u64,
+    },
+    /// The leaves file was rewritten without pruned bodies since a byte span of it was
+    /// taken ([`TrailStore::frame_span`](crate::TrailStore::frame_span)): take it again.
+    #[error("trail file {} was rewritten since the span was read; read it again", path.display())]
+    Rewritten {
+        /// The leaves file.
+        path: PathBuf,
+    },
     /// An event's `"seq"` member differs from the leaf index it is being checked at.
     #[error("the event claims seq {claimed} but is being checked as leaf {index}")]
     SeqMismatch {

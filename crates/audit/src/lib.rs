@@ -40,12 +40,15 @@
 //! hashes at offset `32 * seq`. Appends fsync both files before returning; opening cuts a
 //! torn tail left by a crash ([`Recovery`]). Proofs come from `hashes.bin` and an
 //! in-memory cache of large subtrees, in well under a millisecond at a million leaves.
+//! [`TrailStore::prune`] removes the bodies of the oldest leaves and keeps their hashes
+//! (`pruned.log` records how many), so roots, proofs and checkpoints stay valid;
+//! [`TrailStore::compact`] then rewrites `leaves.log` without them.
 //!
 //! # Verification
 //!
-//! [`verify_trail`] rebuilds the tree from the events and checks every checkpoint's
-//! signature and root, and that the events' sequence numbers run 0, 1, 2, … in stored
-//! order; it names the first broken seq and what happened there ([`BreakKind`]: altered,
+//! [`verify_trail`] rebuilds the tree from the events (and from the recorded leaf hashes of
+//! pruned ones) and checks every checkpoint's signature and root, and that the events'
+//! sequence numbers run 0, 1, 2, … in stored order; it names the first broken seq and what happened there ([`BreakKind`]: altered,
 //! missing, reordered, inserted, truncated, bad signature). [`verify_event_inclusion`]
 //! checks a single event against a checkpoint with an inclusion proof.
 //!
@@ -84,5 +87,7 @@ pub use checkpoint::{Checkpoint, CheckpointError};
 pub use error::AuditError;
 pub use merkle::*;
 pub use signing::{KeyError, SigningKey, VerifyingKey};
-pub use trail::{LeafReader, Recovery, TrailStore, read_leaves, read_leaves_in};
-pub use verify::{BreakKind, Expectations, VerifyReport, verify_event_inclusion, verify_trail};
+pub use trail::{FrameSpan, LeafReader, Recovery, TrailStore, read_leaves, read_leaves_in};
+pub use verify::{
+    BreakKind, Expectations, Leaf, VerifyReport, verify_event_inclusion, verify_trail,
+};

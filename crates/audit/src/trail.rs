@@ -1,11 +1,15 @@
 //! One tenant's audit trail on disk: an append-only, crash-safe store of leaves, their leaf
 //! hashes, and the Merkle tree over them.
 //!
-//! A trail is a directory with two files:
+//! A trail is a directory with two files, and a third once leaves are pruned:
 //!
 //! - `leaves.log`: one frame per leaf, `[u32 LE length][u32 LE CRC-32C (Castagnoli) of the
-//!   bytes][bytes]`, back to back;
-//! - `hashes.bin`: the 32-byte RFC 9162 leaf hash of leaf `i` at offset `32 * i`.
+//!   bytes][bytes]`, back to back; once rewritten without pruned leaves, after a 16-byte
+//!   header naming its first leaf (see [`TrailStore::compact`]);
+//! - `hashes.bin`: the 32-byte RFC 9162 leaf hash of leaf `i` at offset `32 * i`, for every
+//!   leaf, pruned or not;
+//! - `pruned.log`: how many leaves, from the first, are pruned, with a stub the writer
+//!   chose for each (see [`TrailStore::prune`]).
 //!
 //! [`TrailStore::append`] writes and fsyncs `leaves.log`, then writes and fsyncs
 //! `hashes.bin`, so a crash leaves at most the last append incomplete: a torn tail.
@@ -13,21 +17,29 @@
 //! more: the trail is the source of truth, and the server re-indexes leaves its database
 //! lacks rather than drop them.
 //!
-//! In memory the store keeps the offset of every frame (8 bytes per leaf), so reading a leaf
-//! is one read, and a [`SubtreeCache`] of the tree (about 250 KiB per million leaves), so the
+//! Pruning removes the bodies of the oldest leaves and keeps their hashes, so every root,
+//! proof and checkpoint stays the same; the files change only by appends, and by renaming
+//! a rewritten `leaves.log` over the old one, never in place.
+//!
+//! In memory the store keeps the offset of every frame in `leaves.log` (8 bytes per leaf),
+//! so reading a leaf is one read, and a [`SubtreeCache`] of the tree (about 250 KiB per million leaves), so the
 //! current root is O(log n) hashes and proofs are O(log n) small reads.
 
 mod files;
 mod hashes;
+mod prune;
+mod pruned;
 mod reader;
 mod recovery;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use files::{FRAME_HEADER, HASH_LEN, HASHES_FILE, LEAVES_FILE, TrailFile};
+use files::{FRAME_HEADER, HASH_LEN, HASHES_FILE, LEAVES_FILE, REWRITE_FILE, TrailFile};
 use hashes::FileHashes;
-pub use reader::{LeafReader, read_leaves, read_leaves_in};
+use pruned::PrunedLog;
+pub use reader::{FrameSpan, LeafReader, read_leaves, read_leaves_in};
+use recovery::Layout;
 
 use crate::error::AuditError;
 use crate::merkle::{self, Hash, ProofError, SubtreeCache, leaf_hash};
@@ -57,6 +69,8 @@ pub struct Recovery {
     pub leaves_bytes_cut: u64,
     /// Bytes cut from the end of `hashes.bin`.
     pub hashes_bytes_cut: u64,
+    /// Bytes cut from the end of `pruned.log`: a prune that did not finish.
+    pub pruned_bytes_cut: u64,
 }
 
 impl Recovery {
@@ -74,7 +88,11 @@ pub struct TrailStore {
     dir: PathBuf,
     leaves: TrailFile,
     hashes: TrailFile,
-    /// `offsets[i]`: where frame `i` starts; `offsets[size]`: where the last one ends.
+    pruned: PrunedLog,
+    /// The first leaf whose frame is in `leaves.log` (0 until it is rewritten).
+    base: u64,
+    /// `offsets[i]`: where the frame of leaf `base + i` starts; the last entry: where the
+    /// last frame ends.
     offsets: Vec<u64>,
     cache: SubtreeCache,
     recovery: Recovery,
@@ -96,6 +114,12 @@ impl TrailStore {
         }
         let leaves = TrailFile::open(dir, LEAVES_FILE)?;
         leaves.lock(dir)?;
+        // A rewrite that did not reach its rename: the old file is still the trail.
+        match std::fs::remove_file(dir.join(REWRITE_FILE)) {
+            Ok(()) => sync_dir(dir)?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(AuditError::io("remove", &dir.join(REWRITE_FILE), error)),
+        }
         let hashes_path = dir.join(HASHES_FILE);
         if !hashes_path.exists() && leaves.len()? > 0 {
             // Not a torn tail: recovery would cut every leaf.
@@ -107,13 +131,36 @@ impl TrailStore {
         let hashes = TrailFile::open(dir, HASHES_FILE)?;
         sync_dir(dir)?;
 
-        let (offsets, recovery) = recovery::recover(&leaves, &hashes)?;
-        let size = offsets.len() as u64 - 1;
+        let (base, start) =
+            files::read_header(&leaves.prefix()?).map_err(|detail| AuditError::Corrupt {
+                path: leaves.path.clone(),
+                detail,
+            })?;
+        let (pruned, pruned_bytes_cut) = PrunedLog::open(dir)?;
+        if pruned.count() < base {
+            return Err(AuditError::Corrupt {
+                path: leaves.path.clone(),
+                detail: format!(
+                    "it starts at leaf {base} but only {} leaves are recorded as pruned",
+                    pruned.count()
+                ),
+            });
+        }
+        let layout = Layout {
+            base,
+            start,
+            floor: pruned.count(),
+        };
+        let (offsets, mut recovery) = recovery::recover(&leaves, &hashes, &layout)?;
+        recovery.pruned_bytes_cut = pruned_bytes_cut;
+        let size = base + offsets.len() as u64 - 1;
         let cache = build_cache(&hashes, size)?;
         Ok(TrailStore {
             dir: dir.to_path_buf(),
             leaves,
             hashes,
+            pruned,
+            base,
             offsets,
             cache,
             recovery,
@@ -131,7 +178,7 @@ impl TrailStore {
         &self.recovery
     }
 
-    /// The number of leaves.
+    /// The number of leaves, pruned or not.
     pub fn size(&self) -> u64 {
         self.cache.size()
     }
@@ -195,7 +242,8 @@ impl TrailStore {
 
     /// Cuts the trail back to its first `size` leaves and fsyncs both files, for a writer
     /// that knows the leaves beyond `size` were never signed nor acknowledged (Logbook's
-    /// server does not use it). Fails if the trail holds fewer than `size` leaves.
+    /// server does not use it). Fails if the trail holds fewer than `size` leaves, or if
+    /// pruned leaves would be cut.
     pub fn truncate(&mut self, size: u64) -> Result<(), AuditError> {
         self.check_writable()?;
         let current = self.size();
@@ -208,7 +256,13 @@ impl TrailStore {
         if size == current {
             return Ok(());
         }
-        let keep = size as usize + 1;
+        if size < self.pruned() {
+            return Err(AuditError::Pruned {
+                seq: size,
+                pruned: self.pruned(),
+            });
+        }
+        let keep = (size - self.base) as usize + 1;
         let result = (|| {
             self.hashes.set_len(size * HASH_LEN)?;
             self.hashes.sync()?;
@@ -230,14 +284,17 @@ impl TrailStore {
         Ok(())
     }
 
-    /// The bytes of leaf `seq`, read with one positioned read.
+    /// The bytes of leaf `seq`, read with one positioned read; [`AuditError::Pruned`] if
+    /// it was pruned (its hash is still there: [`leaf_hash`](Self::leaf_hash)).
     ///
     /// The frame's length is checked against the index, its checksum is not: the checksum
     /// finds torn tails on open, while bytes changed in place are returned as stored so
     /// that verification against the signed checkpoints reports them.
     pub fn leaf(&self, seq: u64) -> Result<Vec<u8>, AuditError> {
         self.check_seq(seq)?;
-        let (start, end) = (self.offsets[seq as usize], self.offsets[seq as usize + 1]);
+        self.check_unpruned(seq)?;
+        let at = (seq - self.base) as usize;
+        let (start, end) = (self.offsets[at], self.offsets[at + 1]);
         let mut frame = vec![0u8; (end - start) as usize];
         self.leaves.read_at(&mut frame, start)?;
         let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]);
@@ -255,16 +312,22 @@ impl TrailStore {
         Ok(frame)
     }
 
-    /// The bytes of `leaves.log` that hold the frames of leaves `from..to`, for
-    /// [`read_leaves_in`].
-    pub fn frame_span(&self, from: u64, to: u64) -> Result<Range<u64>, AuditError> {
+    /// Where in `leaves.log` the frames of leaves `from..to` are, for [`read_leaves_in`];
+    /// [`AuditError::Pruned`] if `from` is pruned.
+    pub fn frame_span(&self, from: u64, to: u64) -> Result<FrameSpan, AuditError> {
         if from > to || to > self.size() {
             return Err(AuditError::SeqOutOfRange {
                 seq: to.max(from),
                 size: self.size(),
             });
         }
-        Ok(self.offsets[from as usize]..self.offsets[to as usize])
+        self.check_unpruned(from)?;
+        Ok(FrameSpan {
+            base: self.base,
+            first: from,
+            bytes: self.offsets[(from - self.base) as usize]
+                ..self.offsets[(to - self.base) as usize],
+        })
     }
 
     /// The stored leaf hash of leaf `seq` (record `seq` of `hashes.bin`).
@@ -334,6 +397,15 @@ impl TrailStore {
             return Err(AuditError::Poisoned {
                 path: self.dir.clone(),
             });
+        }
+        Ok(())
+    }
+
+    /// Rejects a pruned sequence number.
+    fn check_unpruned(&self, seq: u64) -> Result<(), AuditError> {
+        let pruned = self.pruned();
+        if seq < pruned {
+            return Err(AuditError::Pruned { seq, pruned });
         }
         Ok(())
     }

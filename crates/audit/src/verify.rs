@@ -24,6 +24,23 @@ use crate::signing::VerifyingKey;
 /// How often [`verify_trail`] reports progress, in leaves.
 pub const PROGRESS_INTERVAL: u64 = 4096;
 
+/// A leaf as [`verify_trail`] reads it: its bytes, or, for a pruned leaf, only the leaf hash
+/// the trail kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Leaf {
+    /// The leaf's canonical bytes.
+    Body(Vec<u8>),
+    /// The recorded leaf hash of a leaf whose body was pruned. Only the oldest leaves are
+    /// pruned, so these come first.
+    Pruned(Hash),
+}
+
+impl From<Vec<u8>> for Leaf {
+    fn from(bytes: Vec<u8>) -> Leaf {
+        Leaf::Body(bytes)
+    }
+}
+
 /// What kind of damage [`verify_trail`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BreakKind {
@@ -77,8 +94,11 @@ pub enum VerifyReport {
     /// Every checkpoint is validly signed and matches the leaves, and the sequence numbers
     /// and tenants are intact.
     Verified {
-        /// How many leaves were read.
+        /// How many leaves were read, pruned ones included.
         events: u64,
+        /// How many of them, from the first, were pruned: checked by their recorded hashes
+        /// (against every checkpoint), their bodies gone.
+        pruned: u64,
         /// How many leaves signed checkpoints cover: the size of the newest checkpoint (or
         /// of the trusted one, if larger; 0 without checkpoints). Leaves beyond it,
         /// `events − checkpoint_size` of them, are in order but not yet covered by a
@@ -114,13 +134,15 @@ impl fmt::Display for VerifyReport {
         match self {
             VerifyReport::Verified {
                 events,
+                pruned,
                 checkpoint_size,
                 trusted,
             } => {
-                write!(
-                    f,
-                    "verified: {events} events, {checkpoint_size} covered by signed checkpoints"
-                )?;
+                write!(f, "verified: {events} events, ")?;
+                if *pruned > 0 {
+                    write!(f, "the first {pruned} pruned (hashes only), ")?;
+                }
+                write!(f, "{checkpoint_size} covered by signed checkpoints")?;
                 if let Some(trusted) = trusted {
                     write!(f, "; extends the trusted checkpoint of size {trusted}")?;
                 }
@@ -167,7 +189,8 @@ pub struct Expectations<'a> {
     /// altered leaf only when their own root is the root of the checkpoint the leaves fail,
     /// which proves them to be the signed leaf hashes. Called once per leaf, in order, right
     /// after that leaf is read, so a streaming source may answer with the hash it read
-    /// with the leaf; `None` for a seq means no usable recorded hashes from there on.
+    /// with the leaf; `None` for a seq means no usable recorded hashes from there on. Not
+    /// called for a pruned leaf: the hash it comes with is its recorded one.
     pub stored_hashes: Option<&'a dyn Fn(u64) -> Option<Hash>>,
 }
 
@@ -197,9 +220,11 @@ struct Claim {
 /// Verifies a whole trail against its signed checkpoints.
 ///
 /// - `leaves`: every leaf in stored order, as canonical bytes ([`canonical_json`] of the
-///   event). An `Err` item stops verification with that error. Each leaf's `"seq"` and
+///   event), or as [`Leaf`]s, whose first ones may be pruned (a recorded hash instead of
+///   the bytes). An `Err` item stops verification with that error. Each leaf's `"seq"` and
 ///   `"tenant"` members are read; a leaf that is not a JSON object claims its position and
-///   no tenant (the checkpoints then find it altered).
+///   no tenant (the checkpoints then find it altered). A pruned leaf is taken at its
+///   position with its recorded hash, which every checkpoint over it checks.
 /// - `checkpoints`: signed checkpoint notes, in any order.
 /// - `expect`: the key, the tenant and what else the trail must match.
 /// - `progress`: called with the number of leaves read, every [`PROGRESS_INTERVAL`]
@@ -223,6 +248,8 @@ struct Claim {
 ///   appears again later, else [`BreakKind::Reordered`] if a skipped seq appears later,
 ///   else [`BreakKind::Missing`] (the rest of the leaves are read to decide);
 /// - an event of another tenant (or of none): [`BreakKind::WrongTenant`] at its seq;
+/// - a pruned leaf after one that was not: [`BreakKind::Missing`] at its seq (pruning
+///   removes the oldest bodies only, so this body was deleted otherwise);
 /// - leaves ending before a checkpoint's size: [`BreakKind::Truncated`] at the number of
 ///   leaves;
 /// - with `signed_only`, leaves beyond the newest checkpoint:
@@ -237,8 +264,8 @@ struct Claim {
 /// Cost: one leaf hash per leaf plus amortised one node hash, one root per checkpoint
 /// (O(log n) hashes) and one signature check per checkpoint; memory O(log n) besides the
 /// checkpoints.
-pub fn verify_trail(
-    leaves: impl Iterator<Item = Result<Vec<u8>, AuditError>>,
+pub fn verify_trail<L: Into<Leaf>>(
+    leaves: impl Iterator<Item = Result<L, AuditError>>,
     checkpoints: &[String],
     expect: &Expectations<'_>,
     progress: &mut dyn FnMut(u64),
@@ -269,10 +296,25 @@ pub fn verify_trail(
     if let Some(broken) = walk.reach() {
         return Ok(broken);
     }
-    let mut leaves = leaves;
+    let mut leaves = leaves.map(|item| item.map(Into::into));
+    let mut pruned = 0;
     while let Some(item) = leaves.next() {
-        let bytes = item?;
         let position = walk.range.size();
+        let bytes = match item? {
+            Leaf::Pruned(hash) if pruned == position => {
+                pruned += 1;
+                walk.push_pruned(hash);
+                if walk.range.size().is_multiple_of(PROGRESS_INTERVAL) {
+                    progress(walk.range.size());
+                }
+                if let Some(broken) = walk.reach() {
+                    return Ok(broken);
+                }
+                continue;
+            }
+            Leaf::Pruned(_) => return Ok(pruned_after_body(position, pruned)),
+            Leaf::Body(bytes) => bytes,
+        };
         let head = LeafHead::read(&bytes);
         let claimed = head.as_ref().and_then(|head| head.seq).unwrap_or(position);
         if claimed != position {
@@ -296,7 +338,18 @@ pub fn verify_trail(
         }
     }
     progress(walk.range.size());
-    Ok(walk.finish())
+    Ok(walk.finish(pruned))
+}
+
+/// The report for a pruned leaf after leaves that were not.
+fn pruned_after_body(seq: u64, pruned: u64) -> VerifyReport {
+    VerifyReport::Broken {
+        seq,
+        kind: BreakKind::Missing,
+        detail: format!(
+            "event {seq}'s body is gone, but only the first {pruned} events were pruned and              events before it kept theirs: pruning removes the oldest bodies only, so this              one was deleted"
+        ),
+    }
 }
 
 /// Verifies every note and sorts them by the size they claim (bad ones first at a size).
@@ -347,6 +400,14 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
+    /// Adds a pruned leaf, known by its recorded hash, to both trees.
+    fn push_pruned(&mut self, hash: Hash) {
+        if let Some(tree) = &mut self.stored {
+            tree.push(hash);
+        }
+        self.range.push(hash);
+    }
+
     /// Adds leaf `seq` (its position) to the tree.
     fn push(&mut self, seq: u64, bytes: &[u8]) {
         let hash = leaf_hash(bytes);
@@ -473,8 +534,8 @@ impl Walk<'_> {
         }
     }
 
-    /// The report once every leaf was read.
-    fn finish(self) -> VerifyReport {
+    /// The report once every leaf was read, the first `pruned` of them pruned.
+    fn finish(self, pruned: u64) -> VerifyReport {
         let events = self.range.size();
         let last_good = self.last_good;
         if let Some(claim) = self.claims.get(self.next) {
@@ -505,6 +566,7 @@ impl Walk<'_> {
         let Some(trusted) = self.expect.trusted else {
             return VerifyReport::Verified {
                 events,
+                pruned,
                 checkpoint_size: last_good,
                 trusted: None,
             };
@@ -533,6 +595,7 @@ impl Walk<'_> {
         }
         VerifyReport::Verified {
             events,
+            pruned,
             checkpoint_size: last_good.max(trusted.size),
             trusted: Some(trusted.size),
         }
@@ -566,7 +629,7 @@ fn wrong_tenant_event(seq: u64, found: Option<&str>, tenant: &str) -> VerifyRepo
 fn sequence_break(
     position: u64,
     claimed: u64,
-    rest: impl Iterator<Item = Result<Vec<u8>, AuditError>>,
+    rest: impl Iterator<Item = Result<Leaf, AuditError>>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<VerifyReport, AuditError> {
     let broken = |kind, detail| {
@@ -592,9 +655,11 @@ fn sequence_break(
     for item in rest {
         let leaf = item?;
         at += 1;
-        let seq = LeafHead::read(&leaf)
-            .and_then(|head| head.seq)
-            .unwrap_or(at);
+        let seq = match &leaf {
+            Leaf::Body(bytes) => LeafHead::read(bytes).and_then(|head| head.seq),
+            Leaf::Pruned(_) => None,
+        }
+        .unwrap_or(at);
         if at.is_multiple_of(PROGRESS_INTERVAL) {
             progress(at);
         }
@@ -659,5 +724,7 @@ pub fn verify_event_inclusion(
     Ok(checkpoint)
 }
 
+#[cfg(test)]
+mod pruned_tests;
 #[cfg(test)]
 mod tests;

@@ -65,6 +65,7 @@ fn server_and_verifier_agree() {
     assert_eq!(
         report,
         VerifyReport::Verified {
+            pruned: 0,
             events: 320,
             checkpoint_size: 320,
             trusted: None

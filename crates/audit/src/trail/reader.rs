@@ -4,26 +4,96 @@
 
 use std::io::{BufReader, Read as _, Seek as _, SeekFrom, Take};
 use std::ops::Range;
+use std::os::unix::fs::FileExt as _;
 use std::path::Path;
 
-use super::files::LEAVES_FILE;
+use super::files::{FRAME_HEADER, HEADER_LEN, LEAVES_FILE, read_header};
+use super::pruned::pruned_count;
 use crate::error::AuditError;
 
 /// Larger frames than this are taken for damage rather than allocated.
 const MAX_LEAF_BYTES: usize = 64 * 1024 * 1024;
 
-/// The leaves of the trail in `dir`, in stored order.
-pub fn read_leaves(dir: &Path) -> Result<LeafReader, AuditError> {
-    read_leaves_in(dir, 0..u64::MAX)
+/// Where some leaves' frames are in `leaves.log`
+/// ([`TrailStore::frame_span`](super::TrailStore::frame_span)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameSpan {
+    /// The first leaf of the file the span was taken in: a rewrite without pruned leaves
+    /// makes a file with a larger one, where the same leaves are elsewhere.
+    pub base: u64,
+    /// The leaf whose frame starts the span.
+    pub first: u64,
+    /// The bytes of that file holding the frames.
+    pub bytes: Range<u64>,
 }
 
-/// The leaves whose frames lie in the byte range `span` of the trail in `dir`
-/// (see [`TrailStore::frame_span`](super::TrailStore::frame_span)): lets a
-/// server read committed leaves without holding the lock its writer needs,
-/// since an append never changes bytes already written.
-pub fn read_leaves_in(dir: &Path, span: Range<u64>) -> Result<LeafReader, AuditError> {
+/// The leaves of the trail in `dir` that are not pruned, in stored order: the reader's
+/// [`first`](LeafReader::first) is the first of them (how many are pruned). Pruned leaves
+/// still in `leaves.log` are skipped.
+pub fn read_leaves(dir: &Path) -> Result<LeafReader, AuditError> {
     let path = dir.join(LEAVES_FILE);
-    let mut file = std::fs::File::open(&path).map_err(|e| AuditError::io("open", &path, e))?;
+    let file = std::fs::File::open(&path).map_err(|e| AuditError::io("open", &path, e))?;
+    let (base, start) = read_start(&file, &path)?;
+    let pruned = pruned_count(dir)?;
+    if pruned < base {
+        return Err(AuditError::Corrupt {
+            path,
+            detail: format!("it starts at leaf {base} but only {pruned} leaves are pruned"),
+        });
+    }
+    // Skip the frames of pruned leaves the file still holds, reading their headers only.
+    let mut at = start;
+    let mut header = [0u8; FRAME_HEADER as usize];
+    for _ in base..pruned {
+        file.read_exact_at(&mut header, at)
+            .map_err(|e| AuditError::io("read", &path, e))?;
+        at += FRAME_HEADER
+            + u64::from(u32::from_le_bytes([
+                header[0], header[1], header[2], header[3],
+            ]));
+    }
+    reader(path, file, at..u64::MAX, pruned)
+}
+
+/// The leaves whose frames lie in `span` of the trail in `dir` (see
+/// [`TrailStore::frame_span`](super::TrailStore::frame_span)): lets a server read committed
+/// leaves without holding the lock its writer needs, since an append never changes bytes
+/// already written. [`AuditError::Rewritten`] if `leaves.log` was rewritten without pruned
+/// leaves since the span was taken: take it again.
+pub fn read_leaves_in(dir: &Path, span: FrameSpan) -> Result<LeafReader, AuditError> {
+    let path = dir.join(LEAVES_FILE);
+    let file = std::fs::File::open(&path).map_err(|e| AuditError::io("open", &path, e))?;
+    let (base, _) = read_start(&file, &path)?;
+    if base != span.base {
+        return Err(AuditError::Rewritten { path });
+    }
+    reader(path, file, span.bytes, span.first)
+}
+
+/// The first leaf of the `leaves.log` open as `file` and where its frame starts.
+fn read_start(file: &std::fs::File, path: &Path) -> Result<(u64, u64), AuditError> {
+    let mut prefix = [0u8; HEADER_LEN as usize];
+    let mut read = 0;
+    while read < prefix.len() {
+        match file.read_at(&mut prefix[read..], read as u64) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(AuditError::io("read", path, error)),
+        }
+    }
+    read_header(&prefix[..read]).map_err(|detail| AuditError::Corrupt {
+        path: path.to_path_buf(),
+        detail,
+    })
+}
+
+fn reader(
+    path: std::path::PathBuf,
+    mut file: std::fs::File,
+    span: Range<u64>,
+    first: u64,
+) -> Result<LeafReader, AuditError> {
     file.seek(SeekFrom::Start(span.start))
         .map_err(|e| AuditError::io("seek", &path, e))?;
     let bounded = file.take(span.end.saturating_sub(span.start));
@@ -31,6 +101,7 @@ pub fn read_leaves_in(dir: &Path, span: Range<u64>) -> Result<LeafReader, AuditE
         path,
         reader: BufReader::with_capacity(1 << 20, bounded),
         done: false,
+        first,
     })
 }
 
@@ -40,6 +111,15 @@ pub struct LeafReader {
     path: std::path::PathBuf,
     reader: BufReader<Take<std::fs::File>>,
     done: bool,
+    first: u64,
+}
+
+impl LeafReader {
+    /// The sequence number of the first leaf it yields: from [`read_leaves`], how many of the
+    /// trail's leaves are pruned; from [`read_leaves_in`], the span's first leaf.
+    pub fn first(&self) -> u64 {
+        self.first
+    }
 }
 
 impl Iterator for LeafReader {

@@ -173,6 +173,7 @@ fn torn_tail_partial_last_frame() {
                     frames_dropped: 0,
                     leaves_bytes_cut: cut as u64,
                     hashes_bytes_cut: if with_hash { 32 } else { 0 },
+                    pruned_bytes_cut: 0,
                 },
                 "cut {cut}, hash {with_hash}"
             );

@@ -11,7 +11,7 @@ use crate::checkpoint::CheckpointError;
 use crate::merkle::{self, ProofError, inclusion_proof};
 use crate::signing::SigningKey;
 
-const N: u64 = 300;
+pub(super) const N: u64 = 300;
 const EVERY: u64 = 50;
 const KEY_NAME: &str = "logbook";
 
@@ -25,13 +25,13 @@ fn event_json(seq: u64) -> Value {
     })
 }
 
-struct Fixture {
+pub(super) struct Fixture {
     signer: SigningKey,
-    key: VerifyingKey,
-    leaves: Vec<Vec<u8>>,
-    hashes: Vec<Hash>,
+    pub(super) key: VerifyingKey,
+    pub(super) leaves: Vec<Vec<u8>>,
+    pub(super) hashes: Vec<Hash>,
     /// Checkpoint notes at sizes 50, 100, …, 300.
-    notes: Vec<String>,
+    pub(super) notes: Vec<String>,
 }
 
 fn checkpoint(hashes: &[Hash], size: u64, tenant: &str) -> Checkpoint {
@@ -43,7 +43,7 @@ fn checkpoint(hashes: &[Hash], size: u64, tenant: &str) -> Checkpoint {
     }
 }
 
-fn fixture() -> Fixture {
+pub(super) fn fixture() -> Fixture {
     let signer = SigningKey::from_seed(&[42; 32]);
     let key = signer.verifying_key(KEY_NAME).unwrap();
     let leaves: Vec<Vec<u8>> = (0..N).map(|i| canonical_json(&event_json(i))).collect();
@@ -110,7 +110,7 @@ fn both(f: &Fixture, leaves: &[Vec<u8>], notes: &[String]) -> [VerifyReport; 2] 
 }
 
 #[track_caller]
-fn assert_broken(report: &VerifyReport, want_seq: u64, want_kind: BreakKind) {
+pub(super) fn assert_broken(report: &VerifyReport, want_seq: u64, want_kind: BreakKind) {
     match report {
         VerifyReport::Broken { seq, kind, detail } => {
             assert_eq!((*seq, *kind), (want_seq, want_kind), "{detail}");
@@ -121,7 +121,7 @@ fn assert_broken(report: &VerifyReport, want_seq: u64, want_kind: BreakKind) {
 }
 
 /// Flips the case of the first letter of "update" in a leaf: still valid JSON.
-fn flip_byte(leaf: &mut [u8]) {
+pub(super) fn flip_byte(leaf: &mut [u8]) {
     let at = leaf.windows(6).position(|w| w == b"update").unwrap();
     leaf[at] ^= 0x20;
 }
@@ -133,6 +133,7 @@ fn an_intact_trail_verifies() {
         assert_eq!(
             report,
             VerifyReport::Verified {
+                pruned: 0,
                 events: N,
                 checkpoint_size: N,
                 trusted: None
@@ -161,6 +162,7 @@ fn events_beyond_the_newest_checkpoint_are_counted_and_said() {
     assert_eq!(
         report,
         VerifyReport::Verified {
+            pruned: 0,
             events: 320,
             checkpoint_size: 300,
             trusted: None
@@ -171,6 +173,7 @@ fn events_beyond_the_newest_checkpoint_are_counted_and_said() {
     assert_eq!(
         run(&f, &leaves, &[], None),
         VerifyReport::Verified {
+            pruned: 0,
             events: 320,
             checkpoint_size: 0,
             trusted: None
@@ -187,6 +190,7 @@ fn empty_trails() {
     assert_eq!(
         run(&f, &[], &[], None),
         VerifyReport::Verified {
+            pruned: 0,
             events: 0,
             checkpoint_size: 0,
             trusted: None
@@ -469,6 +473,7 @@ fn a_trusted_checkpoint_must_be_extended() {
     assert_eq!(
         report,
         VerifyReport::Verified {
+            pruned: 0,
             events: N,
             checkpoint_size: N,
             trusted: Some(120)
@@ -726,6 +731,7 @@ fn verifying_a_million_events_is_fast() {
     assert_eq!(
         report,
         VerifyReport::Verified {
+            pruned: 0,
             events: COUNT,
             checkpoint_size: COUNT,
             trusted: None
