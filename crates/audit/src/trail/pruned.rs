@@ -143,6 +143,9 @@ pub(crate) struct PrunedLog {
     dir: PathBuf,
     /// `None` until the first prune creates it.
     file: Option<TrailFile>,
+    /// Where each frame starts, and the first leaf it records: finds a leaf's stub without
+    /// reading the frames before it.
+    frames: Vec<(u64, u64)>,
     /// Where the next frame goes.
     end: u64,
     count: u64,
@@ -155,6 +158,7 @@ impl PrunedLog {
         let mut log = PrunedLog {
             dir: dir.to_path_buf(),
             file: None,
+            frames: Vec::new(),
             end: 0,
             count: 0,
         };
@@ -166,6 +170,11 @@ impl PrunedLog {
         let scan = scan(&file.file, &file.path, len)?;
         log.end = scan.offsets.last().copied().unwrap_or(0);
         log.count = scan.count;
+        for &offset in &scan.offsets[..scan.offsets.len() - 1] {
+            let mut first = [0u8; 8];
+            file.read_at(&mut first, offset + FRAME_HEADER)?;
+            log.frames.push((offset, u64::from_le_bytes(first)));
+        }
         if log.end < len {
             file.set_len(log.end)?;
             file.sync()?;
@@ -205,58 +214,47 @@ impl PrunedLog {
             let undone = file.set_len(self.end).is_ok();
             return Err((error, !undone));
         }
+        self.frames.push((self.end, batch.first));
         self.end += frame.len() as u64;
         self.count = batch.end();
         Ok(())
     }
 
-    /// The stubs of pruned leaves `from..to`, read from the start of the file.
+    /// The stubs of pruned leaves `from..to` (fewer if `to` is beyond the pruned ones), read
+    /// from the frames that hold them.
     pub(crate) fn stubs(&self, from: u64, to: u64) -> Result<Vec<Vec<u8>>, AuditError> {
-        let Some(file) = &self.file else {
+        let to = to.min(self.count);
+        let Some(file) = self.file.as_ref().filter(|_| from < to) else {
             return Ok(Vec::new());
         };
-        read_stubs(&file.file, &file.path, self.end, from, to.min(self.count))
-    }
-}
-
-/// The stubs of leaves `from..to` from the first `len` bytes of a `pruned.log`.
-fn read_stubs(
-    file: &File,
-    path: &Path,
-    len: u64,
-    from: u64,
-    to: u64,
-) -> Result<Vec<Vec<u8>>, AuditError> {
-    let mut stubs = Vec::new();
-    let mut at = 0u64;
-    let mut next = 0u64;
-    let mut header = [0u8; FRAME_HEADER as usize];
-    while next < to && len - at >= FRAME_HEADER {
-        file.read_exact_at(&mut header, at)
-            .map_err(|e| AuditError::io("read", path, e))?;
-        let body = u64::from(u32::from_le_bytes([
-            header[0], header[1], header[2], header[3],
-        ]));
-        let end = at + FRAME_HEADER + body;
-        let batch = match read_batch(file, path, at, end.min(len))? {
-            Some(batch) if batch.first == next => batch,
-            _ => {
-                return Err(AuditError::Corrupt {
-                    path: path.to_path_buf(),
-                    detail: format!("the frame at offset {at} is damaged"),
-                });
+        // The last frame starting at or before `from`, then the ones after it.
+        let start = self.frames.partition_point(|(_, first)| *first <= from);
+        let mut stubs = Vec::with_capacity((to - from) as usize);
+        for (index, &(offset, first)) in
+            self.frames.iter().enumerate().skip(start.saturating_sub(1))
+        {
+            if first >= to {
+                break;
             }
-        };
-        let first = batch.first;
-        next = batch.end();
-        if next > from {
+            let end = self
+                .frames
+                .get(index + 1)
+                .map_or(self.end, |(next, _)| *next);
+            let batch = match read_batch(&file.file, &file.path, offset, end)? {
+                Some(batch) if batch.first == first => batch,
+                _ => {
+                    return Err(AuditError::Corrupt {
+                        path: file.path.clone(),
+                        detail: format!("the frame at offset {offset} is damaged"),
+                    });
+                }
+            };
             let skip = from.saturating_sub(first) as usize;
-            let take = (to.min(next) - first) as usize;
+            let take = (to.min(batch.end()) - first) as usize;
             stubs.extend(batch.stubs.into_iter().take(take).skip(skip));
         }
-        at = end;
+        Ok(stubs)
     }
-    Ok(stubs)
 }
 
 /// How many leaves of the trail in `dir` are pruned, read without changing anything (a
