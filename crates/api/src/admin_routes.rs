@@ -46,10 +46,36 @@ pub(crate) struct NewKeyBody {
     signed: bool,
 }
 
+/// The settings to change; a field left out stays as it is.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SettingsBody {
     self_registration: Option<bool>,
+    /// How long log events are kept (`"30d"`, `"12h"`, `"2w"`; 1 minute to
+    /// 100 years); `null` falls back to the server's default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, example = "30d")]
+    logs_retention: Option<serde_json::Value>,
+    /// The most bytes the tenant's log events may take (at least 1 MiB); the
+    /// oldest go first. `null` falls back to the server's default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>)]
+    logs_max_bytes: Option<serde_json::Value>,
+    /// How long audit events keep their bodies (their leaf hashes stay, so
+    /// the trail still verifies); `null` falls back to the server's default
+    /// (kept forever unless the operator set one).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, example = "365d")]
+    audit_retention: Option<serde_json::Value>,
+}
+
+/// A field that is present, even as `null`, is `Some`: `null` asks for the
+/// server's default, a missing field for no change.
+fn present<'de, D>(deserializer: D) -> Result<Option<serde_json::Value>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    serde_json::Value::deserialize(deserializer).map(Some)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -155,6 +181,12 @@ impl From<&Tenant> for TenantBody {
 pub(crate) struct Settings {
     /// Whether anyone may register as a `developer` of this tenant.
     self_registration: bool,
+    /// The tenant's own log retention; `null`: the server's default.
+    logs_retention: Option<String>,
+    /// The tenant's own size limit for its logs, in bytes; `null`: the server's default.
+    logs_max_bytes: Option<u64>,
+    /// The tenant's own audit retention; `null`: the server's default.
+    audit_retention: Option<String>,
 }
 
 /// `GET /v1/users`'s answer.
@@ -506,10 +538,18 @@ async fn settings_json(state: &AppState, tenant: &str) -> Result<Settings, ApiEr
         .settings(tenant)
         .await
         .map_err(internal("reading settings"))?;
-    let self_registration = stored
-        .iter()
-        .any(|(name, value)| name == SELF_REGISTRATION && value == "true");
-    Ok(Settings { self_registration })
+    let value = |wanted: &str| {
+        stored
+            .iter()
+            .find(|(name, _)| name == wanted)
+            .map(|(_, value)| value.clone())
+    };
+    Ok(Settings {
+        self_registration: value(SELF_REGISTRATION).is_some_and(|value| value == "true"),
+        logs_retention: value(retention::LOGS_RETENTION),
+        logs_max_bytes: value(retention::LOGS_MAX_BYTES).and_then(|value| value.parse().ok()),
+        audit_retention: value(retention::AUDIT_RETENTION),
+    })
 }
 
 /// `GET /v1/settings`.
@@ -539,7 +579,7 @@ pub(crate) async fn get_settings(
         (status = 400, description = "The body is not valid JSON (`invalid_json`)", body = crate::error::ErrorBody),
         (status = 413, description = "The body is too large (`body_too_large`)", body = crate::error::ErrorBody),
         (status = 415, description = "The body is not `application/json` (`unsupported_media_type`)", body = crate::error::ErrorBody),
-        (status = 422, description = "A field is of the wrong type (`invalid_json`)", body = crate::error::ErrorBody),
+        (status = 422, description = "A field is of the wrong type (`invalid_json`), or a retention value is out of bounds (`invalid_setting`)", body = crate::error::ErrorBody),
     ),
 )]
 pub(crate) async fn put_settings(
@@ -553,8 +593,26 @@ pub(crate) async fn put_settings(
     let mut values = Vec::new();
     let mut details = Map::new();
     if let Some(enabled) = body.self_registration {
-        values.push((SELF_REGISTRATION.to_owned(), enabled.to_string()));
+        values.push((SELF_REGISTRATION.to_owned(), Some(enabled.to_string())));
         details.insert(SELF_REGISTRATION.into(), json!(enabled));
+    }
+    let retention = [
+        (retention::LOGS_RETENTION, body.logs_retention),
+        (retention::LOGS_MAX_BYTES, body.logs_max_bytes),
+        (retention::AUDIT_RETENTION, body.audit_retention),
+    ];
+    for (name, sent) in retention {
+        let Some(sent) = sent else { continue };
+        let stored = retention::setting_value(name, &sent).map_err(|error| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_setting",
+                error.to_string(),
+            )
+            .at(json!({ "field": name }))
+        })?;
+        details.insert(name.into(), json!(stored));
+        values.push((name.to_owned(), stored));
     }
     if !values.is_empty() {
         let actor = actor_of(&principal, peer, &headers);

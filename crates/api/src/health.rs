@@ -222,6 +222,7 @@ pub(crate) async fn admin_status(State(state): State<AppState>) -> Response {
 mod tests {
     use super::*;
     use async_trait::async_trait;
+    use model::Timestamp;
     use store::{
         Bucket, Filter, Footprint, HistogramRequest, SearchPage, SearchRequest, Stats, StoreError,
         StoredEvent,
@@ -274,6 +275,9 @@ mod tests {
                 true => Ok(()),
                 false => Err(StoreError::Task("stopped".into())),
             }
+        }
+        async fn expire_logs(&self, _: &str, _: Timestamp) -> Result<(), StoreError> {
+            unreachable!("readiness deletes nothing")
         }
         async fn footprint(&self) -> Result<Footprint, StoreError> {
             panic!("the public readiness probe measured the store")

@@ -1,6 +1,6 @@
 //! Leases: the right of one process, among those sharing a PostgreSQL
 //! metadata store, to run a job that must not run twice at once (draining the
-//! audit outbox, evaluating alert rules).
+//! audit outbox, evaluating alert rules, enforcing retention).
 
 use sqlx::{AnyConnection, Connection as _};
 
@@ -26,7 +26,17 @@ impl Lease {
     }
 }
 
+/// The first half of the retention enforcer's advisory lock.
+const RETENTION_LOCK: i32 = 0x6c6f_6712;
+
 impl MetaStore {
+    /// Takes the retention enforcer's lease if no other process holds it;
+    /// always granted over SQLite.
+    pub async fn try_retention_lease(&self) -> Result<Option<Lease>, MetaError> {
+        self.try_lease(RETENTION_LOCK, "taking the retention lease")
+            .await
+    }
+
     /// Takes the lease whose advisory lock has `key` as its first half, if
     /// no other process holds it. The second half is the schema's hash, so
     /// deployments in other schemas of the same database do not contend.

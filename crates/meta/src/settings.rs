@@ -20,17 +20,27 @@ impl MetaStore {
             .map_err(failed)
     }
 
-    /// Sets some of a tenant's settings in one transaction.
+    /// Sets some of a tenant's settings in one transaction; a `None` value
+    /// removes the setting (the server's default applies again).
     pub async fn set_settings(
         &self,
         tenant: &str,
-        values: &[(String, String)],
+        values: &[(String, Option<String>)],
         audit: &[AuditEntry],
     ) -> Result<(), MetaError> {
         let failed = query_failed("changing settings");
         let mut transaction = self.pool.begin().await.map_err(&failed)?;
         let now = now_millis();
         for (name, value) in values {
+            let Some(value) = value else {
+                sqlx::query("DELETE FROM settings WHERE tenant_id = $1 AND name = $2")
+                    .bind(tenant)
+                    .bind(name)
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(&failed)?;
+                continue;
+            };
             sqlx::query(
                 "INSERT INTO settings (tenant_id, name, value, updated_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (tenant_id, name) DO UPDATE SET value = $3, updated_at = $4",

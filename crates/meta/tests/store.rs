@@ -189,11 +189,19 @@ async fn tenants_users_and_keys_stay_in_their_tenant() {
         );
 
         store
-            .set_settings("acme", &[("self_registration".into(), "true".into())], &[])
+            .set_settings(
+                "acme",
+                &[("self_registration".into(), Some("true".into()))],
+                &[],
+            )
             .await
             .unwrap();
         store
-            .set_settings("acme", &[("self_registration".into(), "false".into())], &[])
+            .set_settings(
+                "acme",
+                &[("self_registration".into(), Some("false".into()))],
+                &[],
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -201,6 +209,11 @@ async fn tenants_users_and_keys_stay_in_their_tenant() {
             vec![("self_registration".to_owned(), "false".to_owned())]
         );
         assert!(store.settings("globex").await.unwrap().is_empty());
+        store
+            .set_settings("acme", &[("self_registration".into(), None)], &[])
+            .await
+            .unwrap();
+        assert!(store.settings("acme").await.unwrap().is_empty(), "{engine}");
     }
 }
 

@@ -101,6 +101,9 @@ impl EventStore for Refusing {
     async fn ready(&self) -> Result<(), StoreError> {
         self.inner.ready().await
     }
+    async fn expire_logs(&self, tenant: &str, before: Timestamp) -> Result<(), StoreError> {
+        self.inner.expire_logs(tenant, before).await
+    }
     async fn footprint(&self) -> Result<Footprint, StoreError> {
         self.inner.footprint().await
     }

@@ -35,6 +35,8 @@ pub struct Config {
     pub tail: TailSettings,
     /// The syslog listeners (off unless `syslog.udp` or `syslog.tcp` is set).
     pub syslog: crate::syslog::SyslogSettings,
+    /// Default retention of tenants that set none, and how often it runs.
+    pub retention: crate::retention_settings::RetentionSettings,
     /// First-start credentials chosen by the operator; from the environment only.
     #[serde(skip)]
     pub bootstrap: BootstrapSettings,
@@ -438,6 +440,7 @@ impl Default for Config {
             alerts: AlertSettings::default(),
             tail: TailSettings::default(),
             syslog: crate::syslog::SyslogSettings::default(),
+            retention: crate::retention_settings::RetentionSettings::default(),
             bootstrap: BootstrapSettings::default(),
         }
     }

@@ -6,6 +6,7 @@ mod backends;
 mod config;
 mod http;
 mod outbox;
+mod retention_settings;
 mod syslog;
 mod telemetry;
 
@@ -24,6 +25,7 @@ pub use config::{
     IngestSettings, LimitSettings, MAX_DEPTH, MetricsSettings, PipelineSettings, QueueSettings,
     StoreSettings, TailSettings,
 };
+pub use retention_settings::RetentionSettings;
 pub use syslog::SyslogSettings;
 
 /// How long shutdown waits for requests in flight before cutting them off.
@@ -45,6 +47,10 @@ pub struct RunningServer {
     /// Evaluates alert rules while this process holds the alert lease; roles
     /// that serve queries run it unless `alerts.enabled` is off.
     alerts: Option<JoinHandle<()>>,
+    stop_retention: watch::Sender<bool>,
+    /// Applies retention while this process holds the retention lease; roles
+    /// that store events (`all`, `worker`) run it.
+    retention: Option<JoinHandle<()>>,
     queue: Arc<dyn Queue>,
     meta: meta::MetaStore,
     bootstrap: Option<BootstrapCredentials>,
@@ -146,6 +152,7 @@ pub async fn start_on(
 ) -> anyhow::Result<RunningServer> {
     let local_addr = listener.local_addr().context("listener has no address")?;
     backends::check_role(&config)?;
+    let retention_config = config.retention.enforcer_config()?;
     // Bound before anything is opened, so a taken address fails the start cleanly.
     let metrics_listener = match (config.metrics.enabled, config.metrics.listen) {
         (true, Some(address)) => Some(
@@ -282,6 +289,15 @@ pub async fn start_on(
             alerts_stop_signal,
         ))
     });
+    let (stop_retention, retention_stop_signal) = watch::channel(false);
+    let retention = config.role.works().then(|| {
+        let enforcer = retention::Enforcer {
+            meta: meta.clone(),
+            store: Arc::clone(&state.store),
+            config: retention_config,
+        };
+        tokio::spawn(enforcer.run(retention_stop_signal))
+    });
     let (stop_outbox, outbox_stop_signal) = watch::channel(false);
     let outbox = (config.role != api::Role::Worker).then(|| {
         tokio::spawn(outbox::run(
@@ -316,6 +332,8 @@ pub async fn start_on(
         outbox,
         stop_alerts,
         alerts,
+        stop_retention,
+        retention,
         queue,
         meta,
         bootstrap,
@@ -416,6 +434,15 @@ impl RunningServer {
             && let Err(error) = alerts.await
         {
             tracing::warn!(%error, "the alert evaluator panicked");
+        }
+        // A round of retention in progress is cut off: the next start runs it again.
+        let _ = self.stop_retention.send(true);
+        if let Some(mut retention) = self.retention.take()
+            && tokio::time::timeout(std::time::Duration::from_secs(5), &mut retention)
+                .await
+                .is_err()
+        {
+            retention.abort();
         }
         // Security events of the last requests go into the queue before it closes.
         let _ = self.stop_outbox.send(true);

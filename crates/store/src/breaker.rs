@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use model::{QueuedEvent, Stream};
+use model::{QueuedEvent, Stream, Timestamp};
 
 use crate::{
     Bucket, EventStore, Filter, Footprint, HistogramRequest, SearchPage, SearchRequest, Stats,
@@ -187,6 +187,10 @@ impl<S: EventStore> EventStore for Breaker<S> {
         self.inner.ready().await
     }
 
+    async fn expire_logs(&self, tenant: &str, before: Timestamp) -> Result<(), StoreError> {
+        self.call(self.inner.expire_logs(tenant, before)).await
+    }
+
     async fn footprint(&self) -> Result<Footprint, StoreError> {
         self.call(self.inner.footprint()).await
     }
@@ -245,6 +249,9 @@ mod tests {
             Ok(Vec::new())
         }
         async fn ready(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn expire_logs(&self, _: &str, _: Timestamp) -> Result<(), StoreError> {
             Ok(())
         }
         async fn footprint(&self) -> Result<Footprint, StoreError> {

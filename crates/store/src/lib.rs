@@ -25,7 +25,7 @@ mod request;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use model::{QueuedEvent, Stream};
+use model::{QueuedEvent, Stream, Timestamp};
 use serde_json::value::RawValue;
 
 pub use breaker::{Breaker, BreakerPolicy};
@@ -149,6 +149,13 @@ pub trait EventStore: Send + Sync + 'static {
     /// Whether the store answers, for readiness probes: constant work, however
     /// much the store holds.
     async fn ready(&self) -> Result<(), StoreError>;
+    /// Deletes the tenant's log events (never its audit events) whose
+    /// timestamp is before `before`: retention. Once the call returns they
+    /// are gone from search, stats and histograms alike, or go with the
+    /// pipeline's next commit if it has events staged (embedded store). The
+    /// space is given back as the engine allows: see the README's retention
+    /// section. Deleting what is already gone is a no-op.
+    async fn expire_logs(&self, tenant: &str, before: Timestamp) -> Result<(), StoreError>;
     /// Events stored and bytes on disk, for the administrator's status and
     /// benchmarks: costs in proportion to what the store holds.
     async fn footprint(&self) -> Result<Footprint, StoreError>;

@@ -335,6 +335,27 @@ pub(crate) fn key_query(
     ]))
 }
 
+/// The events of one partition (tenant and stream) whose timestamp is before
+/// `before` (nanoseconds): what retention deletes.
+pub(crate) fn older_than_query(
+    fields: &Fields,
+    tenant: &str,
+    stream: Stream,
+    before: i64,
+) -> BoxQuery {
+    let partition = partition(tenant, stream);
+    Box::new(BooleanQuery::new(vec![
+        (
+            Occur::Must,
+            term_query(Term::from_field_text(fields.tenant, &partition)),
+        ),
+        (
+            Occur::Must,
+            timestamp_range(fields.timestamp, Bound::Unbounded, Bound::Excluded(before)),
+        ),
+    ]))
+}
+
 fn term_query(term: Term) -> BoxQuery {
     Box::new(TermQuery::new(term, IndexRecordOption::Basic))
 }

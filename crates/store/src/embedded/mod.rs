@@ -10,6 +10,7 @@ mod checkpoints;
 mod collect;
 mod compile;
 mod exclusion;
+mod expire;
 mod keys;
 mod known;
 mod reindex;
@@ -20,11 +21,12 @@ mod visit;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use model::{QueuedEvent, Stream};
+use model::{QueuedEvent, Stream, Timestamp};
 use serde_json::value::RawValue;
 use tantivy::schema::Value as _;
 use tantivy::store::{Compressor, ZstdCompressor};
@@ -110,6 +112,9 @@ struct Inner {
     keys: EventKeys,
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
+    /// Whether the writer holds staged changes the pipeline has not committed
+    /// yet; read and changed only with the writer's lock held.
+    staged: AtomicBool,
     /// Held by staging and committing; readers of the trails only take it to
     /// copy a [`TrailView`].
     trails: Mutex<Trails>,
@@ -217,6 +222,7 @@ impl EmbeddedStore {
         let writer = index
             .writer_with_num_threads(threads, config.writer_memory_bytes)
             .map_err(engine("opening the index writer"))?;
+        writer.set_merge_policy(Box::new(expire::merge_policy()));
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -234,6 +240,7 @@ impl EmbeddedStore {
             keys,
             reader,
             writer: Mutex::new(writer),
+            staged: AtomicBool::new(false),
             verifying: trails.verifying_key().clone(),
             trails: Mutex::new(trails),
             replays: Mutex::new(replays),
@@ -323,8 +330,13 @@ impl Inner {
     /// the queue (see [`Covers`]), then signs due checkpoints. Leaves are
     /// durable before the index commit that counts them.
     fn commit(&self, covers: Covers<'_>) -> Result<(), StoreError> {
+        let mut writer = self.writer();
+        self.commit_locked(&mut writer, covers)
+    }
+
+    /// [`Inner::commit`] with the writer's lock already held.
+    fn commit_locked(&self, writer: &mut IndexWriter, covers: Covers<'_>) -> Result<(), StoreError> {
         let signed = {
-            let mut writer = self.writer();
             let mut trails = self.trails();
             // A commit keeps what the last one covered and it does not.
             let last = read_payload(&self.index)?;
@@ -354,6 +366,8 @@ impl Inner {
                 .map_err(engine("preparing a commit"))?;
             prepared.set_payload(&text);
             let committed = prepared.commit().map_err(engine("committing"));
+            // Committed or dropped, nothing staged is left.
+            self.staged.store(false, Ordering::Relaxed);
             self.replays().committed();
             committed?;
             // Searches see the events before any checkpoint signs them, so a
@@ -588,6 +602,9 @@ impl EventStore for EmbeddedStore {
             let writer = inner.writer();
             let mut trails = inner.trails();
             let mut replays = inner.replays();
+            if !events.is_empty() {
+                inner.staged.store(true, Ordering::Relaxed);
+            }
             for mut incoming in events {
                 if incoming.event.stream == Stream::Audit {
                     // The trail is append-only: an event already in it (the server's
@@ -738,6 +755,12 @@ impl EventStore for EmbeddedStore {
             Ok(())
         })
         .await
+    }
+
+    async fn expire_logs(&self, tenant: &str, before: Timestamp) -> Result<(), StoreError> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |inner| inner.expire(&tenant, Stream::Logs, before))
+            .await
     }
 
     async fn footprint(&self) -> Result<Footprint, StoreError> {

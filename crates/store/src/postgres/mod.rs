@@ -17,6 +17,7 @@ mod checkpoints;
 mod compile;
 mod copy;
 mod errors;
+mod expire;
 mod migrations;
 mod partitions;
 mod read;
@@ -32,7 +33,7 @@ use std::time::Duration;
 pub use self::trail_source::TrailSource;
 
 use async_trait::async_trait;
-use model::{QueuedEvent, Stream};
+use model::{QueuedEvent, Stream, Timestamp};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
@@ -189,7 +190,17 @@ impl Inner {
         self.known.record(&self.pool, &encoded).await?;
         let failed = engine("committing");
         let mut tx = self.pool.begin().await.map_err(&failed)?;
-        write::write(&mut tx, encoded, covers).await?;
+        if let Err(error) = write::write(&mut tx, encoded, covers).await {
+            if partitions::is_missing_partition(&error) {
+                // Retention in another process dropped a day this one knew:
+                // look every day up again, and let the caller retry.
+                self.partitions.forget_all();
+                return Err(StoreError::Unavailable(format!(
+                    "a day's partition was dropped while committing: {error}"
+                )));
+            }
+            return Err(error);
+        }
         tx.commit().await.map_err(&failed)?;
         self.partitions.wrote(&self.pool, days);
         if audited && let Err(error) = self.signer.sign_due(&self.pool).await {
@@ -298,6 +309,10 @@ impl EventStore for PostgresStore {
             .await
             .map_err(engine("checking the database"))?;
         Ok(())
+    }
+
+    async fn expire_logs(&self, tenant: &str, before: Timestamp) -> Result<(), StoreError> {
+        self.inner.expire_logs(tenant, before).await
     }
 
     async fn footprint(&self) -> Result<Footprint, StoreError> {

@@ -11,6 +11,7 @@ mod loghub;
 mod matcher_agreement;
 mod matcher_data;
 mod postgres_only;
+mod retention;
 mod semantics;
 
 /// Instantiates every listed case as `embedded::<case>` and `postgres::<case>`.
@@ -67,4 +68,5 @@ conformance!(
     audit_trails::audit_events_are_numbered_per_tenant_checkpointed_and_provable,
     audit_trails::every_checkpoint_is_served_by_its_size_after_a_restart,
     audit_trails::a_server_event_drained_twice_is_in_the_trail_once,
+    retention::expired_logs_leave_every_read_and_nothing_else_does,
 );

@@ -322,3 +322,69 @@ async fn a_partition_filled_by_a_bulk_load_gets_planner_statistics() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_emptied_by_every_tenants_retention_is_dropped_and_comes_back_when_written() {
+    let Some(backend) = database("a_day_emptied_by_retention_is_dropped").await else {
+        return;
+    };
+    let store = backend.open().await;
+    // A second process, which writes into the day before it is dropped and
+    // so believes in its partition afterwards.
+    let other = backend.open().await;
+    let day = |d: u32| format!("2026-02-{d:02}T10:00:00Z");
+    let event = |id: &str, d: u32| json!({"id": id, "timestamp": day(d), "message": "m"});
+    store
+        .stage(incoming("acme", &[event("a1", 16), event("a2", 17)]))
+        .await
+        .unwrap();
+    store.commit(None).await.unwrap();
+    other
+        .stage(incoming("globex", &[event("g1", 16)]))
+        .await
+        .unwrap();
+    other.commit(None).await.unwrap();
+    let mut connection = backend.connect().await;
+    let exists = |table: &'static str| {
+        sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL").bind(table)
+    };
+    let cutoff = model::Timestamp::parse("2026-02-17T00:00:00Z").unwrap();
+    store.expire_logs("acme", cutoff).await.unwrap();
+    // globex still has an event that day.
+    assert!(
+        exists("store_events_20260216")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap()
+    );
+    store.expire_logs("globex", cutoff).await.unwrap();
+    assert!(
+        !exists("store_events_20260216")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap()
+    );
+    assert!(
+        exists("store_events_20260217")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.footprint().await.unwrap().events, 1);
+
+    // The other process commits into the dropped day: the commit fails as
+    // retryable, and its retry creates the day again.
+    let late = || incoming("globex", &[event("late", 16)]);
+    other.stage(late()).await.unwrap();
+    let error = other.commit(None).await.unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error}");
+    other.stage(late()).await.unwrap();
+    other.commit(None).await.unwrap();
+    assert_eq!(total(&*other, filter("globex", "")).await, 1);
+    assert!(
+        exists("store_events_20260216")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap()
+    );
+}
