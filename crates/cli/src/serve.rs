@@ -108,6 +108,19 @@ pub struct ServeArgs {
     /// The private key (PEM) of that certificate.
     #[arg(long, env = "LOGBOOK_SYSLOG_TLS_KEY")]
     syslog_tls_key: Option<std::path::PathBuf>,
+    /// How often retention is applied, e.g. 5m [default: 5m].
+    #[arg(long, env = "LOGBOOK_RETENTION_CHECK_INTERVAL")]
+    retention_check_interval: Option<String>,
+    /// Default age past which log events are deleted, e.g. 30d [default: kept].
+    #[arg(long, env = "LOGBOOK_RETENTION_LOGS")]
+    retention_logs: Option<String>,
+    /// Default size limit of each tenant's log events, in bytes [default: none].
+    #[arg(long, env = "LOGBOOK_RETENTION_LOGS_MAX_BYTES")]
+    retention_logs_max_bytes: Option<u64>,
+    /// Default age past which audit events lose their bodies, e.g. 365d
+    /// [default: kept forever].
+    #[arg(long, env = "LOGBOOK_RETENTION_AUDIT")]
+    retention_audit: Option<String>,
 }
 
 /// Where `logbook admin` finds the metadata store: the same settings as `serve`.
@@ -225,6 +238,19 @@ impl ServeArgs {
             self.commit_interval_ms,
         );
         set(&mut config.pipeline.commit_events, self.commit_events);
+        set(
+            &mut config.retention.check_interval,
+            self.retention_check_interval,
+        );
+        if self.retention_logs.is_some() {
+            config.retention.logs = self.retention_logs;
+        }
+        if self.retention_logs_max_bytes.is_some() {
+            config.retention.logs_max_bytes = self.retention_logs_max_bytes;
+        }
+        if self.retention_audit.is_some() {
+            config.retention.audit = self.retention_audit;
+        }
         if self.syslog_udp.is_some() {
             config.syslog.udp = self.syslog_udp;
         }
