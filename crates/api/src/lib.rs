@@ -9,6 +9,7 @@ pub mod accounts;
 mod admin_routes;
 mod alert_routes;
 mod auth_routes;
+pub mod backup_routes;
 pub mod body;
 mod dead_letter_routes;
 mod decompress;
@@ -96,6 +97,8 @@ pub struct AppState {
     pub alert_policy: alerts::RulePolicy,
     /// The live tail's subscribers and the task that follows the queue for them.
     pub tail: Arc<tail::TailHub>,
+    /// Takes the snapshots `POST /v1/admin/backup` streams.
+    pub backups: Arc<dyn backup_routes::Backups>,
 }
 
 /// How many request bodies are decoded at the same time.
@@ -145,7 +148,8 @@ fn build(role: Role) -> Routes {
             .post(
                 "/v1/admin/dead-letters/{id}/replay",
                 dead_letter_routes::replay,
-            );
+            )
+            .post("/v1/admin/backup", backup_routes::backup);
     }
     if role.ingests() {
         routes = routes

@@ -47,6 +47,7 @@ use crate::{AppState, Role, Route};
         crate::dead_letter_routes::show,
         crate::dead_letter_routes::purge,
         crate::dead_letter_routes::replay,
+        crate::backup_routes::backup,
         crate::ingest::ingest_logs,
         crate::ingest::ingest_audit,
         crate::ingest::otlp::otlp_logs,

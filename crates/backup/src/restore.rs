@@ -35,32 +35,39 @@ pub fn restore(from: &Path, to: &Path) -> Result<Manifest, BackupError> {
     check_nothing_else(from, &manifest)?;
     let existed = to.exists();
     empty_dir(to, "restore")?;
-    match copy_all(from, to, &manifest) {
-        Ok(()) => Ok(manifest),
-        Err(error) => {
-            let cleaned = if existed {
-                std::fs::read_dir(to).and_then(|entries| {
-                    entries
-                        .map(|entry| {
-                            let path = entry?.path();
-                            match path.is_dir() {
-                                true => std::fs::remove_dir_all(path),
-                                false => std::fs::remove_file(path),
-                            }
-                        })
-                        .collect()
-                })
-            } else {
-                std::fs::remove_dir_all(to)
-            };
-            if let Err(cleanup) = cleaned {
-                return Err(BackupError::Invalid(format!(
-                    "{error}; and what was restored so far could not be removed from {}: {cleanup}",
-                    to.display()
-                )));
-            }
-            Err(error)
-        }
+    let copied = copy_all(from, to, &manifest);
+    undo_on_error(copied, to, existed).map(|()| manifest)
+}
+
+/// On an error, removes what was written into `dir`: the directory itself if
+/// it did not exist before, else its contents.
+pub(crate) fn undo_on_error<T>(
+    result: Result<T, BackupError>,
+    dir: &Path,
+    existed: bool,
+) -> Result<T, BackupError> {
+    let Err(error) = result else {
+        return result;
+    };
+    let cleaned = if existed {
+        std::fs::read_dir(dir).and_then(|mut entries| {
+            entries.try_for_each(|entry| {
+                let path = entry?.path();
+                match path.is_dir() {
+                    true => std::fs::remove_dir_all(path),
+                    false => std::fs::remove_file(path),
+                }
+            })
+        })
+    } else {
+        std::fs::remove_dir_all(dir)
+    };
+    match cleaned {
+        Ok(()) => Err(error),
+        Err(cleanup) => Err(BackupError::Invalid(format!(
+            "{error}; and what was written so far could not be removed from {}: {cleanup}",
+            dir.display()
+        ))),
     }
 }
 

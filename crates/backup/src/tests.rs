@@ -76,6 +76,7 @@ fn an_archive_cut_short_is_refused_wherever_it_stops() {
             matches!(refused, BackupError::Invalid(_) | BackupError::Io { .. }),
             "{refused}"
         );
+        assert!(!dir.exists(), "a failed unpack leaves nothing behind");
     }
 }
 

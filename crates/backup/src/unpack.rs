@@ -6,16 +6,21 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::manifest::{Hasher, MANIFEST_FILE, MAX_MANIFEST_BYTES, Manifest, relative_path};
-use crate::restore::{create_file, empty_dir, sync_dirs};
+use crate::restore::{create_file, empty_dir, sync_dirs, undo_on_error};
 use crate::{BackupError, FileRecord};
 
 /// Unpacks the archive read from `input` into `dir` (created if missing; it
 /// must be empty), fsyncs every file and directory, writes the manifest beside
-/// the files and returns it. Fails, leaving what was written for the caller to
-/// remove, if the archive ends before its manifest (the transfer was cut
+/// the files and returns it. Fails, removing what it wrote, if the archive ends before its manifest (the transfer was cut
 /// short) or if any file differs from what the manifest says.
 pub fn unpack<R: Read>(input: R, dir: &Path) -> Result<Manifest, BackupError> {
+    let existed = dir.exists();
     empty_dir(dir, "a backup")?;
+    let unpacked = unpack_into(input, dir);
+    undo_on_error(unpacked, dir, existed)
+}
+
+fn unpack_into<R: Read>(input: R, dir: &Path) -> Result<Manifest, BackupError> {
     let mut dirs = BTreeSet::from([dir.to_path_buf()]);
     let mut written: Vec<FileRecord> = Vec::new();
     let mut manifest = None;

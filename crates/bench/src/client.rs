@@ -197,12 +197,27 @@ impl HttpClient {
 
     /// Like [`HttpClient::get_streaming`], with extra request headers (`Accept`).
     pub async fn get_streaming_with(
+        self,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<StreamingResponse> {
+        self.streaming(Method::GET, path_and_query, headers).await
+    }
+
+    /// Sends `POST path_and_query` with an empty body and returns once the
+    /// response head arrives, like [`HttpClient::get_streaming`].
+    pub async fn post_streaming(self, path_and_query: &str) -> anyhow::Result<StreamingResponse> {
+        self.streaming(Method::POST, path_and_query, &[]).await
+    }
+
+    async fn streaming(
         mut self,
+        method: Method,
         path_and_query: &str,
         headers: &[(&str, &str)],
     ) -> anyhow::Result<StreamingResponse> {
         let mut builder = Request::builder()
-            .method(Method::GET)
+            .method(method)
             .uri(path_and_query)
             .header(HOST, &self.authority);
         for (name, value) in headers {

@@ -65,21 +65,21 @@ pub struct ServerArgs {
 
 impl ServerArgs {
     /// A client carrying the super-admin's access token.
-    async fn client(&self) -> anyhow::Result<HttpClient> {
+    pub(crate) async fn client(&self) -> anyhow::Result<HttpClient> {
         let client = HttpClient::connect(&self.url).await?;
         if let Some(token) = &self.token {
             return client.with_token(Some(token));
         }
         let Some(password) = &self.admin_password else {
             bail!(
-                "dead letters are the super-admin's: pass --admin-password (or set \
+                "this is the super-admin's: pass --admin-password (or set \
                  LOGBOOK_ADMIN_PASSWORD), or an access token with --token"
             );
         };
         client
             .log_in(&self.admin_user, password)
             .await
-            .with_context(|| format!("cannot reach the dead letters of {}", self.url))
+            .with_context(|| format!("cannot log in to {}", self.url))
     }
 }
 

@@ -2,6 +2,7 @@
 //! or the benchmark tool.
 
 mod admin;
+mod backup;
 mod dead_letters;
 mod serve;
 mod tail;
@@ -31,6 +32,10 @@ enum Command {
     Tail(tail::TailArgs),
     /// Check the audit trails of a data directory against their signed checkpoints.
     Verify(verify::VerifyArgs),
+    /// Copy a running server's data directory, consistently, into a new directory (the super-admin's).
+    Backup(backup::BackupArgs),
+    /// Lay a backup down as a new data directory, checking every file against its manifest.
+    Restore(backup::RestoreArgs),
     /// Drive a running server with load and report throughput and latency.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -90,6 +95,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Serve(args) => serve::run(*args).await,
             Command::Admin(command) => admin::run(command).await,
             Command::Verify(args) => verify::run(args).await,
+            Command::Backup(args) => backup::backup(args).await,
+            Command::Restore(args) => backup::restore(args).await,
             Command::Tail(args) => tail::run(args).await,
             Command::Bench(BenchCommand::Dataset(args)) => {
                 let json = args.json;

@@ -39,15 +39,33 @@ pub(crate) fn check_role(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The queue, and the embedded one itself when it is that (for backups).
+pub(crate) struct OpenedQueue {
+    pub(crate) queue: Arc<dyn Queue>,
+    pub(crate) embedded: Option<Arc<EmbeddedQueue>>,
+}
+
 /// Opens the queue `queue.url` names, or the embedded one in the data directory.
-pub(crate) async fn open_queue(config: &Config) -> anyhow::Result<Arc<dyn Queue>> {
+pub(crate) async fn open_queue(config: &Config) -> anyhow::Result<OpenedQueue> {
     let Some(url) = config.queue.url.as_deref() else {
         let queue_config = config.queue_config();
         let queue = tokio::task::spawn_blocking(move || EmbeddedQueue::open(queue_config))
             .await?
             .context("cannot open the queue")?;
-        return Ok(Arc::new(queue));
+        let queue = Arc::new(queue);
+        return Ok(OpenedQueue {
+            queue: queue.clone(),
+            embedded: Some(queue),
+        });
     };
+    Ok(OpenedQueue {
+        queue: open_broker(config, url).await?,
+        embedded: None,
+    })
+}
+
+/// Opens the broker queue `url` names.
+async fn open_broker(config: &Config, url: &str) -> anyhow::Result<Arc<dyn Queue>> {
     match scheme(url) {
         #[cfg(feature = "redis")]
         "redis" => {
@@ -93,6 +111,8 @@ pub(crate) struct OpenedStore {
     pub(crate) events: Arc<dyn EventStore>,
     pub(crate) audit: Arc<dyn AuditLog>,
     pub(crate) dead_letters: Arc<dyn DeadLetters>,
+    /// The embedded store itself, when it is that (for backups).
+    pub(crate) embedded: Option<EmbeddedStore>,
 }
 
 /// Opens the store `store.url` names, or the embedded one in the data directory.
@@ -106,7 +126,8 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<OpenedStore> {
         );
         return Ok(OpenedStore {
             events: embedded.clone(),
-            audit: embedded,
+            audit: embedded.clone(),
+            embedded: Some(EmbeddedStore::clone(&embedded)),
             dead_letters: Arc::new(DirectoryDeadLetters::new(
                 config.data_dir.join("dead-letter"),
             )),
@@ -133,6 +154,7 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<OpenedStore> {
                 events: Arc::new(Breaker::new(store.clone(), BreakerPolicy::default())),
                 audit: Arc::new(store),
                 dead_letters: Arc::new(dead_letters),
+                embedded: None,
             })
         }
         other => anyhow::bail!(

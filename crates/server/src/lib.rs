@@ -3,6 +3,7 @@
 //! shuts them down in order.
 
 mod backends;
+mod backup;
 mod config;
 mod http;
 mod outbox;
@@ -176,7 +177,8 @@ pub async fn start_on(
     };
     create_private_dir(&config.data_dir)?;
 
-    let queue = backends::open_queue(&config).await?;
+    let opened_queue = backends::open_queue(&config).await?;
+    let queue = opened_queue.queue;
     let opened = backends::open_store(&config).await?;
     let store = opened.events;
     let audit_log = opened.audit;
@@ -279,6 +281,12 @@ pub async fn start_on(
         metrics: metrics_endpoint,
         alert_policy: config.alert_policy(),
         tail: Arc::clone(&tail),
+        backups: Arc::new(backup::ServerBackups::new(
+            &config,
+            meta.clone(),
+            opened.embedded,
+            opened_queue.embedded,
+        )),
     };
     let (stop_alerts, alerts_stop_signal) = watch::channel(false);
     let alerts = (config.alerts.enabled && config.role.queries()).then(|| {

@@ -361,6 +361,8 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         ("GET", "/v1/admin/dead-letters" | "/v1/admin/dead-letters/{id}")
         | ("POST", "/v1/admin/dead-letters/{id}/replay")
         | ("DELETE", "/v1/admin/dead-letters/{id}") => Rule::Needs(ManageTenants),
+        // A copy of every tenant's data and of the server's secrets.
+        ("POST", "/v1/admin/backup") => Rule::Needs(ManageTenants),
         _ => return None,
     };
     Some(rule)

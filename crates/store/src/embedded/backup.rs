@@ -98,19 +98,32 @@ impl EmbeddedStore {
             .map_err(engine("reading the last commit"))?;
         let segment_files: BTreeSet<PathBuf> = metas.list_segment_files().into_iter().collect();
         let mut linked = Vec::new();
-        for name in segment_files
-            .iter()
-            .chain([&PathBuf::from(super::keys::SECRET_FILE)])
-        {
-            linked.push(link(&inner.dir.join(name), &staging.join(name))?);
+        let mut present = Vec::new();
+        for name in &segment_files {
+            // The list names every file a segment may have (deletes, a
+            // temporary store); with the meta lock held, a missing one is one
+            // the segment does not have.
+            match link(&inner.dir.join(name), &staging.join(name)) {
+                Ok(file) => {
+                    linked.push(file);
+                    present.push(name);
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(link_failed(&inner.dir.join(name), error)),
+            }
         }
+        let secret = inner.dir.join(super::keys::SECRET_FILE);
+        linked.push(
+            link(&secret, &staging.join(super::keys::SECRET_FILE))
+                .map_err(|error| link_failed(&secret, error))?,
+        );
         let mut meta = serde_json::to_vec_pretty(&metas).map_err(|error| {
             StoreError::Corrupt(format!("cannot write the index's metas: {error}"))
         })?;
         meta.push(b'\n');
         // What tantivy's garbage collector may delete once it is obsolete.
-        let managed: Vec<&str> = segment_files
-            .iter()
+        let managed: Vec<&str> = present
+            .into_iter()
             .filter_map(|name| name.to_str())
             .chain(["meta.json"])
             .collect();
@@ -147,7 +160,8 @@ fn link_trails(
     create_dir(staging)?;
     let key = audit_dir.join(super::KEY_FILE);
     if key.exists() {
-        let (file, bytes) = link(&key, &staging.join(super::KEY_FILE))?;
+        let (file, bytes) =
+            link(&key, &staging.join(super::KEY_FILE)).map_err(|error| link_failed(&key, error))?;
         files.push(staged("audit", staging, file, bytes));
     }
     let tenants = std::fs::read_dir(audit_dir).map_err(failed("cannot list", audit_dir))?;
@@ -166,7 +180,8 @@ fn link_trails(
             if !entry.path().is_file() || name.to_string_lossy().ends_with(".new") {
                 continue;
             }
-            let (file, bytes) = link(&entry.path(), &target.join(&name))?;
+            let (file, bytes) = link(&entry.path(), &target.join(&name))
+                .map_err(|error| link_failed(&entry.path(), error))?;
             files.push(staged("audit", staging, file, bytes));
         }
     }
@@ -174,12 +189,14 @@ fn link_trails(
 }
 
 /// Hard-links `from` to `to` and returns the link with its length now.
-fn link(from: &Path, to: &Path) -> Result<(PathBuf, u64), StoreError> {
-    std::fs::hard_link(from, to).map_err(failed("cannot link for the backup", from))?;
-    let bytes = std::fs::metadata(to)
-        .map_err(failed("cannot read", to))?
-        .len();
+fn link(from: &Path, to: &Path) -> std::io::Result<(PathBuf, u64)> {
+    std::fs::hard_link(from, to)?;
+    let bytes = std::fs::metadata(to)?.len();
     Ok((to.to_path_buf(), bytes))
+}
+
+fn link_failed(from: &Path, error: std::io::Error) -> StoreError {
+    failed("cannot link for the backup", from)(error)
 }
 
 fn create_dir(dir: &Path) -> Result<(), StoreError> {
