@@ -4,6 +4,7 @@
 mod admin;
 mod backup;
 mod dead_letters;
+mod import;
 mod serve;
 mod tail;
 mod verify;
@@ -30,6 +31,8 @@ enum Command {
     Admin(admin::AdminCommand),
     /// Print the events matching a query as a running server accepts them.
     Tail(tail::TailArgs),
+    /// Send existing logs (NDJSON, a JSON array or text lines, gzip or not) to a running server.
+    Import(import::ImportArgs),
     /// Check the audit trails of a data directory against their signed checkpoints.
     Verify(verify::VerifyArgs),
     /// Copy a running server's data directory, consistently, into a new directory (the super-admin's).
@@ -56,14 +59,18 @@ enum BenchCommand {
 }
 
 /// Runs the command; an error is printed as its chain of causes (never a backtrace,
-/// whatever `RUST_BACKTRACE` says) and the process exits with status 1.
+/// whatever `RUST_BACKTRACE` says) and the process exits with status 1 (3 when
+/// `logbook import` sent everything but some events were rejected).
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            match error.downcast_ref::<import::SomeRejected>() {
+                Some(_) => ExitCode::from(import::EXIT_REJECTED),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -98,6 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Backup(args) => backup::backup(args).await,
             Command::Restore(args) => backup::restore(args).await,
             Command::Tail(args) => tail::run(args).await,
+            Command::Import(args) => import::run(args).await,
             Command::Bench(BenchCommand::Dataset(args)) => {
                 let json = args.json;
                 let report =
