@@ -611,7 +611,12 @@ pub(crate) async fn put_settings(
             )
             .at(json!({ "field": name }))
         })?;
-        details.insert(name.into(), json!(stored));
+        // The audit event carries the value as the API shows it.
+        let shown = match (&stored, name) {
+            (Some(bytes), retention::LOGS_MAX_BYTES) => json!(bytes.parse::<u64>().ok()),
+            _ => json!(stored),
+        };
+        details.insert(name.into(), shown);
         values.push((name.to_owned(), stored));
     }
     if !values.is_empty() {

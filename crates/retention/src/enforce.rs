@@ -25,8 +25,14 @@ pub struct EnforcerConfig {
     pub defaults: Policy,
 }
 
-/// Buckets of the histogram that finds where a size limit cuts.
+/// Buckets of each histogram that narrows down where a size limit cuts.
 const SIZE_BUCKETS: i64 = 1_000;
+
+/// How wide the bucket a size limit cuts at may be: one second.
+const CUT_PRECISION_NANOS: i64 = 1_000_000_000;
+
+/// How many of a tenant's newest events its average event size is taken from.
+const SAMPLE: usize = 100;
 
 /// Applies retention policies to one store.
 pub struct Enforcer {
@@ -95,70 +101,70 @@ impl Enforcer {
                 return report;
             }
         };
-        // The size of the store per event, measured once per round.
-        let mut bytes_per_event = None;
         for tenant in tenants {
-            match self.tenant(&tenant.id, now, &mut bytes_per_event).await {
-                Ok(cut) => {
-                    report.tenants += 1;
-                    report
-                        .logs_cut
-                        .extend(cut.map(|at| (tenant.id.clone(), at)));
-                }
-                Err(error) => report.errors.push(format!("tenant {}: {error}", tenant.id)),
+            let errors = report.errors.len();
+            self.tenant(&tenant.id, now, &mut report).await;
+            if report.errors.len() == errors {
+                report.tenants += 1;
             }
         }
         report
     }
 
-    /// Applies one tenant's policy; returns the log cutoff applied, if any.
-    async fn tenant(
-        &self,
-        tenant: &str,
-        now: Timestamp,
-        bytes_per_event: &mut Option<f64>,
-    ) -> Result<Option<Timestamp>, RetentionError> {
-        let settings = self.meta.settings(tenant).await?;
+    /// Applies one tenant's policy, noting what it cut and what failed.
+    async fn tenant(&self, tenant: &str, now: Timestamp, report: &mut RoundReport) {
+        let mut failed =
+            |error: RetentionError| report.errors.push(format!("tenant {tenant}: {error}"));
+        let settings = match self.meta.settings(tenant).await {
+            Ok(settings) => settings,
+            Err(error) => return failed(error.into()),
+        };
         let policy = Policy::resolve(&self.config.defaults, tenant, &settings);
+        // The age applies even when the size cannot be measured this time.
         let by_age = policy.logs_max_age.map(|age| before(now, age.duration()));
         let by_size = match policy.logs_max_bytes {
-            Some(max) => {
-                let per_event = match *bytes_per_event {
-                    Some(measured) => measured,
-                    None => {
-                        let footprint = self.store.footprint().await?;
-                        let measured = footprint.bytes as f64 / footprint.events.max(1) as f64;
-                        *bytes_per_event = Some(measured);
-                        measured
-                    }
-                };
-                self.size_cutoff(tenant, max, per_event).await?
-            }
+            Some(max) => match self.size_cutoff(tenant, max).await {
+                Ok(cut) => cut,
+                Err(error) => {
+                    failed(error);
+                    None
+                }
+            },
             None => None,
         };
-        let cutoff = by_age.into_iter().chain(by_size).max();
-        if let Some(cutoff) = cutoff {
-            self.store.expire_logs(tenant, cutoff).await?;
-            tracing::debug!(tenant, cutoff = %cutoff.to_rfc3339(), "applied log retention");
+        if let Some(cutoff) = by_age.into_iter().chain(by_size).max() {
+            match self.store.expire_logs(tenant, cutoff).await {
+                Ok(()) => {
+                    tracing::debug!(tenant, cutoff = %cutoff.to_rfc3339(), "applied log retention");
+                    report.logs_cut.push((tenant.to_owned(), cutoff));
+                }
+                Err(error) => failed(error.into()),
+            }
         }
-        Ok(cutoff)
     }
 
     /// Where the tenant's oldest log events must be cut for the rest to fit in
-    /// `max_bytes`, at `per_event` bytes each (the store's average): `None`
-    /// when they already fit.
+    /// `max_bytes`: `None` when they already fit.
     ///
-    /// The cut falls on the end of the histogram bucket (a thousandth of the
-    /// tenant's time span) in which the oldest events that must go end, so it
-    /// may delete up to a bucket more than needed, never less.
+    /// A tenant's size is its count of log events times the average length
+    /// of their stored JSON, sampled from its newest [`SAMPLE`] events: an
+    /// estimate that does not depend on deleted events still holding disk
+    /// space (they would inflate a per-event cost taken from the store's files
+    /// and make each round cut more). The cut is found by histograms, each
+    /// over the bucket where the previous one reached the excess, until a
+    /// bucket is at most [`CUT_PRECISION_NANOS`] wide: it deletes the excess
+    /// and at most that last bucket's other events, however far apart the
+    /// tenant's oldest and newest timestamps are.
     async fn size_cutoff(
         &self,
         tenant: &str,
         max_bytes: u64,
-        per_event: f64,
     ) -> Result<Option<Timestamp>, RetentionError> {
-        let all = filter(tenant);
-        let events = self.store.stats(all.clone()).await?.total;
+        let events = self.store.stats(filter(tenant)).await?.total;
+        if events == 0 {
+            return Ok(None);
+        }
+        let per_event = self.sampled_event_bytes(tenant).await?;
         let keep = (max_bytes as f64 / per_event.max(1.0)).floor() as u64;
         if events <= keep {
             return Ok(None);
@@ -170,34 +176,55 @@ impl Enforcer {
         ) else {
             return Ok(None);
         };
-        let span = newest
-            .nanos()
-            .saturating_sub(oldest.nanos())
-            .saturating_add(1);
-        let interval = (span / SIZE_BUCKETS).max(1) + 1;
-        let buckets = self
-            .store
-            .histogram(HistogramRequest {
-                filter: store::Filter {
-                    from: Some(oldest),
-                    to: Some(Timestamp::from_nanos(newest.nanos().saturating_add(1))),
-                    ..all
-                },
-                interval_nanos: interval,
-            })
-            .await?;
-        let mut counted = 0;
-        for bucket in buckets {
-            counted += bucket.count;
-            if counted >= excess {
-                let end = bucket.start.nanos().saturating_add(interval);
+        // Events before `from` are already counted in `before_from`.
+        let (mut from, mut to) = (oldest.nanos(), newest.nanos().saturating_add(1));
+        let mut before_from = 0;
+        loop {
+            let span = to.saturating_sub(from).max(1);
+            let interval = (span / SIZE_BUCKETS).max(1) + 1;
+            let buckets = self
+                .store
+                .histogram(HistogramRequest {
+                    filter: Filter {
+                        from: Some(Timestamp::from_nanos(from)),
+                        to: Some(Timestamp::from_nanos(to)),
+                        ..filter(tenant)
+                    },
+                    interval_nanos: interval,
+                })
+                .await?;
+            let mut counted = before_from;
+            let reached = buckets.iter().find_map(|bucket| {
+                let earlier = counted;
+                counted += bucket.count;
+                (counted >= excess).then_some((bucket.start.nanos(), earlier))
+            });
+            // Events went away since they were counted (another round ran,
+            // or the age cut them): measure again next time.
+            let Some((start, earlier)) = reached else {
+                return Ok(None);
+            };
+            let end = start.saturating_add(interval).min(to);
+            if end.saturating_sub(start) <= CUT_PRECISION_NANOS {
                 return Ok(Some(Timestamp::from_nanos(end)));
             }
+            (from, to, before_from) = (start.max(from), end, earlier);
         }
-        // Events arrived between the count and the histogram: cut them all.
-        Ok(Some(Timestamp::from_nanos(
-            newest.nanos().saturating_add(1),
-        )))
+    }
+
+    /// The average length of the tenant's stored log events, from its newest ones.
+    async fn sampled_event_bytes(&self, tenant: &str) -> Result<f64, RetentionError> {
+        let page = self
+            .store
+            .search(SearchRequest {
+                filter: filter(tenant),
+                limit: SAMPLE,
+                cursor: None,
+                order: Order::Descending,
+            })
+            .await?;
+        let bytes: usize = page.events.iter().map(|event| event.get().len()).sum();
+        Ok(bytes as f64 / page.events.len().max(1) as f64)
     }
 
     /// The timestamp of the tenant's oldest or newest log event.

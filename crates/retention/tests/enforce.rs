@@ -41,7 +41,10 @@ fn openssh(tenant: &str, position: u64) -> Option<Vec<QueuedEvent>> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/data/loghub/OpenSSH/OpenSSH_2k.log");
     let Ok(text) = std::fs::read_to_string(&path) else {
-        eprintln!("skipped the size limit: no Loghub sample at {}", path.display());
+        eprintln!(
+            "skipped the size limit: no Loghub sample at {}",
+            path.display()
+        );
         return None;
     };
     let events: Vec<Value> = text
@@ -121,24 +124,31 @@ async fn each_tenant_keeps_what_its_policy_says_as_of_the_given_time() {
     assert_eq!(count(&*store, "acme").await, (three_days - 36) as u64);
     assert_eq!(count(&*store, "initech").await, (three_days - 12) as u64);
     assert_eq!(count(&*store, "umbrella").await, three_days as u64);
-    let cut: Vec<&str> = report.logs_cut.iter().map(|(tenant, _)| tenant.as_str()).collect();
+    let cut: Vec<&str> = report
+        .logs_cut
+        .iter()
+        .map(|(tenant, _)| tenant.as_str())
+        .collect();
     assert!(cut.contains(&"acme") && cut.contains(&"initech"), "{cut:?}");
 
     // A day later, without a new event, the same policies cut a day more.
-    let report = enforcer.round(Timestamp::from_nanos(START + 84 * HOUR)).await;
+    let report = enforcer
+        .round(Timestamp::from_nanos(START + 84 * HOUR))
+        .await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(count(&*store, "acme").await, 12);
     assert_eq!(count(&*store, "initech").await, (three_days - 36) as u64);
 
-    // A size limit keeps the newest events that fit, at the store's average
-    // size per event. (Set as a default here: the API refuses limits under
-    // 1 MiB, more than this sample takes.)
+    // A size limit keeps the newest events that fit, each counted at the
+    // average length of the tenant's newest 100 stored events. (Set as a
+    // default here: the API refuses limits under 1 MiB, more than this
+    // sample takes.)
     let Some(events) = sized else { return };
     let total = events.len() as u64;
     assert_eq!(count(&*store, "globex").await, total);
-    let footprint = store.footprint().await.unwrap();
-    let per_event = footprint.bytes as f64 / footprint.events as f64;
-    let max_bytes = (per_event * 500.0) as u64;
+    let per_event = newest_average(&*store, "globex").await;
+    let max_bytes = (per_event * 500.5) as u64;
+    let fits = (max_bytes as f64 / per_event) as u64;
     let sizing = Enforcer {
         meta: meta.clone(),
         store: Arc::clone(&store),
@@ -150,12 +160,49 @@ async fn each_tenant_keeps_what_its_policy_says_as_of_the_given_time() {
             ..enforcer.config.clone()
         },
     };
-    let report = sizing.round(Timestamp::from_nanos(START + 84 * HOUR)).await;
+    let later = Timestamp::from_nanos(START + 84 * HOUR);
+    let report = sizing.round(later).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
-    let kept = count(&*store, "globex").await;
-    // The cut falls on a bucket's end (a thousandth of the span): up to a
-    // bucket of events more than needed may go, never fewer.
-    assert!((480..=500).contains(&kept), "kept {kept} of {total}");
+    // One event a minute and a cut to the second: exactly what fits stays.
+    assert_eq!(count(&*store, "globex").await, fits);
+    // Nothing new arrived: the next round deletes nothing more.
+    sizing.round(later).await;
+    assert_eq!(count(&*store, "globex").await, fits);
     // The other tenants hold fewer events than the limit: untouched.
     assert_eq!(count(&*store, "umbrella").await, three_days as u64);
+
+    // An event from 1970 does not widen the cut to the whole history: it
+    // alone is the excess, and it alone goes.
+    let outlier = json!({"timestamp": 0, "service": "sshd", "message": "clock reset"});
+    store
+        .stage(queued("globex", &[outlier], 9 << 20))
+        .await
+        .unwrap();
+    store.commit(Some(2)).await.unwrap();
+    assert_eq!(count(&*store, "globex").await, fits + 1);
+    let report = sizing.round(later).await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(count(&*store, "globex").await, fits);
+    assert_eq!(newest_average(&*store, "globex").await, per_event);
+}
+
+/// The average length of the stored JSON of a tenant's newest 100 events.
+async fn newest_average(store: &dyn EventStore, tenant: &str) -> f64 {
+    let page = store
+        .search(store::SearchRequest {
+            filter: Filter {
+                tenant: tenant.into(),
+                stream: Stream::Logs,
+                query: query::Query::All,
+                from: None,
+                to: None,
+            },
+            limit: 100,
+            cursor: None,
+            order: store::Order::Descending,
+        })
+        .await
+        .unwrap();
+    let bytes: usize = page.events.iter().map(|event| event.get().len()).sum();
+    bytes as f64 / page.events.len() as f64
 }

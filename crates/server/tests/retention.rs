@@ -52,6 +52,17 @@ async fn an_admin_sets_retention_and_the_server_applies_it() {
     }
     let unknown = put_settings(&mut admin, json!({"logs_retention_days": 3})).await;
     assert_eq!(unknown.status, 422);
+    let mixed = put_settings(
+        &mut admin,
+        json!({"self_registration": true, "logs_retention": "forever"}),
+    )
+    .await;
+    assert_eq!(mixed.status, 422);
+    let unchanged = common::get(&mut admin, "/v1/settings", &[]).await;
+    assert_eq!(
+        unchanged.json().unwrap(),
+        json!({"self_registration": false, "logs_retention": null, "logs_max_bytes": null, "audit_retention": null})
+    );
 
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -112,9 +123,12 @@ async fn an_admin_sets_retention_and_the_server_applies_it() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // Two changes were made; the refused requests changed nothing and
+    // left no audit event.
+    assert_eq!(details.len(), 2, "{details:?}");
     assert!(
         details.iter().any(|d| d["logs_retention"] == "30d"
-            && d["logs_max_bytes"] == "1073741824"
+            && d["logs_max_bytes"] == 1_073_741_824u64
             && d["audit_retention"].is_null())
             && details
                 .iter()

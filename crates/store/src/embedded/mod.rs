@@ -222,7 +222,7 @@ impl EmbeddedStore {
         let writer = index
             .writer_with_num_threads(threads, config.writer_memory_bytes)
             .map_err(engine("opening the index writer"))?;
-        writer.set_merge_policy(Box::new(expire::merge_policy()));
+        writer.set_merge_policy(Box::<expire::ExpiryMergePolicy>::default());
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)

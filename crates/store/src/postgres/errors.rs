@@ -1,5 +1,5 @@
 //! How PostgreSQL's failures become [`StoreError`] kinds callers branch on: a
-//! database that cannot be reached is `Unavailable` (retry later), a statement
+//! database that cannot be reached, or a lock race lost, is `Unavailable` (retry later), a statement
 //! stopped at its deadline is `QueryTimeout`, anything else is `Engine`.
 
 use std::time::Duration;
@@ -11,9 +11,13 @@ const QUERY_CANCELED: &str = "57014";
 
 /// Whether a database error means the server cannot serve now: connection
 /// exceptions (class 08), shutdowns and restarts (57P01–57P03), too many
-/// connections (53300) and a server out of resources (53xxx).
+/// connections (53300), a server out of resources (53xxx), and a statement
+/// that lost a lock race (a deadlock, 40P01, or a lock not granted in time,
+/// 55P03, as when retention drops a day's partition): all worth a retry.
 fn unavailable_code(code: &str) -> bool {
-    code.starts_with("08") || code.starts_with("53") || matches!(code, "57P01" | "57P02" | "57P03")
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(code, "57P01" | "57P02" | "57P03" | "40P01" | "55P03")
 }
 
 /// Maps an error of a write or a lookup.
@@ -74,7 +78,11 @@ mod tests {
             StoreError::Engine { .. }
         ));
         assert!(
-            unavailable_code("08006") && unavailable_code("57P01") && unavailable_code("53300")
+            unavailable_code("08006")
+                && unavailable_code("57P01")
+                && unavailable_code("53300")
+                && unavailable_code("40P01")
+                && unavailable_code("55P03")
         );
         assert!(!unavailable_code("23505") && !unavailable_code("57014"));
     }

@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use super::errors::engine;
 use crate::StoreError;
 
-const NANOS_PER_DAY: i64 = 86_400_000_000_000;
+pub(crate) const NANOS_PER_DAY: i64 = 86_400_000_000_000;
 
 /// The second key of the advisory lock partition creation takes (the first is
 /// the schema's hash).
