@@ -182,6 +182,7 @@ pub trait AuditLog: Send + Sync + 'static {
         size: u64,
     ) -> Result<Vec<audit::Hash>, StoreError>;
     /// The canonical bytes of committed events `from..to` of a tenant's trail, in order.
+    /// Pruned events have none: `from` below [`AuditLog::pruned`] is `OutOfRange`.
     async fn leaves(&self, tenant: &str, from: u64, to: u64) -> Result<Vec<Vec<u8>>, StoreError>;
     /// The leaf hashes of committed events `from..to` as the trail recorded them when it
     /// built its tree (not recomputed from the leaves): an export carries them so that a
@@ -199,6 +200,27 @@ pub trait AuditLog: Send + Sync + 'static {
         from: u64,
         to: u64,
     ) -> Result<Vec<audit::Hash>, StoreError>;
+    /// Audit retention: prunes the oldest events of a tenant's trail, those Logbook
+    /// received (`received_at`, which the client cannot set) before `before`, and returns
+    /// how many it newly pruned. A pruned event's body is removed (from search, stats,
+    /// histograms, get-by-id, [`leaves`](AuditLog::leaves) and exports) while its leaf
+    /// hash stays, so every checkpoint, root and proof stays valid, its inclusion proof
+    /// is still served ([`pruned_seq`](AuditLog::pruned_seq)), and the same event sent
+    /// again is still recognised and not appended twice.
+    ///
+    /// A trail is ordered by sequence number, not strictly by time, and only a prefix of
+    /// it is ever pruned: the pruned part ends at the first event received at or after
+    /// `before`, so an event received late (after a newer one) can keep older ones until
+    /// it expires itself. Only events committed to the store are pruned. Pruning what is
+    /// pruned already does nothing, and an interrupted call is finished by the next one
+    /// or when the store opens, so the call can simply be repeated. The embedded store
+    /// applies it with the pipeline's next commit when the pipeline has events staged.
+    async fn expire_audit(&self, tenant: &str, before: Timestamp) -> Result<u64, StoreError>;
+    /// How many events, from the first, of a tenant's trail are pruned (0 without a trail).
+    async fn pruned(&self, tenant: &str) -> Result<u64, StoreError>;
+    /// The sequence number of a tenant's pruned audit event with this id, if there is one:
+    /// for its inclusion proof, once the event itself can no longer be read.
+    async fn pruned_seq(&self, tenant: &str, id: &str) -> Result<Option<u64>, StoreError>;
 }
 
 /// How much a store holds.

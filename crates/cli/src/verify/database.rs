@@ -1,11 +1,12 @@
 //! `logbook verify --store-url`: every trail of a PostgreSQL store, read
 //! straight from the database (read-only, in chunks) and checked like a data
-//! directory's, trusting nothing but the pinned public key.
+//! directory's, trusting nothing but the pinned public key. Pruned leaves
+//! (no body) are checked by their recorded hashes.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context as _;
-use audit::{Checkpoint, Expectations, Hash, VerifyReport, VerifyingKey};
+use audit::{Checkpoint, Expectations, Hash, Leaf, VerifyReport, VerifyingKey};
 use store::postgres::TrailSource;
 
 /// Leaves fetched per query.
@@ -56,7 +57,7 @@ async fn verify_tenant(
     // The recorded hashes are not trusted: they only point at the first
     // altered leaf when their own root is the signed one (see `Expectations`).
     let hashes: Arc<Mutex<Vec<Option<Hash>>>> = Arc::default();
-    let (sender, leaves) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNK as usize * AHEAD);
+    let (sender, leaves) = std::sync::mpsc::sync_channel::<Leaf>(CHUNK as usize * AHEAD);
     let fetch = {
         let (source, tenant, hashes) = (source.clone(), tenant.to_owned(), Arc::clone(&hashes));
         tokio::spawn(async move {
@@ -65,10 +66,18 @@ async fn verify_tenant(
                 let chunk = source.leaves(&tenant, from, CHUNK).await?;
                 let count = chunk.len();
                 for (leaf, hash) in chunk {
+                    let hash: Option<Hash> = hash.try_into().ok();
                     hashes
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
-                        .push(hash.try_into().ok());
+                        .push(hash);
+                    // A pruned leaf is checked by its recorded hash; one without
+                    // a usable hash has nothing to be checked by (altered).
+                    let leaf = match (leaf, hash) {
+                        (Some(bytes), _) => Leaf::Body(bytes),
+                        (None, Some(hash)) => Leaf::Pruned(hash),
+                        (None, None) => Leaf::Body(Vec::new()),
+                    };
                     if sender.send(leaf).is_err() {
                         // The verifier stopped early (the trail is broken).
                         return Ok::<(), store::StoreError>(());

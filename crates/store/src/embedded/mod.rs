@@ -4,6 +4,7 @@
 //! position into the commit's payload (`meta.json`), so the events and the
 //! position they cover become durable in one atomic step.
 
+mod audit_retention;
 mod backup;
 mod blocks;
 mod checkpoints;
@@ -137,6 +138,10 @@ struct CommitPayload {
     /// Each tenant's audit trail size.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     audit: BTreeMap<String, u64>,
+    /// For each trail that pruned leaves: how many, from the first, the index
+    /// has tombstones for instead of their events.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pruned: BTreeMap<String, u64>,
     /// For partitioned queues (Kafka): per topic, the next offset to read of
     /// each partition the commits covered.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -228,10 +233,11 @@ impl EmbeddedStore {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(engine("opening the index reader"))?;
-        let (position, indexed) = read_payload(&index)?
-            .map(|payload| (payload.queue_position, payload.audit))
+        let (position, indexed, pruned) = read_payload(&index)?
+            .map(|payload| (payload.queue_position, payload.audit, payload.pruned))
             .unwrap_or_default();
-        let (trails, missing) = Trails::open(&config.audit_dir, &indexed, config.checkpoints)?;
+        let (trails, missing) =
+            Trails::open(&config.audit_dir, &indexed, &pruned, config.checkpoints)?;
         let replays = Replays::open(&reader.searcher())?;
         let inner = Arc::new(Inner {
             dir: config.dir.clone(),
@@ -357,6 +363,7 @@ impl Inner {
             let payload = CommitPayload {
                 queue_position,
                 audit: trails.flush()?,
+                pruned: trails.pruned_for_commit(),
                 offsets,
             };
             let text = serde_json::to_string(&payload)
@@ -373,7 +380,7 @@ impl Inner {
             // Searches see the events before any checkpoint signs them, so a
             // client that saw a checkpoint finds every event it covers.
             let reloaded = self.reader.reload().map_err(engine("reloading the reader"));
-            trails.committed(&payload.audit);
+            trails.committed(&payload.audit, &payload.pruned);
             reloaded?;
             trails.checkpoint_due(Instant::now())
         };
@@ -617,6 +624,9 @@ impl EventStore for EmbeddedStore {
                         || inner
                             .find(&event.tenant, Stream::Audit, &event.id)?
                             .is_some()
+                        // A pruned event: only its tombstone is left.
+                        || (trails.pruned(&event.tenant) > 0
+                            && inner.tombstone(&event.tenant, &event.id)?.is_some())
                     {
                         continue;
                     }
@@ -848,6 +858,24 @@ impl AuditLog for EmbeddedStore {
     ) -> Result<Vec<audit::Hash>, StoreError> {
         let tenant = tenant.to_owned();
         self.blocking(move |inner| inner.view(&tenant)?.consistency_proof(from, to))
+            .await
+    }
+
+    async fn expire_audit(&self, tenant: &str, before: Timestamp) -> Result<u64, StoreError> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |inner| inner.expire_audit(&tenant, before, Instant::now()))
+            .await
+    }
+
+    async fn pruned(&self, tenant: &str) -> Result<u64, StoreError> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |inner| Ok(inner.trails().pruned(&tenant)))
+            .await
+    }
+
+    async fn pruned_seq(&self, tenant: &str, id: &str) -> Result<Option<u64>, StoreError> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.blocking(move |inner| inner.pruned_seq(&tenant, &id))
             .await
     }
 }

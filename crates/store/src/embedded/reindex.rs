@@ -2,7 +2,9 @@
 //! source of truth, and its leaves are the canonical JSON of the stored
 //! events, so an index that lacks some (lost, restored from an older backup,
 //! or behind after a crash between the trail's append and the index commit)
-//! gets them back as they were, with the same sequence numbers.
+//! gets them back as they were, with the same sequence numbers. Pruned leaves
+//! have no event to give back: the index gets their tombstones instead, from
+//! the event ids the trail kept.
 
 use model::{Event, QueuedEvent, Stream};
 
@@ -19,6 +21,20 @@ impl Inner {
         position: Option<u64>,
     ) -> Result<(), StoreError> {
         for gap in missing {
+            if !gap.pruned.is_empty() {
+                tracing::warn!(
+                    tenant = gap.tenant,
+                    from = gap.pruned.start,
+                    to = gap.pruned.end,
+                    "the index lacks the tombstones of pruned audit events; adding them"
+                );
+                let writer = self.writer();
+                let mut trails = self.trails();
+                self.stage_tombstones(&writer, &mut trails, &gap.tenant)?;
+            }
+            if gap.from == gap.to {
+                continue;
+            }
             tracing::warn!(
                 tenant = gap.tenant,
                 from = gap.from,

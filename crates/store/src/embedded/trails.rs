@@ -11,10 +11,18 @@
 //! events is recognised by id and skipped, so no event is numbered twice.
 //! Checkpoints are signed only over committed leaves. Readers work on a
 //! [`TrailView`], outside the lock that indexing needs.
+//!
+//! Audit retention prunes a trail's oldest leaves (see `expiry.rs`): the trail
+//! records it first, then the index drops their events and keeps a tombstone
+//! (id and seq) for each; the commit payload says how many pruned leaves the
+//! index has tombstones for, and opening gives the index what it lacks.
+
+mod expiry;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use audit::{Checkpoint, Hash, LeafReader, SigningKey, TrailStore, VerifyingKey};
@@ -64,12 +72,14 @@ fn write(store: &RwLock<TrailStore>) -> RwLockWriteGuard<'_, TrailStore> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Leaves `from..to` of a tenant's trail that the index does not hold.
+/// What the index lacks of a tenant's trail: leaves `from..to`, and the
+/// tombstones of the pruned leaves `pruned` (whose events it may still hold).
 #[derive(Debug)]
 pub(crate) struct Missing {
     pub tenant: String,
     pub from: u64,
     pub to: u64,
+    pub pruned: Range<u64>,
 }
 
 struct TenantTrail {
@@ -81,6 +91,14 @@ struct TenantTrail {
     pending_ids: HashSet<String>,
     /// Leaves covered by an index commit: the most a checkpoint may sign.
     committed: u64,
+    /// Pruned leaves the last index commit has tombstones for.
+    index_pruned: u64,
+    /// Pruned leaves whose tombstones are staged for the next commit.
+    staged_pruned: Option<u64>,
+    /// Held by one expiry of this trail at a time.
+    expiry: Arc<Mutex<()>>,
+    /// Since when `leaves.log` holds pruned leaves (see `expiry.rs`).
+    pruned_since: Option<Instant>,
     checkpoints: CheckpointLog,
     /// When the newest checkpoint was signed (or found on open); none: at once.
     last_checkpoint_at: Option<Instant>,
@@ -92,6 +110,7 @@ pub(crate) struct TrailView {
     dir: PathBuf,
     store: Arc<RwLock<TrailStore>>,
     committed: u64,
+    expiry: Arc<Mutex<()>>,
     checkpoints: CheckpointsView,
 }
 
@@ -167,12 +186,14 @@ fn signing_key(dir: &Path, tenants: &[String]) -> Result<SigningKey, StoreError>
 
 impl Trails {
     /// Opens every trail under `dir`. `indexed` is each trail's size in the
-    /// last index commit (absent: none); the leaves beyond it are returned, to
-    /// be re-indexed. Refuses trails that lack leaves the index or a signed
+    /// last index commit (absent: none), `pruned` how many of its pruned leaves
+    /// that commit has tombstones for; what the index lacks is returned, to be
+    /// re-indexed. Refuses trails that lack leaves the index or a signed
     /// checkpoint covers, and trails without their signing key.
     pub(crate) fn open(
         dir: &Path,
         indexed: &BTreeMap<String, u64>,
+        pruned: &BTreeMap<String, u64>,
         policy: CheckpointPolicy,
     ) -> Result<(Trails, Vec<Missing>), StoreError> {
         if !dir.is_dir() {
@@ -198,7 +219,8 @@ impl Trails {
         let mut missing = Vec::new();
         for tenant in tenants {
             let size = indexed.get(&tenant).copied().unwrap_or(0);
-            missing.extend(trails.open_tenant(&tenant, size)?);
+            let tombstones = pruned.get(&tenant).copied().unwrap_or(0);
+            missing.extend(trails.open_tenant(&tenant, size, tombstones)?);
         }
         for (tenant, size) in indexed {
             if *size > 0 && !trails.tenants.contains_key(tenant) {
@@ -212,9 +234,14 @@ impl Trails {
         Ok((trails, missing))
     }
 
-    /// Opens one trail whose first `indexed` leaves the index holds; returns
-    /// the leaves it lacks.
-    fn open_tenant(&mut self, tenant: &str, indexed: u64) -> Result<Option<Missing>, StoreError> {
+    /// Opens one trail whose first `indexed` leaves the index holds, with
+    /// tombstones for the first `tombstones`; returns what it lacks.
+    fn open_tenant(
+        &mut self,
+        tenant: &str,
+        indexed: u64,
+        tombstones: u64,
+    ) -> Result<Option<Missing>, StoreError> {
         let dir = tenant_dir(&self.dir, tenant)?;
         let store = TrailStore::open(&dir).map_err(corrupt(tenant))?;
         if !store.recovery().is_clean() {
@@ -228,11 +255,21 @@ impl Trails {
                 dir.display()
             )));
         }
+        let pruned = store.pruned();
+        if pruned < tombstones {
+            return Err(StoreError::Corrupt(format!(
+                "the index has pruned {tombstones} audit events of {tenant:?} but its trail in \
+                 {} only {pruned}: the trail is older than the index; restore both from the \
+                 same backup",
+                dir.display()
+            )));
+        }
         let checkpoints = CheckpointLog::open(&dir)?;
         if let Some(latest) = checkpoints.latest() {
             self.check_latest(tenant, &dir, &store, latest)?;
         }
         let last_checkpoint_at = checkpoints.latest().map(|_| Instant::now());
+        let pruned_since = (store.pruned_bytes() > 0).then(Instant::now);
         self.tenants.insert(
             tenant.to_owned(),
             TenantTrail {
@@ -241,14 +278,21 @@ impl Trails {
                 pending: Vec::new(),
                 pending_ids: HashSet::new(),
                 committed: size,
+                index_pruned: tombstones,
+                staged_pruned: None,
+                expiry: Arc::default(),
+                pruned_since,
                 checkpoints,
                 last_checkpoint_at,
             },
         );
-        Ok((size > indexed).then(|| Missing {
+        // Pruned leaves have no events to index again, only tombstones.
+        let from = indexed.max(pruned);
+        Ok((size > from || pruned > tombstones).then(|| Missing {
             tenant: tenant.to_owned(),
-            from: indexed,
+            from,
             to: size,
+            pruned: tombstones..pruned,
         }))
     }
 
@@ -292,7 +336,7 @@ impl Trails {
     }
 
     fn tenant(&mut self, tenant: &str) -> Result<&mut TenantTrail, StoreError> {
-        if !self.tenants.contains_key(tenant) && self.open_tenant(tenant, 0)?.is_some() {
+        if !self.tenants.contains_key(tenant) && self.open_tenant(tenant, 0, 0)?.is_some() {
             return Err(StoreError::Corrupt(format!(
                 "the trail of {tenant:?} appeared while the server was running; restart to \
                  index it"
@@ -348,11 +392,21 @@ impl Trails {
         Ok(sizes)
     }
 
-    /// The index commit covering `sizes` succeeded.
-    pub(crate) fn committed(&mut self, sizes: &BTreeMap<String, u64>) {
+    /// The index commit covering `sizes`, with tombstones for the first
+    /// `pruned` leaves of each trail, succeeded.
+    pub(crate) fn committed(
+        &mut self,
+        sizes: &BTreeMap<String, u64>,
+        pruned: &BTreeMap<String, u64>,
+    ) {
         for (tenant, size) in sizes {
             if let Some(trail) = self.tenants.get_mut(tenant) {
                 trail.committed = *size;
+            }
+        }
+        for (tenant, pruned) in pruned {
+            if let Some(trail) = self.tenants.get_mut(tenant) {
+                trail.index_pruned = *pruned;
             }
         }
     }
@@ -397,6 +451,7 @@ impl Trails {
             dir: trail.dir.clone(),
             store: Arc::clone(&trail.store),
             committed: trail.committed,
+            expiry: Arc::clone(&trail.expiry),
             checkpoints: trail.checkpoints.view(),
         })
     }
@@ -453,7 +508,8 @@ impl TrailView {
             .map_err(corrupt("consistency proof"))
     }
 
-    /// The canonical bytes of committed leaves `from..to`.
+    /// The canonical bytes of committed leaves `from..to`; none of them may be
+    /// pruned.
     pub(crate) fn leaves(&self, from: u64, to: u64) -> Result<Vec<Vec<u8>>, StoreError> {
         self.check_committed(to)?;
         if from > to {
@@ -487,11 +543,28 @@ impl TrailView {
 
     /// Leaves `from..to` read from the file, without holding the store's lock
     /// while reading. The caller checks that `to` is at most `committed`.
+    /// Pruned leaves are `OutOfRange`.
     pub(crate) fn leaf_reader(&self, from: u64, to: u64) -> Result<LeafReader, StoreError> {
-        let span = read(&self.store)
-            .frame_span(from, to)
-            .map_err(corrupt("reading leaves"))?;
-        audit::read_leaves_in(&self.dir, span).map_err(corrupt("reading leaves"))
+        // A rewrite renames a new file in only after pruning more, so a second
+        // span finds the file it names (a third try is for a second rewrite).
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let span = read(&self.store)
+                .frame_span(from, to)
+                .map_err(|error| match error {
+                    audit::AuditError::Pruned { pruned, .. } => StoreError::OutOfRange(format!(
+                        "events 0..{pruned} of this trail are pruned: their bodies are gone, their \
+                     leaf hashes kept"
+                    )),
+                    error => corrupt("reading leaves")(error),
+                })?;
+            match audit::read_leaves_in(&self.dir, span) {
+                // Rewritten without pruned leaves since the span was taken: again.
+                Err(audit::AuditError::Rewritten { .. }) if tries < 3 => continue,
+                read => return read.map_err(corrupt("reading leaves")),
+            }
+        }
     }
 }
 

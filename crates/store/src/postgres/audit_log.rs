@@ -1,12 +1,14 @@
 //! [`AuditLog`] over the trails in PostgreSQL: checkpoints as signed, leaves
-//! in sequence, and proofs computed from the stored subtree hashes, with the
-//! embedded store's bounds and messages.
+//! in sequence (pruned ones without their bodies), and proofs computed from
+//! the stored subtree hashes, with the embedded store's bounds and messages.
 
 use async_trait::async_trait;
 use audit::Checkpoint;
+use model::Timestamp;
 use sqlx::postgres::PgConnection;
 
 use super::PostgresStore;
+use super::audit_expiry::pruned;
 use super::errors::engine;
 use super::trail::prove;
 use crate::{AuditLog, StoreError};
@@ -33,6 +35,13 @@ fn check_committed(size: u64, committed: u64) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The refusal of leaves below `pruned`.
+fn pruned_leaves(pruned: u64) -> StoreError {
+    StoreError::OutOfRange(format!(
+        "events 0..{pruned} of this trail are pruned: their bodies are gone, their leaf hashes kept"
+    ))
+}
+
 /// What [`PostgresStore::committed_column`] reads of each leaf row.
 #[derive(Clone, Copy)]
 enum Column {
@@ -42,7 +51,8 @@ enum Column {
 
 impl PostgresStore {
     /// The leaf bytes or leaf hashes of committed events `from..to` of a
-    /// tenant's trail, in sequence; all of them, or an error.
+    /// tenant's trail, in sequence; all of them, or an error (leaf bytes of a
+    /// pruned event are `OutOfRange`).
     async fn committed_column(
         &self,
         tenant: &str,
@@ -55,6 +65,12 @@ impl PostgresStore {
         if from > to {
             return Err(StoreError::OutOfRange(format!("from must be at most {to}")));
         }
+        if let Column::Leaf = column {
+            let pruned = pruned(&mut connection, tenant).await?;
+            if from < pruned {
+                return Err(pruned_leaves(pruned));
+            }
+        }
         let query = match column {
             Column::Leaf => {
                 "SELECT leaf FROM store_audit_leaves WHERE tenant = $1 AND seq >= $2 AND seq < $3 ORDER BY seq"
@@ -63,13 +79,24 @@ impl PostgresStore {
                 "SELECT hash FROM store_audit_leaves WHERE tenant = $1 AND seq >= $2 AND seq < $3 ORDER BY seq"
             }
         };
-        let rows: Vec<Vec<u8>> = sqlx::query_scalar(query)
+        let rows: Vec<Option<Vec<u8>>> = sqlx::query_scalar(query)
             .bind(tenant)
             .bind(from as i64)
             .bind(to as i64)
             .fetch_all(&mut *connection)
             .await
             .map_err(engine("reading audit leaves"))?;
+        let rows = rows
+            .into_iter()
+            .map(|row| {
+                // Pruned by a commit since the head was read.
+                row.ok_or_else(|| {
+                    StoreError::OutOfRange(format!(
+                        "events of {from}..{to} were pruned meanwhile: their bodies are gone"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         if rows.len() as u64 != to - from {
             return Err(StoreError::Corrupt(format!(
                 "the trail of {tenant:?} holds {} of the leaves {from}..{to}",
@@ -187,5 +214,17 @@ impl AuditLog for PostgresStore {
             audit::consistency_proof(tree, from, to)
         })
         .await
+    }
+
+    async fn expire_audit(&self, tenant: &str, before: Timestamp) -> Result<u64, StoreError> {
+        PostgresStore::expire_audit(self, tenant, before).await
+    }
+
+    async fn pruned(&self, tenant: &str) -> Result<u64, StoreError> {
+        pruned(&mut *self.connection().await?, tenant).await
+    }
+
+    async fn pruned_seq(&self, tenant: &str, id: &str) -> Result<Option<u64>, StoreError> {
+        PostgresStore::pruned_seq(self, tenant, id).await
     }
 }

@@ -13,7 +13,12 @@ const LOCK: i32 = 0x6c6f_6701;
 
 /// Every migration, in the order applied. Never edit one that has shipped:
 /// add the next.
-const MIGRATIONS: &[(i32, &str)] = &[(1, EVENTS), (2, AUDIT), (3, QUEUE_OFFSETS)];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, EVENTS),
+    (2, AUDIT),
+    (3, QUEUE_OFFSETS),
+    (4, AUDIT_PRUNING),
+];
 
 /// The events, their ids, the lexicon of prefixable terms, the attribute paths
 /// each tenant's streams hold, event counts and the queue position.
@@ -147,6 +152,37 @@ CREATE TABLE queue_offsets (
     next bigint NOT NULL,
     PRIMARY KEY (topic, partition)
 );
+"#;
+
+/// Audit retention: the oldest leaves of a trail may lose their bodies
+/// (`leaf` set to NULL) and keep their hashes; each trail's head counts how
+/// many, from the first, are pruned. The leaves' trigger now lets exactly that
+/// update through, and still refuses every other UPDATE, DELETE or TRUNCATE.
+/// The process that expires audit events also needs:
+///
+/// ```sql
+/// GRANT UPDATE (leaf) ON store_audit_leaves TO logbook_worker;
+/// GRANT DELETE ON store_events TO logbook_worker;
+/// ```
+const AUDIT_PRUNING: &str = r#"
+ALTER TABLE store_audit_leaves ALTER COLUMN leaf DROP NOT NULL;
+ALTER TABLE store_audit_heads ADD COLUMN pruned bigint NOT NULL DEFAULT 0;
+
+CREATE FUNCTION store_audit_leaves_prune_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.leaf IS NULL AND NEW.tenant = OLD.tenant
+        AND NEW.seq = OLD.seq AND NEW.hash = OLD.hash THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'the audit trail is append-only (a leaf''s body may only be pruned): % on % is refused',
+        TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+
+DROP TRIGGER store_audit_leaves_append_only ON store_audit_leaves;
+CREATE TRIGGER store_audit_leaves_append_only BEFORE UPDATE OR DELETE ON store_audit_leaves
+    FOR EACH ROW EXECUTE FUNCTION store_audit_leaves_prune_only();
 "#;
 
 /// Brings the schema up to date; safe to run from many processes at once.

@@ -12,6 +12,7 @@
 //! A commit that fails drops what was staged: the queue still holds those
 //! events, and staging them again is harmless (ids skip what did get stored).
 
+mod audit_expiry;
 mod audit_log;
 mod checkpoints;
 mod compile;

@@ -22,8 +22,9 @@ use super::terms::Indexer;
 use super::write::{Encoded, encode_one};
 use crate::StoreError;
 
-/// The first key of the advisory lock that orders a tenant's appends.
-const LOCK: i32 = 0x6c6f_6703;
+/// The first key of the advisory lock that orders a tenant's appends (and
+/// prunes, `audit_expiry.rs`).
+pub(crate) const LOCK: i32 = 0x6c6f_6703;
 
 /// A perfect subtree: its level (0 for a leaf) and its index at that level.
 pub(crate) type Node = (u32, u64);

@@ -46,15 +46,16 @@ impl TrailSource {
     }
 
     /// Up to `limit` leaves of `tenant` from `from` on, with their recorded
-    /// hashes, in sequence order. A gap in the numbers ends the chunk early
-    /// (the verifier then sees the trail end there and reports it).
+    /// hashes, in sequence order; a pruned leaf has no bytes. A gap in the
+    /// numbers ends the chunk early (the verifier then sees the trail end
+    /// there and reports it).
     pub async fn leaves(
         &self,
         tenant: &str,
         from: u64,
         limit: u32,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
-        let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+    ) -> Result<Vec<(Option<Vec<u8>>, Vec<u8>)>, StoreError> {
+        let rows: Vec<(i64, Option<Vec<u8>>, Vec<u8>)> = sqlx::query_as(
             "SELECT seq, leaf, hash FROM store_audit_leaves \
              WHERE tenant = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
         )

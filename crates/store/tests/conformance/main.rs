@@ -3,6 +3,7 @@
 //! `LOGBOOK_TEST_POSTGRES_URL` is set. Each case is a function of its
 //! [`backends::Backend`]; `conformance!` makes one test per case and backend.
 
+mod audit_retention;
 mod audit_trails;
 mod backends;
 mod cases;
@@ -68,5 +69,6 @@ conformance!(
     audit_trails::audit_events_are_numbered_per_tenant_checkpointed_and_provable,
     audit_trails::every_checkpoint_is_served_by_its_size_after_a_restart,
     audit_trails::a_server_event_drained_twice_is_in_the_trail_once,
+    audit_retention::expired_audit_events_lose_their_bodies_and_keep_their_proofs,
     retention::expired_logs_leave_every_read_and_nothing_else_does,
 );
