@@ -1,6 +1,8 @@
 //! The verifiable audit trail: signed checkpoints, inclusion and consistency
 //! proofs, and the public key that checks them. Hashes are lowercase hex;
-//! checkpoints are signed notes (C2SP tlog-checkpoint).
+//! checkpoints are signed notes (C2SP tlog-checkpoint). Events pruned by audit
+//! retention keep their leaf hashes: their proofs are still served, and an
+//! export carries their hashes in place of their bodies.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -66,7 +68,12 @@ pub(crate) struct InclusionProof {
     seq: u64,
     /// The tree size the proof is for.
     size: u64,
+    /// The event's leaf hash: of its canonical bytes, or for a pruned event the one
+    /// the trail recorded (hash the event as you kept it to check it is the same).
     leaf_hash: String,
+    /// Whether audit retention pruned the event: its body is gone from the server,
+    /// its leaf hash and this proof remain.
+    pruned: bool,
     /// The proof's hashes, lowercase hex.
     proof: Vec<String>,
     checkpoint: SignedCheckpoint,
@@ -179,7 +186,7 @@ pub(crate) async fn checkpoint(
     responses(
         (status = 200, description = "The inclusion proof and the checkpoint it leads to", body = InclusionProof),
         (status = 400, description = "A parameter is not valid (`invalid_parameter`)", body = crate::error::ErrorBody),
-        (status = 404, description = "No such audit event (`not_found`) or no signed checkpoint (of that size) (`no_checkpoint`)", body = crate::error::ErrorBody),
+        (status = 404, description = "No such audit event, pruned or not (`not_found`), or no signed checkpoint (of that size) (`no_checkpoint`)", body = crate::error::ErrorBody),
         (status = 409, description = "The event is newer than the checkpoint (`not_yet_checkpointed`) or has no sequence number (`not_sequenced`)", body = crate::error::ErrorBody),
         (status = 503, description = "The store cannot be reached (`store_unavailable`, `auth_unavailable`); `Retry-After` says when", body = crate::error::ErrorBody),
     ),
@@ -193,26 +200,32 @@ pub(crate) async fn inclusion(
     let Path(id) =
         id.map_err(|rejection| ApiError::bad_request("invalid_parameter", rejection.body_text()))?;
     let Query(params) = params.map_err(parameter_error)?;
-    let event = state
-        .store
-        .get(&principal.tenant, Stream::Audit, &id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no audit event with id {id:?}"),
-            )
-        })?;
-    let event: Value = serde_json::from_str(event.get())
-        .map_err(|error| ApiError::internal("reading a stored audit event", &error))?;
-    let seq = event["seq"].as_u64().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "not_sequenced",
-            "this audit event has no sequence number",
-        )
-    })?;
+    let tenant = &principal.tenant;
+    // The event itself, or for a pruned one its sequence number.
+    let (seq, event) = match state.store.get(tenant, Stream::Audit, &id).await? {
+        Some(event) => {
+            let event: Value = serde_json::from_str(event.get())
+                .map_err(|error| ApiError::internal("reading a stored audit event", &error))?;
+            let seq = event["seq"].as_u64().ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "not_sequenced",
+                    "this audit event has no sequence number",
+                )
+            })?;
+            (seq, Some(event))
+        }
+        None => {
+            let seq = state.audit.pruned_seq(tenant, &id).await?.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("no audit event with id {id:?}"),
+                )
+            })?;
+            (seq, None)
+        }
+    };
     let note = signed_checkpoint(&state, &principal.tenant, params.size).await?;
     let checkpoint = checkpoint_json(&state, &note)?;
     let size = checkpoint.size;
@@ -225,15 +238,24 @@ pub(crate) async fn inclusion(
             ),
         ));
     }
-    let proof = state
-        .audit
-        .inclusion_proof(&principal.tenant, seq, size)
-        .await?;
-    let leaf = audit::leaf_hash(&audit::canonical_json(&event));
+    let proof = state.audit.inclusion_proof(tenant, seq, size).await?;
+    let leaf = match &event {
+        Some(event) => audit::leaf_hash(&audit::canonical_json(event)),
+        None => {
+            let recorded = state.audit.leaf_hashes(tenant, seq, seq + 1).await?;
+            *recorded.first().ok_or_else(|| {
+                ApiError::internal(
+                    "reading a pruned event's leaf hash",
+                    &store::StoreError::Corrupt(format!("no leaf hash for event {seq}")),
+                )
+            })?
+        }
+    };
     Ok(axum::Json(InclusionProof {
         id,
         seq,
         size,
+        pruned: event.is_none(),
         leaf_hash: hex(&leaf),
         proof: proof.iter().map(|hash| hex(hash)).collect(),
         checkpoint,
@@ -311,6 +333,10 @@ impl http_body::Body for ChannelBody {
 /// no leaf-hash lines.
 const EXPORT_FORMAT: u32 = 2;
 
+/// The format of an export of a trail with pruned events: format 2 where the
+/// pruned events have their leaf-hash line and no event line.
+const PRUNED_EXPORT_FORMAT: u32 = 3;
+
 /// `GET /v1/audit/export[?size=N]`: everything needed to verify the trail up to
 /// a checkpoint offline, as NDJSON. The first line is
 /// `{"format": 2, "tenant", "size", "checkpoint": <signed note>, "public_key"}`;
@@ -318,7 +344,10 @@ const EXPORT_FORMAT: u32 = 2;
 /// `{"leaf_hash": "<hex>"}` with the leaf hash the trail recorded for it, and
 /// the event itself, exactly its leaf's canonical bytes. The recorded hashes
 /// let a verifier name an altered event exactly: their tree must have the
-/// checkpoint's root, so they cannot be forged to point elsewhere.
+/// checkpoint's root, so they cannot be forged to point elsewhere. When the
+/// first events were pruned (audit retention), the header is format 3 with
+/// `"pruned": n`, and each of those `n` events has its leaf-hash line only. A
+/// prune while the export runs cuts it short (verification says so).
 #[utoipa::path(
     get,
     path = "/v1/audit/export",
@@ -339,13 +368,18 @@ pub(crate) async fn export(
     let Query(params) = params.map_err(parameter_error)?;
     let note = signed_checkpoint(&state, &principal.tenant, params.size).await?;
     let size = checkpoint_json(&state, &note)?.size;
-    let header_line = json!({
+    let pruned = state.audit.pruned(&principal.tenant).await?.min(size);
+    let mut header_line = json!({
         "format": EXPORT_FORMAT,
         "tenant": principal.tenant,
         "size": size,
         "checkpoint": note,
         "public_key": state.audit.public_key(),
     });
+    if pruned > 0 {
+        header_line["format"] = json!(PRUNED_EXPORT_FORMAT);
+        header_line["pruned"] = json!(pruned);
+    }
     let (sender, receiver) = tokio::sync::mpsc::channel(2);
     let tenant = principal.tenant.clone();
     tokio::spawn(async move {
@@ -358,9 +392,13 @@ pub(crate) async fn export(
         }
         let mut from = 0;
         while from < size {
-            let to = (from + EXPORT_CHUNK).min(size);
+            // Pruned events first: their hashes alone.
+            let to = (from + EXPORT_CHUNK).min(if from < pruned { pruned } else { size });
             let read = async {
-                let leaves = state.audit.leaves(&tenant, from, to).await?;
+                let leaves = match from < pruned {
+                    true => None,
+                    false => Some(state.audit.leaves(&tenant, from, to).await?),
+                };
                 let hashes = state.audit.leaf_hashes(&tenant, from, to).await?;
                 Ok::<_, store::StoreError>((leaves, hashes))
             };
@@ -372,17 +410,15 @@ pub(crate) async fn export(
                     return;
                 }
             };
-            let mut chunk = Vec::with_capacity(
-                leaves
-                    .iter()
-                    .map(|leaf| leaf.len() + LEAF_HASH_LINE_BYTES)
-                    .sum(),
-            );
-            for (leaf, hash) in leaves.iter().zip(&hashes) {
+            let leaf_bytes: usize = leaves.iter().flatten().map(Vec::len).sum();
+            let mut chunk = Vec::with_capacity(leaf_bytes + hashes.len() * LEAF_HASH_LINE_BYTES);
+            for (index, hash) in hashes.iter().enumerate() {
                 chunk
                     .extend_from_slice(format!("{{\"leaf_hash\":\"{}\"}}\n", hex(hash)).as_bytes());
-                chunk.extend_from_slice(leaf);
-                chunk.push(b'\n');
+                if let Some(leaf) = leaves.as_ref().and_then(|leaves| leaves.get(index)) {
+                    chunk.extend_from_slice(leaf);
+                    chunk.push(b'\n');
+                }
             }
             if sender.send(chunk.into()).await.is_err() {
                 return;

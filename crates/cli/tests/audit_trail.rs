@@ -358,7 +358,7 @@ async fn a_served_trail_verifies_and_every_tampering_is_named() {
     // A format this verifier does not know is refused, not misread.
     std::fs::write(
         &file,
-        export_text.replacen("\"format\":2", "\"format\":3", 1),
+        export_text.replacen("\"format\":2", "\"format\":4", 1),
     )
     .unwrap();
     let output = common::logbook()
@@ -367,7 +367,7 @@ async fn a_served_trail_verifies_and_every_tampering_is_named() {
         .output()
         .unwrap();
     assert!(
-        !output.status.success() && String::from_utf8_lossy(&output.stderr).contains("format 3"),
+        !output.status.success() && String::from_utf8_lossy(&output.stderr).contains("format 4"),
         "{output:?}"
     );
     // The tamper classes only an export has, and the trusted checkpoint.

@@ -7,22 +7,26 @@
 //! event on the line before it: verification rebuilds their tree beside the events' own
 //! (O(log n) more hashes), and when it has the signed root while the events' does not,
 //! the first event whose hash differs from its recorded one is named exactly. A format 1
-//! export has no such lines: an altered event in it is placed in a range.
+//! export has no such lines: an altered event in it is placed in a range. A format 3
+//! export is a format 2 export of a trail whose first `pruned` events (its header says
+//! how many) were pruned: each of those has its leaf-hash line and no event line, and is
+//! checked by that hash.
 
 use std::cell::Cell;
 use std::io::{BufRead, Read};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use audit::{AuditError, Checkpoint, Expectations, Hash, VerifyReport, VerifyingKey};
+use audit::{AuditError, Checkpoint, Expectations, Hash, Leaf, VerifyReport, VerifyingKey};
 use bytes::{Buf as _, Bytes};
 use tokio::sync::mpsc;
 
 use super::progress_bar;
 
-/// The newest export format this verifier reads: 2 has a leaf-hash line before each
-/// event; 1 (a header without `format`) has the events alone.
-const NEWEST_FORMAT: u32 = 2;
+/// The newest export format this verifier reads: 3 starts with the leaf-hash lines of
+/// pruned events; 2 has a leaf-hash line before each event; 1 (a header without
+/// `format`) has the events alone.
+const NEWEST_FORMAT: u32 = 3;
 
 /// The first line of an export.
 #[derive(serde::Deserialize)]
@@ -32,6 +36,9 @@ struct ExportHeader {
     tenant: String,
     size: u64,
     checkpoint: String,
+    /// How many events, from the first, are pruned (format 3).
+    #[serde(default)]
+    pruned: u64,
 }
 
 fn first_format() -> u32 {
@@ -182,13 +189,16 @@ impl Iterator for Lines {
     }
 }
 
-/// The events of an export, without its leaf-hash lines. Each event's recorded hash (the
+/// The events of an export, without its leaf-hash lines: first its pruned events, each
+/// as the hash of its leaf-hash line, then the others. Each event's recorded hash (the
 /// leaf-hash line just before it, if well-formed) is left in `recorded` with the event's
 /// position as the event is handed out, where verification looks it up right away.
 struct Events<'a> {
     lines: Lines,
-    /// Whether the export has leaf-hash lines (format 2).
+    /// Whether the export has leaf-hash lines (format 2 and up).
     hashed: bool,
+    /// Pruned events still to read.
+    pruned: u64,
     /// The hash of the last leaf-hash line, for the event that follows it.
     pending: Option<Hash>,
     recorded: &'a Cell<Option<(u64, Hash)>>,
@@ -196,7 +206,7 @@ struct Events<'a> {
 }
 
 impl Iterator for Events<'_> {
-    type Item = Result<Vec<u8>, AuditError>;
+    type Item = Result<Leaf, AuditError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -204,6 +214,17 @@ impl Iterator for Events<'_> {
                 Ok(line) => line,
                 Err(error) => return Some(Err(error)),
             };
+            if self.pruned > 0 {
+                self.pruned -= 1;
+                self.position += 1;
+                self.recorded.set(None);
+                // Anything but a leaf-hash line here is taken as an event, which the
+                // checkpoints then find out of place.
+                let hash = serde_json::from_slice::<LeafHashLine>(&line)
+                    .ok()
+                    .and_then(|line| parse_hex(&line.leaf_hash));
+                return Some(Ok(hash.map_or(Leaf::Body(line), Leaf::Pruned)));
+            }
             if self.hashed && line.starts_with(LEAF_HASH_LINE) {
                 // A malformed one leaves its event without a recorded hash: the recorded
                 // hashes then cannot be proven, and only a range is named.
@@ -215,7 +236,7 @@ impl Iterator for Events<'_> {
             let recorded = self.pending.take().map(|hash| (self.position, hash));
             self.recorded.set(recorded);
             self.position += 1;
-            return Some(Ok(line));
+            return Some(Ok(Leaf::Body(line)));
         }
     }
 }
@@ -270,6 +291,7 @@ pub(super) fn verify_export(
     let leaves = Events {
         lines,
         hashed,
+        pruned: if hashed { header.pruned } else { 0 },
         pending: None,
         recorded: &recorded,
         position: 0,
