@@ -19,11 +19,22 @@ use serde_json::{Value, json};
 const KEY: &str = "lbk_backup-restore-test-key-0123456789abcdef";
 const ADMIN_PASSWORD: &str = "backup-operator-secret-42";
 
-/// Frequent commits and small queue segments, so commits, releases and
-/// segment deletions all happen while the backup is taken.
-const CONFIG: &str = "[pipeline]\ncommit_interval_ms = 50\n[audit]\ncheckpoint_every_events = 10\ncheckpoint_interval_ms = 200\n[store]\nwriter_memory_bytes = 33554432\n[queue]\nsegment_bytes = 131072\n";
+/// Small queue segments, so releases and segment deletions happen while the
+/// backup is taken, and commits far enough apart that the last events
+/// acknowledged before it are only in the queue's copy.
+const CONFIG: &str = "[pipeline]\ncommit_interval_ms = 500\n[audit]\ncheckpoint_every_events = 10\ncheckpoint_interval_ms = 200\n[store]\nwriter_memory_bytes = 33554432\n[queue]\nsegment_bytes = 131072\n";
 
-fn serve(root: &Path, data: &Path, port: u16) -> Child {
+/// A server process, killed if the test fails before stopping it.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(root: &Path, data: &Path, port: u16) -> Server {
     let config = root.join("logbook.toml");
     std::fs::write(&config, CONFIG).unwrap();
     common::logbook()
@@ -41,15 +52,17 @@ fn serve(root: &Path, data: &Path, port: u16) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
+        .map(Server)
         .unwrap()
 }
 
-fn stop(mut child: Child) {
+/// Stops a server the way an operator would (SIGTERM), and waits for it.
+fn stop(mut server: Server) {
     let _ = Command::new("kill")
         .arg("-TERM")
-        .arg(child.id().to_string())
+        .arg(server.0.id().to_string())
         .status();
-    let _ = child.wait();
+    let _ = server.0.wait();
 }
 
 fn run(args: &[&str], paths: &[&Path], envs: &[(&str, &str)]) -> Output {
@@ -198,6 +211,23 @@ async fn a_backup_under_live_ingest_restores_every_acknowledged_event_and_a_veri
         "the backup's staging directory was left behind"
     );
     stop(server);
+    // The queue's copy goes on past the position the index copy covers, so
+    // the restored worker has records to index.
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(saved.join("index/meta.json")).unwrap()).unwrap();
+    let payload: Value = serde_json::from_str(meta["payload"].as_str().unwrap()).unwrap();
+    let covered = payload["queue_position"].as_u64().unwrap();
+    let queue_end = std::fs::read_dir(saved.join("queue"))
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let name = entry.file_name().into_string().unwrap();
+            let start: u64 = name.trim_end_matches(".seg").parse().unwrap();
+            start + entry.metadata().unwrap().len()
+        })
+        .max()
+        .unwrap();
+    assert!(queue_end > covered, "{queue_end} {covered}");
 
     let restoring = run(&["restore", "--from"], &[&saved], &[]);
     assert!(!restoring.status.success(), "restore needs --data-dir");
