@@ -4,6 +4,7 @@
 //! position into the commit's payload (`meta.json`), so the events and the
 //! position they cover become durable in one atomic step.
 
+mod audit_log;
 mod audit_retention;
 mod backup;
 mod blocks;
@@ -47,8 +48,8 @@ use self::visit::{Plan, Window};
 use crate::limits::{Admission, Budget};
 pub use crate::limits::{QueryLimits, default_concurrency};
 use crate::{
-    AuditLog, Bucket, EventStore, Filter, Footprint, HistogramRequest, SearchPage, SearchRequest,
-    Stats, StoreError, StoredEvent,
+    Bucket, EventStore, Filter, Footprint, HistogramRequest, SearchPage, SearchRequest, Stats,
+    StoreError, StoredEvent,
 };
 
 /// How the embedded store is laid out and tuned.
@@ -796,86 +797,4 @@ fn directory_bytes(dir: &Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
-}
-
-#[async_trait]
-impl AuditLog for EmbeddedStore {
-    fn public_key(&self) -> String {
-        self.inner.verifying.to_text()
-    }
-
-    async fn checkpoint(
-        &self,
-        tenant: &str,
-        size: Option<u64>,
-    ) -> Result<Option<String>, StoreError> {
-        let tenant = tenant.to_owned();
-        self.blocking(move |inner| {
-            let Some(view) = inner.trails().view(&tenant) else {
-                return Ok(None);
-            };
-            match size {
-                None => Ok(view.latest_checkpoint()),
-                Some(size) => view.checkpoint_of_size(size, &inner.verifying),
-            }
-        })
-        .await
-    }
-
-    async fn inclusion_proof(
-        &self,
-        tenant: &str,
-        seq: u64,
-        size: u64,
-    ) -> Result<Vec<audit::Hash>, StoreError> {
-        let tenant = tenant.to_owned();
-        self.blocking(move |inner| inner.view(&tenant)?.inclusion_proof(seq, size))
-            .await
-    }
-
-    async fn leaves(&self, tenant: &str, from: u64, to: u64) -> Result<Vec<Vec<u8>>, StoreError> {
-        let tenant = tenant.to_owned();
-        self.blocking(move |inner| inner.view(&tenant)?.leaves(from, to))
-            .await
-    }
-
-    async fn leaf_hashes(
-        &self,
-        tenant: &str,
-        from: u64,
-        to: u64,
-    ) -> Result<Vec<audit::Hash>, StoreError> {
-        let tenant = tenant.to_owned();
-        self.blocking(move |inner| inner.view(&tenant)?.leaf_hashes(from, to))
-            .await
-    }
-
-    async fn consistency_proof(
-        &self,
-        tenant: &str,
-        from: u64,
-        to: u64,
-    ) -> Result<Vec<audit::Hash>, StoreError> {
-        let tenant = tenant.to_owned();
-        self.blocking(move |inner| inner.view(&tenant)?.consistency_proof(from, to))
-            .await
-    }
-
-    async fn expire_audit(&self, tenant: &str, before: Timestamp) -> Result<u64, StoreError> {
-        let tenant = tenant.to_owned();
-        self.blocking(move |inner| inner.expire_audit(&tenant, before, Instant::now()))
-            .await
-    }
-
-    async fn pruned(&self, tenant: &str) -> Result<u64, StoreError> {
-        let tenant = tenant.to_owned();
-        self.blocking(move |inner| Ok(inner.trails().pruned(&tenant)))
-            .await
-    }
-
-    async fn pruned_seq(&self, tenant: &str, id: &str) -> Result<Option<u64>, StoreError> {
-        let (tenant, id) = (tenant.to_owned(), id.to_owned());
-        self.blocking(move |inner| inner.pruned_seq(&tenant, &id))
-            .await
-    }
 }
