@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use meta::MetaStore;
 use model::{Stream, Timestamp};
-use store::{EventStore, Filter, HistogramRequest, Order, SearchRequest};
+use store::{AuditLog, EventStore, Filter, HistogramRequest, Order, SearchRequest};
 use tokio::sync::watch;
 
 use crate::{Policy, RetentionError};
@@ -38,6 +38,8 @@ const SAMPLE: usize = 100;
 pub struct Enforcer {
     pub meta: MetaStore,
     pub store: Arc<dyn EventStore>,
+    /// The same store's audit trails, whose oldest events audit retention prunes.
+    pub audit: Arc<dyn AuditLog>,
     pub config: EnforcerConfig,
 }
 
@@ -48,6 +50,8 @@ pub struct RoundReport {
     pub tenants: usize,
     /// Log cutoffs applied: (tenant, events before this time were deleted).
     pub logs_cut: Vec<(String, Timestamp)>,
+    /// Audit events pruned: (tenant, how many this round).
+    pub audit_pruned: Vec<(String, u64)>,
     /// Errors met, one line each; the other tenants were still done.
     pub errors: Vec<String>,
 }
@@ -137,6 +141,20 @@ impl Enforcer {
                 Ok(()) => {
                     tracing::debug!(tenant, cutoff = %cutoff.to_rfc3339(), "applied log retention");
                     report.logs_cut.push((tenant.to_owned(), cutoff));
+                }
+                Err(error) => failed(error.into()),
+            }
+        }
+        if let Some(age) = policy.audit_max_age {
+            match self
+                .audit
+                .expire_audit(tenant, before(now, age.duration()))
+                .await
+            {
+                Ok(0) => {}
+                Ok(pruned) => {
+                    tracing::info!(tenant, pruned, "pruned the bodies of expired audit events");
+                    report.audit_pruned.push((tenant.to_owned(), pruned));
                 }
                 Err(error) => failed(error.into()),
             }

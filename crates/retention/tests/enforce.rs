@@ -16,7 +16,7 @@ use model::{
 use retention::{Enforcer, EnforcerConfig, Policy};
 use serde_json::{Value, json};
 use store::embedded::{EmbeddedStore, EmbeddedStoreConfig};
-use store::{EventStore, Filter};
+use store::{AuditLog, EventStore, Filter};
 
 const HOUR: i64 = 3_600_000_000_000;
 /// 2026-02-16T00:00:00Z.
@@ -72,14 +72,20 @@ async fn each_tenant_keeps_what_its_policy_says_as_of_the_given_time() {
     let meta = MetaStore::open_sqlite(dir.path()).await.unwrap();
     let mut config = EmbeddedStoreConfig::new(dir.path().join("index"));
     config.writer_memory_bytes = 32 * 1024 * 1024;
-    let store: Arc<dyn EventStore> = Arc::new(EmbeddedStore::open(&config).unwrap());
+    let embedded = Arc::new(EmbeddedStore::open(&config).unwrap());
+    let store: Arc<dyn EventStore> = embedded.clone();
+    let audit: Arc<dyn AuditLog> = embedded;
     for tenant in ["acme", "globex", "initech", "umbrella"] {
         meta.create_tenant(tenant, tenant, &[]).await.unwrap();
     }
     let set = |name: &str, value: &str| (name.to_owned(), Some(value.to_owned()));
-    meta.set_settings("acme", &[set("logs_retention", "1d")], &[])
-        .await
-        .unwrap();
+    meta.set_settings(
+        "acme",
+        &[set("logs_retention", "1d"), set("audit_retention", "2d")],
+        &[],
+    )
+    .await
+    .unwrap();
     // Kept forever, whatever the default says, until an admin sets an age:
     // an explicit age overrides the default both ways.
     for tenant in ["umbrella", "globex"] {
@@ -98,6 +104,16 @@ async fn each_tenant_keeps_what_its_policy_says_as_of_the_given_time() {
             .await
             .unwrap();
     }
+    // Audit events of acme and initech, received at START (audit retention
+    // goes by when Logbook received an event, which a client cannot set).
+    for (i, tenant) in ["acme", "initech"].into_iter().enumerate() {
+        let mut events = hourly(tenant, 3, (5 + i as u64) << 20);
+        for queued in &mut events {
+            queued.event.stream = Stream::Audit;
+            queued.json = serde_json::to_string(&queued.event).unwrap();
+        }
+        store.stage(events).await.unwrap();
+    }
     let sized = openssh("globex", 3 << 20);
     if let Some(events) = &sized {
         store.stage(events.clone()).await.unwrap();
@@ -107,6 +123,7 @@ async fn each_tenant_keeps_what_its_policy_says_as_of_the_given_time() {
     let enforcer = Enforcer {
         meta: meta.clone(),
         store: Arc::clone(&store),
+        audit: Arc::clone(&audit),
         config: EnforcerConfig {
             check_interval: Duration::from_secs(300),
             lease_retry: Duration::from_secs(1),
@@ -130,12 +147,19 @@ async fn each_tenant_keeps_what_its_policy_says_as_of_the_given_time() {
         .map(|(tenant, _)| tenant.as_str())
         .collect();
     assert!(cut.contains(&"acme") && cut.contains(&"initech"), "{cut:?}");
+    // Received 60 h ago: older than acme's 2 days of audit retention; initech
+    // keeps its audit events forever (no default).
+    assert_eq!(report.audit_pruned, [("acme".to_owned(), 3)]);
+    assert_eq!(audit.pruned("acme").await.unwrap(), 3);
+    assert_eq!(audit.pruned("initech").await.unwrap(), 0);
 
-    // A day later, without a new event, the same policies cut a day more.
+    // A day later, without a new event, the same policies cut a day more,
+    // and no audit event is left to prune.
     let report = enforcer
         .round(Timestamp::from_nanos(START + 84 * HOUR))
         .await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.audit_pruned.is_empty(), "{:?}", report.audit_pruned);
     assert_eq!(count(&*store, "acme").await, 12);
     assert_eq!(count(&*store, "initech").await, (three_days - 36) as u64);
 
@@ -152,6 +176,7 @@ async fn each_tenant_keeps_what_its_policy_says_as_of_the_given_time() {
     let sizing = Enforcer {
         meta: meta.clone(),
         store: Arc::clone(&store),
+        audit: Arc::clone(&audit),
         config: EnforcerConfig {
             defaults: Policy {
                 logs_max_bytes: Some(max_bytes),

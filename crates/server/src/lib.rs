@@ -302,6 +302,7 @@ pub async fn start_on(
         let enforcer = retention::Enforcer {
             meta: meta.clone(),
             store: Arc::clone(&state.store),
+            audit: Arc::clone(&state.audit),
             config: retention_config,
         };
         tokio::spawn(enforcer.run(retention_stop_signal))
