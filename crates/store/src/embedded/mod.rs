@@ -34,9 +34,9 @@ use tantivy::schema::Value as _;
 use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument};
 
+pub use self::backup::{StagedFile, StoreSnapshot};
 use self::blocks::TimeBlocks;
 pub use self::checkpoints::CHECKPOINTS_FILE;
-pub use self::backup::{StagedFile, StoreSnapshot};
 use self::collect::HistogramCollector;
 use self::compile::Expansion;
 use self::keys::EventKeys;
@@ -342,7 +342,11 @@ impl Inner {
     }
 
     /// [`Inner::commit`] with the writer's lock already held.
-    fn commit_locked(&self, writer: &mut IndexWriter, covers: Covers<'_>) -> Result<(), StoreError> {
+    fn commit_locked(
+        &self,
+        writer: &mut IndexWriter,
+        covers: Covers<'_>,
+    ) -> Result<(), StoreError> {
         let signed = {
             let mut trails = self.trails();
             // A commit keeps what the last one covered and it does not.
