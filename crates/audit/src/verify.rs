@@ -347,7 +347,9 @@ fn pruned_after_body(seq: u64, pruned: u64) -> VerifyReport {
         seq,
         kind: BreakKind::Missing,
         detail: format!(
-            "event {seq}'s body is gone, but only the first {pruned} events were pruned and              events before it kept theirs: pruning removes the oldest bodies only, so this              one was deleted"
+            "event {seq}'s body is gone, but only the first {pruned} events were pruned and \
+             events before it kept theirs: pruning removes the oldest bodies only, so this \
+             one was deleted"
         ),
     }
 }

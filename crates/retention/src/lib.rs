@@ -15,7 +15,8 @@ mod policy;
 pub use age::{Age, MAX_AGE, MIN_AGE, parse_interval};
 pub use enforce::{Enforcer, EnforcerConfig, RoundReport};
 pub use policy::{
-    AUDIT_RETENTION, LOGS_MAX_BYTES, LOGS_RETENTION, MIN_BYTES, Policy, setting_value,
+    AUDIT_RETENTION, LOGS_MAX_BYTES, LOGS_RETENTION, MIN_AUDIT_AGE, MIN_BYTES, Policy,
+    parse_audit_age, setting_value,
 };
 
 /// Why a retention setting was refused, or a policy could not be applied.

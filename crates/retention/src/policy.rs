@@ -1,6 +1,8 @@
 //! What a tenant keeps: the server's defaults, overridden by the tenant's own
 //! settings, and the validation of those settings when an admin changes them.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::{Age, RetentionError};
@@ -15,6 +17,22 @@ pub const AUDIT_RETENTION: &str = "audit_retention";
 
 /// The smallest size limit a tenant may set: 1 MiB.
 pub const MIN_BYTES: u64 = 1 << 20;
+
+/// The shortest audit retention: 30 days. A tenant admin is among those the
+/// trail records; a shorter floor would let one erase the bodies of their own
+/// recent actions (the setting's change included) within one check.
+pub const MIN_AUDIT_AGE: Duration = Duration::from_secs(30 * 86_400);
+
+/// An audit retention as written, at least [`MIN_AUDIT_AGE`].
+pub fn parse_audit_age(text: &str) -> Result<Age, RetentionError> {
+    let age: Age = text.parse()?;
+    if age.duration() < MIN_AUDIT_AGE {
+        return Err(RetentionError::InvalidAge(format!(
+            "{text:?} is shorter than the shortest audit retention, 30d"
+        )));
+    }
+    Ok(age)
+}
 
 /// How long and how much of its events a tenant keeps; `None` keeps everything.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,7 +51,9 @@ impl Policy {
         for (name, value) in settings {
             let applied = match name.as_str() {
                 LOGS_RETENTION => value.parse().map(|age| policy.logs_max_age = Some(age)),
-                AUDIT_RETENTION => value.parse().map(|age| policy.audit_max_age = Some(age)),
+                AUDIT_RETENTION => {
+                    parse_audit_age(value).map(|age| policy.audit_max_age = Some(age))
+                }
                 LOGS_MAX_BYTES => {
                     parse_bytes(value).map(|bytes| policy.logs_max_bytes = Some(bytes))
                 }
@@ -71,9 +91,8 @@ fn check_bytes(bytes: u64) -> Result<u64, RetentionError> {
 pub fn setting_value(name: &str, value: &Value) -> Result<Option<String>, RetentionError> {
     match (name, value) {
         (_, Value::Null) => Ok(None),
-        (LOGS_RETENTION | AUDIT_RETENTION, Value::String(text)) => {
-            Ok(Some(text.parse::<Age>()?.to_string()))
-        }
+        (LOGS_RETENTION, Value::String(text)) => Ok(Some(text.parse::<Age>()?.to_string())),
+        (AUDIT_RETENTION, Value::String(text)) => Ok(Some(parse_audit_age(text)?.to_string())),
         (LOGS_RETENTION | AUDIT_RETENTION, _) => Err(RetentionError::InvalidAge(
             "an age is a string such as \"30d\", or null".into(),
         )),
@@ -143,6 +162,7 @@ mod tests {
             (LOGS_RETENTION, json!("30")),
             (LOGS_RETENTION, json!(30)),
             (AUDIT_RETENTION, json!("10s")),
+            (AUDIT_RETENTION, json!("29d")),
             (LOGS_MAX_BYTES, json!(1024)),
             (LOGS_MAX_BYTES, json!(-5)),
             (LOGS_MAX_BYTES, json!(1.5e7)),

@@ -23,8 +23,13 @@ const HOUR: i64 = 3_600_000_000_000;
 const START: i64 = 1_771_200_000 * 1_000_000_000;
 
 fn queued(tenant: &str, events: &[Value], position: u64) -> Vec<QueuedEvent> {
+    received_at(tenant, events, position, START)
+}
+
+/// Events as the pipeline hands them over, received at `received` (nanos).
+fn received_at(tenant: &str, events: &[Value], position: u64, received: i64) -> Vec<QueuedEvent> {
     let body = serde_json::to_vec(events).unwrap();
-    let context = IngestContext::new(tenant, Timestamp::from_nanos(START), None);
+    let context = IngestContext::new(tenant, Timestamp::from_nanos(received), None);
     let batch = decode_batch(&body, BatchFormat::Json, &context, &Limits::default()).unwrap();
     decode_record(&encode_record(&batch), position).unwrap()
 }
@@ -81,7 +86,7 @@ async fn each_tenant_keeps_what_its_policy_says_as_of_the_given_time() {
     let set = |name: &str, value: &str| (name.to_owned(), Some(value.to_owned()));
     meta.set_settings(
         "acme",
-        &[set("logs_retention", "1d"), set("audit_retention", "2d")],
+        &[set("logs_retention", "1d"), set("audit_retention", "30d")],
         &[],
     )
     .await
@@ -104,10 +109,19 @@ async fn each_tenant_keeps_what_its_policy_says_as_of_the_given_time() {
             .await
             .unwrap();
     }
-    // Audit events of acme and initech, received at START (audit retention
-    // goes by when Logbook received an event, which a client cannot set).
+    // Audit events of acme and initech, received 31 days before START
+    // (audit retention goes by when Logbook received an event, which a
+    // client cannot set).
     for (i, tenant) in ["acme", "initech"].into_iter().enumerate() {
-        let mut events = hourly(tenant, 3, (5 + i as u64) << 20);
+        let actions: Vec<Value> = (0..3)
+            .map(|n| json!({"timestamp": START, "action": format!("role.change {n}")}))
+            .collect();
+        let mut events = received_at(
+            tenant,
+            &actions,
+            (5 + i as u64) << 20,
+            START - 31 * 24 * HOUR,
+        );
         for queued in &mut events {
             queued.event.stream = Stream::Audit;
             queued.json = serde_json::to_string(&queued.event).unwrap();
@@ -147,7 +161,7 @@ async fn each_tenant_keeps_what_its_policy_says_as_of_the_given_time() {
         .map(|(tenant, _)| tenant.as_str())
         .collect();
     assert!(cut.contains(&"acme") && cut.contains(&"initech"), "{cut:?}");
-    // Received 60 h ago: older than acme's 2 days of audit retention; initech
+    // Received 31 days before START: older than acme's 30 days of audit retention; initech
     // keeps its audit events forever (no default).
     assert_eq!(report.audit_pruned, [("acme".to_owned(), 3)]);
     assert_eq!(audit.pruned("acme").await.unwrap(), 3);

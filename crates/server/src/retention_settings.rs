@@ -53,7 +53,12 @@ impl RetentionSettings {
             defaults: retention::Policy {
                 logs_max_age: age(&self.logs, "logs")?,
                 logs_max_bytes,
-                audit_max_age: age(&self.audit, "audit")?,
+                audit_max_age: self
+                    .audit
+                    .as_deref()
+                    .map(retention::parse_audit_age)
+                    .transpose()
+                    .context("retention.audit")?,
             },
         })
     }

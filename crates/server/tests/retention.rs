@@ -41,6 +41,7 @@ async fn an_admin_sets_retention_and_the_server_applies_it() {
         (json!({"logs_retention": "30"}), "logs_retention"),
         (json!({"logs_retention": 30}), "logs_retention"),
         (json!({"audit_retention": "10s"}), "audit_retention"),
+        (json!({"audit_retention": "29d"}), "audit_retention"),
         (json!({"logs_max_bytes": 1000}), "logs_max_bytes"),
         (json!({"logs_max_bytes": "1GB"}), "logs_max_bytes"),
     ] {

@@ -68,13 +68,21 @@ impl Inner {
         let newly = expired.to - expired.from;
         // As a commit does: no commit, staging or backup snapshot in between.
         let mut writer = self.writer();
-        let staged = {
+        let (staged, rewrite) = {
             let mut trails = self.trails();
-            trails.prune(tenant, expired, now)?;
-            self.stage_tombstones(&writer, &mut trails, tenant)?
+            let rewrite = trails.prune(tenant, expired, now)?;
+            (
+                self.stage_tombstones(&writer, &mut trails, tenant)?,
+                rewrite,
+            )
         };
         if staged && !self.staged.load(Ordering::Relaxed) {
             self.commit_locked(&mut writer, Covers::Nothing)?;
+        }
+        // Last, and at best: the pruned events have left every read; a
+        // rewrite that fails (a full disk) returns their space at a later one.
+        if rewrite && let Err(error) = self.trails().compact(tenant) {
+            tracing::warn!(tenant, %error, "cannot rewrite an audit trail without its pruned bodies; will retry");
         }
         Ok(newly)
     }

@@ -20,6 +20,10 @@ use crate::StoreError;
 /// Leaves read per query while looking for the end of the expired prefix.
 const CHUNK: i64 = 1_000;
 
+/// The most leaves one expiry prunes, in one transaction that holds the
+/// tenant's append lock: a large backlog is pruned over several rounds.
+const MAX_PRUNED_PER_CALL: u64 = 50_000;
+
 /// What an expiry reads of each leaf.
 #[derive(serde::Deserialize)]
 struct Head {
@@ -48,7 +52,9 @@ impl PostgresStore {
         let failed = engine("pruning an audit trail");
         let mut connection = self.inner.pool.acquire().await.map_err(&failed)?;
         let start = pruned(&mut connection, tenant).await?;
-        let end = expired_end(&mut connection, tenant, start, before).await?;
+        let end = expired_end(&mut connection, tenant, start, before)
+            .await?
+            .min(start + MAX_PRUNED_PER_CALL);
         drop(connection);
         if end <= start {
             return Ok(0);
@@ -143,6 +149,9 @@ async fn expired_end(
 ) -> Result<u64, StoreError> {
     let mut next = start;
     loop {
+        if next - start >= MAX_PRUNED_PER_CALL {
+            return Ok(next);
+        }
         let rows: Vec<(i64, Option<Vec<u8>>)> = sqlx::query_as(
             "SELECT seq, leaf FROM store_audit_leaves \
              WHERE tenant = $1 AND seq >= $2 ORDER BY seq LIMIT $3",

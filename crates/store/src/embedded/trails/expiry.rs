@@ -21,9 +21,18 @@ use crate::StoreError;
 /// gives back, so pruning costs a bounded multiple of what it prunes.
 const REWRITE_SHARE: u64 = 4;
 
-/// …or once pruned bodies have waited this long in it, so they leave the disk
-/// within a day of expiring however little was pruned.
+/// …or once pruned bodies have waited this long in it and reach a sixteenth
+/// of what it keeps: a trail that prunes a little every day is not copied
+/// whole every day (the rewrite holds the store's locks while it copies).
 const REWRITE_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The share of kept bytes pruned bodies must reach after [`REWRITE_AFTER`].
+const REWRITE_SHARE_AFTER_WAIT: u64 = 16;
+
+/// The most leaves one expiry prunes: the ids of the pruned leaves are
+/// written in one frame of `pruned.log` and their tombstones staged in one
+/// go, so a large backlog is pruned over several rounds, each bounded.
+const MAX_PRUNED_PER_CALL: usize = 50_000;
 
 /// The leaves an expiry found: `from..to`, with the ids of their events.
 #[derive(Debug)]
@@ -44,7 +53,9 @@ struct Head {
 fn rewrite_due(pruned_bytes: u64, kept_bytes: u64, since: Option<Instant>, now: Instant) -> bool {
     pruned_bytes > 0
         && (pruned_bytes.saturating_mul(REWRITE_SHARE) >= kept_bytes
-            || since.is_some_and(|since| now.saturating_duration_since(since) >= REWRITE_AFTER))
+            || (pruned_bytes.saturating_mul(REWRITE_SHARE_AFTER_WAIT) >= kept_bytes
+                && since
+                    .is_some_and(|since| now.saturating_duration_since(since) >= REWRITE_AFTER)))
 }
 
 impl TrailView {
@@ -74,6 +85,9 @@ impl TrailView {
                     break;
                 }
                 ids.push(head.id);
+                if ids.len() == MAX_PRUNED_PER_CALL {
+                    break;
+                }
             }
         }
         Ok(Expired {
@@ -93,16 +107,16 @@ impl Trails {
     }
 
     /// Prunes the tenant's trail up to `expired.to` (durably: its event ids
-    /// go to `pruned.log`), then rewrites `leaves.log` without the pruned
-    /// bodies if that is due at `now`.
+    /// go to `pruned.log`); returns whether `leaves.log` is due at `now` for a
+    /// rewrite without the pruned bodies ([`Trails::compact`]).
     pub(crate) fn prune(
         &mut self,
         tenant: &str,
         expired: Expired,
         now: Instant,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let Some(trail) = self.tenants.get_mut(tenant) else {
-            return Ok(());
+            return Ok(false);
         };
         let mut store = write(&trail.store);
         let stubs = expired.ids.into_iter().map(String::into_bytes).collect();
@@ -110,15 +124,21 @@ impl Trails {
         if store.pruned_bytes() > 0 {
             trail.pruned_since.get_or_insert(now);
         }
-        if rewrite_due(
+        Ok(rewrite_due(
             store.pruned_bytes(),
             store.kept_bytes(),
             trail.pruned_since,
             now,
-        ) {
-            store.compact().map_err(corrupt(tenant))?;
-            trail.pruned_since = None;
-        }
+        ))
+    }
+
+    /// Rewrites the tenant's `leaves.log` without its pruned bodies.
+    pub(crate) fn compact(&mut self, tenant: &str) -> Result<(), StoreError> {
+        let Some(trail) = self.tenants.get_mut(tenant) else {
+            return Ok(());
+        };
+        write(&trail.store).compact().map_err(corrupt(tenant))?;
+        trail.pruned_since = None;
         Ok(())
     }
 
@@ -179,7 +199,9 @@ mod tests {
         assert!(!rewrite_due(24, 100, None, now));
         assert!(rewrite_due(25, 100, None, now));
         assert!(rewrite_due(1, 0, None, now));
-        assert!(!rewrite_due(1, 100, Some(now), now + REWRITE_AFTER / 2));
-        assert!(rewrite_due(1, 100, Some(now), now + REWRITE_AFTER));
+        assert!(!rewrite_due(7, 100, Some(now), now + REWRITE_AFTER / 2));
+        assert!(rewrite_due(7, 100, Some(now), now + REWRITE_AFTER));
+        // A little pruned each day does not copy the whole trail each day.
+        assert!(!rewrite_due(1, 100, Some(now), now + REWRITE_AFTER * 3));
     }
 }
