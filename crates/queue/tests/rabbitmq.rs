@@ -246,7 +246,17 @@ async fn a_lost_connection_fails_at_once_and_everything_comes_back_by_itself() {
         .read(10, 1 << 20, Duration::from_millis(300))
         .await
         .unwrap();
-    assert!(more.is_empty(), "acknowledged records came back: {more:?}");
+    // Delivery is at least once: if the link reconnected again between the
+    // read and the acknowledgement (seen once in a full CI run under load),
+    // the acknowledgement named a dead channel, was skipped, and the
+    // broker hands the record out again, marked redelivered. Nothing else
+    // may come back, and nothing new.
+    assert!(
+        more.iter()
+            .all(|record| record.redelivered && payloads.contains(&record.payload)),
+        "records came back that were not handed out before: {more:?}"
+    );
+    fresh.ack(&more).await.unwrap();
     queue.close().await;
     delete_topology(&url, &prefix).await;
 }
