@@ -121,6 +121,14 @@ pub struct ServeArgs {
     /// [default: kept forever].
     #[arg(long, env = "LOGBOOK_RETENTION_AUDIT")]
     retention_audit: Option<String>,
+    /// The longest any tenant's log events are kept, whatever it set, e.g.
+    /// 90d [default: no cap].
+    #[arg(long, env = "LOGBOOK_RETENTION_MAX_LOGS")]
+    retention_max_logs: Option<String>,
+    /// The most bytes any tenant's log events may take, whatever it set
+    /// [default: no cap].
+    #[arg(long, env = "LOGBOOK_RETENTION_MAX_LOGS_BYTES")]
+    retention_max_logs_bytes: Option<u64>,
 }
 
 /// Where `logbook admin` finds the metadata store: the same settings as `serve`.
@@ -250,6 +258,12 @@ impl ServeArgs {
         }
         if self.retention_audit.is_some() {
             config.retention.audit = self.retention_audit;
+        }
+        if self.retention_max_logs.is_some() {
+            config.retention.max_logs = self.retention_max_logs;
+        }
+        if self.retention_max_logs_bytes.is_some() {
+            config.retention.max_logs_bytes = self.retention_max_logs_bytes;
         }
         if self.syslog_udp.is_some() {
             config.syslog.udp = self.syslog_udp;

@@ -15,7 +15,7 @@ pub const MAX_AGE: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// How long events are kept: a whole number of seconds, minutes, hours, days
 /// or weeks between [`MIN_AGE`] and [`MAX_AGE`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Age(Duration);
 
 const UNITS: [(char, u64); 5] = [

@@ -23,6 +23,9 @@ pub struct EnforcerConfig {
     pub lease_retry: Duration,
     /// The policy of a tenant that set nothing.
     pub defaults: Policy,
+    /// The longest and largest any tenant's logs may be kept, whatever it set
+    /// ([`Policy::capped`]); `None` fields cap nothing.
+    pub ceiling: Policy,
 }
 
 /// Buckets of each histogram that narrows down where a size limit cuts.
@@ -123,7 +126,8 @@ impl Enforcer {
             Ok(settings) => settings,
             Err(error) => return failed(error.into()),
         };
-        let policy = Policy::resolve(&self.config.defaults, tenant, &settings);
+        let policy =
+            Policy::resolve(&self.config.defaults, tenant, &settings).capped(&self.config.ceiling);
         // The age applies even when the size cannot be measured this time.
         let by_age = policy.logs_max_age.map(|age| before(now, age.duration()));
         let by_size = match policy.logs_max_bytes {

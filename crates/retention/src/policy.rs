@@ -67,6 +67,26 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// The policy with its log limits held within `ceiling`'s, the longest
+    /// and largest the operator lets any tenant keep: a tenant that keeps
+    /// more, or everything, keeps the ceiling's. Audit retention has no
+    /// ceiling (keeping audit events is never the problem to cap).
+    pub fn capped(self, ceiling: &Policy) -> Policy {
+        fn lower<T: Ord>(own: Option<T>, cap: Option<T>) -> Option<T> {
+            match (own, cap) {
+                (Some(own), Some(cap)) => Some(own.min(cap)),
+                (own, cap) => own.or(cap),
+            }
+        }
+        Policy {
+            logs_max_age: lower(self.logs_max_age, ceiling.logs_max_age),
+            logs_max_bytes: lower(self.logs_max_bytes, ceiling.logs_max_bytes),
+            audit_max_age: self.audit_max_age,
+        }
+    }
+}
+
 /// A byte count as settings store it (decimal), within bounds.
 fn parse_bytes(text: &str) -> Result<u64, RetentionError> {
     let bytes: u64 = text
@@ -142,6 +162,36 @@ mod tests {
         );
         let broken = [(LOGS_RETENTION.to_owned(), "soon".to_owned())];
         assert_eq!(Policy::resolve(&defaults, "acme", &broken), defaults);
+    }
+
+    #[test]
+    fn the_ceiling_caps_what_a_tenant_keeps_and_nothing_else() {
+        let ceiling = Policy {
+            logs_max_age: age("90d"),
+            logs_max_bytes: Some(10 << 30),
+            audit_max_age: None,
+        };
+        let forever = Policy::default();
+        assert_eq!(forever.capped(&ceiling), ceiling);
+        let modest = Policy {
+            logs_max_age: age("7d"),
+            logs_max_bytes: Some(1 << 30),
+            audit_max_age: age("365d"),
+        };
+        assert_eq!(modest.capped(&ceiling), modest);
+        let greedy = Policy {
+            logs_max_age: age("36500d"),
+            logs_max_bytes: Some(u64::MAX),
+            audit_max_age: age("365d"),
+        };
+        assert_eq!(
+            greedy.capped(&ceiling),
+            Policy {
+                audit_max_age: age("365d"),
+                ..ceiling
+            }
+        );
+        assert_eq!(greedy.capped(&Policy::default()), greedy);
     }
 
     #[test]

@@ -145,6 +145,7 @@ async fn each_tenant_keeps_what_its_policy_says_as_of_the_given_time() {
                 logs_max_age: Some("2d".parse().unwrap()),
                 ..Policy::default()
             },
+            ceiling: Policy::default(),
         },
     };
     // Noon of the third day: acme keeps one day, initech the default two.
@@ -181,48 +182,66 @@ async fn each_tenant_keeps_what_its_policy_says_as_of_the_given_time() {
     // average length of the tenant's newest 100 stored events. (Set as a
     // default here: the API refuses limits under 1 MiB, more than this
     // sample takes.)
-    let Some(events) = sized else { return };
-    let total = events.len() as u64;
-    assert_eq!(count(&*store, "globex").await, total);
-    let per_event = newest_average(&*store, "globex").await;
-    let max_bytes = (per_event * 500.5) as u64;
-    let fits = (max_bytes as f64 / per_event) as u64;
-    let sizing = Enforcer {
+    if let Some(events) = sized {
+        let total = events.len() as u64;
+        assert_eq!(count(&*store, "globex").await, total);
+        let per_event = newest_average(&*store, "globex").await;
+        let max_bytes = (per_event * 500.5) as u64;
+        let fits = (max_bytes as f64 / per_event) as u64;
+        let sizing = Enforcer {
+            meta: meta.clone(),
+            store: Arc::clone(&store),
+            audit: Arc::clone(&audit),
+            config: EnforcerConfig {
+                defaults: Policy {
+                    logs_max_bytes: Some(max_bytes),
+                    ..enforcer.config.defaults
+                },
+                ..enforcer.config.clone()
+            },
+        };
+        let later = Timestamp::from_nanos(START + 84 * HOUR);
+        let report = sizing.round(later).await;
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        // One event a minute and a cut to the second: exactly what fits stays.
+        assert_eq!(count(&*store, "globex").await, fits);
+        // Nothing new arrived: the next round deletes nothing more.
+        sizing.round(later).await;
+        assert_eq!(count(&*store, "globex").await, fits);
+        // The other tenants hold fewer events than the limit: untouched.
+        assert_eq!(count(&*store, "umbrella").await, three_days as u64);
+
+        // An event from 1970 does not widen the cut to the whole history: it
+        // alone is the excess, and it alone goes.
+        let outlier = json!({"timestamp": 0, "service": "sshd", "message": "clock reset"});
+        store
+            .stage(queued("globex", &[outlier], 9 << 20))
+            .await
+            .unwrap();
+        store.commit(Some(2)).await.unwrap();
+        assert_eq!(count(&*store, "globex").await, fits + 1);
+        let report = sizing.round(later).await;
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert_eq!(count(&*store, "globex").await, fits);
+        assert_eq!(newest_average(&*store, "globex").await, per_event);
+    }
+
+    // The operator's ceiling caps umbrella's own 100 days to one.
+    let capped = Enforcer {
         meta: meta.clone(),
         store: Arc::clone(&store),
         audit: Arc::clone(&audit),
         config: EnforcerConfig {
-            defaults: Policy {
-                logs_max_bytes: Some(max_bytes),
-                ..enforcer.config.defaults
+            ceiling: Policy {
+                logs_max_age: Some("1d".parse().unwrap()),
+                ..Policy::default()
             },
             ..enforcer.config.clone()
         },
     };
-    let later = Timestamp::from_nanos(START + 84 * HOUR);
-    let report = sizing.round(later).await;
+    let report = capped.round(Timestamp::from_nanos(START + 84 * HOUR)).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
-    // One event a minute and a cut to the second: exactly what fits stays.
-    assert_eq!(count(&*store, "globex").await, fits);
-    // Nothing new arrived: the next round deletes nothing more.
-    sizing.round(later).await;
-    assert_eq!(count(&*store, "globex").await, fits);
-    // The other tenants hold fewer events than the limit: untouched.
-    assert_eq!(count(&*store, "umbrella").await, three_days as u64);
-
-    // An event from 1970 does not widen the cut to the whole history: it
-    // alone is the excess, and it alone goes.
-    let outlier = json!({"timestamp": 0, "service": "sshd", "message": "clock reset"});
-    store
-        .stage(queued("globex", &[outlier], 9 << 20))
-        .await
-        .unwrap();
-    store.commit(Some(2)).await.unwrap();
-    assert_eq!(count(&*store, "globex").await, fits + 1);
-    let report = sizing.round(later).await;
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
-    assert_eq!(count(&*store, "globex").await, fits);
-    assert_eq!(newest_average(&*store, "globex").await, per_event);
+    assert_eq!(count(&*store, "umbrella").await, 12);
 }
 
 /// The average length of the stored JSON of a tenant's newest 100 events.

@@ -16,6 +16,10 @@ pub struct RetentionSettings {
     pub logs_max_bytes: Option<u64>,
     /// Default age past which audit events lose their bodies; unset: kept forever.
     pub audit: Option<String>,
+    /// The longest any tenant's log events are kept, whatever it set; unset: no cap.
+    pub max_logs: Option<String>,
+    /// The most bytes any tenant's log events may take, whatever it set; unset: no cap.
+    pub max_logs_bytes: Option<u64>,
 }
 
 impl Default for RetentionSettings {
@@ -25,6 +29,8 @@ impl Default for RetentionSettings {
             logs: None,
             logs_max_bytes: None,
             audit: None,
+            max_logs: None,
+            max_logs_bytes: None,
         }
     }
 }
@@ -39,17 +45,23 @@ impl RetentionSettings {
                 .transpose()
                 .with_context(|| format!("retention.{key}"))
         };
-        let logs_max_bytes = match self.logs_max_bytes {
+        let bytes = |value: Option<u64>, key: &str| match value {
             Some(bytes) if bytes < retention::MIN_BYTES => anyhow::bail!(
-                "retention.logs_max_bytes: {bytes} is below the smallest limit, {} (1 MiB)",
+                "retention.{key}: {bytes} is below the smallest limit, {} (1 MiB)",
                 retention::MIN_BYTES
             ),
-            other => other,
+            other => Ok(other),
         };
+        let logs_max_bytes = bytes(self.logs_max_bytes, "logs_max_bytes")?;
         Ok(retention::EnforcerConfig {
             check_interval: retention::parse_interval(&self.check_interval)
                 .context("retention.check_interval")?,
             lease_retry: std::time::Duration::from_secs(10),
+            ceiling: retention::Policy {
+                logs_max_age: age(&self.max_logs, "max_logs")?,
+                logs_max_bytes: bytes(self.max_logs_bytes, "max_logs_bytes")?,
+                audit_max_age: None,
+            },
             defaults: retention::Policy {
                 logs_max_age: age(&self.logs, "logs")?,
                 logs_max_bytes,
