@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bench::client::HttpClient;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const KEY: &str = "lbk_audit-recovery-test-key-0123456789abcdef";
 
@@ -34,33 +34,6 @@ fn stop(mut child: Child) {
         .arg(child.id().to_string())
         .status();
     let _ = child.wait();
-}
-
-async fn post_audit(client: &mut HttpClient, prefix: &str, count: usize) {
-    let events: Vec<Value> = (0..count)
-        .map(|i| json!({"userId": "u1", "action": format!("{prefix}.{i}")}))
-        .collect();
-    let response = client
-        .post(
-            "/v1/audit",
-            "application/json",
-            serde_json::to_vec(&events).unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status, 202, "{:?}", response.json());
-}
-
-async fn wait_for_checkpoint(client: &mut HttpClient, size: u64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let response = client.get("/v1/audit/checkpoint").await.unwrap();
-        if response.status == 200 && response.json().unwrap()["size"].as_u64() >= Some(size) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no checkpoint of size {size}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Every audit event the API returns, as id → seq, once there are `count`
@@ -124,9 +97,9 @@ async fn losing_the_index_keeps_every_signed_audit_event_and_its_number() {
     let url = format!("http://127.0.0.1:{port}");
     let mut server = spawn_server(root.path(), port, Stdio::null());
     let mut client = common::connect_when_up(&url, KEY).await;
-    post_audit(&mut client, "before", 12).await;
+    common::post_actions(&mut client, "before", 12).await;
     // 12 events and the 3 of the first start (tenant, admin, key).
-    wait_for_checkpoint(&mut client, 15).await;
+    common::wait_for_checkpoint(&mut client, 15).await;
     let before = seqs(&mut client, 15).await;
     assert_eq!(before.len(), 15);
     server.kill().unwrap();
@@ -136,8 +109,8 @@ async fn losing_the_index_keeps_every_signed_audit_event_and_its_number() {
     std::fs::remove_dir_all(data.join("index")).unwrap();
     let server = spawn_server(root.path(), port, Stdio::null());
     let mut client = common::connect_when_up(&url, KEY).await;
-    post_audit(&mut client, "after", 1).await;
-    wait_for_checkpoint(&mut client, 16).await;
+    common::post_actions(&mut client, "after", 1).await;
+    common::wait_for_checkpoint(&mut client, 16).await;
     let after = seqs(&mut client, 16).await;
     assert_eq!(after.len(), 16, "search finds every audit event once");
     for (id, seq) in &before {
@@ -180,9 +153,9 @@ async fn losing_the_index_after_the_queue_released_records_needs_the_operator() 
     let server = spawn_with(root.path(), port, Stdio::null(), &settings);
     let mut client = common::connect_when_up(&url, KEY).await;
     for batch in 0..12 {
-        post_audit(&mut client, &format!("batch{batch}"), 10).await;
+        common::post_actions(&mut client, &format!("batch{batch}"), 10).await;
     }
-    wait_for_checkpoint(&mut client, 123).await;
+    common::wait_for_checkpoint(&mut client, 123).await;
     stop(server);
     let key = public_key(&data);
 
@@ -212,8 +185,8 @@ async fn losing_the_index_after_the_queue_released_records_needs_the_operator() 
     let mut numbers: Vec<u64> = found.into_values().collect();
     numbers.sort_unstable();
     assert_eq!(numbers, (0..123).collect::<Vec<_>>());
-    post_audit(&mut client, "after", 10).await;
-    wait_for_checkpoint(&mut client, 133).await;
+    common::post_actions(&mut client, "after", 10).await;
+    common::wait_for_checkpoint(&mut client, 133).await;
     stop(server);
     let (ok, text) = verify(&data, &key);
     assert!(ok, "{text}");
@@ -228,7 +201,7 @@ async fn a_missing_checkpoint_key_stops_the_server() {
     let url = format!("http://127.0.0.1:{port}");
     let server = spawn_server(root.path(), port, Stdio::null());
     let mut client = common::connect_when_up(&url, KEY).await;
-    wait_for_checkpoint(&mut client, 3).await;
+    common::wait_for_checkpoint(&mut client, 3).await;
     stop(server);
 
     let key_file = data.join("audit").join("checkpoint.key");
@@ -249,8 +222,8 @@ async fn a_torn_checkpoint_line_is_cut_and_the_next_checkpoint_verifies() {
     let url = format!("http://127.0.0.1:{port}");
     let server = spawn_server(root.path(), port, Stdio::null());
     let mut client = common::connect_when_up(&url, KEY).await;
-    post_audit(&mut client, "before", 12).await;
-    wait_for_checkpoint(&mut client, 15).await;
+    common::post_actions(&mut client, "before", 12).await;
+    common::wait_for_checkpoint(&mut client, 15).await;
     stop(server);
 
     // A crash (or a full disk) in the middle of appending the next checkpoint.
@@ -270,8 +243,8 @@ async fn a_torn_checkpoint_line_is_cut_and_the_next_checkpoint_verifies() {
         std::fs::read(&checkpoints).unwrap().starts_with(&whole),
         "the complete lines are kept"
     );
-    post_audit(&mut client, "after", 12).await;
-    wait_for_checkpoint(&mut client, 27).await;
+    common::post_actions(&mut client, "after", 12).await;
+    common::wait_for_checkpoint(&mut client, 27).await;
     stop(server);
 
     let (ok, text) = verify(&data, &public_key(&data));

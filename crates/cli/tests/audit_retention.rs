@@ -10,7 +10,6 @@ mod common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use bench::client::HttpClient;
 use serde_json::{Value, json};
@@ -25,33 +24,6 @@ fn stop(mut child: Child) {
         .arg(child.id().to_string())
         .status();
     let _ = child.wait();
-}
-
-async fn wait_for_checkpoint(client: &mut HttpClient, size: u64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let response = client.get("/v1/audit/checkpoint").await.unwrap();
-        if response.status == 200 && response.json().unwrap()["size"].as_u64() >= Some(size) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no checkpoint of size {size}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn post_actions(client: &mut HttpClient, prefix: &str, n: usize) {
-    let events: Vec<Value> = (0..n)
-        .map(|i| json!({"userId": "u1", "action": format!("{prefix}.{i}")}))
-        .collect();
-    let response = client
-        .post(
-            "/v1/audit",
-            "application/json",
-            serde_json::to_vec(&events).unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status, 202, "{:?}", response.json());
 }
 
 async fn search(client: &mut HttpClient, q: &str) -> Vec<Value> {
@@ -112,22 +84,14 @@ async fn pruned_events_keep_their_proofs_and_the_trail_verifies() {
     let server = common::serve_with_settings(root.path(), port, KEY, SETTINGS, Stdio::inherit());
     let mut client = common::connect_when_up(&url, KEY).await;
     // The first start's 3 events (tenant, admin, key), then 20, then 10.
-    post_actions(&mut client, "old", 20).await;
-    wait_for_checkpoint(&mut client, 23).await;
-    post_actions(&mut client, "new", 10).await;
-    wait_for_checkpoint(&mut client, 33).await;
+    common::post_actions(&mut client, "old", 20).await;
+    common::wait_for_checkpoint(&mut client, 23).await;
+    common::post_actions(&mut client, "new", 10).await;
+    common::wait_for_checkpoint(&mut client, 33).await;
     let old = search(&mut client, "action:old.*").await;
     let new = search(&mut client, "action:new.*").await;
     assert_eq!((old.len(), new.len()), (20, 10));
-    let key = client
-        .get("/v1/audit/public-key")
-        .await
-        .unwrap()
-        .json()
-        .unwrap()["public_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = common::public_key(&mut client).await;
     stop(server);
 
     // Retention: everything received before the first new event.

@@ -187,15 +187,7 @@ async fn a_served_trail_verifies_and_every_tampering_is_named() {
 
     // The public key is published without credentials; a proof from the API checks out.
     let mut anonymous = HttpClient::connect(&url).await.unwrap();
-    let key_text = anonymous
-        .get("/v1/audit/public-key")
-        .await
-        .unwrap()
-        .json()
-        .unwrap()["public_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key_text = common::public_key(&mut anonymous).await;
     let key = audit::VerifyingKey::from_text(&key_text).unwrap();
     let page = client
         .get("/v1/audit?q=action:role.change.1.7")

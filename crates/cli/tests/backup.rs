@@ -144,15 +144,7 @@ async fn a_backup_under_live_ingest_restores_every_acknowledged_event_and_a_veri
         .await
         .unwrap();
     assert_eq!(answer.status, 202);
-    let public_key = client
-        .get("/v1/audit/public-key")
-        .await
-        .unwrap()
-        .json()
-        .unwrap()["public_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let public_key = common::public_key(&mut client).await;
 
     let stop_ingest = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Vec::new()));

@@ -267,15 +267,7 @@ async fn every_event_stored_once(broker: Broker, prefix: &str, postgres: &str) {
 
     // The audit trail (Logbook's own security events) verifies straight from
     // the database, against the public key the query node serves.
-    let public_key = reader
-        .get("/v1/audit/public-key")
-        .await
-        .unwrap()
-        .json()
-        .unwrap()["public_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let public_key = common::public_key(&mut reader).await;
     let verified = common::logbook()
         .args(["verify", "--store-url", &store, "--public-key", &public_key])
         .output()

@@ -1,5 +1,7 @@
 //! What the tests of the `logbook` binary share: a free port, the binary with a
-//! clean environment, and a client that waits for the server to come up.
+//! clean environment, a client that waits for the server to come up, and the
+//! audit-trail steps several tests take (post actions, wait for a checkpoint,
+//! read the public key).
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::Path;
@@ -7,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bench::client::HttpClient;
+use serde_json::{Value, json};
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
@@ -114,4 +117,46 @@ pub fn serve_with_settings(
         .stderr(stderr)
         .spawn()
         .unwrap()
+}
+
+/// Posts `n` audit events of user `u1`, actions `{prefix}.0` to `{prefix}.{n-1}`.
+pub async fn post_actions(client: &mut HttpClient, prefix: &str, n: usize) {
+    let events: Vec<Value> = (0..n)
+        .map(|i| json!({"userId": "u1", "action": format!("{prefix}.{i}")}))
+        .collect();
+    let response = client
+        .post(
+            "/v1/audit",
+            "application/json",
+            serde_json::to_vec(&events).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status, 202, "{:?}", response.json());
+}
+
+/// Waits up to 30 s for a signed checkpoint of at least `size` events.
+pub async fn wait_for_checkpoint(client: &mut HttpClient, size: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = client.get("/v1/audit/checkpoint").await.unwrap();
+        if response.status == 200 && response.json().unwrap()["size"].as_u64() >= Some(size) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no checkpoint of size {size}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The checkpoint signing key the server publishes, as text.
+pub async fn public_key(client: &mut HttpClient) -> String {
+    client
+        .get("/v1/audit/public-key")
+        .await
+        .unwrap()
+        .json()
+        .unwrap()["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
