@@ -118,23 +118,11 @@ async fn settle(client: &mut HttpClient) {
 /// Every stored message of `service`, sorted.
 async fn messages(client: &mut HttpClient, service: &str) -> Vec<String> {
     let q = percent_encode(&format!("service:{service}"));
-    let mut messages = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page = client
-            .get(&format!("/v1/logs?q={q}&limit=1000&cursor={cursor}"))
-            .await
-            .unwrap()
-            .json()
-            .unwrap();
-        for event in page["events"].as_array().unwrap() {
-            messages.push(event["message"].as_str().unwrap().to_owned());
-        }
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = next.to_owned(),
-            None => break,
-        }
-    }
+    let mut messages: Vec<String> = common::all_logs(client, &q)
+        .await
+        .iter()
+        .map(|event| event["message"].as_str().unwrap().to_owned())
+        .collect();
     messages.sort();
     messages
 }

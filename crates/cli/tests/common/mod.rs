@@ -64,31 +64,40 @@ pub async fn connect_when_up(url: &str, token: &str) -> HttpClient {
     }
 }
 
-/// How many times each id is stored among the log events matching `q`, read
-/// page by page with cursors.
-pub async fn stored_ids(
-    client: &mut HttpClient,
-    q: &str,
-) -> std::collections::HashMap<String, usize> {
-    let mut stored = std::collections::HashMap::new();
+/// Every log event matching `q` (already URL-safe), read page by page with
+/// cursors.
+pub async fn all_logs(client: &mut HttpClient, q: &str) -> Vec<Value> {
+    let mut events = Vec::new();
     let mut cursor = String::new();
     loop {
-        let page = client
+        let mut page: Value = client
             .get(&format!("/v1/logs?q={q}&limit=1000&cursor={cursor}"))
             .await
             .unwrap()
             .json()
             .unwrap();
-        for event in page["events"].as_array().unwrap() {
-            *stored
-                .entry(event["id"].as_str().unwrap().to_owned())
-                .or_default() += 1;
+        if let Some(Value::Array(more)) = page.get_mut("events").map(Value::take) {
+            events.extend(more);
         }
         match page["next_cursor"].as_str() {
             Some(next) => cursor = next.to_owned(),
-            None => return stored,
+            None => return events,
         }
     }
+}
+
+/// How many times each id is stored among the log events matching `q`.
+pub async fn stored_ids(
+    client: &mut HttpClient,
+    q: &str,
+) -> std::collections::HashMap<String, usize> {
+    let mut stored = std::collections::HashMap::new();
+    for event in all_logs(client, q).await {
+        *stored
+            .entry(event["id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    stored
 }
 
 /// `logbook serve` on `port` with `settings` as its TOML file and the data
