@@ -26,6 +26,7 @@ pub mod security;
 pub mod tail;
 pub mod telemetry;
 mod trail;
+mod ui_routes;
 
 use std::sync::Arc;
 
@@ -166,6 +167,9 @@ fn build(role: Role) -> Routes {
             .post("/es/{*path}", ingest::elastic::post_path);
     }
     if role.queries() {
+        routes = routes
+            .get("/", ui_routes::index)
+            .get("/ui/{*file}", ui_routes::file);
         routes = read_routes(routes);
         routes = tail::routes(routes);
     }

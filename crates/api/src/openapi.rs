@@ -43,6 +43,8 @@ use crate::{AppState, Role, Route};
         crate::docs::redirect,
         crate::docs::index,
         crate::docs::file,
+        crate::ui_routes::index,
+        crate::ui_routes::file,
         crate::dead_letter_routes::list,
         crate::dead_letter_routes::show,
         crate::dead_letter_routes::purge,
@@ -108,6 +110,7 @@ use crate::{AppState, Role, Route};
         (name = "admin", description = "Users, keys, settings, tenants and dead letters"),
         (name = "alerts", description = "Alert rules and the alerts they raise"),
         (name = "documentation", description = "This document and its UI"),
+        (name = "ui", description = "The web UI: its page and files"),
         (name = "protocols", description = "Ingest in the protocols shippers already speak: OTLP/HTTP, Loki push, Elasticsearch bulk"),
     ),
 )]

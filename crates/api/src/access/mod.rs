@@ -319,6 +319,8 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         ("GET", "/healthz" | "/readyz" | "/v1/audit/public-key") => Rule::Public,
         // This API's document and its UI (the page and its own assets, nothing else).
         ("GET", "/openapi.json" | "/docs" | "/docs/" | "/docs/{*file}") => Rule::Public,
+        // The web UI's page and files: it signs in through the API like any client.
+        ("GET", "/" | "/ui/{*file}") => Rule::Public,
         ("POST", "/v1/auth/login" | "/v1/auth/refresh" | "/v1/auth/register") => Rule::Public,
         ("POST", "/v1/auth/logout" | "/v1/auth/password") => Rule::UserSession,
         ("GET", "/v1/auth/me") => Rule::Authenticated,
