@@ -289,8 +289,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.into_config()?;
     let data_dir =
         std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    let serves_ui = config.role.queries();
     let mut server = server::start(config).await?;
     println!("logbook listening on http://{}", server.local_addr());
+    if serves_ui {
+        println!("web UI on http://{}/", server.local_addr());
+    }
     println!("data directory: {}", data_dir.display());
     if let Some(address) = server.metrics_addr() {
         println!("metrics (no credentials) on http://{address}/metrics");

@@ -85,7 +85,6 @@ test('the page is served with a strict policy and no inline code', { skip: SKIP 
 test('sign in, search, a syntax error at its place, click to filter, zoom', { skip: SKIP ?? false }, async () => {
   const page = await tab();
   await page.goto(server.url);
-  await shot(page, 'sign-in');
   await page.fill('#username', 'admin');
   await page.fill('#password', 'not the password');
   await page.click('form[aria-labelledby="sign-in-title"] button[type=submit]');
@@ -145,6 +144,15 @@ test('sign in, search, a syntax error at its place, click to filter, zoom', { sk
   const level = (await page.inputValue('#q')).split('NOT level:')[1];
   assert.ok(level, await page.inputValue('#q'));
   assert.equal(await total(page), await count(`service:${service} NOT level:${level}`));
+
+  // An attribute's value too, by its path.
+  mark = await renders(page);
+  await page.click('#rows .event:first-child .event-summary');
+  await page.click('#rows .event:first-child li:has(> .key:text-is("file")) button.filter');
+  await searched(page, mark);
+  const file = (await page.inputValue('#q')).split('attributes.loghub.file:')[1];
+  assert.ok(file, await page.inputValue('#q'));
+  assert.equal(await total(page), await count(`service:${service} NOT level:${level} attributes.loghub.file:${file}`));
 
   // Clicking a bar of the counts filters by it.
   mark = await renders(page);
@@ -206,13 +214,13 @@ test('live tail shows a new event within a second, and pauses while scrolled', {
   await page.waitForSelector(`#rows .event .message:text-is("${message}")`, { timeout: 1000 });
   const seen = Date.now() - acknowledged;
   assert.ok(seen < 1000, `shown ${seen} ms after the acknowledgement`);
-  await shot(page, 'live-tail');
 
   // Scrolled down, new events wait (and are counted) until the user is back at the top.
   for (let i = 0; i < 60; i++) {
     await call(server, 'POST', '/v1/logs', { service: 'checkout', level: 'info', message: `filler ${i}` });
   }
   await page.waitForFunction(() => document.querySelectorAll('#rows .event').length >= 61);
+  await shot(page, 'live-tail');
   await page.locator('#results').evaluate((el) => el.scrollTo(0, el.scrollHeight));
   await call(server, 'POST', '/v1/logs', { service: 'checkout', level: 'warn', message: 'held while paused' });
   await page.waitForSelector('#live-status:text("1 waiting")');

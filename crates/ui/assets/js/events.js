@@ -38,7 +38,7 @@ export function eventRow(event, onFilter, extra = []) {
   const summary = h(
     "div",
     {
-      class: `event-summary level-${level}`,
+      class: `event-summary row-${level}`,
       role: "button",
       tabindex: 0,
       "aria-expanded": "false",

@@ -146,7 +146,7 @@ export function loghubEvents(now = Date.now()) {
         host,
         level: levelOf(service, line),
         message: line,
-        attributes: { loghub: { file, line: i + 1 } },
+        loghub: { file, line: i + 1 },
       });
     });
   }
