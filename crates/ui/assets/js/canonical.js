@@ -103,9 +103,26 @@ export function parseExact(text) {
 const I64_MIN = -(2n ** 63n);
 const U64_MAX = 2n ** 64n - 1n;
 
+/**
+ * The shortest digits and decimal exponent of a positive double, from
+ * Number's own printer (which picks the shortest round-trip digits, the
+ * even one on a tie): 0.000123 is ["123", -4], 1e21 is ["1", 21].
+ */
+function shortest(value) {
+  const [mantissa, exponentText = "0"] = String(value).split("e");
+  const [whole, fraction = ""] = mantissa.split(".");
+  let digits = whole + fraction;
+  let exponent = whole.length - 1 + Number(exponentText);
+  const leading = /^0*/.exec(digits)[0].length;
+  digits = digits.slice(leading).replace(/0+$/, "");
+  exponent -= leading;
+  return [digits, exponent];
+}
+
 /** A number as the canonical form writes it. */
 function number(text) {
-  if (/^-?(0|[1-9][0-9]*)$/.test(text)) {
+  // An integer that fits 64 bits, signed or not, as it is ("-0" is the double -0.0).
+  if (/^-?(0|[1-9][0-9]*)$/.test(text) && text !== "-0") {
     const n = BigInt(text);
     if (n >= I64_MIN && n <= U64_MAX) return n.toString();
   }
@@ -113,10 +130,7 @@ function number(text) {
   if (!Number.isFinite(value)) throw new RangeError(`number ${text} is out of range`);
   const sign = value < 0 || Object.is(value, -0) ? "-" : "";
   if (value === 0) return `${sign}0.0`;
-  // toExponential() gives the shortest digits that read back as the same double.
-  const [mantissa, exponentText] = Math.abs(value).toExponential().split("e");
-  const digits = mantissa.replace(".", "");
-  const exponent = Number(exponentText);
+  const [digits, exponent] = shortest(Math.abs(value));
   if (exponent >= -5 && exponent <= 15) {
     if (exponent < 0) return `${sign}0.${"0".repeat(-exponent - 1)}${digits}`;
     const whole = digits.slice(0, exponent + 1).padEnd(exponent + 1, "0");
