@@ -12,11 +12,13 @@ use utoipa_swagger_ui::Config;
 use crate::ApiError;
 
 /// The UI's settings: which document it shows, and that an authorisation
-/// entered once (a key or an access token) is kept across reloads.
+/// entered is kept in the page only (never in the origin's local storage,
+/// which the web UI's pinned audit key shares: a credential there would be
+/// readable by any script of the origin, and outlive the tab).
 static CONFIG: LazyLock<Arc<Config<'static>>> = LazyLock::new(|| {
     Arc::new(
         Config::from("/openapi.json")
-            .persist_authorization(true)
+            .persist_authorization(false)
             .try_it_out_enabled(true),
     )
 });

@@ -285,6 +285,10 @@ test('audit events verify in the browser; a trail tampered on disk fails', { ski
   await page.waitForSelector('#checkpoint-status .badge-verified');
   const pinned = await page.textContent('#pinned-key');
   assert.equal(pinned, (await call(server, 'GET', '/v1/audit/public-key')).public_key);
+  // Pinned on first use, unconfirmed until the auditor compares and confirms it.
+  assert.match(await page.textContent('#checkpoint-status .badge'), /unconfirmed/);
+  await page.click('#confirm-key');
+  await page.waitForSelector('#checkpoint-status .badge-verified:text-is("✓ verified")');
   await shot(page, 'checkpoint');
   const download = page.waitForEvent('download');
   await page.click('#download-export');
@@ -308,7 +312,7 @@ test('audit events verify in the browser; a trail tampered on disk fails', { ski
   await signIn(again, 'admin', server.password, `#/audit?q=${encodeURIComponent(`id:${granted.id}`)}`);
   const tampered = again.locator(`#audit-rows .event[data-id="${granted.id}"] .badge-failed`);
   await tampered.waitFor();
-  assert.match(await tampered.getAttribute('title'), /root/);
+  assert.match(await tampered.getAttribute('title'), /root|extend/);
   await shot(again, 'audit-tampered');
   await context.close();
 });

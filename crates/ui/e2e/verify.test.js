@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { canonicalBytes, parseExact } from '../assets/js/canonical.js';
-import { leafHash, parseKey, toHex, verifyCheckpoint, verifyConsistency, verifyInclusion } from '../assets/js/verify.js';
+import { leafHash, parseKey, toHex, verifyCheckpoint, verifyConsistency, verifyEvent, verifyInclusion } from '../assets/js/verify.js';
 
 const canonical = (text) => new TextDecoder().decode(canonicalBytes(parseExact(text)));
 const fromHex = (hex) => Uint8Array.from(hex.match(/../g) ?? [], (pair) => parseInt(pair, 16));
@@ -154,4 +154,48 @@ test('a signed checkpoint verifies only with the pinned key and unaltered', asyn
   await assert.rejects(verifyCheckpoint(`${body}extra\n\n${await ours.sign(body)}`, key), /4 lines/);
   await assert.rejects(verifyCheckpoint(note.slice(0, -1), key), /newline/);
   await assert.rejects(parseKey(ours.text.replace(/\+[0-9a-f]{8}\+/, '+00000000+')), /hash/);
+});
+
+test('an event verifies only by its own bytes, in its tenant, against the given checkpoint', async () => {
+  const texts = [
+    '{"id":"a","tenant":"acme","seq":0,"message":"first","attributes":{"n":9007199254740993}}',
+    '{"id":"b","tenant":"acme","seq":1,"message":"second"}',
+  ];
+  const leaves = await Promise.all(texts.map((text) => leafHash(canonicalBytes(parseExact(text)))));
+  const root = new Uint8Array(await crypto.subtle.digest('SHA-256', Uint8Array.of(1, ...leaves[0], ...leaves[1])));
+  const checkpoint = { tenant: 'acme', size: 2, root, note: 'the note' };
+  const answer = (i, extra = {}) => ({
+    id: ['a', 'b'][i], seq: i, size: 2, pruned: false, leaf_hash: toHex(leaves[i]),
+    proof: [toHex(leaves[1 - i])], checkpoint: { note: 'the note' }, ...extra,
+  });
+  const verify = (text, proof, tenant = 'acme') => verifyEvent(parseExact(text), proof, checkpoint, tenant);
+  assert.equal((await verify(texts[0], answer(0))).status, 'verified');
+  assert.equal((await verify(texts[1], answer(1))).status, 'verified');
+  // A fabricated body is hashed, whatever the server says of it (pruned, its leaf hash).
+  const forged = texts[1].replace('second', 'admin granted');
+  assert.equal((await verify(forged, answer(1))).status, 'failed');
+  assert.equal((await verify(forged, answer(1, { pruned: true }))).status, 'failed');
+  // The big integer is hashed from its digits, not a rounded double.
+  assert.equal((await verify(texts[0].replace('993', '992'), answer(0))).status, 'failed');
+  // Another event's proof, another seq, another checkpoint, another tenant.
+  assert.equal((await verify(texts[1], answer(0))).status, 'failed');
+  assert.equal((await verify(texts[1], answer(1, { seq: 0 }))).status, 'failed');
+  assert.equal((await verify(texts[1], answer(1, { checkpoint: { note: 'another' } }))).status, 'failed');
+  assert.equal((await verify(texts[1], answer(1), 'other')).status, 'failed');
+  // Hashes of the wrong size or form never enter the walk.
+  for (const bad of ['', 'ab', toHex(leaves[0]) + toHex(leaves[0]), toHex(leaves[0]).toUpperCase()]) {
+    assert.equal((await verify(texts[1], answer(1, { proof: [bad] }))).status, 'failed', bad);
+  }
+});
+
+test('proof elements and sizes are checked before the walk', async () => {
+  const leaf = await leafHash(fromHex(LEAVES[0]));
+  const root = fromHex(ROOTS[1]);
+  await assert.rejects(verifyInclusion(leaf, -1, 1, [], root), /index/);
+  await assert.rejects(verifyInclusion(leaf, 0.5, 1, [], root), /index/);
+  // A 64-byte element followed by an empty one cannot skip a level.
+  const [oldSize, newSize, path] = CONSISTENCY[2];
+  const doubled = [path[0] + path[1], '', path[2]];
+  await assert.rejects(verifyConsistency(oldSize, fromHex(ROOTS[oldSize]), newSize, fromHex(ROOTS[newSize]), doubled));
+  await assert.rejects(verifyConsistency(oldSize, fromHex(ROOTS[oldSize]), newSize, fromHex(ROOTS[newSize]), path.slice(0, 2)), /length/);
 });

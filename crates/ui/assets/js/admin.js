@@ -166,10 +166,21 @@ function userRow(user, reload) {
   // The API refuses changes to one's own account, and to the super-admin but by itself.
   const locked = self || (user.super_admin && !can("tenants:manage"));
   const change = (body, done) => act(() => api("PATCH", path("/v1/users", user.id), { body }), done, reload);
-  const pick = (event) => change({ role: event.target.value }, `${user.username} is now ${event.target.value}.`);
-  const flip = () => change({ disabled: !user.disabled }, `${user.username} ${user.disabled ? "enabled" : "disabled"}.`);
+  // A role is changed with its own button: arrow keys on a focused select would otherwise apply each step.
+  const pick = () => {
+    if (select.value === user.role) return;
+    if (!confirm(`Make ${user.username} ${select.value}?`)) return;
+    change({ role: select.value }, `${user.username} is now ${select.value}.`);
+  };
+  const flip = () => {
+    if (!user.disabled && !confirm(`Disable ${user.username}? Their sessions end at once.`)) return;
+    change({ disabled: !user.disabled }, `${user.username} ${user.disabled ? "enabled" : "disabled"}.`);
+  };
   const options = ROLES.map((name) => h("option", { value: name, selected: name === user.role }, name));
-  const role = locked ? user.role : h("select", { "aria-label": `Role of ${user.username}`, onchange: pick }, options);
+  const select = h("select", { "aria-label": `Role of ${user.username}` }, options);
+  const role = locked
+    ? user.role
+    : h("span", {}, select, " ", h("button", { type: "button", onclick: pick, "aria-label": `Change the role of ${user.username}` }, "Change"));
   const toggle = h("button", { type: "button", class: user.disabled ? null : "danger", onclick: flip }, user.disabled ? "Enable" : "Disable");
   return h(
     "tr",

@@ -2,6 +2,8 @@
 // only (never in localStorage or a cookie), so a reload asks to sign in again
 // and no other page or script can read them.
 
+import { parseExact, plain } from "./canonical.js";
+
 let session = null;
 let refreshing = null;
 const listeners = new Set();
@@ -82,7 +84,8 @@ async function refresh() {
         if (session === was) Object.assign(session, fromTokens(tokens));
       })
       .catch((error) => {
-        if (session === was) setSession(null);
+        // A refused refresh token ends the session; a network error or a busy server does not.
+        if (session === was && (error.status === 401 || error.status === 400)) setSession(null);
         throw error;
       })
       .finally(() => {
@@ -101,7 +104,8 @@ export async function token() {
 
 /**
  * Calls the API as the signed-in caller and returns the JSON answer
- * (`{raw: true}`: the Response). Throws ApiError for an error answer.
+ * (`{raw: true}`: the Response; `{exact: true}`: numbers kept exact). Throws
+ * ApiError for an error answer.
  */
 export async function api(method, path, options = {}) {
   const first = await token();
@@ -128,7 +132,7 @@ export function withQuery(path, params) {
   return text ? `${path}?${text}` : path;
 }
 
-async function send(method, path, { body, token: bearer, raw, signal, query } = {}) {
+async function send(method, path, { body, token: bearer, raw, exact, signal, query } = {}) {
   const headers = {};
   if (bearer) headers.authorization = `Bearer ${bearer}`;
   if (body !== undefined) headers["content-type"] = "application/json";
@@ -151,5 +155,7 @@ async function send(method, path, { body, token: bearer, raw, signal, query } = 
   }
   if (raw) return response;
   if (response.status === 204) return null;
+  // Events keep integers past 2^53 exactly (JSON.parse would round them).
+  if (exact) return plain(parseExact(await response.text()));
   return response.json();
 }

@@ -1,17 +1,16 @@
 // The audit pages: the trail with actor, action, target and outcome, each
-// event's inclusion proof verified here in the browser against a signed
-// checkpoint and the pinned public key; and the checkpoint page, which also
-// checks the trail only grew since this browser last looked, and offers the
-// export and the public key for offline verification.
+// event's inclusion proof verified here in the browser against the newest
+// signed checkpoint and the pinned public key; and the checkpoint page. Both
+// first check that the checkpoint extends the one this browser verified
+// before (nothing altered, removed or rolled back), then remember it.
 
-import { api, current, withQuery, token } from "./api.js";
-import { parseExact } from "./canonical.js";
+import { api, current, token, withQuery } from "./api.js";
+import { parseExact, plain } from "./canonical.js";
 import { describe, download, fill, formatCount, formatTime, h, toast } from "./dom.js";
 import { addTerm, eventRow } from "./events.js";
 import {
   parseKey,
   pinKey,
-  pinnedSince,
   rememberCheckpoint,
   seenCheckpoint,
   toHex,
@@ -30,33 +29,77 @@ async function serverKey() {
   return text;
 }
 
-/** The pinned key, with a warning above `root` if the server now shows another. */
-async function keyFor(root) {
+/**
+ * The tenant's trail as this browser can vouch for it: the pinned key, and
+ * the newest checkpoint, verified with that key and checked to extend the
+ * one verified before (then remembered). `checkpoint` is null when none is
+ * signed yet; `failure` says why the trail cannot be trusted.
+ */
+async function checkTrail() {
   const tenant = current().me.tenant;
-  const trusted = await trustedKey(tenant, await serverKey());
-  if (trusted.mismatch) {
-    root.prepend(
-      h(
-        "div",
-        { class: "banner error", role: "alert", id: "key-mismatch" },
-        "The server's public key is not the one pinned in this browser. Events are checked against the pinned key; ",
-        "if the key was replaced on purpose, pin the new one on the Checkpoint page.",
-      ),
-    );
+  const trusted = await trustedKey(await serverKey());
+  const state = { tenant, trusted, checkpoint: null, failure: null, extends: null };
+  let answer;
+  try {
+    answer = await api("GET", "/v1/audit/checkpoint");
+  } catch (failure) {
+    if (failure.code === "no_checkpoint") return state;
+    throw failure;
   }
-  return trusted.key;
+  state.note = answer.note;
+  try {
+    const checkpoint = await verifyCheckpoint(answer.note, trusted.key);
+    if (checkpoint.tenant !== tenant) throw new Error(`the checkpoint is of tenant ${checkpoint.tenant}, not ${tenant}`);
+    const seen = seenCheckpoint(tenant);
+    if (seen && seen.size > 0) {
+      // A smaller trail than before needs no proof to be refused as rolled back.
+      const proof = seen.size < checkpoint.size
+        ? await api("GET", "/v1/audit/consistency", { query: { from: seen.size, to: checkpoint.size } })
+        : { proof: [] };
+      await verifyConsistency(seen.size, seen.root, checkpoint.size, checkpoint.root, proof.proof);
+      state.extends = seen.size;
+    }
+    rememberCheckpoint(tenant, checkpoint);
+    state.checkpoint = checkpoint;
+  } catch (failure) {
+    state.failure = failure.message;
+  }
+  return state;
 }
 
-function badge(state, detail) {
+function badge(state, detail, unconfirmed) {
   const labels = {
     pending: "checking…",
-    verified: "✓ verified",
-    pruned: "✓ pruned, hash verified",
+    verified: unconfirmed ? "✓ verified · key unconfirmed" : "✓ verified",
     failed: "✗ failed",
     waiting: "not yet checkpointed",
     error: "could not check",
   };
-  return h("span", { class: `badge badge-${state}`, title: detail || labels[state], role: "status" }, labels[state]);
+  return h("span", { class: `badge badge-${state}`, title: detail || labels[state] }, labels[state]);
+}
+
+/** Banners for a key that differs from the pinned one, or was never confirmed. */
+function keyBanners(trusted) {
+  return [
+    trusted.mismatch
+      ? h(
+          "div",
+          { class: "banner error", role: "alert", id: "key-mismatch" },
+          "The server's public key is not the one pinned in this browser. Everything is checked against the pinned key; ",
+          "if your organisation replaced the key, pin the new one on the Checkpoint page.",
+        )
+      : null,
+    trusted.confirmed
+      ? null
+      : h(
+          "div",
+          { class: "banner", id: "key-unconfirmed" },
+          "The public key was pinned in this browser the first time it was seen. Compare it with the key your ",
+          "organisation distributes and confirm it on the ",
+          h("a", { href: "#/checkpoint" }, "Checkpoint page"),
+          ".",
+        ),
+  ];
 }
 
 function cell(cls, text) {
@@ -66,10 +109,11 @@ function cell(cls, text) {
 export function auditPage(root, params) {
   let q = params.get("q") || "";
   let cursor = null;
-  let alive = true;
-  let key = null;
+  let generation = 0;
+  let trail = null;
   const input = h("input", { id: "audit-q", type: "search", value: q, placeholder: "action:role.* outcome:failure", autocomplete: "off" });
   const error = h("div", { class: "query-error", id: "audit-error", "aria-live": "polite" });
+  const banners = h("div", { id: "trail-banners" });
   const rows = h("div", { class: "rows", id: "audit-rows" });
   const more = h("button", { type: "button", id: "audit-more", hidden: true }, "Older events");
   const form = h(
@@ -81,23 +125,26 @@ export function auditPage(root, params) {
   );
   const header = h(
     "div",
-    { class: "audit-header", "aria-hidden": "true" },
+    { class: "audit-header" },
     ["Time", "Level", "Actor", "Action", "Target", "Outcome", "Integrity", "Message"].map((name) => h("span", {}, name)),
   );
-  const section = h(
-    "section",
-    { class: "page audit-page", "aria-label": "Audit trail" },
-    h("h1", {}, "Audit trail"),
-    form,
-    header,
-    h("div", { class: "results audit-results" }, rows, more),
+  fill(
+    root,
+    h(
+      "section",
+      { class: "page audit-page", "aria-label": "Audit trail" },
+      h("h1", {}, "Audit trail"),
+      banners,
+      form,
+      header,
+      h("div", { class: "results audit-results" }, rows, more),
+    ),
   );
-  fill(root, section);
 
   const queue = [];
   let running = 0;
   const pump = () => {
-    while (alive && running < PARALLEL_PROOFS && queue.length) {
+    while (running < PARALLEL_PROOFS && queue.length) {
       const job = queue.shift();
       running++;
       job().finally(() => {
@@ -107,14 +154,24 @@ export function auditPage(root, params) {
     }
   };
 
-  const check = (exact, id, holder) => async () => {
+  /** Checks one event (as parseExact read it) against the trail's checkpoint. */
+  const check = (exact, event, holder, mine) => async () => {
+    if (mine !== generation) return;
+    const { checkpoint, failure, trusted } = trail;
+    if (failure) {
+      holder.replaceChildren(badge("failed", `the checkpoint cannot be trusted: ${failure}`));
+      return;
+    }
+    if (!checkpoint || !(event.seq < checkpoint.size)) {
+      holder.replaceChildren(badge("waiting", "newer than the newest signed checkpoint; checked on a later visit"));
+      return;
+    }
     try {
-      const answer = await api("GET", `/v1/audit/${encodeURIComponent(id)}/proof`);
-      const result = await verifyEvent(exact, answer, key);
-      holder.replaceChildren(badge(result.status, result.detail));
-    } catch (failure) {
-      const waiting = failure.code === "not_yet_checkpointed" || failure.code === "no_checkpoint";
-      holder.replaceChildren(badge(waiting ? "waiting" : "error", describe(failure)));
+      const answer = await api("GET", `/v1/audit/${encodeURIComponent(event.id)}/proof`, { query: { size: checkpoint.size } });
+      const result = await verifyEvent(exact, answer, checkpoint, trail.tenant);
+      holder.replaceChildren(badge(result.status, result.detail, !trusted.confirmed));
+    } catch (failed) {
+      holder.replaceChildren(badge("error", describe(failed)));
     }
   };
 
@@ -123,9 +180,11 @@ export function auditPage(root, params) {
     search(true);
   };
 
-  const show = (text) => {
-    const answer = JSON.parse(text);
-    const exact = parseExact(text).get("events");
+  const show = (text, mine) => {
+    if (mine !== generation) return;
+    const exact = parseExact(text);
+    const answer = plain(exact);
+    const events = exact.get("events");
     answer.events.forEach((event, i) => {
       const attributes = event.attributes || {};
       const actor = attributes.actor || {};
@@ -139,7 +198,7 @@ export function auditPage(root, params) {
         holder,
       ]);
       rows.append(row);
-      queue.push(check(exact[i], event.id, holder));
+      queue.push(check(events[i], event, holder, mine));
     });
     if (!answer.events.length && !rows.children.length) rows.append(h("p", { class: "empty" }, "No audit events match."));
     cursor = answer.next_cursor;
@@ -153,6 +212,7 @@ export function auditPage(root, params) {
   };
 
   const search = async (push) => {
+    const mine = ++generation;
     q = input.value;
     const hash = withQuery("#/audit", { q });
     if (hash !== location.hash) history[push ? "pushState" : "replaceState"](null, "", hash);
@@ -160,11 +220,21 @@ export function auditPage(root, params) {
     queue.length = 0;
     rows.replaceChildren();
     error.replaceChildren();
+    more.hidden = true;
     try {
-      key = key || (await keyFor(section));
-      show(await page());
+      if (!trail) {
+        trail = await checkTrail();
+        fill(
+          banners,
+          keyBanners(trail.trusted),
+          trail.failure
+            ? h("div", { class: "banner error", role: "alert", id: "trail-failure" }, `The trail cannot be trusted: ${trail.failure}`)
+            : null,
+        );
+      }
+      show(await page(), mine);
     } catch (failure) {
-      fill(error, h("span", { class: "error-message" }, describe(failure)));
+      if (mine === generation) fill(error, h("span", { class: "error-message" }, describe(failure)));
     }
   };
 
@@ -173,15 +243,20 @@ export function auditPage(root, params) {
     search(true);
   });
   more.addEventListener("click", async () => {
+    const mine = generation;
+    more.disabled = true;
     try {
-      show(await page());
+      show(await page(), mine);
     } catch (failure) {
       toast(describe(failure), "error");
+    } finally {
+      more.disabled = false;
     }
   });
   search(false);
   return () => {
-    alive = false;
+    generation++;
+    queue.length = 0;
   };
 }
 
@@ -192,72 +267,74 @@ export function checkpointPage(root) {
   const note = h("pre", { class: "note", id: "checkpoint-note" });
   const keyBox = h("div", { class: "key-box", id: "key-box" });
   const paste = h("textarea", { id: "pin-key", rows: 2, placeholder: "logbook+…+…" });
-  const section = h(
-    "section",
-    { class: "page checkpoint-page", "aria-label": "Checkpoint" },
-    h("h1", {}, "Signed checkpoint"),
-    status,
-    details,
-    h("h2", {}, "Signed note"),
-    note,
-    h("h2", {}, "Public key"),
-    keyBox,
+  fill(
+    root,
     h(
-      "div",
-      { class: "actions" },
-      h("button", { type: "button", id: "download-export", onclick: () => exportTrail() }, "Download export"),
-      h("button", { type: "button", id: "download-key", onclick: () => downloadKey() }, "Download public key"),
+      "section",
+      { class: "page checkpoint-page", "aria-label": "Checkpoint" },
+      h("h1", {}, `Signed checkpoint of tenant ${tenant}`),
+      status,
+      details,
+      h("h2", {}, "Signed note"),
+      note,
+      h("h2", {}, "Public key"),
+      keyBox,
+      h(
+        "div",
+        { class: "actions" },
+        h("button", { type: "button", id: "download-export", onclick: () => exportTrail() }, "Download export"),
+        h("button", { type: "button", id: "download-key", onclick: () => downloadKey() }, "Download public key"),
+      ),
+      h("h2", {}, "Pin another key"),
+      h(
+        "p",
+        { class: "hint" },
+        "Paste the key your organisation distributes (from logbook verify --print-public-key) to check against it instead.",
+      ),
+      h("label", { for: "pin-key" }, "Public key to pin"),
+      paste,
+      h("button", { type: "button", id: "pin", onclick: () => pinText(paste.value) }, "Pin this key"),
     ),
-    h("h2", {}, "Pin another key"),
-    h(
-      "p",
-      { class: "hint" },
-      "Paste the key your organisation distributes (from `logbook verify --print-public-key`) to check against it instead.",
-    ),
-    h("label", { for: "pin-key", class: "visually-hidden" }, "Public key to pin"),
-    paste,
-    h("button", { type: "button", id: "pin", onclick: () => pin() }, "Pin this key"),
   );
-  fill(root, section);
 
   const load = async () => {
-    const serverText = await serverKey();
-    const trusted = await trustedKey(tenant, serverText);
+    const trail = await checkTrail();
+    const { trusted } = trail;
     fill(
       keyBox,
       h("code", { id: "pinned-key" }, trusted.key.text),
       h(
         "p",
         { class: "hint" },
-        trusted.firstUse
-          ? "Pinned now, on first use. Compare it with the key your organisation distributes."
-          : `Pinned in this browser since ${formatTime(pinnedSince(tenant))}.`,
+        `Pinned in this browser since ${formatTime(trusted.since)}${trusted.confirmed ? ", confirmed." : ", on first use: not confirmed yet."}`,
       ),
+      trusted.confirmed
+        ? null
+        : h(
+            "button",
+            { type: "button", id: "confirm-key", onclick: () => confirmKey(trusted.key.text) },
+            "I compared it with the distributed key: confirm",
+          ),
       trusted.mismatch
         ? h(
             "div",
             { class: "banner error", role: "alert" },
             h("p", {}, "The server now shows another key:"),
             h("code", {}, trusted.mismatch),
-            h("button", { type: "button", onclick: () => pinText(trusted.mismatch) }, "Trust the server's new key"),
+            h("button", { type: "button", onclick: () => replaceKey(trusted.mismatch) }, "Replace the pinned key with it"),
           )
         : null,
     );
-    let checkpoint;
-    let answer;
-    try {
-      answer = await api("GET", "/v1/audit/checkpoint");
-    } catch (failure) {
-      fill(status, badge(failure.code === "no_checkpoint" ? "waiting" : "error", describe(failure)), " ", describe(failure));
+    if (trail.note) note.textContent = trail.note;
+    if (trail.failure) {
+      fill(status, badge("failed", trail.failure), ` ${trail.failure}`);
       return;
     }
-    note.textContent = answer.note;
-    try {
-      checkpoint = await verifyCheckpoint(answer.note, trusted.key);
-    } catch (failure) {
-      fill(status, badge("failed", failure.message), ` ${failure.message}`);
+    if (!trail.checkpoint) {
+      fill(status, badge("waiting"), " This tenant's trail has no signed checkpoint yet.");
       return;
     }
+    const { checkpoint } = trail;
     fill(
       details,
       h("dt", {}, "Events covered"),
@@ -267,44 +344,31 @@ export function checkpointPage(root) {
       h("dt", {}, "Signed at"),
       h("dd", {}, formatTime(checkpoint.time * 1000)),
     );
-    const seen = seenCheckpoint(tenant);
-    let consistency = "This browser had not seen a checkpoint of this trail before.";
-    if (seen && seen.size > 0) {
-      try {
-        const proof = seen.size === checkpoint.size
-          ? { proof: [] }
-          : await api("GET", "/v1/audit/consistency", { query: { from: seen.size, to: checkpoint.size } });
-        await verifyConsistency(seen.size, seen.root, checkpoint.size, checkpoint.root, proof.proof);
-        consistency = `It extends the checkpoint of ${formatCount(seen.size)} events this browser verified before: nothing was altered or removed.`;
-      } catch (failure) {
-        fill(status, badge("failed", failure.message), ` ${failure.message}`);
-        return;
-      }
-    }
-    if (!seen || checkpoint.size >= seen.size) rememberCheckpoint(tenant, checkpoint);
-    fill(status, badge("verified", "signature verified"), " Signature verified with the pinned key. ", consistency);
+    const consistency = trail.extends
+      ? `It extends the checkpoint of ${formatCount(trail.extends)} events this browser verified before: nothing was altered or removed.`
+      : "This browser had not verified a checkpoint of this trail before.";
+    fill(status, badge("verified", "signature verified", !trusted.confirmed), " Signature verified with the pinned key. ", consistency);
   };
 
-  const pinText = async (text) => {
+  const pinText = async (text, confirmed = true) => {
     try {
-      await pinKey(tenant, text);
+      await parseKey(text);
+      await pinKey(text, confirmed);
       toast("Key pinned.");
       await load();
     } catch (failure) {
-      toast(`Not a valid key: ${failure.message}`, "error");
+      toast(`Not a valid key: ${describe(failure)}`, "error");
     }
   };
-  const pin = async () => {
-    try {
-      await parseKey(paste.value);
-    } catch (failure) {
-      toast(`Not a valid key: ${failure.message}`, "error");
-      return;
+  const confirmKey = (text) => pinText(text, true);
+  const replaceKey = (text) => {
+    // Replacing the key is what an attacker who took the server would want: never one click.
+    if (confirm("Replace the pinned key? Do this only if your organisation announced a new key and it is this one.")) {
+      pinText(text, true);
     }
-    await pinText(paste.value);
   };
   const downloadKey = async () => {
-    download(`logbook-${tenant}.pub`, `${await serverKey()}\n`, "text/plain");
+    download("logbook.pub", `${await serverKey()}\n`, "text/plain");
   };
   const exportTrail = async () => {
     // A fetch with the access token (a link could not carry it), saved as a file.

@@ -190,3 +190,19 @@ export function member(value, key) {
   const found = value instanceof Map ? value.get(key) : undefined;
   return found instanceof RawNumber ? found.text : found;
 }
+
+/**
+ * A value parseExact returned as plain JavaScript, for display: objects for
+ * maps, and numbers as numbers unless that would change them (integers past
+ * 2^53 stay their exact digits, as strings).
+ */
+export function plain(value) {
+  if (value instanceof RawNumber) {
+    const number = Number(value.text);
+    const integer = /^-?[0-9]+$/.test(value.text);
+    return integer && !Number.isSafeInteger(number) ? value.text : number;
+  }
+  if (Array.isArray(value)) return value.map(plain);
+  if (value instanceof Map) return Object.fromEntries([...value].map(([key, member]) => [key, plain(member)]));
+  return value;
+}

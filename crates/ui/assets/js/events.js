@@ -5,7 +5,10 @@
 import { formatTime, h } from "./dom.js";
 
 /** Fields shown in the row or not searchable, left out of click-to-filter. */
-const NOT_FILTERABLE = new Set(["tenant", "timestamp", "received_at", "message", "seq", "stream", "source"]);
+const NOT_FILTERABLE = new Set(["tenant", "timestamp", "received_at", "message", "seq", "stream"]);
+
+/** A key the query language reads as one path segment; others get no filter button. */
+const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 
 /** `value` as a query value: bare when it is one plain token, quoted otherwise. */
 export function queryValue(value) {
@@ -24,8 +27,27 @@ export function filterTerm(field, value, negate) {
 export function addTerm(q, term) {
   const trimmed = q.trim();
   if (!trimmed || trimmed === "*") return term;
-  // Parenthesise a query with OR, so the new term narrows all of it.
-  return /\bOR\b/.test(trimmed) ? `(${trimmed}) ${term}` : `${trimmed} ${term}`;
+  // Parenthesise a query with an OR outside parentheses, so the new term narrows all of it.
+  return hasTopLevelOr(trimmed) ? `(${trimmed}) ${term}` : `${trimmed} ${term}`;
+}
+
+/** Whether `q` has an `OR` outside parentheses and quotes. */
+function hasTopLevelOr(q) {
+  let depth = 0;
+  let quoted = false;
+  for (let i = 0; i < q.length; i++) {
+    const c = q[i];
+    if (quoted) {
+      if (c === "\\") i++;
+      else if (c === '"') quoted = false;
+    } else if (c === '"') quoted = true;
+    else if (c === "(") depth++;
+    else if (c === ")") depth--;
+    else if (depth === 0 && q.startsWith("OR", i) && /\s/.test(q[i - 1] ?? " ") && /\s/.test(q[i + 2] ?? " ")) {
+      return true;
+    }
+  }
+  return false;
 }
 
 /**
@@ -80,12 +102,14 @@ function tree(value, path, onFilter) {
     "ul",
     { class: "tree" },
     entries.map(([key, child]) => {
-      const full = path ? `${path}.${key}` : key;
+      // A path the query language cannot spell (a space, a dot or a colon in a key) gets no filter.
+      const full = path !== null && PLAIN_KEY.test(key) ? (path ? `${path}.${key}` : key) : null;
       if (child !== null && typeof child === "object" && !Array.isArray(child)) {
         return h("li", {}, h("span", { class: "key" }, key), tree(child, full, onFilter));
       }
       const text = Array.isArray(child) ? JSON.stringify(child) : String(child);
-      const filterable = !Array.isArray(child) && child !== null && !(path === "" && NOT_FILTERABLE.has(key));
+      const filterable =
+        full !== null && !Array.isArray(child) && child !== null && text !== "" && !(path === "" && NOT_FILTERABLE.has(key));
       if (!filterable) {
         return h("li", {}, h("span", { class: "key" }, key), h("span", { class: "value" }, text));
       }

@@ -65,6 +65,7 @@ export function drawHistogram(container, { buckets, from, to, intervalMs, onZoom
   };
   let anchor = null;
   chart.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0) return;
     anchor = toTime(event);
     chart.setPointerCapture(event.pointerId);
     selection.setAttribute("visibility", "visible");
@@ -83,13 +84,18 @@ export function drawHistogram(container, { buckets, from, to, intervalMs, onZoom
     const [a, b] = [Math.min(anchor, end), Math.max(anchor, end)];
     anchor = null;
     selection.setAttribute("visibility", "hidden");
-    // A click without a drag zooms into the bucket under the pointer.
+    // A click without a drag zooms into the bucket under the pointer
+    // (the store aligns buckets to multiples of the interval since the epoch).
     if (x(b) - x(a) < 3) {
-      const start = from + Math.floor((a - from) / intervalMs) * intervalMs;
-      onZoom(Math.round(start), Math.round(start + intervalMs));
+      const start = Math.floor(a / intervalMs) * intervalMs;
+      onZoom(Math.max(from, start), Math.min(to, start + intervalMs));
     } else {
       onZoom(Math.round(a), Math.round(b));
     }
+  });
+  chart.addEventListener("pointercancel", () => {
+    anchor = null;
+    selection.setAttribute("visibility", "hidden");
   });
   const axis = h(
     "div",

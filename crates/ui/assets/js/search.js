@@ -5,9 +5,10 @@
 
 import { api } from "./api.js";
 import { LEVELS, describe, fill, formatCount, h } from "./dom.js";
-import { addTerm, charIndex, eventRow } from "./events.js";
+import { addTerm, charIndex, eventRow, filterTerm } from "./events.js";
 import { chooseInterval, drawHistogram } from "./histogram.js";
 import { openTail } from "./tail.js";
+import { parseExact, plain } from "./canonical.js";
 
 const RANGES = [
   ["15m", "Last 15 minutes", 15 * 60000],
@@ -28,7 +29,9 @@ const PAUSED_EVENTS = 5000;
 /** The view the URL describes: {q, range, from, to}. */
 export function readView(params) {
   const range = RANGES.some(([id]) => id === params.get("range")) ? params.get("range") : "1h";
-  return { q: params.get("q") || "", range, from: params.get("from") || "", to: params.get("to") || "" };
+  // A time the URL spells wrongly is left out rather than breaking the page.
+  const time = (name) => (Number.isNaN(Date.parse(params.get(name) || "")) ? "" : params.get(name));
+  return { q: params.get("q") || "", range, from: time("from"), to: time("to") };
 }
 
 function viewHash(view) {
@@ -56,8 +59,12 @@ export function searchPage(root, params) {
   let controller = null;
   let cursor = null;
   let loading = false;
+  /** Whether the live tail is on (the user's choice); `tail` is its connection, once open. */
+  let live = false;
   let tail = null;
   let typingTimer = null;
+  /** The bounds of the search on screen, which its older pages keep. */
+  let shown = null;
 
   const input = h("input", {
     id: "q",
@@ -146,7 +153,7 @@ export function searchPage(root, params) {
     }
     // A live tail restarts after the search has drawn its rows, so they do not replace what it shows.
     await run();
-    if (tail) startTail();
+    if (live) startTail();
   };
 
   const addFilter = (term) => {
@@ -207,6 +214,7 @@ export function searchPage(root, params) {
     const signal = controller.signal;
     const { from, to, end } = bounds();
     const query = { q: view.q, from: iso(from), to: iso(to) };
+    shown = query;
     const started = performance.now();
     // With "all time" the histogram starts at the oldest match, which takes a query first.
     const oldest = from === null
@@ -216,7 +224,7 @@ export function searchPage(root, params) {
     const counts = oldest.then((start) => histogramOf(start, Math.max(end, start + 1000), signal));
     try {
       const [page, stats, buckets] = await Promise.all([
-        api("GET", "/v1/logs", { query: { ...query, limit: PAGE }, signal }),
+        api("GET", "/v1/logs", { query: { ...query, limit: PAGE }, signal, exact: true }),
         api("GET", "/v1/stats", { query, signal }),
         counts,
       ]);
@@ -258,18 +266,18 @@ export function searchPage(root, params) {
     // The view keeps the exact span; the fields show it to the second.
     Object.assign(view, { q: input.value, range: "custom", from: iso(a), to: iso(b) });
     history.pushState(null, "", viewHash(view));
-    run().then(() => tail && startTail());
+    run().then(() => live && startTail());
   };
 
   const drawStats = (stats) => {
     const bar = (field, name, count, max) =>
       h(
-        "button",
+        name ? "button" : "div",
         {
-          type: "button",
+          type: name ? "button" : null,
           class: `stat level-${field === "level" ? name : ""}`,
-          title: `Add ${field}:${name || '""'} to the query`,
-          onclick: () => addFilter(`${field}:${name ? name : '""'}`),
+          title: name ? `Add ${filterTerm(field, name)} to the query` : "events without a service",
+          onclick: name ? () => addFilter(filterTerm(field, name)) : null,
         },
         h("span", { class: "stat-name" }, name || "(none)"),
         h("span", { class: "stat-bar", "aria-hidden": "true" }, h("span", { class: "stat-fill", dataset: { ratio: count / max } })),
@@ -291,11 +299,8 @@ export function searchPage(root, params) {
     if (loading || !cursor) return;
     loading = true;
     const mine = generation;
-    const { from, to } = bounds();
     try {
-      const page = await api("GET", "/v1/logs", {
-        query: { q: view.q, from: iso(from), to: iso(to), limit: PAGE, cursor },
-      });
+      const page = await api("GET", "/v1/logs", { query: { ...shown, limit: PAGE, cursor }, exact: true });
       if (mine !== generation) return;
       cursor = page.next_cursor;
       rows.append(...page.events.map((event) => eventRow(event, addFilter)));
@@ -324,36 +329,46 @@ export function searchPage(root, params) {
     liveStatus.textContent = parts.join(" · ");
   };
   const prepend = (texts) => {
-    const fresh = texts.map((text) => eventRow(JSON.parse(text), addFilter)).reverse();
+    const fresh = texts.map((text) => eventRow(plain(parseExact(text)), addFilter)).reverse();
     const empty = rows.querySelector(".empty");
     if (empty) empty.remove();
     rows.prepend(...fresh);
-    while (rows.children.length > LIVE_ROWS) rows.lastElementChild.remove();
-    cursor = null; // rows were let go: older pages would leave a gap
+    if (rows.children.length > LIVE_ROWS) {
+      while (rows.children.length > LIVE_ROWS) rows.lastElementChild.remove();
+      cursor = null; // rows were let go: older pages would leave a gap
+    }
   };
   results.addEventListener("scroll", () => {
-    if (tail && !paused() && pending.length) {
+    if (live && !paused() && pending.length) {
       const held = pending;
       pending = [];
       prepend(held);
       showLive();
     }
   });
+  let attempt = 0;
+  const setLive = (on) => {
+    live = on;
+    liveButton.setAttribute("aria-pressed", String(on));
+  };
+  /** (Re)opens the tail for the current query; a newer call supersedes an unfinished one. */
   const startTail = async () => {
     stopTail();
+    const mine = ++attempt;
     received = 0;
     dropped = 0;
     pending = [];
-    const mine = generation;
     delete liveStatus.dataset.state;
     showLive("connecting…");
     try {
       const opened = await openTail("logs", view.q, {
         onOpen: () => {
+          if (mine !== attempt) return;
           liveStatus.dataset.state = "open";
           showLive();
         },
         onEvent: (text) => {
+          if (mine !== attempt) return;
           received++;
           if (paused()) {
             if (pending.length < PAUSED_EVENTS) pending.push(text);
@@ -364,43 +379,47 @@ export function searchPage(root, params) {
           showLive();
         },
         onDropped: (n) => {
+          if (mine !== attempt) return;
           dropped += n;
           showLive();
         },
-        onMissed: () => showLive("the server fell behind; some events may be missing"),
+        onMissed: () => mine === attempt && showLive("the server fell behind; some events may be missing"),
         onClose: (reason) => {
+          if (mine !== attempt) return;
           tail = null;
           delete liveStatus.dataset.state;
-          liveButton.setAttribute("aria-pressed", "false");
+          setLive(false);
           showLive(`stopped: ${reason}`);
         },
       });
-      if (mine !== generation || liveButton.getAttribute("aria-pressed") !== "true") opened.close();
+      if (mine !== attempt || !live) opened.close();
       else tail = opened;
     } catch (failure) {
-      liveButton.setAttribute("aria-pressed", "false");
+      if (mine !== attempt) return;
+      setLive(false);
       showLive(`could not start: ${describe(failure)}`);
     }
   };
   const stopTail = () => {
-    if (tail && tail.close) tail.close();
+    attempt++;
+    if (tail) tail.close();
     tail = null;
   };
   liveButton.addEventListener("click", () => {
-    if (liveButton.getAttribute("aria-pressed") === "true") {
-      liveButton.setAttribute("aria-pressed", "false");
+    if (live) {
+      setLive(false);
       stopTail();
       liveStatus.hidden = true;
       run();
     } else {
-      liveButton.setAttribute("aria-pressed", "true");
-      tail = {};
+      setLive(true);
       startTail();
     }
   });
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
+    clearTimeout(typingTimer);
     apply(true);
   });
   input.addEventListener("input", () => {

@@ -12,9 +12,43 @@ function fromBase64(text) {
   return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
 }
 
-function fromHex(text) {
-  if (!/^([0-9a-f]{2})*$/.test(text)) throw new Error("bad hex");
-  return Uint8Array.from(text.match(/../g) || [], (pair) => parseInt(pair, 16));
+/** A 32-byte hash from 64 lowercase hex digits; anything else is refused. */
+function hashFromHex(text) {
+  if (typeof text !== "string" || !/^[0-9a-f]{64}$/.test(text)) throw new Error("a hash is not 64 hex digits");
+  return Uint8Array.from(text.match(/../g), (pair) => parseInt(pair, 16));
+}
+
+/** A tree size or index: a non-negative safe integer, as a BigInt. */
+function count(value, what) {
+  if (!Number.isSafeInteger(value) || value < 0) throw new Error(`${what} is not a valid number`);
+  return BigInt(value);
+}
+
+function bitLength(n) {
+  return n === 0n ? 0 : n.toString(2).length;
+}
+
+function ones(n) {
+  return [...n.toString(2)].filter((bit) => bit === "1").length;
+}
+
+/** The inner and border levels of leaf `index`'s path in a tree of `size` (as the Rust reference). */
+function decompose(index, size) {
+  const inner = bitLength(index ^ (size - 1n));
+  return [inner, ones(index >> BigInt(inner))];
+}
+
+function trailingZeros(n) {
+  let zeros = 0;
+  while (n > 0n && !(n & 1n)) {
+    n >>= 1n;
+    zeros++;
+  }
+  return zeros;
+}
+
+function toBase64(bytes) {
+  return btoa(String.fromCharCode(...bytes));
 }
 
 export function toHex(bytes) {
@@ -68,7 +102,7 @@ export async function parseKey(text) {
 
 /**
  * Checks a signed checkpoint note with `key` (from parseKey) and returns
- * {tenant, size, root, time}; throws naming what is wrong.
+ * {tenant, size, root, time, note}; throws naming what is wrong.
  */
 export async function verifyCheckpoint(note, key) {
   if (!note.endsWith("\n")) throw new Error("the note does not end with a newline");
@@ -78,11 +112,12 @@ export async function verifyCheckpoint(note, key) {
   const lines = body.slice(0, -1).split("\n");
   if (lines.length !== 4) throw new Error("the checkpoint does not have 4 lines");
   const [origin, sizeLine, rootLine, timeLine] = lines;
-  if (!origin.startsWith("logbook/")) throw new Error("the origin is not logbook/<tenant>");
-  if (!/^(0|[1-9][0-9]*)$/.test(sizeLine)) throw new Error("bad tree size");
+  if (!/^logbook\/[^\s+\p{Cc}]+$/u.test(origin)) throw new Error("the origin is not logbook/<tenant>");
+  if (!/^(0|[1-9][0-9]*)$/.test(sizeLine) || !Number.isSafeInteger(Number(sizeLine))) throw new Error("bad tree size");
+  if (!/^[A-Za-z0-9+/]{43}=$/.test(rootLine)) throw new Error("the root is not the base64 of 32 bytes");
   const root = fromBase64(rootLine);
-  if (root.length !== 32) throw new Error("the root is not 32 bytes");
-  const time = /^time (-?(0|[1-9][0-9]*))$/.exec(timeLine);
+  if (toBase64(root) !== rootLine) throw new Error("the root's base64 is not canonical");
+  const time = /^time (0|-?[1-9][0-9]*)$/.exec(timeLine);
   if (!time) throw new Error("bad time line");
   let signed = false;
   for (const line of note.slice(split + 2, -1).split("\n")) {
@@ -90,21 +125,33 @@ export async function verifyCheckpoint(note, key) {
     if (!signature) throw new Error("bad signature line");
     if (signature[1] !== key.name) continue;
     const blob = fromBase64(signature[2]);
-    if (blob.length !== 68 || toHex(blob.slice(0, 4)) !== key.hash) continue;
+    if (toHex(blob.slice(0, 4)) !== key.hash) continue;
+    if (blob.length !== 68) throw new Error("the pinned key's signature is not 64 bytes");
     if (!(await crypto.subtle.verify({ name: "Ed25519" }, key.key, blob.slice(4), encoder.encode(body)))) {
       throw new Error("the checkpoint's signature does not verify with the pinned key");
     }
     signed = true;
   }
   if (!signed) throw new Error("the checkpoint is not signed by the pinned key");
-  return { tenant: origin.slice("logbook/".length), size: Number(sizeLine), root, time: Number(time[1]) };
+  return { tenant: origin.slice("logbook/".length), size: Number(sizeLine), root, time: Number(time[1]), note };
 }
 
-/** RFC 9162 §2.1.3.2: does `proof` lead from `leaf` at `index` to `root`? */
+/**
+ * RFC 9162 §2.1.3.2: does `proof` (32-byte hashes) lead from `leaf` at
+ * `index` to `root` of a tree of `size`? The proof's length must be the one
+ * `index` and `size` imply, as the Rust reference checks.
+ */
 export async function verifyInclusion(leaf, index, size, proof, root) {
-  if (index >= size) throw new Error("the event is outside the checkpoint's tree");
-  let fn = BigInt(index);
-  let sn = BigInt(size - 1);
+  const i = count(index, "the index");
+  const n = count(size, "the tree size");
+  if (i >= n) throw new Error("the event is outside the checkpoint's tree");
+  const [inner, border] = decompose(i, n);
+  if (proof.length !== inner + border) throw new Error("the proof has the wrong length");
+  if (![leaf, root, ...proof].every((hash) => hash instanceof Uint8Array && hash.length === 32)) {
+    throw new Error("a hash is not 32 bytes");
+  }
+  let fn = i;
+  let sn = n - 1n;
   let r = leaf;
   for (const p of proof) {
     if (sn === 0n) throw new Error("the proof is too long");
@@ -130,17 +177,23 @@ export async function verifyInclusion(leaf, index, size, proof, root) {
  * altered, removed or rolled back in between.
  */
 export async function verifyConsistency(oldSize, oldRoot, newSize, newRoot, proofHex) {
-  if (oldSize > newSize) throw new Error("the trail is smaller than it was: rolled back");
-  if (oldSize === newSize) {
+  const m = count(oldSize, "the older size");
+  const n = count(newSize, "the newer size");
+  if (m > n) throw new Error("the trail is smaller than it was: rolled back");
+  if (m === n) {
     if (proofHex.length || !equal(oldRoot, newRoot)) throw new Error("the same size with another root: forked");
     return;
   }
-  if (oldSize === 0) return;
-  const proof = proofHex.map(fromHex);
-  if (!proof.length) throw new Error("an empty consistency proof");
-  if ((oldSize & (oldSize - 1)) === 0) proof.unshift(oldRoot);
-  let fn = BigInt(oldSize - 1);
-  let sn = BigInt(newSize - 1);
+  if (m === 0n) return;
+  const proof = proofHex.map(hashFromHex);
+  const [inner, border] = decompose(m - 1n, n);
+  const isPowerOfTwo = (m & (m - 1n)) === 0n;
+  if (proof.length !== inner - trailingZeros(m) + border + (isPowerOfTwo ? 0 : 1)) {
+    throw new Error("the consistency proof has the wrong length");
+  }
+  if (isPowerOfTwo) proof.unshift(oldRoot);
+  let fn = m - 1n;
+  let sn = n - 1n;
   while (fn & 1n) {
     fn >>= 1n;
     sn >>= 1n;
@@ -168,79 +221,77 @@ export async function verifyConsistency(oldSize, oldRoot, newSize, newRoot, proo
 }
 
 /**
- * Verifies one audit event: `exact` is the event as parseExact read it from
- * the API's answer, `answer` the proof endpoint's JSON. Returns {status,
- * detail, checkpoint} with status "verified", "pruned" or "failed".
+ * Verifies one audit event against `checkpoint` (already verified, from
+ * verifyCheckpoint): `exact` is the event as parseExact read it from the
+ * API's answer, `answer` the proof endpoint's JSON for that checkpoint's
+ * size. The event's own bytes are always hashed: the server's `leaf_hash`
+ * and `pruned` are not trusted. Returns {status: "verified"|"failed", detail}.
  */
-export async function verifyEvent(exact, answer, key) {
+export async function verifyEvent(exact, answer, checkpoint, tenant) {
   try {
-    const checkpoint = await verifyCheckpoint(answer.checkpoint.note, key);
-    if (checkpoint.size !== answer.size) throw new Error("the proof is for another tree size");
-    const proof = answer.proof.map(fromHex);
-    let leaf;
-    if (answer.id !== undefined && member(exact, "id") !== answer.id) throw new Error("the proof is for another event");
-    if (answer.pruned) {
-      leaf = fromHex(answer.leaf_hash);
-    } else {
-      const seq = member(exact, "seq");
-      if (seq !== undefined && seq !== String(answer.seq)) throw new Error("the event's seq is not the proof's");
-      leaf = await leafHash(canonicalBytes(exact));
+    if (answer.checkpoint.note !== checkpoint.note) throw new Error("the proof is for another checkpoint");
+    if (checkpoint.tenant !== tenant || member(exact, "tenant") !== tenant) {
+      throw new Error("the event or checkpoint is of another tenant");
     }
-    await verifyInclusion(leaf, answer.seq, checkpoint.size, proof, checkpoint.root);
-    return {
-      status: answer.pruned ? "pruned" : "verified",
-      detail: answer.pruned
-        ? `pruned by retention; its recorded hash is in checkpoint ${checkpoint.size}`
-        : `included in the signed checkpoint of ${checkpoint.size} events`,
-      checkpoint,
-    };
+    if (member(exact, "id") !== answer.id) throw new Error("the proof is for another event");
+    const seq = member(exact, "seq");
+    if (seq === undefined || seq !== String(answer.seq)) throw new Error("the event's seq is not the proof's");
+    const leaf = await leafHash(canonicalBytes(exact));
+    await verifyInclusion(leaf, answer.seq, checkpoint.size, answer.proof.map(hashFromHex), checkpoint.root);
+    return { status: "verified", detail: `included in the signed checkpoint of ${checkpoint.size} events` };
   } catch (error) {
     return { status: "failed", detail: error.message };
   }
 }
 
-// Pinning: the first key seen for a tenant is remembered in this browser
-// (a public key is no secret); a different key later is shown as a warning
-// and never trusted silently.
+// Pinning: the server's signing key is one per server, so it is pinned per
+// origin (a public key is no secret: local storage is fine). The first key
+// seen is pinned but unconfirmed until the user confirms it or pastes the one
+// their organisation distributes; a different key later is a warning, and
+// replacing the pin is always the user's explicit act.
 
-function pinName(tenant) {
-  return `logbook.pinned-key.${tenant}`;
+const PIN = "logbook.pinned-key";
+
+/** The pinned key {text, since, confirmed}, or null. */
+export function pinned() {
+  try {
+    return JSON.parse(localStorage.getItem(PIN) || "null");
+  } catch {
+    return null;
+  }
 }
 
-/** The key pinned for `tenant` in this browser, or null. */
-export function pinnedKey(tenant) {
-  return localStorage.getItem(pinName(tenant));
-}
-
-/** Pins `keyText` (checked first) for `tenant`. */
-export async function pinKey(tenant, keyText) {
+/** Pins `keyText` (checked first); `confirmed` when the user vouched for it. */
+export async function pinKey(keyText, confirmed) {
   const key = await parseKey(keyText);
-  localStorage.setItem(pinName(tenant), key.text);
-  localStorage.setItem(`${pinName(tenant)}.since`, new Date().toISOString());
+  localStorage.setItem(PIN, JSON.stringify({ text: key.text, since: new Date().toISOString(), confirmed }));
   return key;
 }
 
-/** When the key was pinned. */
-export function pinnedSince(tenant) {
-  return localStorage.getItem(`${pinName(tenant)}.since`);
-}
-
 /**
- * The key to verify with: the pinned one, or the server's pinned now if none
- * is. `mismatch` is the server's key when it differs from the pinned one.
+ * The key to verify with: the pinned one, or the server's pinned now
+ * (unconfirmed) if none is. `mismatch` is the server's key when it differs.
  */
-export async function trustedKey(tenant, serverKeyText) {
-  const pinned = pinnedKey(tenant);
-  if (!pinned) return { key: await pinKey(tenant, serverKeyText), mismatch: null, firstUse: true };
-  const key = await parseKey(pinned);
-  return { key, mismatch: serverKeyText.trim() === key.text ? null : serverKeyText.trim(), firstUse: false };
+export async function trustedKey(serverKeyText) {
+  let pin = pinned();
+  if (!pin) {
+    await pinKey(serverKeyText, false);
+    pin = pinned();
+  }
+  const key = await parseKey(pin.text);
+  return {
+    key,
+    since: pin.since,
+    confirmed: Boolean(pin.confirmed),
+    mismatch: serverKeyText.trim() === key.text ? null : serverKeyText.trim(),
+  };
 }
 
 /** The newest checkpoint this browser verified for `tenant`: {size, root} or null. */
 export function seenCheckpoint(tenant) {
   try {
     const seen = JSON.parse(localStorage.getItem(`logbook.seen-checkpoint.${tenant}`) || "null");
-    return seen && { size: seen.size, root: fromHex(seen.root), time: seen.time };
+    return seen && { size: seen.size, root: hashFromHex(seen.root), time: seen.time };
   } catch {
     return null;
   }
