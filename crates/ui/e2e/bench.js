@@ -21,10 +21,10 @@ const QUERIES = [
   ['everything', ''],
   ['word', 'error'],
   ['phrase', '"connection closed"'],
-  ['field', 'service:OpenSSH'],
+  ['field', 'service:openssh'],
   ['level range', 'level:>=warn'],
-  ['prefix', 'service:Open* fail*'],
-  ['boolean', '(level:error OR level:warn) NOT service:Apache'],
+  ['prefix', 'service:open* fail*'],
+  ['boolean', '(level:error OR level:warn) NOT service:apache'],
   ['no match', 'zzzznotthere'],
 ];
 

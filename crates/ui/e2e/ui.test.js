@@ -74,6 +74,7 @@ test('the page is served with a strict policy and no inline code', { skip: SKIP 
   const policy = response.headers.get('content-security-policy');
   assert.match(policy, /script-src 'self'/);
   assert.doesNotMatch(policy, /unsafe-inline|unsafe-eval/);
+  assert.match(policy, /require-trusted-types-for 'script'/);
   assert.equal(response.headers.get('x-frame-options'), 'DENY');
   const html = await response.text();
   assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)/, 'an inline script');
@@ -313,6 +314,7 @@ test('audit events verify in the browser; a trail tampered on disk fails', { ski
   const tampered = again.locator(`#audit-rows .event[data-id="${granted.id}"] .badge-failed`);
   await tampered.waitFor();
   assert.match(await tampered.getAttribute('title'), /root|extend/);
+  assert.match(await again.textContent('#verify-failures'), /1 event on this page failed verification/);
   await shot(again, 'audit-tampered');
   await context.close();
 });
@@ -359,6 +361,8 @@ test('keys are shown once and revoked; a developer sees no audit or admin page',
     await developer.evaluate((h) => (location.hash = h), hash);
     await developer.waitForSelector('h1:text("Not allowed")');
   }
+  await developer.click('#sign-out');
+  await developer.waitForSelector('#username');
   await page.close();
   await developer.close();
 });

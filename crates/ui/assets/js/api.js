@@ -50,11 +50,19 @@ export async function useKey(key) {
 
 /** Ends the session (on the server too, for a user's session). */
 export async function logout() {
-  const was = session;
-  setSession(null);
-  if (was && was.kind === "user") {
+  let bearer = null;
+  if (session && session.kind === "user") {
     try {
-      await send("POST", "/v1/auth/logout", { token: was.token });
+      // A fresh access token, so an expired one does not leave the server's session open.
+      bearer = await token();
+    } catch {
+      bearer = null;
+    }
+  }
+  setSession(null);
+  if (bearer) {
+    try {
+      await send("POST", "/v1/auth/logout", { token: bearer });
     } catch {
       // The session ends here whatever the server says.
     }

@@ -114,6 +114,15 @@ export function auditPage(root, params) {
   const input = h("input", { id: "audit-q", type: "search", value: q, placeholder: "action:role.* outcome:failure", autocomplete: "off" });
   const error = h("div", { class: "query-error", id: "audit-error", "aria-live": "polite" });
   const banners = h("div", { id: "trail-banners" });
+  const failures = h("div", { class: "banner error", id: "verify-failures", role: "alert", hidden: true });
+  let failed = 0;
+  const reportFailure = (detail) => {
+    failed++;
+    failures.hidden = false;
+    failures.textContent =
+      `${failed} event${failed === 1 ? "" : "s"} on this page failed verification (${detail}): ` +
+      "the trail was altered after it was recorded, or the server is not showing what was recorded.";
+  };
   const rows = h("div", { class: "rows", id: "audit-rows" });
   const more = h("button", { type: "button", id: "audit-more", hidden: true }, "Older events");
   const form = h(
@@ -135,6 +144,7 @@ export function auditPage(root, params) {
       { class: "page audit-page", "aria-label": "Audit trail" },
       h("h1", {}, "Audit trail"),
       banners,
+      failures,
       form,
       header,
       h("div", { class: "results audit-results" }, rows, more),
@@ -169,7 +179,9 @@ export function auditPage(root, params) {
     try {
       const answer = await api("GET", `/v1/audit/${encodeURIComponent(event.id)}/proof`, { query: { size: checkpoint.size } });
       const result = await verifyEvent(exact, answer, checkpoint, trail.tenant);
+      if (mine !== generation) return;
       holder.replaceChildren(badge(result.status, result.detail, !trusted.confirmed));
+      if (result.status === "failed") reportFailure(result.detail);
     } catch (failed) {
       holder.replaceChildren(badge("error", describe(failed)));
     }
@@ -218,6 +230,8 @@ export function auditPage(root, params) {
     if (hash !== location.hash) history[push ? "pushState" : "replaceState"](null, "", hash);
     cursor = null;
     queue.length = 0;
+    failed = 0;
+    failures.hidden = true;
     rows.replaceChildren();
     error.replaceChildren();
     more.hidden = true;
