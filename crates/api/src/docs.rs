@@ -82,9 +82,19 @@ fn asset(file: &str) -> Result<Response, ApiError> {
     let content_type = HeaderValue::from_str(&found.content_type)
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     let mut response = found.bytes.into_owned().into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, content_type);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, content_type);
+    // Swagger UI needs inline script, so it gets no script policy; it still
+    // shares the web UI's origin, so it may neither be framed nor sniffed.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     if found.gzpipped {
         response
             .headers_mut()

@@ -41,14 +41,14 @@ after(async () => {
 async function tab(context) {
   const page = await (context ?? (await browser.newContext({ viewport: { width: 1440, height: 900 } }))).newPage();
   page.on('console', (message) => {
-    if (message.type() === 'error' && !/status of 40[0-9]/.test(message.text())) problems.push(message.text());
+    if (message.type() === 'error' && !/status of 4[0-9][0-9]/.test(message.text())) problems.push(message.text());
   });
   page.on('pageerror', (error) => problems.push(String(error)));
   return page;
 }
 
-async function signIn(page, username, password, hash = '') {
-  await page.goto(`${server.url}/${hash}`);
+async function signIn(page, username, password, hash = '', base = server.url) {
+  await page.goto(`${base}/${hash}`);
   await page.fill('#username', username);
   await page.fill('#password', password);
   await page.click('form[aria-labelledby="sign-in-title"] button[type=submit]');
@@ -197,6 +197,11 @@ test('sign in, search, a syntax error at its place, click to filter, zoom', { sk
   await searched(page, mark);
   await page.locator('#results').evaluate((el) => el.scrollTo(0, el.scrollHeight));
   await page.waitForFunction(() => document.querySelectorAll('#rows .event').length >= 200);
+  // The second page continues the first: the API's own first 200, in order, none twice.
+  const ids = await page.$$eval('#rows .event', (rows) => rows.slice(0, 200).map((row) => row.dataset.id));
+  const first = await call(server, 'GET', '/v1/logs?limit=100');
+  const second = await call(server, 'GET', `/v1/logs?limit=100&cursor=${first.next_cursor}`);
+  assert.deepEqual(ids, [...first.events, ...second.events].map((event) => event.id));
   await page.close();
 });
 
@@ -319,6 +324,105 @@ test('audit events verify in the browser; a trail tampered on disk fails', { ski
   await context.close();
 });
 
+test('a server that lies about the trail never earns a verified badge', { skip: SKIP ?? false }, async () => {
+  const own = await startLogbook();
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  try {
+    const audit = (message) => call(own, 'POST', '/v1/audit', { actor: { id: 'u-1', name: 'alice' }, action: 'file.export', message });
+    const covering = async (size) => {
+      for (let i = 0; i < 100; i++) {
+        const checkpoint = await call(own, 'GET', '/v1/audit/checkpoint').catch(() => null);
+        if (checkpoint && checkpoint.size >= size) return checkpoint;
+        await new Promise((wait) => setTimeout(wait, 100));
+      }
+      throw new Error(`no checkpoint of ${size} events`);
+    };
+    await audit('m0');
+    const older = await covering(4); // the first start's three events, and m0
+    for (let i = 1; i < 6; i++) await audit(`m${i}`);
+    await covering(older.size + 5);
+
+    // The lies, served in place of the real answers.
+    let lie = null;
+    await context.route('**/v1/**', async (route) => {
+      const url = new URL(route.request().url());
+      if (url.pathname === '/v1/audit/checkpoint' && lie === 'no checkpoint') {
+        return route.fulfill({ status: 404, contentType: 'application/json', body: '{"status":404,"code":"no_checkpoint","message":"none"}' });
+      }
+      if (url.pathname === '/v1/audit/checkpoint' && lie === 'rolled back') {
+        return route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(older) });
+      }
+      if (url.pathname === '/v1/audit' && ['altered', 'seq moved', 'seq removed', 'proof refused'].includes(lie)) {
+        const response = await route.fetch();
+        const answer = JSON.parse(await response.text());
+        for (const event of answer.events.filter((e) => e.message === 'm2')) {
+          event.message = 'FORGED';
+          if (lie === 'seq moved') event.seq = 999_999;
+          if (lie === 'seq removed') delete event.seq;
+        }
+        return route.fulfill({ response, body: JSON.stringify(answer) });
+      }
+      if (lie === 'proof refused' && /\/proof$/.test(url.pathname)) {
+        return route.fulfill({ status: 503, contentType: 'application/json', body: '{"status":503,"code":"store_unavailable","message":"busy"}' });
+      }
+      return route.continue();
+    });
+    // The refused answers are this test's own doing: only script errors count here.
+    const page = await context.newPage();
+    page.on('pageerror', (error) => problems.push(String(error)));
+    page.on('dialog', (dialog) => dialog.accept());
+    await signIn(page, 'admin', own.password, '#/audit', own.url);
+    const settled = async () => {
+      await page.waitForFunction(
+        () => document.querySelectorAll('#audit-rows .badge').length > 0 && !document.querySelector('#audit-rows .badge-pending'),
+      );
+      return page.$$eval('#audit-rows .event', (rows) =>
+        Object.fromEntries(rows.map((row) => [row.querySelector('.message').textContent, row.querySelector('.badge').className])),
+      );
+    };
+    const revisit = async () => {
+      await page.evaluate(() => (location.hash = '#/search'));
+      await page.waitForSelector('#q');
+      await page.evaluate(() => (location.hash = '#/audit'));
+      return settled();
+    };
+    const honest = await settled();
+    assert.match(honest.m2, /badge-verified/);
+
+    lie = 'altered';
+    assert.match((await revisit()).FORGED, /badge-failed/);
+    // A seq past the checkpoint cannot be proven yet: never verified, and
+    // re-checked against newer checkpoints until it is called overdue.
+    lie = 'seq moved';
+    assert.match((await revisit()).FORGED, /badge-waiting/);
+    await page.waitForSelector('#audit-rows .event:has(.message:text-is("FORGED")) .badge-overdue', { timeout: 45_000 });
+    assert.match(await page.textContent('#verify-failures'), /could not be verified/);
+    lie = 'seq removed';
+    assert.match((await revisit()).FORGED, /badge-failed/);
+    lie = 'proof refused';
+    assert.match((await revisit()).FORGED, /badge-error/);
+    assert.match(await page.textContent('#verify-failures'), /could not be verified/);
+
+    lie = 'rolled back';
+    const rolled = await revisit();
+    assert.match(rolled.m2, /badge-failed/);
+    assert.match(await page.textContent('#trail-failure'), /rolled back/);
+    lie = 'no checkpoint';
+    assert.match((await revisit()).m2, /badge-failed/);
+    assert.match(await page.textContent('#trail-failure'), /rolled back/);
+
+    // Forgetting the remembered checkpoint (a trail legitimately replaced) starts over.
+    await page.evaluate(() => (location.hash = '#/checkpoint'));
+    await page.waitForSelector('#checkpoint-status .badge-failed');
+    await page.click('#forget-checkpoint');
+    await page.waitForSelector('#checkpoint-status .badge-waiting');
+    lie = null;
+  } finally {
+    await context.close();
+    await own.stop();
+  }
+});
+
 test('keys are shown once and revoked; a developer sees no audit or admin page', { skip: SKIP ?? false }, async () => {
   const page = await tab();
   await signIn(page, 'admin', server.password, '#/admin/keys');
@@ -366,6 +470,76 @@ test('keys are shown once and revoked; a developer sees no audit or admin page',
   await page.close();
   await developer.close();
 });
+
+test('admins create users, change settings and manage alert rules', { skip: SKIP ?? false }, async () => {
+  const page = await tab();
+  await signIn(page, 'admin', server.password, '#/admin/users');
+  const password = secret('aud-');
+  await page.fill('#new-user-username', 'erin');
+  await page.fill('#new-user-password', password);
+  await page.selectOption('#new-user-role', 'auditor');
+  await page.click('#new-user-form button[type=submit]');
+  await page.waitForSelector('#users-table tr:has-text("erin"):has-text("auditor")');
+  // A refused field is named next to the field, not in a generic error.
+  await page.fill('#new-user-username', 'frank');
+  await page.fill('#new-user-password', 'short');
+  await page.click('#new-user-form button[type=submit]');
+  await page.waitForSelector('#new-user-password-error:not(:empty)');
+
+  // An auditor sees the audit pages and no admin page.
+  const auditor = await tab();
+  await signIn(auditor, 'erin', password);
+  await auditor.waitForSelector('#total');
+  const links = await auditor.$$eval('#nav .nav-links a', (anchors) => anchors.map((a) => a.textContent));
+  assert.deepEqual(links, ['Search', 'Audit trail', 'Checkpoint']);
+  await auditor.close();
+
+  // Settings: an invalid value is refused at its field and changes nothing; a valid one is kept.
+  await page.click('a[href="#/admin/settings"]');
+  await page.waitForSelector('#settings-form');
+  await page.waitForLoadState('networkidle');
+  await page.fill('#settings-logs_max_bytes', '12');
+  await page.click('#settings-form button[type=submit]');
+  await page.waitForSelector('#settings-logs_max_bytes-error:not(:empty)');
+  assert.equal((await call(server, 'GET', '/v1/settings', undefined, await adminToken())).logs_max_bytes, null);
+  await page.fill('#settings-logs_max_bytes', '');
+  await page.fill('#settings-logs_retention', '30d');
+  await page.click('#settings-form button[type=submit]');
+  await page.waitForSelector('.toast:text("Settings saved.")');
+  const settings = await call(server, 'GET', '/v1/settings', undefined, await adminToken());
+  assert.equal(settings.logs_retention, '30d');
+  assert.equal(settings.logs_max_bytes, null);
+
+  // Alert rules: created (its webhook secret shown once) and deleted.
+  await page.click('a[href="#/admin/alerts"]');
+  await page.waitForSelector('#new-rule-form');
+  await page.fill('#new-rule-name', 'ssh failures');
+  await page.fill('#new-rule-query', 'service:sshd level:>=warn');
+  await page.fill('#new-rule-threshold', '100');
+  await page.fill('#new-rule-window', '5m');
+  await page.fill('#new-rule-webhook', 'https://hooks.example.com/logbook');
+  await page.click('#new-rule-form button[type=submit]');
+  await page.waitForSelector('#rules-table tr:has-text("ssh failures")');
+  assert.match(await page.textContent('#new-rule-box'), /whsec_/);
+  const rules = await call(server, 'GET', '/v1/alerts/rules', undefined, await adminToken());
+  assert.equal(rules.rules.length, 1);
+  assert.equal(rules.rules[0].query, 'service:sshd level:>=warn');
+  page.once('dialog', (dialog) => dialog.accept());
+  await page.click('#rules-table tr:has-text("ssh failures") button:text("Delete")');
+  await page.waitForSelector('#rules-table tr:has-text("ssh failures")', { state: 'detached' });
+  assert.equal((await call(server, 'GET', '/v1/alerts/rules', undefined, await adminToken())).rules.length, 0);
+  await page.close();
+});
+
+/** An access token of the super-admin, for calls a key may not make. */
+async function adminToken() {
+  const answer = await fetch(`${server.url}/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password: server.password }),
+  });
+  return (await answer.json()).access_token;
+}
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 

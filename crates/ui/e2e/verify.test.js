@@ -42,8 +42,11 @@ test('keys sort by UTF-8 bytes, strings escape as serde_json does', () => {
     '{"action":"login\\n\\"ok\\"","actor":{"id":42,"name":"Zoë"},"seq":7,"tags":[{"a":null,"b":false},1.5,-3]}',
   );
   assert.equal(canonical('{"a":1,"a":2}'), '{"a":2}');
-  assert.throws(() => parseExact('{"a":1} x'));
-  assert.throws(() => parseExact('[01]'));
+  assert.throws(() => parseExact('{"a":1} x'), /trailing/);
+  assert.throws(() => parseExact('[01]'), /expected/);
+  // What serde_json refuses: a lone surrogate (it would hash like U+FFFD), a raw control character.
+  assert.throws(() => parseExact('"\\ud800"'), /surrogate/);
+  assert.throws(() => parseExact('"a\u0001"'), /control/);
 });
 
 // testonly.LeafInputs and RootHashes of the transparency-dev vectors.
@@ -196,6 +199,57 @@ test('proof elements and sizes are checked before the walk', async () => {
   // A 64-byte element followed by an empty one cannot skip a level.
   const [oldSize, newSize, path] = CONSISTENCY[2];
   const doubled = [path[0] + path[1], '', path[2]];
-  await assert.rejects(verifyConsistency(oldSize, fromHex(ROOTS[oldSize]), newSize, fromHex(ROOTS[newSize]), doubled));
+  await assert.rejects(verifyConsistency(oldSize, fromHex(ROOTS[oldSize]), newSize, fromHex(ROOTS[newSize]), doubled), /64 hex/);
   await assert.rejects(verifyConsistency(oldSize, fromHex(ROOTS[oldSize]), newSize, fromHex(ROOTS[newSize]), path.slice(0, 2)), /length/);
+});
+
+// RFC 9162 §2.1.3.1 and §2.1.4.1, written from their recursive definitions,
+// to produce every proof of small trees for the verifier to take or refuse.
+const hashOf = async (...parts) => new Uint8Array(await crypto.subtle.digest('SHA-256', Uint8Array.of(...parts.flatMap((p) => [...p]))));
+const split = (n) => 2 ** Math.ceil(Math.log2(n) - 1);
+async function treeHash(leaves) {
+  if (leaves.length === 1) return leaves[0];
+  const k = split(leaves.length);
+  return hashOf([1], await treeHash(leaves.slice(0, k)), await treeHash(leaves.slice(k)));
+}
+async function path(m, leaves) {
+  if (leaves.length === 1) return [];
+  const k = split(leaves.length);
+  return m < k
+    ? [...(await path(m, leaves.slice(0, k))), await treeHash(leaves.slice(k))]
+    : [...(await path(m - k, leaves.slice(k))), await treeHash(leaves.slice(0, k))];
+}
+async function subproof(m, leaves, complete) {
+  if (m === leaves.length) return complete ? [] : [await treeHash(leaves)];
+  const k = split(leaves.length);
+  return m <= k
+    ? [...(await subproof(m, leaves.slice(0, k), complete)), await treeHash(leaves.slice(k))]
+    : [...(await subproof(m - k, leaves.slice(k), false)), await treeHash(leaves.slice(0, k))];
+}
+
+test('every proof of trees of 1 to 24 leaves verifies, and truncated, extended or altered ones fail', async () => {
+  const leaves = await Promise.all(Array.from({ length: 24 }, (_, i) => leafHash(new TextEncoder().encode(`leaf ${i}`))));
+  const roots = [null];
+  for (let n = 1; n <= leaves.length; n++) roots.push(await treeHash(leaves.slice(0, n)));
+  const variants = (proof) => [
+    [...proof, roots[1]],
+    ...(proof.length ? [proof.slice(1), proof.slice(0, -1)] : []),
+    ...proof.map((_, i) => proof.map((hash, j) => (i === j ? flipped(hash) : hash))),
+  ];
+  for (let n = 1; n <= leaves.length; n++) {
+    for (let m = 0; m < n; m++) {
+      const proof = await path(m, leaves.slice(0, n));
+      await verifyInclusion(leaves[m], m, n, proof, roots[n]);
+      for (const bad of variants(proof)) await assert.rejects(verifyInclusion(leaves[m], m, n, bad, roots[n]));
+      if (n > 1) await assert.rejects(verifyInclusion(leaves[m], (m + 1) % n, n, proof, roots[n]));
+    }
+    for (let m = 1; m < n; m++) {
+      const proof = await subproof(m, leaves.slice(0, n), true);
+      await verifyConsistency(m, roots[m], n, roots[n], proof.map(toHex));
+      for (const bad of variants(proof)) {
+        await assert.rejects(verifyConsistency(m, roots[m], n, roots[n], bad.map(toHex)), `m=${m} n=${n}`);
+      }
+      await assert.rejects(verifyConsistency(n, roots[n], m, roots[m], proof.map(toHex)), /rolled back/);
+    }
+  }
 });

@@ -176,7 +176,8 @@ function userRow(user, reload) {
     if (!user.disabled && !confirm(`Disable ${user.username}? Their sessions end at once.`)) return;
     change({ disabled: !user.disabled }, `${user.username} ${user.disabled ? "enabled" : "disabled"}.`);
   };
-  const options = ROLES.map((name) => h("option", { value: name, selected: name === user.role }, name));
+  const roles = ROLES.includes(user.role) ? ROLES : [user.role, ...ROLES];
+  const options = roles.map((name) => h("option", { value: name, selected: name === user.role }, name));
   const select = h("select", { "aria-label": `Role of ${user.username}` }, options);
   const role = locked
     ? user.role
@@ -273,7 +274,9 @@ function settingsSection() {
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Save")),
   );
   const registration = form.elements.self_registration;
+  let loaded = {};
   const show = (settings) => {
+    loaded = settings;
     registration.checked = settings.self_registration;
     for (const [name, input] of Object.entries(inputs)) input.value = settings[name] ?? "";
   };
@@ -281,16 +284,19 @@ function settingsSection() {
     const value = (name) => inputs[name].value.trim() || null;
     // A size is a JSON number; anything else goes as typed, for the server to explain.
     const bytes = value("logs_max_bytes");
-    show(
-      await api("PUT", "/v1/settings", {
-        body: {
-          self_registration: registration.checked,
-          logs_retention: value("logs_retention"),
-          logs_max_bytes: bytes && /^\d+$/.test(bytes) ? Number(bytes) : bytes,
-          audit_retention: value("audit_retention"),
-        },
-      }),
-    );
+    const wanted = {
+      self_registration: registration.checked,
+      logs_retention: value("logs_retention"),
+      logs_max_bytes: bytes && /^\d+$/.test(bytes) ? Number(bytes) : bytes,
+      audit_retention: value("audit_retention"),
+    };
+    // Only what changed: each change is an audit event, and a save of nothing records none.
+    const body = Object.fromEntries(Object.entries(wanted).filter(([name, next]) => next !== (loaded[name] ?? null)));
+    if (!Object.keys(body).length) {
+      toast("Nothing changed.");
+      return;
+    }
+    show(await api("PUT", "/v1/settings", { body }));
     toast("Settings saved.");
   });
   reloader(async () => show(await api("GET", "/v1/settings")))();

@@ -4,13 +4,14 @@
 // first check that the checkpoint extends the one this browser verified
 // before (nothing altered, removed or rolled back), then remember it.
 
-import { api, current, token, withQuery } from "./api.js";
+import { ApiError, api, current, token, withQuery } from "./api.js";
 import { parseExact, plain } from "./canonical.js";
 import { describe, download, fill, formatCount, formatTime, h, toast } from "./dom.js";
 import { addTerm, eventRow } from "./events.js";
 import {
   parseKey,
   pinKey,
+  forgetCheckpoint,
   rememberCheckpoint,
   seenCheckpoint,
   toHex,
@@ -29,40 +30,66 @@ async function serverKey() {
   return text;
 }
 
+/** How long after a checkpoint's time an earlier-received event may still be outside it. */
+const CHECKPOINT_GRACE_MS = 60_000;
+/** Rows newer than the checkpoint are checked again this often, this many times. */
+const RECHECK_MS = 5000;
+const RECHECKS = 6;
+
 /**
  * The tenant's trail as this browser can vouch for it: the pinned key, and
  * the newest checkpoint, verified with that key and checked to extend the
  * one verified before (then remembered). `checkpoint` is null when none is
- * signed yet; `failure` says why the trail cannot be trusted.
+ * signed yet; `failure` says why the trail cannot be trusted. One check runs
+ * at a time across this browser's tabs (a Web Lock), so two answers can never
+ * both be compared with the same remembered checkpoint and both remembered.
  */
-async function checkTrail() {
+function checkTrail() {
+  const run = () => checkTrailNow();
+  return navigator.locks ? navigator.locks.request("logbook-trail-check", run) : run();
+}
+
+async function checkTrailNow() {
   const tenant = current().me.tenant;
   const trusted = await trustedKey(await serverKey());
   const state = { tenant, trusted, checkpoint: null, failure: null, extends: null };
+  let seen;
+  try {
+    seen = seenCheckpoint(tenant);
+  } catch (failure) {
+    state.failure = failure.message;
+    return state;
+  }
   let answer;
   try {
     answer = await api("GET", "/v1/audit/checkpoint");
   } catch (failure) {
-    if (failure.code === "no_checkpoint") return state;
-    throw failure;
+    if (failure.code !== "no_checkpoint") throw failure;
+    // No checkpoint, where this browser verified one before: the trail was rolled back.
+    if (seen && seen.size > 0) {
+      state.failure = `the server shows no checkpoint, but this browser verified one of ${seen.size} events: rolled back`;
+    }
+    return state;
   }
   state.note = answer.note;
   try {
     const checkpoint = await verifyCheckpoint(answer.note, trusted.key);
     if (checkpoint.tenant !== tenant) throw new Error(`the checkpoint is of tenant ${checkpoint.tenant}, not ${tenant}`);
-    const seen = seenCheckpoint(tenant);
     if (seen && seen.size > 0) {
       // A smaller trail than before needs no proof to be refused as rolled back.
       const proof = seen.size < checkpoint.size
         ? await api("GET", "/v1/audit/consistency", { query: { from: seen.size, to: checkpoint.size } })
-        : { proof: [] };
+        : { proof: [], from: seen.size, to: checkpoint.size };
+      if (proof.from !== seen.size || proof.to !== checkpoint.size) throw new Error("the consistency proof is for other sizes");
       await verifyConsistency(seen.size, seen.root, checkpoint.size, checkpoint.root, proof.proof);
       state.extends = seen.size;
     }
     rememberCheckpoint(tenant, checkpoint);
     state.checkpoint = checkpoint;
   } catch (failure) {
-    state.failure = failure.message;
+    // A server that could not answer is not a trail that failed: say which.
+    state.failure = failure instanceof ApiError ? null : failure.message;
+    if (!state.failure) throw failure;
   }
   return state;
 }
@@ -73,9 +100,11 @@ function badge(state, detail, unconfirmed) {
     verified: unconfirmed ? "✓ verified · key unconfirmed" : "✓ verified",
     failed: "✗ failed",
     waiting: "not yet checkpointed",
+    overdue: "! should be checkpointed",
     error: "could not check",
   };
-  return h("span", { class: `badge badge-${state}`, title: detail || labels[state] }, labels[state]);
+  const style = state === "verified" && unconfirmed ? "badge-verified badge-unconfirmed" : `badge-${state}`;
+  return h("span", { class: `badge ${style}`, title: detail || labels[state] }, labels[state]);
 }
 
 /** Banners for a key that differs from the pinned one, or was never confirmed. */
@@ -111,17 +140,34 @@ export function auditPage(root, params) {
   let cursor = null;
   let generation = 0;
   let trail = null;
+  let trailCheck = null;
+  /** Checks of rows the newest checkpoint does not cover yet, run again after a newer one. */
+  let waiting = [];
+  let rechecks = 0;
+  let recheckTimer = null;
   const input = h("input", { id: "audit-q", type: "search", value: q, placeholder: "action:role.* outcome:failure", autocomplete: "off" });
   const error = h("div", { class: "query-error", id: "audit-error", "aria-live": "polite" });
   const banners = h("div", { id: "trail-banners" });
   const failures = h("div", { class: "banner error", id: "verify-failures", role: "alert", hidden: true });
   let failed = 0;
-  const reportFailure = (detail) => {
-    failed++;
+  let unverified = 0;
+  let firstReason = "";
+  const report = (kind, detail) => {
+    if (kind === "failed") failed++;
+    else unverified++;
+    firstReason = firstReason || detail;
+    const parts = [];
+    if (failed) {
+      parts.push(
+        `${failed} event${failed === 1 ? "" : "s"} on this page failed verification (${firstReason}): the trail was ` +
+          "altered after it was recorded, or the server is not showing what was recorded.",
+      );
+    }
+    if (unverified) {
+      parts.push(`${unverified} event${unverified === 1 ? "" : "s"} could not be verified: see the badges.`);
+    }
     failures.hidden = false;
-    failures.textContent =
-      `${failed} event${failed === 1 ? "" : "s"} on this page failed verification (${detail}): ` +
-      "the trail was altered after it was recorded, or the server is not showing what was recorded.";
+    failures.textContent = parts.join(" ");
   };
   const rows = h("div", { class: "rows", id: "audit-rows" });
   const more = h("button", { type: "button", id: "audit-more", hidden: true }, "Older events");
@@ -160,36 +206,78 @@ export function auditPage(root, params) {
       job().finally(() => {
         running--;
         pump();
+        if (!running && !queue.length && waiting.length && !recheckTimer) scheduleRecheck();
       });
     }
+  };
+  /** A newer checkpoint (checked like the first), then the waiting rows again. */
+  const scheduleRecheck = () => {
+    const mine = generation;
+    recheckTimer = setTimeout(async () => {
+      recheckTimer = null;
+      if (mine !== generation) return;
+      rechecks++;
+      try {
+        trail = await checkTrail();
+        showTrail();
+      } catch {
+        // The server did not answer: the rows are tried again with the checkpoint they had.
+      }
+      const again = waiting;
+      waiting = [];
+      queue.push(...again.map((job) => job()));
+      pump();
+    }, RECHECK_MS);
   };
 
   /** Checks one event (as parseExact read it) against the trail's checkpoint. */
   const check = (exact, event, holder, mine) => async () => {
     if (mine !== generation) return;
     const { checkpoint, failure, trusted } = trail;
-    if (failure) {
-      holder.replaceChildren(badge("failed", `the checkpoint cannot be trusted: ${failure}`));
-      return;
-    }
-    if (!checkpoint || !(event.seq < checkpoint.size)) {
-      holder.replaceChildren(badge("waiting", "newer than the newest signed checkpoint; checked on a later visit"));
+    const set = (state, detail) => {
+      holder.replaceChildren(badge(state, detail, !trusted.confirmed));
+      if (state === "failed") report("failed", detail);
+      else if (state !== "verified" && state !== "waiting") report("unverified", detail);
+    };
+    if (failure) return set("failed", `the checkpoint cannot be trusted: ${failure}`);
+    // Every stored audit event has a sequence number: one without is not what was recorded.
+    if (!Number.isSafeInteger(event.seq) || event.seq < 0) return set("failed", "the event has no valid seq");
+    if (!checkpoint || event.seq >= checkpoint.size) {
+      // Received well before the newest checkpoint was signed, yet not in it: the checkpoint is held back.
+      const received = Date.parse(event.received_at);
+      if (checkpoint && received < checkpoint.time * 1000 - CHECKPOINT_GRACE_MS) {
+        return set("overdue", "received before the newest checkpoint was signed, yet not in it");
+      }
+      if (rechecks >= RECHECKS) {
+        return set("overdue", `in no checkpoint signed in the ${(RECHECKS * RECHECK_MS) / 1000} s this page waited`);
+      }
+      holder.replaceChildren(badge("waiting", "newer than the newest signed checkpoint; checked again shortly"));
+      waiting.push(() => check(exact, event, holder, mine));
       return;
     }
     try {
       const answer = await api("GET", `/v1/audit/${encodeURIComponent(event.id)}/proof`, { query: { size: checkpoint.size } });
       const result = await verifyEvent(exact, answer, checkpoint, trail.tenant);
       if (mine !== generation) return;
-      holder.replaceChildren(badge(result.status, result.detail, !trusted.confirmed));
-      if (result.status === "failed") reportFailure(result.detail);
-    } catch (failed) {
-      holder.replaceChildren(badge("error", describe(failed)));
+      set(result.status, result.detail);
+    } catch (error) {
+      if (mine === generation) set("error", describe(error));
     }
   };
 
   const filter = (term) => {
     input.value = addTerm(input.value, term);
     search(true);
+  };
+
+  const showTrail = () => {
+    fill(
+      banners,
+      keyBanners(trail.trusted),
+      trail.failure
+        ? h("div", { class: "banner error", role: "alert", id: "trail-failure" }, `The trail cannot be trusted: ${trail.failure}`)
+        : null,
+    );
   };
 
   const show = (text, mine) => {
@@ -231,20 +319,21 @@ export function auditPage(root, params) {
     cursor = null;
     queue.length = 0;
     failed = 0;
+    unverified = 0;
+    waiting = [];
+    rechecks = 0;
+    clearTimeout(recheckTimer);
+    recheckTimer = null;
+    firstReason = "";
     failures.hidden = true;
     rows.replaceChildren();
     error.replaceChildren();
     more.hidden = true;
     try {
       if (!trail) {
-        trail = await checkTrail();
-        fill(
-          banners,
-          keyBanners(trail.trusted),
-          trail.failure
-            ? h("div", { class: "banner error", role: "alert", id: "trail-failure" }, `The trail cannot be trusted: ${trail.failure}`)
-            : null,
-        );
+        trailCheck = trailCheck || checkTrail();
+        trail = await trailCheck;
+        showTrail();
       }
       show(await page(), mine);
     } catch (failure) {
@@ -271,6 +360,7 @@ export function auditPage(root, params) {
   return () => {
     generation++;
     queue.length = 0;
+    clearTimeout(recheckTimer);
   };
 }
 
@@ -299,6 +389,14 @@ export function checkpointPage(root) {
         h("button", { type: "button", id: "download-export", onclick: () => exportTrail() }, "Download export"),
         h("button", { type: "button", id: "download-key", onclick: () => downloadKey() }, "Download public key"),
       ),
+      h("h2", {}, "Start over"),
+      h(
+        "p",
+        { class: "hint" },
+        "This browser remembers the newest checkpoint it verified, to catch a rollback. Forget it only if this ",
+        "server's trail was legitimately replaced (a new server at the same address, a restore).",
+      ),
+      h("button", { type: "button", id: "forget-checkpoint", class: "danger", onclick: () => forget() }, "Forget the remembered checkpoint"),
       h("h2", {}, "Pin another key"),
       h(
         "p",
@@ -312,6 +410,9 @@ export function checkpointPage(root) {
   );
 
   const load = async () => {
+    details.replaceChildren();
+    note.textContent = "";
+    status.replaceChildren();
     const trail = await checkTrail();
     const { trusted } = trail;
     fill(
@@ -375,14 +476,22 @@ export function checkpointPage(root) {
     }
   };
   const confirmKey = (text) => pinText(text, true);
+  const forget = () => {
+    if (!confirm("Forget the checkpoint this browser verified? A rollback before now would go unnoticed.")) return;
+    forgetCheckpoint(tenant);
+    load().catch((failure) => fill(status, badge("error", describe(failure)), " ", describe(failure)));
+  };
   const replaceKey = (text) => {
     // Replacing the key is what an attacker who took the server would want: never one click.
     if (confirm("Replace the pinned key? Do this only if your organisation announced a new key and it is this one.")) {
       pinText(text, true);
     }
   };
+  // The pinned key, never the server's current one: with the export, it is what `logbook verify` trusts.
   const downloadKey = async () => {
-    download("logbook.pub", `${await serverKey()}\n`, "text/plain");
+    const { key, mismatch } = await trustedKey(await serverKey());
+    if (mismatch) toast("The server shows another key; this is the pinned one.", "error");
+    download("logbook.pub", `${key.text}\n`, "text/plain");
   };
   const exportTrail = async () => {
     // A fetch with the access token (a link could not carry it), saved as a file.

@@ -78,7 +78,12 @@ export function parseExact(text) {
     for (;;) {
       const c = text[at++];
       if (c === undefined) fail("unterminated string");
-      if (c === '"') return out;
+      if (c === '"') {
+        // What serde_json refuses is refused here: a lone surrogate would hash like U+FFFD.
+        if (/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(out)) fail("a lone surrogate");
+        return out;
+      }
+      if (c < " ") fail("a control character in a string");
       if (c !== "\\") {
         out += c;
         continue;

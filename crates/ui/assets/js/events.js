@@ -43,7 +43,7 @@ function hasTopLevelOr(q) {
     } else if (c === '"') quoted = true;
     else if (c === "(") depth++;
     else if (c === ")") depth--;
-    else if (depth === 0 && q.startsWith("OR", i) && /\s/.test(q[i - 1] ?? " ") && /\s/.test(q[i + 2] ?? " ")) {
+    else if (depth === 0 && q.startsWith("OR", i) && /[\s)]/.test(q[i - 1] ?? " ") && /[\s(]/.test(q[i + 2] ?? " ")) {
       return true;
     }
   }

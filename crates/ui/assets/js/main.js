@@ -28,8 +28,9 @@ const PAGES = [
 
 function route() {
   const hash = location.hash.replace(/^#\/?/, "");
-  const [path, query] = hash.split("?");
-  return { path: path || "", params: new URLSearchParams(query || "") };
+  const at = hash.indexOf("?");
+  const path = at < 0 ? hash : hash.slice(0, at);
+  return { path, params: new URLSearchParams(at < 0 ? "" : hash.slice(at + 1)) };
 }
 
 function drawNav() {

@@ -215,6 +215,8 @@ export function searchPage(root, params) {
     const { from, to, end } = bounds();
     const query = { q: view.q, from: iso(from), to: iso(to) };
     shown = query;
+    // The old cursor belongs to the old query: no older page until this one's arrives.
+    cursor = null;
     const started = performance.now();
     // With "all time" the histogram starts at the oldest match, which takes a query first.
     const oldest = from === null

@@ -264,7 +264,9 @@ export function pinned() {
 /** Pins `keyText` (checked first); `confirmed` when the user vouched for it. */
 export async function pinKey(keyText, confirmed) {
   const key = await parseKey(keyText);
-  localStorage.setItem(PIN, JSON.stringify({ text: key.text, since: new Date().toISOString(), confirmed }));
+  const was = pinned();
+  const since = was && was.text === key.text ? was.since : new Date().toISOString();
+  localStorage.setItem(PIN, JSON.stringify({ text: key.text, since, confirmed }));
   return key;
 }
 
@@ -287,20 +289,34 @@ export async function trustedKey(serverKeyText) {
   };
 }
 
-/** The newest checkpoint this browser verified for `tenant`: {size, root} or null. */
+const SEEN = "logbook.seen-checkpoint";
+
+/**
+ * The newest checkpoint this browser verified for `tenant`: {size, root} or
+ * null. A record that does not read back throws: it must not silently turn
+ * off the rollback check.
+ */
 export function seenCheckpoint(tenant) {
+  const text = localStorage.getItem(`${SEEN}.${tenant}`);
+  if (text === null) return null;
   try {
-    const seen = JSON.parse(localStorage.getItem(`logbook.seen-checkpoint.${tenant}`) || "null");
-    return seen && { size: seen.size, root: hashFromHex(seen.root), time: seen.time };
+    const seen = JSON.parse(text);
+    if (!Number.isSafeInteger(seen.size) || seen.size < 0) throw new Error("bad size");
+    return { size: seen.size, root: hashFromHex(seen.root), time: seen.time };
   } catch {
-    return null;
+    throw new Error("the checkpoint this browser remembered is unreadable; forget it on the Checkpoint page");
   }
 }
 
 /** Remembers `checkpoint` as the newest verified one, for the next consistency check. */
 export function rememberCheckpoint(tenant, checkpoint) {
   localStorage.setItem(
-    `logbook.seen-checkpoint.${tenant}`,
+    `${SEEN}.${tenant}`,
     JSON.stringify({ size: checkpoint.size, root: toHex(checkpoint.root), time: checkpoint.time }),
   );
+}
+
+/** Forgets the remembered checkpoint (a trail legitimately replaced). */
+export function forgetCheckpoint(tenant) {
+  localStorage.removeItem(`${SEEN}.${tenant}`);
 }
