@@ -86,15 +86,7 @@ fn asset(file: &str) -> Result<Response, ApiError> {
     headers.insert(header::CONTENT_TYPE, content_type);
     // Swagger UI needs inline script, so it gets no script policy; it still
     // shares the web UI's origin, so it may neither be framed nor sniffed.
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("frame-ancestors 'none'"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    crate::ui_routes::page_policy(headers, "frame-ancestors 'none'");
     if found.gzpipped {
         response
             .headers_mut()
