@@ -94,6 +94,7 @@ export function searchPage(root, params) {
     toInput,
   );
   const liveButton = h("button", { type: "button", id: "live", class: "toggle", "aria-pressed": "false" }, "Live tail");
+  const zoomOut = h("button", { type: "button", id: "zoom-out", title: "Twice the time span, around the same middle (up to now)" }, "Zoom out");
   const form = h(
     "form",
     { class: "query-bar", role: "search" },
@@ -103,6 +104,7 @@ export function searchPage(root, params) {
     range,
     custom,
     h("button", { type: "submit", class: "primary" }, "Search"),
+    zoomOut,
     liveButton,
   );
   const summary = h("div", { class: "summary", id: "summary", "aria-live": "polite" });
@@ -158,6 +160,8 @@ export function searchPage(root, params) {
 
   const addFilter = (term) => {
     input.value = addTerm(input.value, term);
+    // The clicked value's row is about to be redrawn: keep the keyboard's place in the query.
+    input.focus();
     apply(true);
   };
 
@@ -417,6 +421,15 @@ export function searchPage(root, params) {
       setLive(true);
       startTail();
     }
+  });
+
+  // The keyboard's way to change the span the histogram shows (dragging zooms in).
+  zoomOut.addEventListener("click", () => {
+    const { from, end } = bounds();
+    const start = from ?? end - 3600000;
+    const middle = (start + end) / 2;
+    const half = end - start;
+    zoom(Math.round(middle - half), Math.round(Math.min(Date.now(), middle + half)));
   });
 
   form.addEventListener("submit", (event) => {
