@@ -4,7 +4,7 @@
 // tampered one failing), keys, and a developer who sees no audit or admin page.
 
 import assert from 'node:assert/strict';
-import { open } from 'node:fs/promises';
+import { mkdir, open, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -538,10 +538,66 @@ test('admins create users, change settings and manage alert rules', { skip: SKIP
   const rules = await call(server, 'GET', '/v1/alerts/rules', undefined, await adminToken());
   assert.equal(rules.rules.length, 1);
   assert.equal(rules.rules[0].query, 'service:sshd level:>=warn');
+  // Edited in the same form: a whole new definition, under the same id.
+  await page.click('#rules-table tr:has-text("ssh failures") button:text("Edit")');
+  assert.equal(await page.inputValue('#new-rule-query'), 'service:sshd level:>=warn');
+  await page.fill('#new-rule-threshold', '250');
+  await page.click('#new-rule-form button[type=submit]');
+  await page.waitForSelector('#rules-table tr:has-text("ssh failures"):has(td:text-is("250"))');
+  const edited = await call(server, 'GET', '/v1/alerts/rules', undefined, await adminToken());
+  assert.deepEqual(edited.rules.map((rule) => [rule.id, rule.threshold]), [[rules.rules[0].id, 250]]);
+  assert.equal(await page.textContent('#new-rule-title'), 'New rule');
   page.once('dialog', (dialog) => dialog.accept());
   await page.click('#rules-table tr:has-text("ssh failures") button:text("Delete")');
   await page.waitForSelector('#rules-table tr:has-text("ssh failures")', { state: 'detached' });
   assert.equal((await call(server, 'GET', '/v1/alerts/rules', undefined, await adminToken())).rules.length, 0);
+  await page.close();
+});
+
+/**
+ * A dead letter as the worker writes it (crates/store/src/dead_letters/directory.rs):
+ * a header line, then the refused record, here one event.
+ */
+async function deadLetter(id, message) {
+  const event = {
+    id: `dl-${id}`, tenant: 'default', timestamp: new Date().toISOString(),
+    received_at: new Date().toISOString(), level: 'error', service: 'billing', message,
+  };
+  const payload = `{"v":1,"replace":[0]}\n${JSON.stringify(event)}\n`;
+  const at = new Date().toISOString();
+  const letter = {
+    id, tenant: 'default', stream: 'logs', position: 100, error: 'the store refused the data: value too long',
+    attempts: 5, first_failed_at: at, last_failed_at: at, payload_bytes: Buffer.byteLength(payload),
+  };
+  const dir = join(server.dataDir, 'dead-letter');
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, `${id}.letter`), `${JSON.stringify({ v: 1, letter })}\n${payload}`);
+}
+
+test('the super-admin inspects, replays and purges dead letters', { skip: SKIP ?? false }, async () => {
+  await deadLetter('00000000000000000100', 'replayed from the web UI');
+  await deadLetter('00000000000000000101', 'purged from the web UI');
+  const page = await tab();
+  page.on('dialog', (dialog) => dialog.accept());
+  await signIn(page, 'admin', server.password, '#/admin/dead-letters');
+  await page.click('#dead-letters-table tr[data-id="00000000000000000100"]');
+  await page.waitForSelector('#dead-letter-detail:has-text("value too long")');
+  assert.match(await page.textContent('#dead-letter-detail'), /replayed from the web UI/);
+  await page.click('#dead-letter-replay');
+  await page.waitForSelector('#dead-letters-table tr[data-id="00000000000000000100"]', { state: 'detached' });
+  // The replayed event went back through the queue and is stored.
+  let found = [];
+  for (let i = 0; i < 100 && !found.length; i++) {
+    found = (await call(server, 'GET', `/v1/logs?q=${encodeURIComponent('"replayed from the web UI"')}`)).events;
+    if (!found.length) await new Promise((wait) => setTimeout(wait, 100));
+  }
+  assert.equal(found.length, 1);
+  await page.click('#dead-letters-table tr[data-id="00000000000000000101"]');
+  await page.waitForSelector('#dead-letter-detail:has-text("purged from the web UI")');
+  await page.click('#dead-letter-purge');
+  await page.waitForSelector('#dead-letters-table tr[data-id="00000000000000000101"]', { state: 'detached' });
+  const left = await call(server, 'GET', '/v1/admin/dead-letters', undefined, await adminToken());
+  assert.deepEqual(left.dead_letters, []);
   await page.close();
 });
 

@@ -310,7 +310,7 @@ function alertsSection() {
   const alerts = dataTable("alerts-table", ["Rule", "Group", "State", "Since", "Count", "Notification"]);
   const reload = reloader(async () => {
     const [{ rules: list }, { alerts: firing }] = await Promise.all([api("GET", "/v1/alerts/rules"), api("GET", "/v1/alerts")]);
-    fill(rules.body, list.length ? list.map((rule) => ruleRow(rule, reload)) : emptyRow(8, "No alert rules."));
+    fill(rules.body, list.length ? list.map((rule) => ruleRow(rule, reload, edit)) : emptyRow(8, "No alert rules."));
     fill(alerts.body, firing.length ? firing.map(alertRow) : emptyRow(6, "Nothing fires, nor resolved in the last 24 hours."));
   });
   const secret = h("div", { id: "new-rule-box" });
@@ -324,6 +324,8 @@ function alertsSection() {
     group_by: h("select", {}, ["", "service", "level"].map((name) => h("option", { value: name }, name || "none"))),
     webhook: input({ type: "url", required: true, placeholder: "https://hooks.example/x" }),
   };
+  const submit = h("button", { type: "submit", class: "primary" }, "Create rule");
+  const cancel = h("button", { type: "button", hidden: true }, "Cancel");
   const form = h(
     "form",
     { id: "new-rule-form", class: "form-grid", "aria-labelledby": "new-rule-title" },
@@ -334,8 +336,28 @@ function alertsSection() {
     field("new-rule", "interval", "Interval", inputs.interval, "How often it is evaluated; empty: 1m."),
     field("new-rule", "group_by", "Group by", inputs.group_by),
     field("new-rule", "webhook", "Webhook URL", inputs.webhook, "Notifications are POSTed here, signed with the rule's secret."),
-    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Create rule")),
+    h("div", { class: "actions" }, submit, cancel),
   );
+  /** The rule being edited (its id), or null while the form creates one. */
+  let editing = null;
+  const title = h("h2", { id: "new-rule-title" }, "New rule");
+  const mode = (rule) => {
+    editing = rule ? rule.id : null;
+    title.textContent = rule ? `Edit rule ${rule.name}` : "New rule";
+    submit.textContent = rule ? "Save rule" : "Create rule";
+    cancel.hidden = !rule;
+  };
+  function edit(rule) {
+    mode(rule);
+    for (const name of ["name", "query", "threshold", "window", "interval"]) inputs[name].value = String(rule[name] ?? "");
+    inputs.group_by.value = rule.group_by || "";
+    inputs.webhook.value = rule.webhook.url;
+    inputs.name.focus();
+  }
+  cancel.addEventListener("click", () => {
+    form.reset();
+    mode(null);
+  });
   onSubmit(form, async () => {
     const value = (name) => inputs[name].value.trim();
     const body = {
@@ -347,9 +369,16 @@ function alertsSection() {
     };
     if (value("interval")) body.interval = value("interval");
     if (value("group_by")) body.group_by = value("group_by");
-    const rule = await api("POST", "/v1/alerts/rules", { body });
-    fill(secret, secretBox("new-rule-secret", `Rule ${rule.name} created. Its webhook signing secret:`, rule.secret));
+    if (editing) {
+      // A whole new definition; the webhook's secret stays the rule's.
+      const rule = await api("PUT", path("/v1/alerts/rules", editing), { body });
+      toast(`Rule ${rule.name} saved.`);
+    } else {
+      const rule = await api("POST", "/v1/alerts/rules", { body });
+      fill(secret, secretBox("new-rule-secret", `Rule ${rule.name} created. Its webhook signing secret:`, rule.secret));
+    }
     form.reset();
+    mode(null);
     await reload();
   });
   reload();
@@ -359,12 +388,12 @@ function alertsSection() {
     h("h2", {}, "Rules"),
     secret,
     rules.table,
-    h("h2", { id: "new-rule-title" }, "New rule"),
+    title,
     form,
   ];
 }
 
-function ruleRow(rule, reload) {
+function ruleRow(rule, reload, edit) {
   const remove = () => {
     if (!confirm(`Delete the rule ${rule.name}? Its alerts go with it, without a notification.`)) return;
     act(() => api("DELETE", path("/v1/alerts/rules", rule.id)), `Rule ${rule.name} deleted.`, reload);
@@ -379,7 +408,11 @@ function ruleRow(rule, reload) {
     td(rule.interval),
     td(rule.group_by || "—"),
     td(rule.webhook.url),
-    td(h("button", { type: "button", class: "danger", onclick: remove }, "Delete")),
+    td(
+      h("button", { type: "button", onclick: () => edit(rule) }, "Edit"),
+      " ",
+      h("button", { type: "button", class: "danger", onclick: remove }, "Delete"),
+    ),
   );
 }
 
